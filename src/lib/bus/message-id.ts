@@ -1,0 +1,30 @@
+/**
+ * Message ids are `<unix-ms>-<seq>`, compared as a pair of integers. They
+ * never go down, even when the wall clock steps back: the generator keeps the
+ * last millisecond it used and counts on from there until the clock passes it.
+ */
+export class MessageIdGenerator {
+  private lastMs = 0
+  private seq = 0
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  next(): string {
+    const ms = this.now()
+    if (ms > this.lastMs) {
+      this.lastMs = ms
+      this.seq = 0
+    } else {
+      this.seq++
+    }
+
+    return `${this.lastMs}-${this.seq}`
+  }
+}
+
+/** Compares two ids in the order the server issued them; negative when a < b. */
+export function compareMessageIds(a: string, b: string): number {
+  const [aMs, aSeq] = a.split('-').map(Number)
+  const [bMs, bSeq] = b.split('-').map(Number)
+  return aMs === bMs ? aSeq - bSeq : aMs - bMs
+}

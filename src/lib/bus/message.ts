@@ -1,0 +1,29 @@
+/** What a publisher hands to the bus. */
+export interface MessageInput {
+  channel: string
+  /** The media type as published, parameters and all. */
+  type: string
+  /** `type/subtype`, lower-cased: what type filters match. */
+  essence: string
+  /** The publisher's authenticated user name, if any. */
+  sender?: string
+  body: Buffer
+}
+
+/** A message the bus accepted: the input plus the id and time it was given. */
+export interface Message extends MessageInput {
+  readonly id: string
+  /** When the bus accepted it, in unix milliseconds. */
+  readonly time: number
+}
+
+/** One end of the fan-out: whatever the bus hands messages to. */
+export interface Subscriber {
+  /** The channel subscribed to; '' is every channel. */
+  readonly channel: string
+  /**
+   * Hands the message over if this subscriber wants it. Returns true when it
+   * was handed over (written or queued), false when filtered out or dropped.
+   */
+  deliver(message: Message): boolean
+}

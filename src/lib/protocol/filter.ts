@@ -1,0 +1,21 @@
+import type {Message} from '../bus/message.js'
+import {compilePatternList} from './pattern.js'
+
+export interface FilterSpec {
+  /** Patterns over the media type, e.g. `text/*,image/*`; case-insensitive. */
+  type?: string
+  /** Patterns over the sender's user name; case-sensitive. */
+  sender?: string
+}
+
+export type MessageFilter = (message: Message) => boolean
+
+/** Compiles a subscription's filters once; undefined when it has none, so the hot path skips the call. */
+export function compileFilter(spec: FilterSpec): MessageFilter | undefined {
+  const type = spec.type ? compilePatternList(spec.type.toLowerCase(), {ignoreCase: true}) : undefined
+  const sender = spec.sender ? compilePatternList(spec.sender) : undefined
+  if (type && sender) return (m) => type(m.essence) && m.sender !== undefined && sender(m.sender)
+  if (type) return (m) => type(m.essence)
+  if (sender) return (m) => m.sender !== undefined && sender(m.sender)
+  return undefined
+}

@@ -1,0 +1,29 @@
+import type {Socket} from 'node:net'
+import type {Bus} from '../bus/bus.js'
+import type {MultipartEncoder} from '../protocol/multipart-encoder.js'
+import type {Docroot} from './docroot.js'
+import type {Logger} from './logger.js'
+import type {ResolvedOptions} from './options.js'
+import type {SocketWriter} from './socket-writer.js'
+import type {HttpSubscription} from './subscription.js'
+
+/** What every request handler shares: one per server, for HTTP and HTTPS alike. */
+export interface ServerContext {
+  readonly bus: Bus
+  readonly encoder: MultipartEncoder
+  readonly writer: SocketWriter
+  readonly options: ResolvedOptions
+  readonly logger: Logger
+  readonly docroot: Docroot | undefined
+  readonly serverHeader: string
+  /** Live subscriptions, to end them properly on shutdown. */
+  readonly subscriptions: Set<HttpSubscription>
+  /** Connections that became subscription streams: no further request is read from them. */
+  readonly streaming: WeakSet<Socket>
+}
+
+/** The client's address for the log; IPv4 clients of a dual-stack listener are shown as plain IPv4. */
+export function peerOf(socket: Socket): string {
+  const address = (socket.remoteAddress ?? '?').replace(/^::ffff:(?=\d+\.)/, '')
+  return address.includes(':') ? `[${address}]:${socket.remotePort}` : `${address}:${socket.remotePort}`
+}

@@ -1,0 +1,103 @@
+import type {IncomingMessage} from 'node:http'
+import busboy from 'busboy'
+import {parseMediaType, type MediaType} from '../protocol/media-type.js'
+import {tooLarge} from './body.js'
+import {HttpError} from './http-error.js'
+
+export interface FormPart extends MediaType {
+  body: Buffer
+}
+
+export interface FormLimits {
+  maxMessageSize: number
+  maxRequestSize: number
+}
+
+/** busboy reports a part's type without parameters; plain text fields are UTF-8 once decoded. */
+function partType(mimeType: string, isField: boolean): MediaType {
+  const full = isField && mimeType.startsWith('text/') ? `${mimeType}; charset=utf-8` : mimeType
+  const parsed = parseMediaType(full)
+  if (!parsed) throw new HttpError(400, `form part has an invalid content type: ${JSON.stringify(mimeType)}`)
+  return parsed
+}
+
+/**
+ * Reads a multipart/form-data body as a stream: each part becomes one
+ * message. A part over maxMessageSize or a form over maxRequestSize is a 413
+ * the moment it is passed; a malformed form is a 400. All or nothing: the
+ * parts are resolved together only once the whole form arrived intact, and
+ * undefined when the client went away.
+ */
+export function readForm(req: IncomingMessage, limits: FormLimits): Promise<FormPart[] | undefined> {
+  return new Promise((resolve, reject) => {
+    let parser: busboy.Busboy
+    try {
+      parser = busboy({
+        headers: req.headers,
+        limits: {fileSize: limits.maxMessageSize, fieldSize: limits.maxMessageSize},
+      })
+    } catch (error) {
+      reject(new HttpError(400, `malformed form: ${(error as Error).message}`))
+      return
+    }
+
+    const parts: FormPart[] = []
+    let received = 0
+    let done = false
+    const finish = (result: FormPart[] | undefined, error?: HttpError): void => {
+      if (done) return
+      done = true
+      req.unpipe(parser)
+      req.off('data', count)
+      // Whatever is still coming is read and thrown away, never buffered.
+      req.resume()
+      if (error) reject(error)
+      else resolve(result)
+    }
+
+    const count = (data: Buffer): void => {
+      received += data.length
+      if (received > limits.maxRequestSize) finish(undefined, tooLarge(limits.maxRequestSize, 'form'))
+    }
+
+    const guard = (work: () => void): void => {
+      try {
+        work()
+      } catch (error) {
+        finish(undefined, error instanceof HttpError ? error : new HttpError(400, String(error)))
+      }
+    }
+
+    parser.on('field', (_name, value, info) =>
+      guard(() => {
+        if (info.valueTruncated) throw tooLarge(limits.maxMessageSize, 'form part')
+        parts.push({...partType(info.mimeType, true), body: Buffer.from(value, 'utf8')})
+      }),
+    )
+    parser.on('file', (_name, stream, info) => {
+      const chunks: Buffer[] = []
+      let type: MediaType
+      guard(() => {
+        type = partType(info.mimeType, false)
+      })
+      const index = parts.length
+      parts.push(undefined as unknown as FormPart)
+      stream.on('data', (data: Buffer) => chunks.push(data))
+      stream.on('limit', () => finish(undefined, tooLarge(limits.maxMessageSize, 'form part')))
+      stream.on('end', () => {
+        if (type) parts[index] = {...type, body: Buffer.concat(chunks)}
+      })
+    })
+    parser.on('error', (error: Error) => finish(undefined, new HttpError(400, `malformed form: ${error.message}`)))
+    parser.on('close', () => {
+      if (done) return
+      if (parts.length === 0) finish(undefined, new HttpError(400, 'the form has no parts'))
+      else finish(parts)
+    })
+    req.on('data', count)
+    req.on('close', () => {
+      if (!req.complete) finish(undefined)
+    })
+    req.pipe(parser)
+  })
+}

@@ -1,0 +1,99 @@
+import type {IncomingMessage, ServerResponse} from 'node:http'
+import {ChannelError, BUS_PREFIX, decodeChannel} from '../protocol/channel.js'
+import {parseBasicAuth, secretMatches} from './auth.js'
+import {peerOf, type ServerContext} from './context.js'
+import {HttpError, sendError} from './http-error.js'
+import {LogLevel} from './logger.js'
+import {publish} from './publish.js'
+import {subscribe} from './subscribe.js'
+
+const BUS_METHODS = 'GET, HEAD, POST, OPTIONS'
+
+/** Splits a request target into path and query; absolute-form targets (from proxies) lose their origin. */
+function splitTarget(url: string): {path: string; query: string} {
+  const target = /^https?:\/\//i.test(url) ? url.replace(/^https?:\/\/[^/?#]*/i, '') || '/' : url
+  const hash = target.indexOf('#')
+  const bare = hash < 0 ? target : target.slice(0, hash)
+  const mark = bare.indexOf('?')
+  return mark < 0 ? {path: bare, query: ''} : {path: bare.slice(0, mark), query: bare.slice(mark + 1)}
+}
+
+function isPreflight(req: IncomingMessage): boolean {
+  return req.method === 'OPTIONS' && req.headers.origin !== undefined && req.headers['access-control-request-method'] !== undefined
+}
+
+async function route(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): Promise<void> {
+  const {path, query} = splitTarget(req.url ?? '/')
+  const credentials = parseBasicAuth(req.headers.authorization)
+  if (ctx.options.secret !== undefined && !isPreflight(req)) {
+    if (!credentials || !secretMatches(ctx.options.secret, credentials.password)) {
+      throw new HttpError(401, 'authentication required', {'WWW-Authenticate': 'Basic realm="msgbus"'})
+    }
+  }
+
+  if (path === '/msgbus') {
+    const location = BUS_PREFIX + (query ? `?${query}` : '')
+    throw new HttpError(308, `moved to ${location}`, {Location: location})
+  }
+
+  if (path.startsWith(BUS_PREFIX)) {
+    let channel: string
+    try {
+      channel = decodeChannel(path.slice(BUS_PREFIX.length))
+    } catch (error) {
+      if (error instanceof ChannelError) throw new HttpError(400, error.message)
+      throw error
+    }
+
+    switch (req.method) {
+      case 'GET':
+      case 'HEAD':
+        return subscribe(ctx, req, res, channel, query)
+      case 'POST':
+        return publish(ctx, req, res, channel, credentials?.user || undefined, expectsContinue)
+      case 'OPTIONS':
+        res.writeHead(204, {Allow: BUS_METHODS})
+        res.end()
+        return
+      default:
+        throw new HttpError(405, `method ${req.method} is not allowed on a bus URL`, {Allow: BUS_METHODS})
+    }
+  }
+
+  if (!ctx.docroot) throw new HttpError(404, `not found: ${path}`)
+  if (ctx.logger.level >= LogLevel.Documents) {
+    res.once('finish', () =>
+      ctx.logger.log(LogLevel.Documents, 'document', `${peerOf(req.socket)} ${req.method} ${path} ${res.statusCode}`),
+    )
+  }
+
+  if (expectsContinue) res.writeContinue()
+  await ctx.docroot.serve(req, res, path)
+}
+
+/**
+ * The request listener for HTTP and HTTPS alike. `expectsContinue` is set
+ * for requests that asked for `100 Continue`, which is sent only once the
+ * request passed every check that does not need its body.
+ */
+export function createRequestHandler(ctx: ServerContext) {
+  return (req: IncomingMessage, res: ServerResponse, expectsContinue = false): void => {
+    // A client that pipelines a request behind its subscription can never get
+    // an answer: the stream never ends. Close it rather than queue requests forever.
+    if (ctx.streaming.has(req.socket)) {
+      req.socket.destroy()
+      return
+    }
+
+    res.setHeader('Server', ctx.serverHeader)
+    route(ctx, req, res, expectsContinue).catch((error: unknown) => {
+      if (error instanceof HttpError) {
+        sendError(res, error.status, error.message, error.headers)
+        return
+      }
+
+      ctx.logger.warn('error', `${req.method} ${req.url}: ${(error as Error)?.stack ?? error}`)
+      sendError(res, 500, 'internal server error')
+    })
+  }
+}

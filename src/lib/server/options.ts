@@ -1,0 +1,46 @@
+import type {SlowPolicy} from './socket-writer.js'
+import type {Logger} from './logger.js'
+
+export interface BusServerOptions {
+  /** HTTP port; 0 picks a free one. Default 8888. */
+  port?: number
+  /** Address to listen on; default every interface. */
+  address?: string
+  /** HTTPS port, served when a certificate is given; 0 picks a free one. Default 4444. */
+  sslPort?: number
+  /** PEM certificate (chain); may hold the key too. */
+  cert?: string | Buffer
+  /** PEM private key; default: the one inside `cert`. */
+  key?: string | Buffer
+  /** Serve other paths from this folder. */
+  docroot?: string
+  /** Every request must carry Basic auth with this password. */
+  secret?: string
+  /** Largest message body in bytes. Default 8 MiB. */
+  maxMessageSize?: number
+  /** Largest multipart/form-data request in bytes. Default 64 MiB. */
+  maxRequestSize?: number
+  /** Unsent bytes past which a subscriber is slow. Default 1 MiB. */
+  maxPending?: number
+  /** What happens to a slow subscriber. Default disconnect. */
+  slowPolicy?: SlowPolicy
+  /** Most subscriptions at once; 0 for no limit. */
+  maxSubscribers?: number
+  /** The multipart boundary; default a random one per server. */
+  boundary?: string
+  logger?: Logger
+}
+
+export type ResolvedOptions = Required<Omit<BusServerOptions, 'cert' | 'key' | 'docroot' | 'secret' | 'boundary'>> &
+  Pick<BusServerOptions, 'cert' | 'key' | 'docroot' | 'secret' | 'boundary'>
+
+export const DEFAULTS = {
+  port: 8888,
+  sslPort: 4444,
+  address: '',
+  maxMessageSize: 8 * 1024 * 1024,
+  maxRequestSize: 64 * 1024 * 1024,
+  maxPending: 1024 * 1024,
+  slowPolicy: 'disconnect' as SlowPolicy,
+  maxSubscribers: 0,
+}

@@ -1,0 +1,59 @@
+import type {IncomingMessage, ServerResponse} from 'node:http'
+import type {Delivery} from '../bus/bus.js'
+import {parseMediaType} from '../protocol/media-type.js'
+import {declaredLength, readBody, tooLarge} from './body.js'
+import {peerOf, type ServerContext} from './context.js'
+import {readForm} from './form.js'
+import {HttpError} from './http-error.js'
+import {LogLevel} from './logger.js'
+
+/**
+ * POST on a bus URL: one message, or one per part of a multipart/form-data
+ * body. Everything that can be refused is refused before `100 Continue`.
+ */
+export async function publish(
+  ctx: ServerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  channel: string,
+  sender: string | undefined,
+  expectsContinue: boolean,
+): Promise<void> {
+  if (channel === '') throw new HttpError(400, 'cannot publish to every channel: name a channel, as in /msgbus/foo')
+  const header = req.headers['content-type']
+  if (header === undefined) throw new HttpError(400, 'a message needs a Content-Type')
+  const media = parseMediaType(header)
+  if (!media) throw new HttpError(400, `not a media type: ${JSON.stringify(header)}`)
+  const isForm = media.essence === 'multipart/form-data'
+  const limit = isForm ? ctx.options.maxRequestSize : ctx.options.maxMessageSize
+  const length = declaredLength(req)
+  if (length !== undefined && length > limit) throw tooLarge(limit, isForm ? 'form' : 'message')
+  if (expectsContinue) res.writeContinue()
+
+  let deliveries: Delivery[]
+  if (isForm) {
+    const parts = await readForm(req, ctx.options)
+    if (!parts) return
+    deliveries = ctx.bus.publishAll(parts.map((part) => ({channel, type: part.full, essence: part.essence, sender, body: part.body})))
+  } else {
+    const body = await readBody(req, limit)
+    if (!body) return
+    deliveries = [ctx.bus.publish({channel, type: media.full, essence: media.essence, sender, body})]
+  }
+
+  res.writeHead(204, {
+    Server: ctx.serverHeader,
+    'Msgbus-Id': deliveries.map((d) => d.message.id).join(', '),
+    'Msgbus-Subscribers': deliveries.map((d) => d.subscribers).join(', '),
+  })
+  res.end()
+  if (ctx.logger.level >= LogLevel.Publishes) {
+    for (const {message, subscribers} of deliveries) {
+      ctx.logger.log(
+        LogLevel.Publishes,
+        'publish',
+        `${peerOf(req.socket)} ${channel} ${message.type} ${message.body.length} bytes id=${message.id} from=${sender ?? '-'} to ${subscribers}`,
+      )
+    }
+  }
+}
