@@ -19,7 +19,8 @@ export function dropPrivileges(user: string): {uid: number; gid: number} {
   }
 
   const [name, , uid, gid] = entry.split(':')
-  process.initgroups?.(name, Number(gid))
+  const withGroups = process as NodeJS.Process & {initgroups?: (user: string, group: number) => void}
+  withGroups.initgroups?.(name, Number(gid))
   process.setgid!(Number(gid))
   process.setuid(Number(uid))
   return {uid: Number(uid), gid: Number(gid)}
