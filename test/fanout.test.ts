@@ -1,0 +1,196 @@
+// Fan-out under load, slow subscribers and shutdown, over real sockets.
+import assert from 'node:assert/strict'
+import {spawn} from 'node:child_process'
+import {once} from 'node:events'
+import {mkdtempSync, readFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {connect} from 'node:net'
+import {RawClient, ServeProcess, Subscription, dechunk, portOf, publish, splitParts, startBus, stopAll} from './support/harness.js'
+import type {BusServer} from '../src/lib/index.js'
+
+const B = 'fanoutboundary'
+
+/** Writes the POSTs back to back on one keep-alive connection and waits for every 204. */
+async function pipelinePublish(server: BusServer, channel: string, bodies: Buffer[], type = 'application/octet-stream'): Promise<string[]> {
+  const client = await RawClient.open(portOf(server))
+  const requests = bodies.map(
+    (body) => Buffer.concat([Buffer.from(`POST /msgbus/${channel} HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nContent-Length: ${body.length}\r\n\r\n`), body]),
+  )
+  client.socket.write(Buffer.concat(requests))
+  const text = await client.until((t) => (t.match(/HTTP\/1\.1 204/g) ?? []).length === bodies.length, 20000, `${bodies.length} replies`)
+  client.close()
+  return [...text.matchAll(/Msgbus-Id: (\S+)/g)].map((m) => m[1])
+}
+
+describe('fan-out', function () {
+  this.timeout(60000)
+  afterEach(stopAll)
+
+  it('1,000 subscribers each receive 100 messages, complete and in order', async () => {
+    const server = await startBus({boundary: B})
+    const clients = await Promise.all(
+      Array.from({length: 1000}, () => RawClient.open(portOf(server), 'GET /msgbus/load HTTP/1.1\r\nHost: x\r\n\r\n')),
+    )
+    await Promise.all(clients.map((c) => c.until((t) => t.endsWith(`--${B}\r\n\r\n`))))
+    assert.equal(server.bus.subscriberCount, 1000)
+    let lastId = ''
+    for (let i = 0; i < 100; i++) {
+      const reply = await publish(server, 'load', `message ${i}`)
+      assert.equal(reply.headers['msgbus-subscribers'], '1000')
+      lastId = reply.headers['msgbus-id'] as string
+    }
+
+    await Promise.all(clients.map((c) => c.until((t) => t.includes(`Message-ID: ${lastId}\r\n`) && t.endsWith(`--${B}\r\n\r\n`), 20000)))
+    for (const client of clients) {
+      const payload = dechunk(client.data.subarray(client.data.indexOf('\r\n\r\n') + 4)).payload
+      const bodies = splitParts(payload, B).map((part) => part.body.toString())
+      assert.deepEqual(bodies, Array.from({length: 100}, (_, i) => `message ${i}`))
+    }
+
+    for (const client of clients) client.close()
+  })
+
+  it('one publisher connection: its pipelined messages arrive in the order published', async () => {
+    const server = await startBus({boundary: B})
+    const sub = await Subscription.open(server, '/msgbus/order')
+    const bodies = Array.from({length: 500}, (_, i) => Buffer.from(`#${i}`))
+    const ids = await pipelinePublish(server, 'order', bodies)
+    const parts = await sub.waitParts(500)
+    assert.deepEqual(parts.map((p) => p.body.toString()), bodies.map(String))
+    assert.deepEqual(parts.map((p) => p.headers['message-id']), ids)
+    sub.close()
+  })
+
+  describe('a subscriber that never reads', () => {
+    /** A fast subscriber in its own process: curl, writing the stream to a file. */
+    async function curlSubscriber(server: BusServer) {
+      const dir = mkdtempSync(join(tmpdir(), 'msgbus-fast-'))
+      const child = spawn('curl', ['-sN', '-o', join(dir, 'body'), `${server.url()}/msgbus/flood`], {stdio: 'ignore'})
+      const deadline = Date.now() + 5000
+      while (server.bus.subscriberCount === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+      return {
+        async parts(count: number) {
+          const until = Date.now() + 30000
+          for (;;) {
+            const parts = splitParts(readFileSync(join(dir, 'body')), B)
+            if (parts.length >= count) return parts
+            if (Date.now() > until) throw new Error(`curl got ${parts.length} of ${count} parts`)
+            await new Promise((r) => setTimeout(r, 100))
+          }
+        },
+        close: () => child.kill(),
+      }
+    }
+
+
+    // Loopback socket buffers absorb several MiB before the server sees any
+    // backlog, so publish until the policy acts, and report how much it took.
+    async function floodUntil(server: BusServer, done: () => boolean): Promise<{messages: number; bytes: number}> {
+      const body = Buffer.alloc(64 * 1024, 0x61)
+      let messages = 0
+      while (!done()) {
+        if (messages * body.length > 256 * 1024 * 1024) throw new Error('policy never acted after 256 MiB')
+        await pipelinePublish(server, 'flood', Array.from({length: 4}, () => body))
+        messages += 4
+      }
+
+      return {messages, bytes: messages * body.length}
+    }
+
+    async function stalledSubscriber(server: BusServer): Promise<RawClient> {
+      const stalled = await RawClient.open(portOf(server), 'GET /msgbus/flood HTTP/1.1\r\nHost: x\r\n\r\n')
+      await stalled.until((t) => t.endsWith(`--${B}\r\n\r\n`))
+      stalled.socket.pause()
+      return stalled
+    }
+
+    it('policy disconnect: it is cut off and counted, while a fast subscriber gets every message', async () => {
+      const warnings: string[] = []
+      const server = await startBus({boundary: B, logger: {level: 0, log() {}, warn: (e, d) => warnings.push(`${e} ${d}`)}})
+      const fast = await curlSubscriber(server)
+      const stalled = await stalledSubscriber(server)
+      const flood = await floodUntil(server, () => server.counters().slowDisconnects > 0)
+      assert.equal(server.counters().slowDisconnects, 1)
+      assert.equal(server.bus.subscriberCount, 1, 'only the fast subscriber is left')
+      assert.ok(warnings.some((w) => /^slow .*flood: disconnected/.test(w)), warnings.join('\n'))
+      const parts = await fast.parts(flood.messages)
+      assert.ok(parts.every((part) => part.body.length === 64 * 1024))
+      // The stalled one, once it reads, finds its stream cut short: no close delimiter, no last chunk.
+      stalled.socket.resume()
+      const text = await stalled.untilClosed(10000)
+      assert.ok(!text.endsWith('0\r\n\r\n'))
+      console.log(`      (took ${flood.messages} messages, ${(flood.bytes / 1048576).toFixed(0)} MiB, to fill the socket buffers)`)
+      fast.close()
+    })
+
+    it('policy drop: messages are skipped for it until it catches up, then it receives again', async () => {
+      const server = await startBus({boundary: B, slowPolicy: 'drop', logger: {level: 0, log() {}, warn() {}}})
+      const fast = await curlSubscriber(server)
+      const stalled = await stalledSubscriber(server)
+      const flood = await floodUntil(server, () => server.counters().dropped > 0)
+      const more = await pipelinePublish(server, 'flood', Array.from({length: 8}, () => Buffer.alloc(64 * 1024, 0x62)))
+      assert.equal(server.bus.subscriberCount, 2, 'nobody was disconnected')
+      assert.ok(server.counters().dropped >= 8)
+      await fast.parts(flood.messages + 8)
+
+      // It reads everything it was handed, then a new message reaches it.
+      stalled.socket.resume()
+      const reply = await new Promise<string>((resolve, reject) => {
+        const started = Date.now()
+        const poll = async () => {
+          if (Date.now() - started > 15000) return reject(new Error('stalled subscriber never caught up'))
+          if (stalled.socket.readableLength === 0 && server.counters().dropped > 0) {
+            const r = await publish(server, 'flood', 'caught up')
+            if (r.headers['msgbus-subscribers'] === '2') return resolve(r.headers['msgbus-id'] as string)
+          }
+
+          setTimeout(poll, 50)
+        }
+
+        poll()
+      })
+      await stalled.until((t) => t.includes(`Message-ID: ${reply}\r\n`), 10000)
+      const payload = dechunk(stalled.data.subarray(stalled.data.indexOf('\r\n\r\n') + 4)).payload
+      const ids = splitParts(payload, B).map((p) => p.headers['message-id'])
+      assert.ok(ids.length < flood.messages + 9, 'some messages were dropped for it')
+      assert.ok(!ids.includes(more.at(-1)), 'the messages published while it was slow were skipped')
+      fast.close()
+      stalled.close()
+    })
+  })
+
+  it('graceful shutdown: SIGTERM ends 100 streams properly and exits 0 within a second', async () => {
+    const serve = await ServeProcess.start(['--port', '0', '--address', '127.0.0.1'])
+    const port = serve.port()
+    const clients = await Promise.all(
+      Array.from({length: 100}, (_, i) =>
+        RawClient.open(port, `GET /msgbus/${i % 2 ? 'a' : ''} HTTP/1.${i % 5 === 0 ? 0 : 1}\r\nHost: x\r\n\r\n`),
+      ),
+    )
+    await Promise.all(clients.map((c) => c.until((t) => /--msgbus-[0-9a-f]+\r\n(\r\n)?$/.test(t))))
+    const {code, ms} = await serve.stop('SIGTERM')
+    assert.equal(code, 0)
+    assert.ok(ms < 1000, `exited after ${ms} ms`)
+    for (const [i, client] of clients.entries()) {
+      const text = await client.untilClosed(2000)
+      const boundary = /boundary=(\S+)\r\n/.exec(text)![1]
+      const close = `\r\n--${boundary}--\r\n`
+      if (i % 5 === 0) assert.ok(text.endsWith(close), 'HTTP/1.0 stream ends with the close delimiter')
+      else assert.ok(text.endsWith(`${close.length.toString(16)}\r\n${close}\r\n0\r\n\r\n`), 'HTTP/1.1 stream ends with the close delimiter and the last chunk')
+    }
+  })
+
+  it('a subscriber that disconnects is forgotten at once', async () => {
+    const server = await startBus()
+    const socket = connect(portOf(server), '127.0.0.1')
+    socket.write('GET /msgbus/bye HTTP/1.1\r\nHost: x\r\n\r\n')
+    await once(socket, 'data')
+    assert.equal(server.bus.subscriberCount, 1)
+    socket.destroy()
+    const deadline = Date.now() + 2000
+    while (server.bus.subscriberCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+    assert.equal(server.bus.subscriberCount, 0)
+    assert.equal((await publish(server, 'bye', 'x')).headers['msgbus-subscribers'], '0')
+  })
+})
