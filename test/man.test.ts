@@ -1,0 +1,141 @@
+// The man pages in man/ are generated from the commands' oclif metadata by
+// scripts/man.ts; these tests fail when a command's help and its page diverge,
+// and check that the pages are well-formed roff.
+import assert from 'node:assert/strict'
+import {spawnSync, type SpawnSyncReturns} from 'node:child_process'
+import {mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import Serve from '../src/commands/serve.js'
+import {roffCode, roffParagraphs, roffText} from '../scripts/man.js'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const MAN = join(ROOT, 'man')
+
+function script(...args: string[]): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, ['--import', 'tsx/esm', 'scripts/man.ts', ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 60_000,
+  })
+}
+
+function has(command: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${command}`], {stdio: 'ignore'}).status === 0
+}
+
+/** The page as text, through man(1) or groff(1), with every warning on; undefined when neither is installed. */
+function render(page: string): {text: string; warnings: string; status: number | null} | undefined {
+  const env = {...process.env, MANWIDTH: '80', MANPAGER: 'cat', PAGER: 'cat'}
+  let run: SpawnSyncReturns<string>
+  if (has('man')) run = spawnSync('man', ['--warnings=w', '-l', page], {encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe']})
+  else if (has('groff')) run = spawnSync('groff', ['-man', '-Tutf8', '-ww', '-rLL=80n', '-P-cbu', page], {encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe']})
+  else return undefined
+  // Hyphens and minus signs may come out as U+2010/U+2212 depending on the groff set-up.
+  return {text: run.stdout.replace(/[\u2010\u2212]/g, '-'), warnings: run.stderr, status: run.status}
+}
+
+const serveFlags = Object.entries(Serve.flags).filter(([, flag]) => !flag.hidden)
+
+describe('man pages', () => {
+  it('man/ is what `npm run man` generates from the commands (else: run npm run man)', () => {
+    const run = script('--check')
+    assert.equal(run.status, 0, `${run.stderr}${run.stdout}`)
+  })
+
+  it('--check exits 1 naming each stale, missing or orphaned page', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'msgbus-man-'))
+    try {
+      const write = script('--dir', dir)
+      assert.equal(write.status, 0, write.stderr)
+      assert.equal(script('--check', '--dir', dir).status, 0)
+
+      writeFileSync(join(dir, 'msgbus-serve.1'), readFileSync(join(dir, 'msgbus-serve.1'), 'utf8').replace('HTTP port.', 'The port.'))
+      rmSync(join(dir, 'msgbus.1'))
+      writeFileSync(join(dir, 'msgbus-gone.1'), '.TH MSGBUS-GONE 1\n')
+      writeFileSync(join(dir, 'README'), 'not a page\n')
+
+      const check = script('--check', '--dir', dir)
+      assert.equal(check.status, 1)
+      assert.match(check.stderr, /msgbus-serve\.1 \(differs/)
+      assert.match(check.stderr, /msgbus\.1 \(missing\)/)
+      assert.match(check.stderr, /msgbus-gone\.1 \(no such command\)/)
+      assert.doesNotMatch(check.stderr, /README/)
+
+      // Writing again repairs all three, and leaves other files alone.
+      assert.equal(script('--dir', dir).status, 0)
+      assert.equal(script('--check', '--dir', dir).status, 0)
+      assert.deepEqual(readdirSync(dir).sort(), readdirSync(MAN).filter((n) => n.endsWith('.1')).concat('README').sort())
+    } finally {
+      rmSync(dir, {recursive: true, force: true})
+    }
+  })
+
+  it('msgbus-serve.1 has its title and every serve flag', () => {
+    const roff = readFileSync(join(MAN, 'msgbus-serve.1'), 'utf8')
+    assert.match(roff, /^\.TH MSGBUS-SERVE 1 /m)
+    for (const [name, flag] of serveFlags) {
+      assert.ok(roff.includes(roffCode(`--${name}`)), `--${name} is missing`)
+      if (flag.char) assert.ok(roff.includes(`${roffCode(`-${flag.char}`)}\\fR, \\fB${roffCode(`--${name}`)}`), `-${flag.char} is missing`)
+    }
+  })
+
+  it('msgbus.1 lists every command and describes the bus', () => {
+    const roff = readFileSync(join(MAN, 'msgbus.1'), 'utf8')
+    assert.match(roff, /^\.TH MSGBUS 1 /m)
+    for (const section of ['NAME', 'SYNOPSIS', 'DESCRIPTION', 'COMMANDS', 'ENVIRONMENT', 'EXAMPLES', 'SEE ALSO']) {
+      assert.match(roff, new RegExp(`^\\.SH "?${section}"?$`, 'm'), section)
+    }
+
+    const pages = readdirSync(MAN).filter((name) => /^msgbus-.+\.1$/.test(name))
+    assert.ok(pages.includes('msgbus-serve.1'))
+    for (const page of pages) assert.ok(roff.includes(`\\fB${roffCode(page.replace(/\.1$/, ''))}\\fR(1)`), `${page} is not listed`)
+    for (const word of ['MSGBUS_SECRET', 'NO_COLOR', 'multipart/x\\-mixed\\-replace', '?type=', '?sender=', 'curl']) {
+      assert.ok(roff.includes(word), word)
+    }
+  })
+
+  it('every page renders without a warning', function () {
+    const first = render(join(MAN, 'msgbus-serve.1'))
+    if (first === undefined) this.skip()
+    for (const page of readdirSync(MAN).filter((name) => name.endsWith('.1'))) {
+      const out = render(join(MAN, page))!
+      assert.equal(out.status, 0, `${page}: ${out.warnings}`)
+      assert.equal(out.warnings, '', `${page}: ${out.warnings}`)
+      const title = page.replace(/\.1$/, '').toUpperCase()
+      assert.ok(out.text.includes(`${title}(1)`), `${page}: no ${title}(1) header`)
+      for (const section of ['NAME', 'SYNOPSIS', 'DESCRIPTION', 'SEE ALSO']) assert.match(out.text, new RegExp(`^${section}$`, 'm'), `${page}: ${section}`)
+    }
+  })
+
+  it('msgbus-serve.1 renders every serve flag', function () {
+    const out = render(join(MAN, 'msgbus-serve.1'))
+    if (out === undefined) this.skip()
+    assert.match(out.text, /^NAME\n\s+msgbus-serve - run the message bus server$/m)
+    for (const [name, flag] of serveFlags) {
+      assert.ok(out.text.includes(flag.char ? `-${flag.char}, --${name}` : `--${name}`), `--${name} is not rendered`)
+    }
+  })
+
+  describe('roff escaping', () => {
+    it('escapes backslashes and marks option hyphens as minus signs', () => {
+      assert.equal(roffText('C:\\dir'), 'C:\\edir')
+      assert.equal(roffText('see --max-pending or -v (-vvv), not x-mixed-replace'), 'see \\-\\-max\\-pending or \\-v (\\-vvv), not x-mixed-replace')
+      assert.equal(roffCode('msgbus serve --slow-policy drop'), 'msgbus serve \\-\\-slow\\-policy drop')
+    })
+
+    it('keeps lines from starting with a control character', () => {
+      assert.deepEqual(roffParagraphs(".profile is read\n'quoted' too"), ["\\&.profile is read", "\\&'quoted' too"])
+    })
+
+    it('writes non-ASCII characters and controls portably', () => {
+      assert.equal(roffText('caf\u00e9 \u2014 \u{1F600}\tend'), 'caf\\[u00E9] \\[u2014] \\[u1F600] end')
+    })
+
+    it('keeps indented paragraphs as they are', () => {
+      assert.deepEqual(roffParagraphs('Run it:\n\n  $ msgbus serve -v\n    .x'), ['Run it:', '.PP', '.RS 4', '.nf', '$ msgbus serve \\-v', '  .x', '.fi', '.RE'])
+    })
+  })
+})
