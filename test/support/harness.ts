@@ -264,7 +264,8 @@ export class ServeProcess {
     const child = spawn(process.execPath, [BIN, 'serve', ...args], {env: {...process.env, NO_COLOR: '1', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
     const serve = new ServeProcess(child)
     const deadline = Date.now() + 10000
-    while (!/listen HTTP on/.test(serve.stderr)) {
+    const https = args.some((arg) => arg === '-c' || arg.startsWith('--cert'))
+    while (!/listen HTTP on/.test(serve.stderr) || (https && !/listen HTTPS on/.test(serve.stderr))) {
       if (child.exitCode !== null || Date.now() > deadline) throw new Error(`serve did not start: ${serve.stderr}`)
       await new Promise((resolve) => setTimeout(resolve, 25))
     }

@@ -71,8 +71,12 @@ export class Docroot {
           resolve()
         })
         .on('directory', () => {
-          const [pathname, query] = (req.url ?? '/').split('?', 2)
-          const location = pathname + '/' + (query === undefined ? '' : `?${query}`)
+          // The path as requested (origin-form), its query kept whole. Leading
+          // slashes collapsed, as send and serve-static do: `//host/` (or
+          // `/\host/`) would send a browser to another site.
+          const url = req.url ?? ''
+          const mark = url.indexOf('?')
+          const location = path.replace(/^[/\\]+/, '/') + '/' + (mark < 0 ? '' : url.slice(mark))
           sendError(res, 301, `moved to ${location}`, {Location: location})
           resolve()
         })

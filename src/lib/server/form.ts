@@ -22,6 +22,16 @@ function partType(mimeType: string, isField: boolean): MediaType {
 }
 
 /**
+ * A field's bytes: latin1-decoded text maps back byte for byte. A field that
+ * named its own charset was decoded with it; any code unit past 0xFF shows
+ * that, and such text is sent on as UTF-8.
+ */
+function fieldBytes(value: string): Buffer {
+  // eslint-disable-next-line no-control-regex
+  return /[^\u0000-\u00ff]/.test(value) ? Buffer.from(value, 'utf8') : Buffer.from(value, 'latin1')
+}
+
+/**
  * Reads a multipart/form-data body as a stream: each part becomes one
  * message. A part over maxMessageSize or a form over maxRequestSize is a 413
  * the moment it is passed; a malformed form is a 400. All or nothing: the
@@ -32,9 +42,17 @@ export function readForm(req: IncomingMessage, limits: FormLimits): Promise<Form
   return new Promise((resolve, reject) => {
     let parser: busboy.Busboy
     try {
+      // busboy flags a part as over its limit once it *reaches* fileSize or
+      // fieldSize bytes; ours is the largest size accepted, so one more.
+      const partLimit = limits.maxMessageSize + 1
       parser = busboy({
         headers: req.headers,
-        limits: {fileSize: limits.maxMessageSize, fieldSize: limits.maxMessageSize},
+        // busboy hands fields (parts without a filename) over as decoded text.
+        // Decoding as latin1 maps byte n to code unit n, so the bytes can be
+        // recovered exactly, whatever the field holds (UTF-8 text, or a PNG
+        // sent as `-F 'img=<f.png;type=image/png'`).
+        defCharset: 'latin1',
+        limits: {fileSize: partLimit, fieldSize: partLimit},
       })
     } catch (error) {
       reject(new HttpError(400, `malformed form: ${(error as Error).message}`))
@@ -71,7 +89,7 @@ export function readForm(req: IncomingMessage, limits: FormLimits): Promise<Form
     parser.on('field', (_name, value, info) =>
       guard(() => {
         if (info.valueTruncated) throw tooLarge(limits.maxMessageSize, 'form part')
-        parts.push({...partType(info.mimeType, true), body: Buffer.from(value, 'utf8')})
+        parts.push({...partType(info.mimeType, true), body: fieldBytes(value)})
       }),
     )
     parser.on('file', (_name, stream, info) => {
