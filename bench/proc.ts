@@ -1,0 +1,60 @@
+/** Reading another process's CPU time and memory from Linux's /proc. */
+import {execFileSync} from 'node:child_process'
+import {readFileSync} from 'node:fs'
+
+let clockTicks: number | undefined
+
+/** Clock ticks per second (`getconf CLK_TCK`, normally 100): the unit of utime and stime in /proc/<pid>/stat. */
+export function clkTck(): number {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], {encoding: 'utf8'}).trim()) || 100
+    } catch {
+      clockTicks = 100
+    }
+  }
+
+  return clockTicks
+}
+
+/** utime and stime of the whole process (every thread), in seconds. */
+export function cpuTimes(pid: number): {user: number; system: number} {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+  // The command name (field 2) is in parentheses and may hold spaces: count fields after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // fields[0] is field 3 (state); utime is field 14, stime field 15.
+  return {user: Number(fields[11]) / clkTck(), system: Number(fields[12]) / clkTck()}
+}
+
+/** utime + stime of the whole process (every thread), in seconds. */
+export function cpuSeconds(pid: number): number {
+  const {user, system} = cpuTimes(pid)
+  return user + system
+}
+
+/** A field of /proc/<pid>/status in bytes (VmRSS, VmHWM, ...), or NaN. */
+export function statusBytes(pid: number, field: string): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'latin1')
+  const match = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(status)
+  return match ? Number(match[1]) * 1024 : Number.NaN
+}
+
+export interface MachineTimes {
+  /** Seconds of CPU time spent busy, all CPUs together (user, nice, system, irq, softirq, steal). */
+  busy: number
+  /** Of which in interrupts and softirqs (loopback TCP delivery runs there, charged to no process). */
+  irq: number
+  idle: number
+}
+
+/** System-wide CPU times from the first line of /proc/stat. */
+export function machineTimes(): MachineTimes {
+  const line = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0]!
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1, 9).map(Number) as number[]
+  const tick = clkTck()
+  return {
+    busy: (user! + nice! + system! + irq! + softirq! + steal!) / tick,
+    irq: (irq! + softirq!) / tick,
+    idle: (idle! + iowait!) / tick,
+  }
+}

@@ -1,0 +1,19 @@
+// Preloaded into the benchmark's server process (node --import): stops it
+// when the benchmark that started it is gone or its time is up, so no server
+// outlives a killed benchmark. Costs one timer every half second.
+const parent = Number(process.env.MSGBUS_BENCH_PARENT)
+const deadline = Number(process.env.MSGBUS_BENCH_DEADLINE_MS)
+const stop = () => {
+  process.kill(process.pid, 'SIGTERM') // the server's own graceful shutdown (and --cpu-prof's write)
+  setTimeout(() => process.exit(1), 5000).unref()
+}
+if (parent > 0) {
+  const timer = setInterval(() => {
+    if (process.ppid !== parent) {
+      clearInterval(timer)
+      stop()
+    }
+  }, 500)
+  timer.unref()
+}
+if (deadline > 0) setTimeout(stop, deadline).unref()
