@@ -6,7 +6,7 @@ import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import type {BusServer} from '../src/lib/index.js'
-import {curl, run, ServeProcess, splitParts, startBus, stopAll, type Part} from './support/harness.js'
+import {curl, run, ServeProcess, splitParts, startBus, stopAll, type Part, assertIncreasing} from './support/harness.js'
 
 const B = 'curlboundary'
 
@@ -141,19 +141,6 @@ function ids(reply: CurlReply): string[] {
   return reply.headers['msgbus-id'].split(/\s*,\s*/)
 }
 
-function idPair(id: string): [number, number] {
-  const match = /^(\d+)-(\d+)$/.exec(id)
-  assert.ok(match, `message id ${id} is <unix-ms>-<seq>`)
-  return [Number(match[1]), Number(match[2])]
-}
-
-function assertIncreasing(list: string[]): void {
-  for (let i = 1; i < list.length; i++) {
-    const [ms1, seq1] = idPair(list[i - 1])
-    const [ms2, seq2] = idPair(list[i])
-    assert.ok(ms2 > ms1 || (ms2 === ms1 && seq2 > seq1), `${list[i]} after ${list[i - 1]}`)
-  }
-}
 
 let dir: string
 

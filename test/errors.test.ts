@@ -2,7 +2,7 @@
 // request handling around them: methods, HEAD, limits, disconnects, pipelining.
 import assert from 'node:assert/strict'
 import type {BusServer} from '../src/lib/index.js'
-import {portOf, publish, RawClient, request, startBus, stopAll, Subscription, type Reply} from './support/harness.js'
+import {portOf, publish, RawClient, request, startBus, stopAll, Subscription, type Reply, assertIncreasing} from './support/harness.js'
 
 interface Answer {
   status: number
@@ -68,19 +68,6 @@ function basic(user: string, password = 'pw'): string {
   return `Authorization: Basic ${Buffer.from(`${user}:${password}`).toString('base64')}\r\n`
 }
 
-function idPair(id: string): [number, number] {
-  const match = /^(\d+)-(\d+)$/.exec(id)
-  assert.ok(match, `message id ${id}`)
-  return [Number(match[1]), Number(match[2])]
-}
-
-function assertIncreasing(list: string[]): void {
-  for (let i = 1; i < list.length; i++) {
-    const [ms1, seq1] = idPair(list[i - 1])
-    const [ms2, seq2] = idPair(list[i])
-    assert.ok(ms2 > ms1 || (ms2 === ms1 && seq2 > seq1), `${list[i]} after ${list[i - 1]}`)
-  }
-}
 
 async function waitFor(test: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
   const deadline = Date.now() + timeoutMs

@@ -1,6 +1,6 @@
 // The exact bytes of PROTOCOL.md, pinned over raw sockets for HTTP/1.0 and HTTP/1.1.
 import assert from 'node:assert/strict'
-import {publish, RawClient, startBus, stopAll, portOf, dechunk} from './support/harness.js'
+import {assertIncreasing, dechunk, publish, RawClient, startBus, stopAll, portOf} from './support/harness.js'
 
 const B = 'testboundary'
 
@@ -80,10 +80,7 @@ describe('wire format', () => {
     assert.equal(first.status, 204)
     assert.equal(first.body.length, 0)
     assert.equal(first.headers['msgbus-subscribers'], '0')
-    const parse = (id: string) => id.split('-').map(Number)
-    const [ms1, seq1] = parse(first.headers['msgbus-id'] as string)
-    const [ms2, seq2] = parse(second.headers['msgbus-id'] as string)
-    assert.ok(ms2 > ms1 || (ms2 === ms1 && seq2 > seq1))
+    assertIncreasing([first.headers['msgbus-id'] as string, second.headers['msgbus-id'] as string])
     assert.match(String(first.headers.server), /^msgbus/)
   })
 })

@@ -1,4 +1,5 @@
 // Test helpers that talk to a real server over real sockets.
+import assert from 'node:assert/strict'
 import {spawn, type ChildProcess} from 'node:child_process'
 import {once} from 'node:events'
 import {request as httpRequest, type IncomingHttpHeaders} from 'node:http'
@@ -283,5 +284,20 @@ export class ServeProcess {
     this.child.kill(signal)
     const [code] = (await once(this.child, 'exit')) as [number | null]
     return {code, ms: Date.now() - started}
+  }
+}
+
+function idPair(id: string): [number, number] {
+  const match = /^(\d+)-(\d+)$/.exec(id)
+  assert.ok(match, `message id ${id} is <unix-ms>-<seq>`)
+  return [Number(match[1]), Number(match[2])]
+}
+
+/** Message ids must increase, compared as a pair of integers. */
+export function assertIncreasing(list: string[]): void {
+  for (let i = 1; i < list.length; i++) {
+    const [ms1, seq1] = idPair(list[i - 1])
+    const [ms2, seq2] = idPair(list[i])
+    assert.ok(ms2 > ms1 || (ms2 === ms1 && seq2 > seq1), `${list[i]} after ${list[i - 1]}`)
   }
 }
