@@ -81,7 +81,8 @@ describe('msgbus serve', function () {
     ]
     for (const [args, message] of cases) {
       const result = await serve(args)
-      assert.notEqual(result.code, 0, args.join(' '))
+      assert.equal(result.code, 2, args.join(' '))
+      assert.match(result.stderr, /^msgbus serve: [^\n]+\n$/, 'one line')
       assert.match(result.stderr, message, args.join(' '))
     }
   })

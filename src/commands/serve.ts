@@ -1,5 +1,6 @@
 import {readFile} from 'node:fs/promises'
-import {Command, Flags} from '@oclif/core'
+import {Flags} from '@oclif/core'
+import {MsgbusCommand} from '../lib/cli/command.js'
 import {sizeFlag} from '../lib/cli/flags.js'
 import {normalizeVerbosity} from '../lib/cli/verbosity.js'
 import {createBus} from '../lib/server/bus-server.js'
@@ -14,7 +15,7 @@ async function readPem(path: string, what: string): Promise<Buffer> {
   }
 }
 
-export default class Serve extends Command {
+export default class Serve extends MsgbusCommand {
   static override summary = 'Run the message bus server.'
   static override description = `Publishers POST to /msgbus/<channel>; subscribers GET /msgbus/<channel> (or /msgbus/ for every channel) and receive every message in one endless multipart/x-mixed-replace response. Logs go to stderr, one line per event. SIGINT or SIGTERM ends every stream properly and exits.`
 
@@ -55,40 +56,35 @@ export default class Serve extends Command {
   public async run(): Promise<void> {
     const {flags} = await this.parse(Serve, normalizeVerbosity(this.argv))
     const logger = streamLogger(flags.verbose)
-    try {
-      const cert = flags.cert === undefined ? undefined : await readPem(flags.cert, 'certificate')
-      const key = flags.key === undefined ? undefined : await readPem(flags.key, 'key')
-      const server = createBus({
-        port: flags.port,
-        address: flags.address,
-        sslPort: flags['ssl-port'],
-        cert,
-        key,
-        docroot: flags.docroot,
-        secret: flags.secret,
-        maxMessageSize: flags['max-message-size'],
-        maxRequestSize: flags['max-request-size'],
-        maxPending: flags['max-pending'],
-        slowPolicy: flags['slow-policy'] as 'disconnect' | 'drop',
-        maxSubscribers: flags['max-subscribers'],
-        logger,
-      })
-      await server.start()
-      if (flags.user !== undefined) {
-        const {uid, gid} = dropPrivileges(flags.user)
-        logger.log(LogLevel.Always, 'listen', `running as ${flags.user} (uid ${uid}, gid ${gid})`)
-      }
-
-      const shutdown = (signal: string) => {
-        logger.log(LogLevel.Always, 'stop', `${signal} received`)
-        server.stop().then(() => process.exit(0))
-      }
-
-      process.once('SIGINT', shutdown)
-      process.once('SIGTERM', shutdown)
-    } catch (error) {
-      process.stderr.write(`msgbus serve: ${(error as Error).message}\n`)
-      this.exit(1)
+    const cert = flags.cert === undefined ? undefined : await readPem(flags.cert, 'certificate')
+    const key = flags.key === undefined ? undefined : await readPem(flags.key, 'key')
+    const server = createBus({
+      port: flags.port,
+      address: flags.address,
+      sslPort: flags['ssl-port'],
+      cert,
+      key,
+      docroot: flags.docroot,
+      secret: flags.secret,
+      maxMessageSize: flags['max-message-size'],
+      maxRequestSize: flags['max-request-size'],
+      maxPending: flags['max-pending'],
+      slowPolicy: flags['slow-policy'] as 'disconnect' | 'drop',
+      maxSubscribers: flags['max-subscribers'],
+      logger,
+    })
+    await server.start()
+    if (flags.user !== undefined) {
+      const {uid, gid} = dropPrivileges(flags.user)
+      logger.log(LogLevel.Always, 'listen', `running as ${flags.user} (uid ${uid}, gid ${gid})`)
     }
+
+    const shutdown = (signal: string) => {
+      logger.log(LogLevel.Always, 'stop', `${signal} received`)
+      server.stop().then(() => process.exit(0))
+    }
+
+    process.once('SIGINT', shutdown)
+    process.once('SIGTERM', shutdown)
   }
 }

@@ -1,0 +1,32 @@
+import {Command} from '@oclif/core'
+
+interface CommandError extends Error {
+  code?: string
+  oclif?: {exit?: number}
+  /** Set by oclif's parser on usage errors (bad flag, bad value, missing argument). */
+  parse?: unknown
+}
+
+/** oclif's parser reports a bad value over several indented lines; we want one. */
+function oneLine(message: string): string {
+  return message
+    .replace(/\s*See more help with --help\s*$/, '')
+    .replace(/^The following errors? occurred:\s*/, '')
+    .replace(/^Parsing (--?[\w-]+)\s*\n\s*/, '$1: ')
+    .replace(/\s*\n\s*/g, ' ')
+    .trim()
+}
+
+/**
+ * What every msgbus command shares: a failure is one line on stderr,
+ * `msgbus <command>: <what was wrong>`, and a non-zero exit (2 for a usage
+ * error, 1 for anything else), as Unix tools do.
+ */
+export abstract class MsgbusCommand extends Command {
+  protected override async catch(error: CommandError): Promise<unknown> {
+    if (error.code === 'EEXIT') throw error
+    const usage = error.parse !== undefined || /See more help with --help/.test(error.message)
+    process.stderr.write(`${this.config.bin} ${this.id}: ${oneLine(error.message)}${usage ? ` (see ${this.config.bin} ${this.id} --help)` : ''}\n`)
+    return this.exit(usage ? 2 : 1)
+  }
+}
