@@ -16,3 +16,6 @@ export {decodeChannel, channelPath, BUS_PREFIX, ChannelError} from './protocol/c
 export {parseMediaType, type MediaType} from './protocol/media-type.js'
 export {parseSize, formatSize} from './util/size.js'
 export {VERSION} from './version.js'
+export * from './client/index.js'
+export {MultipartParser, MultipartError, boundaryOf, type Part, type MultipartLimits} from './protocol/multipart-parser.js'
+export {toJsonMessage, isTextualType, isTextBody, type JsonMessage, type MessageLike} from './protocol/json-message.js'

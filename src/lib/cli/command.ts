@@ -23,10 +23,13 @@ function oneLine(message: string): string {
  * error, 1 for anything else), as Unix tools do.
  */
 export abstract class MsgbusCommand extends Command {
+  /** Set by commands with -q: the exit status alone reports a failure. */
+  protected quietErrors = false
+
   protected override async catch(error: CommandError): Promise<unknown> {
     if (error.code === 'EEXIT') throw error
     const usage = error.parse !== undefined || /See more help with --help/.test(error.message)
-    process.stderr.write(`${this.config.bin} ${this.id}: ${oneLine(error.message)}${usage ? ` (see ${this.config.bin} ${this.id} --help)` : ''}\n`)
+    if (!this.quietErrors) process.stderr.write(`${this.config.bin} ${this.id}: ${oneLine(error.message)}${usage ? ` (see ${this.config.bin} ${this.id} --help)` : ''}\n`)
     return this.exit(usage ? 2 : 1)
   }
 }

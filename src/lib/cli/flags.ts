@@ -6,3 +6,14 @@ export const sizeFlag = Flags.custom<number>({
   parse: async (input) => parseSize(input),
   helpValue: '<size>',
 })
+
+/** Flags every client command shares: where the server is, and how to reach it. */
+export const clientFlags = {
+  url: Flags.string({
+    summary: 'Base URL of the server, for channel names (default: $MSGBUS_URL, else http://localhost:8888).',
+    helpValue: '<url>',
+  }),
+  user: Flags.string({char: 'u', summary: 'Basic auth as user:password (the user name becomes the sender).', helpValue: '<user:pass>'}),
+  cacert: Flags.string({summary: 'Trust this PEM CA certificate for HTTPS.', helpValue: '<file>'}),
+  insecure: Flags.boolean({char: 'k', summary: 'Do not verify the HTTPS certificate.'}),
+}

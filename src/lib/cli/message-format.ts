@@ -1,0 +1,50 @@
+import type {ChalkInstance} from 'chalk'
+import type {ReceivedMessage} from '../client/message.js'
+import {isTextBody, toJsonMessage} from '../protocol/json-message.js'
+
+export type OutputFormat = 'line' | 'raw' | 'json' | 'headers'
+
+const ESCAPES: Record<string, string> = {'\n': '\\n', '\r': '\\r', '\t': '\\t', '\\': '\\\\'}
+
+/** Text on one line: newlines, tabs, backslashes and other control characters escaped. */
+export function escapeText(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\\\u2028\u2029]/g, (c) => ESCAPES[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
+}
+
+/**
+ * One message as one line, made for grep: time, channel, type, sender (`-`
+ * if none), length, and the body escaped; a binary body is shown only as its
+ * length and type.
+ */
+export function formatLine(message: ReceivedMessage, colour?: ChalkInstance): string {
+  const time = new Date(message.time).toISOString()
+  const channel = message.channel === '' ? '/' : message.channel
+  const body = isTextBody(message.type, message.body) ? escapeText(message.body.toString('utf8')) : `[${message.body.length} bytes of ${message.type}]`
+  const type = escapeText(message.type)
+  const sender = escapeText(message.sender ?? '-')
+  if (!colour) return `${time} ${channel} ${type} ${sender} ${message.body.length} ${body}\n`
+  return `${colour.dim(time)} ${colour.cyan(channel)} ${colour.magenta(type)} ${colour.yellow(sender)} ${colour.dim(String(message.body.length))} ${body}\n`
+}
+
+/** The part's headers as received, then a blank line, as the 2007 msgdump printed them. */
+export function formatHeaders(message: ReceivedMessage): string {
+  return Object.entries(message.headers).map(([name, value]) => `${name}: ${escapeText(value)}\n`).join('') + '\n'
+}
+
+/** Bytes to write for one message in the chosen format. */
+export function formatMessage(message: ReceivedMessage, format: OutputFormat, colour?: ChalkInstance): Buffer | string {
+  switch (format) {
+    case 'raw': {
+      const body = message.body
+      return body.length > 0 && body[body.length - 1] === 0x0a ? body : Buffer.concat([body, Buffer.from('\n')])
+    }
+
+    case 'json':
+      return `${JSON.stringify(toJsonMessage(message))}\n`
+    case 'headers':
+      return formatHeaders(message)
+    default:
+      return formatLine(message, colour)
+  }
+}

@@ -1,0 +1,136 @@
+import type {Readable} from 'node:stream'
+import {Client, FormData, request, type Dispatcher} from 'undici'
+import {ClientError, describeFailure, dispatcherFor, statusError} from './http.js'
+import {resolveTarget, type ClientOptions, type Target} from './target.js'
+
+export const DEFAULT_TYPE = 'text/plain; charset=utf-8'
+
+export interface PublishOptions extends ClientOptions {
+  /** The message's media type. Default text/plain; charset=utf-8. */
+  type?: string
+  signal?: AbortSignal
+  dispatcher?: Dispatcher
+}
+
+/** What the server said of one published message. */
+export interface Published {
+  id: string
+  /** How many subscriptions it was handed to. */
+  subscribers: number
+}
+
+export interface FilePart {
+  body: Buffer
+  type: string
+  /** The file name sent in the form (informational). */
+  name?: string
+}
+
+function headerList(value: string | string[] | undefined): string[] {
+  const text = Array.isArray(value) ? value.join(',') : (value ?? '')
+  return text.split(',').map((item) => item.trim()).filter(Boolean)
+}
+
+/** Reads Msgbus-Id and Msgbus-Subscribers, one entry per message. */
+function published(headers: Record<string, string | string[] | undefined>): Published[] {
+  const ids = headerList(headers['msgbus-id'])
+  const counts = headerList(headers['msgbus-subscribers'])
+  return ids.map((id, i) => ({id, subscribers: Number(counts[i] ?? 0)}))
+}
+
+async function post(target: Target, headers: Record<string, string>, body: Dispatcher.DispatchOptions['body'] | FormData, options: PublishOptions): Promise<Published[]> {
+  if (target.channel === '') throw new ClientError(`${target.display}: name a channel to publish to`)
+  if (target.authorization) headers.authorization = target.authorization
+  const dispatcher = options.dispatcher ?? dispatcherFor(options)
+  try {
+    const response = await request(target.url, {method: 'POST', headers, body, signal: options.signal, dispatcher})
+    if (response.statusCode !== 204 && response.statusCode !== 200) throw await statusError(target, response.statusCode, response.body)
+    await response.body.dump()
+    return published(response.headers)
+  } catch (error) {
+    throw describeFailure(target, error)
+  } finally {
+    if (dispatcher && dispatcher !== options.dispatcher) await dispatcher.close()
+  }
+}
+
+/** Publishes one message; resolves with its id and how many subscribers got it. */
+export async function publish(target: string, body: Buffer | string | Readable, options: PublishOptions = {}): Promise<Published> {
+  const resolved = resolveTarget(target, options)
+  const [result] = await post(resolved, {'content-type': options.type ?? DEFAULT_TYPE}, body, options)
+  if (!result) throw new ClientError(`${resolved.display}: the server did not say the message's id`)
+  return result
+}
+
+/** Publishes several messages in one multipart/form-data request: all or none, in order. */
+export async function publishAll(target: string, parts: FilePart[], options: PublishOptions = {}): Promise<Published[]> {
+  const resolved = resolveTarget(target, options)
+  const form = new FormData()
+  parts.forEach((part, i) => form.append(`m${i}`, new Blob([part.body], {type: part.type}), part.name ?? `message-${i}`))
+  const results = await post(resolved, {}, form, options)
+  if (results.length !== parts.length) throw new ClientError(`${resolved.display}: ${parts.length} messages sent, ${results.length} acknowledged`)
+  return results
+}
+
+/**
+ * Publishes a sequence of messages over one keep-alive connection,
+ * pipelined: each is written as it comes, without waiting for the previous
+ * answer, and the answers come back in order. For `send --lines`.
+ */
+export class PipelinedPublisher {
+  private readonly client: Client
+  private readonly target: Target
+  private readonly path: string
+  private readonly inFlight = new Set<Promise<void>>()
+  private failure: ClientError | undefined
+  sent = 0
+  acknowledged = 0
+
+  constructor(
+    target: string,
+    private readonly options: PublishOptions & {pipelining?: number; onPublished?: (result: Published) => void} = {},
+  ) {
+    this.target = resolveTarget(target, options)
+    if (this.target.channel === '') throw new ClientError(`${this.target.display}: name a channel to publish to`)
+    this.path = this.target.url.pathname + this.target.url.search
+    this.client = new Client(this.target.url.origin, {
+      pipelining: options.pipelining ?? 32,
+      connect: {ca: options.ca, rejectUnauthorized: !options.insecure},
+    })
+  }
+
+  /** The first failure, if any: publishing stops there. */
+  get error(): ClientError | undefined {
+    return this.failure
+  }
+
+  /** Sends one message; resolves once there is room for another in the pipeline. */
+  async send(body: Buffer | string): Promise<void> {
+    if (this.failure) throw this.failure
+    const headers: Record<string, string> = {'content-type': this.options.type ?? DEFAULT_TYPE}
+    if (this.target.authorization) headers.authorization = this.target.authorization
+    this.sent++
+    const done: Promise<void> = this.client
+      .request({path: this.path, method: 'POST', headers, body, signal: this.options.signal})
+      .then(async (response) => {
+        if (response.statusCode !== 204) throw await statusError(this.target, response.statusCode, response.body)
+        await response.body.dump()
+        this.acknowledged++
+        const [result] = published(response.headers)
+        if (result) this.options.onPublished?.(result)
+      })
+      .catch((error: unknown) => {
+        this.failure ??= describeFailure(this.target, error)
+      })
+      .finally(() => this.inFlight.delete(done))
+    this.inFlight.add(done)
+    if (this.inFlight.size >= (this.options.pipelining ?? 32) * 2) await Promise.race(this.inFlight)
+  }
+
+  /** Waits for every answer and closes the connection; throws the first failure. */
+  async close(): Promise<void> {
+    await Promise.all(this.inFlight)
+    await this.client.close()
+    if (this.failure) throw this.failure
+  }
+}
