@@ -14,6 +14,8 @@ export interface MultipartStreamOptions extends MultipartLimits {
 export class MultipartStream extends Transform {
   private readonly parser: MultipartParser
   private readonly channel: string
+  /** A parse error held back until the messages before it have been read. */
+  private failure: Error | undefined
 
   constructor(boundary: string, options: MultipartStreamOptions = {}) {
     super({readableObjectMode: true})
@@ -27,12 +29,39 @@ export class MultipartStream extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.failure) {
+      callback() // the stream is broken: the rest of the input is dropped
+      return
+    }
+
     try {
       this.parser.write(chunk)
       callback()
     } catch (error) {
-      callback(error as Error)
+      // Messages parsed before the error (perhaps in this very write) are
+      // still delivered: failing at once would destroy the stream and drop them.
+      if (this.readableLength === 0) {
+        callback(error as Error)
+      } else {
+        this.failure = error as Error
+        callback()
+      }
     }
+  }
+
+  override _flush(callback: TransformCallback): void {
+    // With an error held back, the stream must not end cleanly: read() destroys it with the error instead.
+    if (!this.failure) callback()
+  }
+
+  override read(size?: number): ReceivedMessage | null {
+    const message = super.read(size) as ReceivedMessage | null
+    if (this.failure && this.readableLength === 0 && !this.destroyed) {
+      const failure = this.failure
+      process.nextTick(() => this.destroy(failure))
+    }
+
+    return message
   }
 
   override [Symbol.asyncIterator](): AsyncIterableIterator<ReceivedMessage> {

@@ -116,12 +116,20 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
     const batch: ReceivedMessage[] = []
     const parser = new MultipartParser(boundary, (part) => batch.push(partToMessage(part, this.target.channel)), this.options)
     for await (const chunk of response.body) {
-      parser.write(chunk as Buffer)
-      if (batch.length === 0) continue
+      let failure: unknown
+      try {
+        parser.write(chunk as Buffer)
+      } catch (error) {
+        failure = error
+      }
+
+      // Messages parsed before a limit error are still delivered, then the error.
       for (const message of batch.splice(0)) {
         this.received++
         yield message
       }
+
+      if (failure) throw failure
     }
   }
 }

@@ -3,8 +3,10 @@
  * multipart/mixed), lenient in what it accepts as PROTOCOL.md's "Clients
  * must accept" asks: `\r\n` or bare `\n` line ends, parts with or without
  * Content-Length, a delimiter with or without a line end before it, a
- * preamble, empty parts, the close delimiter anywhere, and any split of the
- * bytes across writes. Memory is bounded: a part's headers and body are held
+ * preamble, transport padding, empty parts, the close delimiter anywhere,
+ * a boundary declared with leading dashes (`boundary=--frame`) and used
+ * either as cameras do (`--frame`) or as RFC 2046 says (`----frame`), and
+ * any split of the bytes across writes. Memory is bounded: a part's headers and body are held
  * to limits, and an oversized one is an error, never an out-of-memory.
  */
 
@@ -26,6 +28,7 @@ export class MultipartError extends Error {}
 const enum State {
   Preamble,
   AfterDelimiter,
+  Padding,
   Headers,
   SizedBody,
   OpenBody,
@@ -36,9 +39,19 @@ const enum State {
 const LF = 0x0a
 const CR = 0x0d
 const DASH = 0x2d
+const SP = 0x20
+const HT = 0x09
 
 export class MultipartParser {
   private readonly delimiter: Buffer
+  /**
+   * The boundary was declared with leading dashes (`boundary=--frame`): cameras
+   * then delimit with `--frame`, RFC 2046 with `----frame`. The parser looks for
+   * `--frame` and takes two dashes just before it as part of the delimiter.
+   */
+  private readonly dashed: boolean
+  /** Bytes of an unsized body held back per write: a split delimiter, the dashes and line end before it. */
+  private readonly holdBack: number
   private readonly maxPartSize: number
   private readonly maxHeaderSize: number
   private state = State.Preamble
@@ -57,8 +70,9 @@ export class MultipartParser {
     limits: MultipartLimits = {},
   ) {
     if (boundary === '') throw new MultipartError('empty multipart boundary')
-    // Cameras often declare `boundary=--frame` and then delimit with `--frame`.
-    this.delimiter = Buffer.from(boundary.startsWith('--') ? boundary : `--${boundary}`, 'latin1')
+    this.dashed = boundary.startsWith('--')
+    this.delimiter = Buffer.from(this.dashed ? boundary : `--${boundary}`, 'latin1')
+    this.holdBack = this.delimiter.length + 1 + (this.dashed ? 2 : 0)
     this.maxPartSize = limits.maxPartSize ?? 64 * 1024 * 1024
     this.maxHeaderSize = limits.maxHeaderSize ?? 64 * 1024
   }
@@ -68,6 +82,11 @@ export class MultipartParser {
     return this.state === State.Closed
   }
 
+  /**
+   * Parses the bytes, calling onPart for each part completed. A part's body
+   * may be a view into the chunks written (no copy), so do not reuse a
+   * buffer once written. Throws MultipartError when a limit is passed.
+   */
   write(chunk: Buffer): void {
     if (this.state === State.Closed || chunk.length === 0) return
     let data = chunk
@@ -100,24 +119,34 @@ export class MultipartParser {
       }
 
       case State.AfterDelimiter: {
-        // `--` closes; else optional padding and a line end, then the headers.
+        // `--` closes; anything else starts a part.
         if (data.length - at < 2) return -1
         if (data[at] === DASH && data[at + 1] === DASH) {
           this.state = State.Closed
           return data.length
         }
 
+        this.startPart()
+        this.state = State.Padding
+        return at
+      }
+
+      case State.Padding: {
+        // Transport padding (spaces, tabs) and the line end of the delimiter line.
+        // Consumed as it comes, and counted with the headers so it cannot go on forever.
         let i = at
-        while (i < data.length && (data[i] === 0x20 || data[i] === 0x09)) i++
-        if (i === data.length) return -1
+        while (i < data.length && (data[i] === SP || data[i] === HT)) i++
+        this.headerBytes += i - at
+        if (this.headerBytes > this.maxHeaderSize) throw new MultipartError('part headers too large')
+        if (i === data.length) return i
         if (data[i] === CR) {
-          if (i + 1 === data.length) return -1
+          if (i + 1 === data.length) return i > at ? i : -1
           if (data[i + 1] === LF) i += 2
         } else if (data[i] === LF) {
           i++
         }
 
-        this.startPart()
+        this.state = State.Headers
         return i
       }
 
@@ -141,14 +170,15 @@ export class MultipartParser {
         const found = data.indexOf(this.delimiter, at)
         if (found < 0) {
           // Keep enough of the tail to see a delimiter (and the line end before it) split across writes.
-          const keep = Math.min(data.length - at, this.delimiter.length + 1)
+          const keep = Math.min(data.length - at, this.holdBack)
           this.addBody(data.subarray(at, data.length - keep))
           this.pending = data.subarray(data.length - keep)
           return data.length
         }
 
-        // The tail kept above always holds the line end before a delimiter, so it is here to strip.
+        // The tail kept above always holds the dashes and line end before a delimiter, so they are here to strip.
         let end = found
+        if (this.dashed && end - 2 >= at && data[end - 1] === DASH && data[end - 2] === DASH) end -= 2
         if (end > at && data[end - 1] === LF) end -= end - 1 > at && data[end - 2] === CR ? 2 : 1
         this.addBody(data.subarray(at, end))
         this.emitPart()
@@ -186,8 +216,8 @@ export class MultipartParser {
     if (lf < 0) {
       if (this.headerBytes + data.length - at > this.maxHeaderSize) throw new MultipartError('part headers too large')
       // A delimiter where a header should be: a part with no blank line after its (absent) headers.
-      if (data.indexOf(this.delimiter, at) === at) return this.afterDelimiter(at)
-      return -1
+      const delimiterAt = this.delimiterAt(data, at, data.length)
+      return delimiterAt < 0 ? -1 : this.afterDelimiter(delimiterAt)
     }
 
     this.headerBytes += lf + 1 - at
@@ -198,12 +228,13 @@ export class MultipartParser {
       return lf + 1
     }
 
-    const line = data.toString('latin1', at, end)
-    if (line.startsWith(this.delimiter.toString('latin1'))) {
+    const delimiterAt = this.delimiterAt(data, at, end)
+    if (delimiterAt >= 0) {
       // Headers cut short by the next delimiter: an empty part.
-      return this.afterDelimiter(at)
+      return this.afterDelimiter(delimiterAt)
     }
 
+    const line = data.toString('latin1', at, end)
     const colon = line.indexOf(':')
     if (colon > 0) {
       const name = line.slice(0, colon).trim().toLowerCase()
@@ -213,6 +244,18 @@ export class MultipartParser {
     }
 
     return lf + 1
+  }
+
+  /** Where the delimiter starts when the line data[at..end) begins with one (after `--` for a dashed boundary), else -1. */
+  private delimiterAt(data: Buffer, at: number, end: number): number {
+    if (this.isDelimiter(data, at, end)) return at
+    if (this.dashed && data[at] === DASH && data[at + 1] === DASH && this.isDelimiter(data, at + 2, end)) return at + 2
+    return -1
+  }
+
+  private isDelimiter(data: Buffer, at: number, end: number): boolean {
+    const {delimiter} = this
+    return end - at >= delimiter.length && data.compare(delimiter, 0, delimiter.length, at, at + delimiter.length) === 0
   }
 
   private beginBody(): void {
@@ -249,10 +292,27 @@ export class MultipartParser {
   }
 }
 
-/** The boundary parameter of a multipart Content-Type, quoted or not. */
+/** One `; name=value` parameter (RFC 9110 §5.6.6): a token or a quoted-string value, then anything up to the next `;`. */
+const PARAMETER = /\s*;\s*([^\s;=]*)\s*(?:=\s*(?:"((?:[^"\\]|\\[\s\S])*)"|([^;\s]*)))?[^;]*/y
+
+/**
+ * The boundary parameter of a multipart Content-Type, quoted or not.
+ * Parameters are read in order, so a quoted value of another parameter
+ * (`name="x; boundary=y"`) is never taken for it. Undefined when the type is
+ * not multipart or the boundary is missing or empty.
+ */
 export function boundaryOf(contentType: string | undefined): string | undefined {
-  if (!contentType || !/^\s*multipart\//i.test(contentType)) return undefined
-  const match = /;\s*boundary\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))/i.exec(contentType)
-  if (!match) return undefined
-  return match[1] !== undefined ? match[1].replace(/\\(.)/g, '$1') : match[2]
+  if (!contentType || !/^\s*multipart\/[^\s;]+\s*(;|$)/i.test(contentType)) return undefined
+  const first = contentType.indexOf(';')
+  if (first < 0) return undefined
+  PARAMETER.lastIndex = first
+  while (PARAMETER.lastIndex < contentType.length) {
+    const match = PARAMETER.exec(contentType)
+    if (!match) return undefined
+    if (match[1].toLowerCase() !== 'boundary') continue
+    const value = match[2] !== undefined ? match[2].replace(/\\([\s\S])/g, '$1') : match[3]
+    return value || undefined
+  }
+
+  return undefined
 }
