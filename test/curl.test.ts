@@ -1,78 +1,16 @@
 // curl, the binary, drives the server the way its users do: the 2007 README's
 // quick test, filters, Basic auth, the secret, size limits, forms and HTTPS.
 import assert from 'node:assert/strict'
-import {spawn, type ChildProcess} from 'node:child_process'
 import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import type {BusServer} from '../src/lib/index.js'
-import {curl, run, ServeProcess, splitParts, startBus, stopAll, type Part, assertIncreasing} from './support/harness.js'
+import {curl, run, ServeProcess, startBus, stopAll, assertIncreasing} from './support/harness.js'
+import {CurlStream} from './support/curl-stream.js'
 
 const B = 'curlboundary'
 
-/** A long-lived `curl -sN` subscriber: everything it prints is the multipart stream. */
-class CurlStream {
-  readonly child: ChildProcess
-  data = Buffer.alloc(0)
-  stderr = ''
-  exited = false
-  boundary = B
 
-  constructor(args: string[]) {
-    this.child = spawn('curl', ['-sSN', '-g', ...args], {stdio: ['ignore', 'pipe', 'pipe']})
-    this.child.stdout!.on('data', (chunk: Buffer) => {
-      this.data = Buffer.concat([this.data, chunk])
-    })
-    this.child.stderr!.on('data', (chunk: Buffer) => {
-      this.stderr += chunk.toString()
-    })
-    this.child.on('exit', () => {
-      this.exited = true
-    })
-    streams.add(this)
-  }
-
-  /** Starts curl on a subscription URL and waits for the opening delimiter. */
-  static async open(url: string, extra: string[] = []): Promise<CurlStream> {
-    const stream = new CurlStream([...extra, url])
-    await stream.until((text) => /^--[^\r\n]+\r\n/.test(text), 'the opening delimiter')
-    stream.boundary = /^--([^\r\n]+)\r\n/.exec(stream.data.toString('latin1'))![1]
-    return stream
-  }
-
-  async until(test: (text: string) => boolean, what: string, timeoutMs = 4000): Promise<void> {
-    const deadline = Date.now() + timeoutMs
-    while (!test(this.data.toString('latin1'))) {
-      if (this.exited && !test(this.data.toString('latin1'))) throw new Error(`curl exited before ${what}: ${this.stderr} ${JSON.stringify(this.data.toString('latin1'))}`)
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.data.toString('latin1'))}`)
-      await new Promise((resolve) => setTimeout(resolve, 10))
-    }
-  }
-
-  parts(): Part[] {
-    return splitParts(this.data, this.boundary)
-  }
-
-  async waitParts(count: number): Promise<Part[]> {
-    await this.until(() => this.parts().length >= count, `${count} parts`)
-    return this.parts()
-  }
-
-  bodies(): string[] {
-    return this.parts().map((part) => part.body.toString())
-  }
-
-  kill(): void {
-    if (!this.exited) this.child.kill('SIGKILL')
-  }
-}
-
-const streams = new Set<CurlStream>()
-
-function killStreams(): void {
-  for (const stream of streams) stream.kill()
-  streams.clear()
-}
 
 interface CurlReply {
   status: number
@@ -154,7 +92,7 @@ describe('curl', function () {
   after(() => rmSync(dir, {recursive: true, force: true}))
 
   afterEach(async () => {
-    killStreams()
+    CurlStream.killAll()
     await stopAll()
   })
 
@@ -505,7 +443,7 @@ describe('curl', function () {
       // A part (file or field) of exactly the limit is fine.
       const ok = await curlReply(['-F', `a=@${join(dir, 'exact.bin')}`, '-F', `b=<${join(dir, 'exact.bin')}`, '-F', 'c=done', url])
       assert.equal(ok.status, 204)
-      const parts = await subscriber.waitParts(3)
+      await subscriber.waitParts(3)
       assert.deepEqual(subscriber.bodies(), ['e'.repeat(1000), 'e'.repeat(1000), 'done'])
     })
 

@@ -84,3 +84,12 @@ describe('message ids', () => {
     assert.ok(compareMessageIds('999-5', '1000-0') < 0)
   })
 })
+
+describe('dump line fields', () => {
+  it('each field is free of spaces, so the line splits on them', async () => {
+    const {formatLine} = await import('../src/lib/cli/message-format.js')
+    const line = formatLine({channel: 'a b%c', type: 'text/plain; charset=utf-8', sender: 'x y', headers: {}, body: Buffer.from('one two'), time: 0})
+    assert.equal(line, '1970-01-01T00:00:00.000Z a%20b%25c text/plain;charset=utf-8 x\\x20y 7 one two\n')
+    assert.equal(line.split(' ').length, 7)
+  })
+})

@@ -114,6 +114,7 @@ describe('msgbus serve', function () {
   it('-u drops root privileges after binding', async function () {
     if (process.getuid?.() !== 0) this.skip()
     const server = await start(['-u', 'nobody'])
+    for (const deadline = Date.now() + 5000; !/running as/.test(server.stderr) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10))
     assert.match(server.stderr, /running as nobody \(uid \d+, gid \d+\)/)
     const status = readFileSync(`/proc/${server.child.pid}/status`, 'utf8')
     const nobody = (await run('id', ['-u', 'nobody'])).stdout.trim()

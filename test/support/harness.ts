@@ -280,7 +280,7 @@ export class ServeProcess {
 
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<{code: number | null; ms: number}> {
     const started = Date.now()
-    if (this.child.exitCode !== null) return {code: this.child.exitCode, ms: 0}
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return {code: this.child.exitCode, ms: 0}
     this.child.kill(signal)
     const [code] = (await once(this.child, 'exit')) as [number | null]
     return {code, ms: Date.now() - started}

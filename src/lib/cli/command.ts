@@ -30,6 +30,7 @@ export abstract class MsgbusCommand extends Command {
     if (error.code === 'EEXIT') throw error
     const usage = error.parse !== undefined || /See more help with --help/.test(error.message)
     if (!this.quietErrors) process.stderr.write(`${this.config.bin} ${this.id}: ${oneLine(error.message)}${usage ? ` (see ${this.config.bin} ${this.id} --help)` : ''}\n`)
-    return this.exit(usage ? 2 : 1)
+    // this.error(message, {exit}) names its own status; anything else is 2 for usage, else 1.
+    return this.exit(error.oclif?.exit ?? (usage ? 2 : 1))
   }
 }

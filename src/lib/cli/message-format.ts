@@ -6,23 +6,29 @@ export type OutputFormat = 'line' | 'raw' | 'json' | 'headers'
 
 const ESCAPES: Record<string, string> = {'\n': '\\n', '\r': '\\r', '\t': '\\t', '\\': '\\\\'}
 
+/** `\x01` for a byte-sized code, `\u2028` above: `\x2028` would read as `\x20` and "28". */
+function escapeCode(code: number): string {
+  return code > 0xff ? `\\u${code.toString(16).padStart(4, '0')}` : `\\x${code.toString(16).padStart(2, '0')}`
+}
+
 /** Text on one line: newlines, tabs, backslashes and other control characters escaped. */
 export function escapeText(text: string): string {
   // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f\\\u2028\u2029]/g, (c) => ESCAPES[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\\\u2028\u2029]/g, (c) => ESCAPES[c] ?? escapeCode(c.charCodeAt(0)))
 }
 
 /**
- * One message as one line, made for grep: time, channel, type, sender (`-`
- * if none), length, and the body escaped; a binary body is shown only as its
- * length and type.
+ * One message as one line, made for grep: time, channel (spaces and `%`
+ * percent-encoded), type (without white space), sender (`-` if none), length,
+ * and the body escaped; a binary body is shown only as its length and type.
  */
 export function formatLine(message: ReceivedMessage, colour?: ChalkInstance): string {
+  // Each field is free of spaces, so `cut -d' '` and awk can split the line.
   const time = new Date(message.time).toISOString()
-  const channel = message.channel === '' ? '/' : message.channel
+  const channel = message.channel === '' ? '/' : message.channel.replace(/[% ]/g, (c) => (c === '%' ? '%25' : '%20'))
   const body = isTextBody(message.type, message.body) ? escapeText(message.body.toString('utf8')) : `[${message.body.length} bytes of ${message.type}]`
-  const type = escapeText(message.type)
-  const sender = escapeText(message.sender ?? '-')
+  const type = escapeText(message.type.replace(/\s+/g, ''))
+  const sender = escapeText(message.sender ?? '-').replace(/ /g, '\\x20')
   if (!colour) return `${time} ${channel} ${type} ${sender} ${message.body.length} ${body}\n`
   return `${colour.dim(time)} ${colour.cyan(channel)} ${colour.magenta(type)} ${colour.yellow(sender)} ${colour.dim(String(message.body.length))} ${body}\n`
 }

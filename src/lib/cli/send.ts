@@ -1,5 +1,4 @@
 import {readFile} from 'node:fs/promises'
-import mime from 'mime-types'
 import type {ClientOptions} from '../client/target.js'
 import {readLines} from './lines.js'
 
@@ -21,6 +20,7 @@ async function readAll(input: NodeJS.ReadableStream): Promise<Buffer> {
 
 /** Each file's bytes and type, all read before anything is sent, so a missing file sends nothing. */
 async function readFiles(files: string[], type: string | undefined) {
+  const {default: mime} = await import('mime-types')
   return Promise.all(
     files.map(async (file) => {
       let body: Buffer

@@ -82,6 +82,8 @@ export class PipelinedPublisher {
   private readonly target: Target
   private readonly path: string
   private readonly inFlight = new Set<Promise<void>>()
+  /** Callers of send() waiting for room in the pipeline. */
+  private readonly waiting: Array<() => void> = []
   private failure: ClientError | undefined
   sent = 0
   acknowledged = 0
@@ -110,8 +112,10 @@ export class PipelinedPublisher {
     const headers: Record<string, string> = {'content-type': this.options.type ?? DEFAULT_TYPE}
     if (this.target.authorization) headers.authorization = this.target.authorization
     this.sent++
+    // undici pipelines only requests marked idempotent and not blocking: a POST
+    // is neither by default, so each would wait for the previous answer.
     const done: Promise<void> = this.client
-      .request({path: this.path, method: 'POST', headers, body, signal: this.options.signal})
+      .request({path: this.path, method: 'POST', headers, body, signal: this.options.signal, idempotent: true, blocking: false})
       .then(async (response) => {
         if (response.statusCode !== 204) throw await statusError(this.target, response.statusCode, response.body)
         await response.body.dump()
@@ -120,17 +124,25 @@ export class PipelinedPublisher {
         if (result) this.options.onPublished?.(result)
       })
       .catch((error: unknown) => {
-        this.failure ??= describeFailure(this.target, error)
+        if (this.failure) return
+        this.failure = describeFailure(this.target, error)
+        // Stop at the first failure: an idempotent request that was written
+        // but not answered would otherwise be sent again on a new connection.
+        this.client.destroy().catch(() => {})
       })
-      .finally(() => this.inFlight.delete(done))
+      .finally(() => {
+        this.inFlight.delete(done)
+        this.waiting.shift()?.()
+      })
     this.inFlight.add(done)
-    if (this.inFlight.size >= (this.options.pipelining ?? 32) * 2) await Promise.race(this.inFlight)
+    // Not Promise.race(inFlight): that leaves a reaction on every pending request per call.
+    if (this.inFlight.size >= (this.options.pipelining ?? 32) * 2) await new Promise<void>((resolve) => this.waiting.push(resolve))
   }
 
   /** Waits for every answer and closes the connection; throws the first failure. */
   async close(): Promise<void> {
     await Promise.all(this.inFlight)
-    await this.client.close()
+    if (!this.client.destroyed) await this.client.close()
     if (this.failure) throw this.failure
   }
 }

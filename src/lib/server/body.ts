@@ -3,7 +3,7 @@ import {formatSize} from '../util/size.js'
 import {HttpError} from './http-error.js'
 
 export function tooLarge(limit: number, what = 'message'): HttpError {
-  return new HttpError(413, `${what} larger than the limit of ${formatSize(limit)}`, {Connection: 'close'})
+  return new HttpError(413, `${what} larger than the limit of ${formatSize(limit)}`, {}, true)
 }
 
 /** The declared Content-Length, or undefined for a chunked body. */

@@ -88,7 +88,7 @@ export function createRequestHandler(ctx: ServerContext) {
     res.setHeader('Server', ctx.serverHeader)
     route(ctx, req, res, expectsContinue).catch((error: unknown) => {
       if (error instanceof HttpError) {
-        sendError(res, error.status, error.message, error.headers)
+        sendError(res, error.status, error.message, error.headers, error.closeAfter)
         return
       }
 

@@ -6,15 +6,41 @@ export class HttpError extends Error {
     readonly status: number,
     message: string,
     readonly headers: Record<string, string> = {},
+    /** Close the connection after answering, reading what the client still sends for a while first. */
+    readonly closeAfter = false,
   ) {
     super(message)
   }
 }
 
+/** How long a refused upload may go on being read (and thrown away) before the connection is cut. */
+const LINGER_MS = 2000
+
+/**
+ * Refuses a request mid-body without losing the answer: the response goes
+ * out with `Connection: close` and our side of the connection is shut (FIN),
+ * while whatever the client is still sending is read and thrown away until it
+ * stops or LINGER_MS passes. Node would close at once, resetting a
+ * connection with unread data in it, and the client could lose the answer;
+ * so this response is written to the socket directly.
+ */
+function refuseAndLinger(res: ServerResponse, status: number, reason: string): void {
+  const req = res.req
+  const socket = req.socket
+  req.resume()
+  socket.end(rawErrorResponse(status, String(res.getHeader('Server') ?? 'msgbus'), reason))
+  setTimeout(() => socket.destroy(), LINGER_MS).unref()
+}
+
 /** Error bodies are one line of plain text, for curl users and logs alike. */
-export function sendError(res: ServerResponse, status: number, reason: string, headers: Record<string, string> = {}): void {
+export function sendError(res: ServerResponse, status: number, reason: string, headers: Record<string, string> = {}, closeAfter = false): void {
   if (res.headersSent) {
     res.destroy()
+    return
+  }
+
+  if (closeAfter) {
+    refuseAndLinger(res, status, reason)
     return
   }
 

@@ -1,0 +1,451 @@
+/**
+ * Bundles the CLI for a fast start (run by `npm run build`, after tsc):
+ *
+ *   node --import tsx/esm scripts/build.ts
+ *
+ * writes dist/cli/index.cjs, one esbuild bundle of oclif and every command,
+ * and dist/cli/index.cjs.cache, V8's compiled code for it. bin/run.js loads
+ * the two and hands oclif the bundle's COMMANDS through oclif's explicit
+ * command strategy. tsc's output (the library, with .d.ts files, and
+ * dist/commands) is left as it is; bin/dev.js and scripts/man.ts keep
+ * running the sources through tsx, with package.json's pattern strategy.
+ *
+ * Where a start-up's time went, and what this does about it (Node 20):
+ * - Resolving, reading and compiling ~200 modules of oclif and its
+ *   dependencies: one bundled file, and V8's code cache for it (Node 20 has
+ *   no compile cache of its own). The cache is made by running the new
+ *   bundle once, `echo hi | msgbus send` against a stand-in server (see
+ *   writeCodeCache), with every lazy module loaded too. V8 rejects a cache
+ *   made by another Node or V8, and then compiles as usual.
+ * - Loading every command to run one: the bundle's COMMANDS are stand-ins
+ *   made from each command's oclif metadata (read here from src/, as
+ *   scripts/man.ts reads it: summary, flags, args, examples...), so listings
+ *   and --help load no command, and running one loads that command's
+ *   modules only, then runs the real class. A command whose help is dynamic
+ *   (a flag with a defaultHelp function) is bundled as it is.
+ * - @oclif/plugin-help, loaded from node_modules as a plugin: its `help`
+ *   command is bundled like the others (bin/run.js then loads no plugin).
+ * - undici: only the commands that use it load it; the build fails if the
+ *   start-up path (oclif, the stand-ins) imports it statically. Parts of
+ *   undici and oclif that cost time and that msgbus never uses are patched
+ *   out of the bundle (PATCHES).
+ *
+ * The list of commands is never written by hand: oclif finds them in
+ * src/commands (as bin/dev.js does), and the generated entry module goes to
+ * build/cli.ts (git-ignored).
+ */
+import {spawn} from 'node:child_process'
+import {createHash} from 'node:crypto'
+import {mkdir, readdir, readFile, rename, rm, writeFile} from 'node:fs/promises'
+import {createServer} from 'node:http'
+import type {AddressInfo} from 'node:net'
+import {join, relative, sep} from 'node:path'
+import {fileURLToPath, pathToFileURL} from 'node:url'
+import {Config, Plugin, settings, type Command} from '@oclif/core'
+import {build, type Metafile, type OutputFile, type Plugin as EsbuildPlugin} from 'esbuild'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const BUILD_DIR = join(ROOT, 'build')
+const ENTRY = join(BUILD_DIR, 'cli.ts')
+const OUT_DIR = join(ROOT, 'dist', 'cli')
+const BUNDLE = join(OUT_DIR, 'index.cjs')
+
+/** Packages that the start-up path (oclif and the stand-ins) must not load: only the commands that use them do. */
+const LAZY_ONLY = ['undici']
+
+/** Manifest keys that oclif sets itself when it loads a command. */
+const NOT_METADATA = new Set(['id', 'pluginAlias', 'pluginName', 'pluginType', 'relativePath', 'isESM', 'hasDynamicHelp', 'aliasPermutations', 'permutations'])
+
+export interface CommandEntry {
+  /** oclif's id, topics joined with `:`. */
+  id: string
+  /** Absolute path of the source file. */
+  file: string
+  /** oclif's manifest entry for the command, less what oclif sets itself. */
+  metadata: Record<string, unknown>
+  /** A flag computes its help at run time: the command is bundled as it is, not as a stand-in. */
+  dynamicHelp: boolean
+  /** The plugin it comes from, if not the project. */
+  plugin?: string
+}
+
+/** A manifest entry as metadata for a stand-in: without what oclif sets itself when it loads a command. */
+function entryOf(id: string, cached: Command.Cached, pluginRoot: string, plugin?: string): CommandEntry {
+  const relativePath = cached.relativePath
+  if (!relativePath) throw new Error(`oclif gave no file for command ${id}`)
+  const metadata = Object.fromEntries(Object.entries(cached).filter(([key, value]) => !NOT_METADATA.has(key) && value !== undefined))
+  return {id, file: join(pluginRoot, ...relativePath), metadata, dynamicHelp: Boolean(cached.hasDynamicHelp), plugin}
+}
+
+/**
+ * The commands as oclif finds them, with their metadata (what `msgbus
+ * --help` and `msgbus COMMAND --help` show): the project's, from src/
+ * through tsx as in bin/dev.js, and those of the plugins in package.json
+ * (@oclif/plugin-help's `help`), which go into the bundle too, so that
+ * nothing is loaded from node_modules at run time.
+ */
+export async function readCommands(root = ROOT): Promise<{commands: CommandEntry[]; plugins: string[]}> {
+  settings.enableAutoTranspile = true
+  const rootPlugin = new Plugin({root, isRoot: true, ignoreManifest: true, errorOnManifestCreate: true})
+  await rootPlugin.load()
+  const plugins: Plugin[] = []
+  for (const name of (rootPlugin.pjson.oclif.plugins ?? []) as string[]) {
+    const plugin = new Plugin({name, root, type: 'core', errorOnManifestCreate: true})
+    await plugin.load()
+    if (Object.keys(plugin.hooks).length > 0) throw new Error(`plugin ${name} has hooks, which scripts/build.ts cannot bundle`)
+    plugins.push(plugin)
+  }
+
+  // Config.load checks them all the way the CLI will see them (ids, topics, clashes).
+  await Config.load({root, plugins: new Map([rootPlugin, ...plugins].map((p) => [p.name, p]))})
+  const commands = [
+    ...Object.entries(rootPlugin.manifest.commands).map(([id, cached]) => entryOf(id, cached, rootPlugin.root)),
+    ...plugins.flatMap((plugin) => Object.entries(plugin.manifest.commands).map(([id, cached]) => entryOf(id, cached, plugin.root, plugin.name))),
+  ].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  return {commands, plugins: plugins.map((p) => p.name)}
+}
+
+/** A module specifier for `file`, relative to the folder `from`, in the .js form TypeScript sources use. */
+function specifier(file: string, from: string): string {
+  const rel = relative(from, file).split(sep).join('/').replace(/\.(?:[cm]?ts|tsx)$/, '.js')
+  return JSON.stringify(rel.startsWith('.') ? rel : `./${rel}`)
+}
+
+/** The entry module: @oclif/core's API for bin/run.js, COMMANDS (id → command class), and warm() for the code cache. */
+export function entrySource(commands: CommandEntry[], plugins: string[], lazyModules: string[], from = BUILD_DIR): string {
+  const shown = (file: string) => JSON.stringify(relative(ROOT, file).split(sep).join('/'))
+  const eager = commands.filter((c) => c.dynamicHelp)
+  const eagerImports = eager.map((c) => `import * as eager${commands.indexOf(c)} from ${specifier(c.file, from)}\n`).join('')
+  return `// Generated by scripts/build.ts from the commands in src/commands: do not edit.
+import {Command, type Config} from '@oclif/core'
+${eagerImports}
+export {execute, settings} from '@oclif/core'
+
+/** The plugins of package.json whose commands are in COMMANDS: bin/run.js does not load them. */
+export const BUNDLED_PLUGINS: string[] = ${JSON.stringify(plugins)}
+
+type CommandClass = typeof Command & {run(argv?: string[], config?: Config): Promise<unknown>}
+
+/** The command class of a module, found as oclif finds it: the default export, else the first export with a run(). */
+function commandOf(module: Record<string, unknown>, file: string): CommandClass {
+  const isCommand = (value: unknown) => typeof (value as {run?: unknown} | undefined)?.run === 'function'
+  const found = isCommand(module.default) ? module.default : Object.values(module).find(isCommand)
+  if (!found) throw new Error(\`\${file}: no command class exported\`)
+  return found as CommandClass
+}
+
+/**
+ * A stand-in for a command: its oclif metadata (for listings and --help),
+ * and a run() that imports the real command and runs it.
+ */
+function lazy(metadata: Record<string, unknown>, load: () => Promise<Record<string, unknown>>, file: string): CommandClass {
+  class Lazy extends Command {
+    static override async run(argv?: string[], config?: Config): Promise<unknown> {
+      const real = commandOf(await load(), file)
+      // What oclif sets on the class it loads (Plugin.findCommand).
+      real.id = this.id
+      real.plugin = this.plugin
+      return real.run(argv, config)
+    }
+
+    async run(): Promise<unknown> {
+      throw new Error(\`\${this.id}: stand-in command run directly\`)
+    }
+  }
+
+  return Object.assign(Lazy, metadata) as unknown as CommandClass
+}
+
+export const COMMANDS: Record<string, CommandClass> = {
+${commands
+  .map((c, i) =>
+    c.dynamicHelp
+      ? `  ${JSON.stringify(c.id)}: commandOf(eager${i}, ${shown(c.file)}),`
+      : `  ${JSON.stringify(c.id)}: lazy(${JSON.stringify(c.metadata)}, () => import(${specifier(c.file, from)}), ${shown(c.file)}),`,
+  )
+  .join('\n')}
+}
+
+/** Loads every module that is otherwise loaded on demand, so that the code cache holds their code too. */
+export async function warm(): Promise<void> {
+  await Promise.all([
+${[...commands.filter((c) => !c.dynamicHelp).map((c) => c.file), ...lazyModules].map((file) => `    import(${specifier(file, from)}),`).join('\n')}
+  ])
+}
+`
+}
+
+interface Patch {
+  /** The dependency's file. */
+  file: RegExp
+  text: string
+  by: string
+  /** What is lost when the file has changed and the text is not found. */
+  saves: string
+}
+
+/**
+ * Small edits to dependencies, made while bundling, for what they cost at
+ * start-up for nothing msgbus uses. If a dependency changes, a patch that no
+ * longer applies is skipped, with a note: the bundle is then only slower.
+ */
+const PATCHES: Patch[] = [
+  {
+    // The first localeCompare() sets up ICU's collation (~5 ms), here only to
+    // sort a plugin's commands by id; the help sorts them again by itself.
+    file: /[\\/]node_modules[\\/]@oclif[\\/]core[\\/]lib[\\/]config[\\/]plugin\.js$/,
+    text: '.sort((a, b) => a.id.localeCompare(b.id))',
+    by: '.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))',
+    saves: "ICU's collation set-up (~5 ms)",
+  },
+  {
+    // The cookie helpers accept Node's own Headers too, by reading
+    // globalThis.Headers when undici loads, and that getter loads Node's
+    // internal copy of undici. The bundle's helpers check undici's Headers
+    // only; msgbus does not use them.
+    file: /[\\/]node_modules[\\/]undici[\\/]lib[\\/]web[\\/]cookies[\\/]index\.js$/,
+    text: '[Headers, globalThis.Headers]',
+    by: '[Headers]',
+    saves: "Node's internal undici (~10 ms)",
+  },
+  {
+    // The HTTP/2 client (and node:http2) is needed only when a TLS server
+    // negotiates h2, which undici does only when asked to (allowH2).
+    file: /[\\/]node_modules[\\/]undici[\\/]lib[\\/]dispatcher[\\/]client\.js$/,
+    text: "const connectH2 = require('./client-h2.js')",
+    by: "function connectH2 (client, socket) { return require('./client-h2.js')(client, socket) }",
+    saves: 'node:http2 (~5 ms)',
+  },
+]
+
+function patches(notes: string[]): EsbuildPlugin {
+  return {
+    name: 'msgbus-patches',
+    setup(builder) {
+      for (const patch of PATCHES) {
+        builder.onLoad({filter: patch.file}, async (args) => {
+          const source = await readFile(args.path, 'utf8')
+          if (!source.includes(patch.text)) {
+            notes.push(`${relative(ROOT, args.path)} has changed: not patched, start-up pays for ${patch.saves}`)
+            return {contents: source, loader: 'js'}
+          }
+
+          return {contents: source.replace(patch.text, patch.by), loader: 'js'}
+        })
+      }
+
+      // Big JSON files (mime-db) as JSON.parse of a string: V8 parses JSON
+      // much faster than the same data as an object literal.
+      builder.onLoad({filter: /\.json$/}, async (args) => {
+        const text = await readFile(args.path, 'utf8')
+        return {contents: `module.exports = JSON.parse(${JSON.stringify(JSON.stringify(JSON.parse(text)))})`, loader: 'js'}
+      })
+    },
+  }
+}
+
+/** The chain of static imports from an entry to the first input that matches, or undefined. */
+function staticPathTo(metafile: Metafile, entry: string, matches: (input: string) => boolean): string[] | undefined {
+  const from = new Map<string, string>()
+  const queue = [entry]
+  const seen = new Set(queue)
+  while (queue.length > 0) {
+    const input = queue.shift()!
+    if (matches(input)) {
+      const path = [input]
+      for (let at = from.get(input); at !== undefined; at = from.get(at)) path.unshift(at)
+      return path
+    }
+
+    for (const imported of metafile.inputs[input]?.imports ?? []) {
+      if (imported.kind !== 'import-statement' && imported.kind !== 'require-call') continue
+      if (imported.external || seen.has(imported.path)) continue
+      seen.add(imported.path)
+      from.set(imported.path, input)
+      queue.push(imported.path)
+    }
+  }
+
+  return undefined
+}
+
+/** Modules of the project loaded with a dynamic import() (the client, for one): warm() loads them. */
+function lazyModulesOf(metafile: Metafile, commands: CommandEntry[]): string[] {
+  const commandFiles = new Set(commands.map((c) => relative(ROOT, c.file).split(sep).join('/')))
+  const found = new Set<string>()
+  for (const input of Object.values(metafile.inputs)) {
+    for (const imported of input.imports) {
+      if (imported.kind !== 'dynamic-import' || imported.external || imported.path.includes('node_modules/')) continue
+      if (!commandFiles.has(imported.path) && imported.path.startsWith('src/')) found.add(imported.path)
+    }
+  }
+
+  return [...found].sort().map((path) => join(ROOT, path))
+}
+
+/**
+ * The bundle's first line names its build; bin/run.js uses a code cache only
+ * when it was made for that build (V8 itself checks only the source's length).
+ * "use strict" comes first, as esbuild's own would if the banner did not
+ * precede it.
+ */
+const BUILD_ID = '0000000000000000'
+const BANNER = `/* msgbus build ${BUILD_ID} */ "use strict"; var __import_meta_url = require('node:url').pathToFileURL(__filename).href;`
+
+async function bundle(notes: string[]): Promise<{metafile: Metafile; files: OutputFile[]}> {
+  const result = await build({
+    absWorkingDir: ROOT,
+    entryPoints: [ENTRY],
+    outfile: BUNDLE,
+    write: false,
+    bundle: true,
+    // CommonJS: on Node 20, V8's code cache can only be used through
+    // vm.Script. A dynamic import() of a bundled module stays lazy: the
+    // module runs when the import() does.
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    // src/lib/version.ts finds package.json from import.meta.url, two folders
+    // up: from dist/cli/index.cjs as from dist/lib/version.js.
+    define: {'import.meta.url': '__import_meta_url'},
+    banner: {js: BANNER},
+    // oclif requires TypeScript only to map dist/ to src/ in development
+    // mode, which the bundle never uses (bin/dev.js runs the sources).
+    external: ['typescript'],
+    plugins: [patches(notes)],
+    sourcemap: 'linked',
+    sourcesContent: false,
+    minifyWhitespace: true,
+    minifySyntax: true,
+    metafile: true,
+    logLevel: 'warning',
+  })
+  return {metafile: result.metafile, files: result.outputFiles}
+}
+
+/** Writes beside, then renames: a CLI started meanwhile sees the old file or the new one. */
+async function replaceFile(path: string, contents: string | Uint8Array): Promise<void> {
+  const temporary = `${path}.${process.pid}.tmp`
+  await writeFile(temporary, contents)
+  await rename(temporary, path)
+}
+
+/** Runs `node bin/run.js ARGS` with MSGBUS_WRITE_CODE_CACHE=1, stdin from `input`; rejects with its stderr on failure. */
+function runForCache(args: string[], input: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(ROOT, 'bin', 'run.js'), ...args], {
+      cwd: ROOT,
+      // The cache is only valid under the V8 flags it was made with: none but bin/run.js's own.
+      env: {...process.env, MSGBUS_WRITE_CODE_CACHE: '1', NODE_OPTIONS: ''},
+      stdio: ['pipe', 'ignore', 'pipe'],
+      timeout: 60_000,
+    })
+    let stderr = ''
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+    child.stdin.on('error', () => {})
+    child.stdin.end(input)
+    child.on('error', reject)
+    child.on('exit', (code, signal) => {
+      if (code === 0) resolve()
+      else reject(new Error(`node bin/run.js ${args.join(' ')} (${code ?? signal}):\n${stderr.trim()}`))
+    })
+  })
+}
+
+/**
+ * Runs the new bundle once and keeps what V8 compiled: the functions that
+ * ran, and every module's top level (bin/run.js then loads all the lazy
+ * modules). The run is the one start-up matters most for (issue 3):
+ * `echo hi | msgbus send CHANNEL`, against a stand-in server here that
+ * answers 204; `msgbus --help` if there is no send command or it fails.
+ */
+async function writeCodeCache(commands: CommandEntry[], notes: string[]): Promise<void> {
+  if (commands.some((c) => c.id === 'send')) {
+    const server = createServer((request, response) => {
+      request.resume()
+      request.on('end', () => response.writeHead(204, {'Msgbus-Id': '1-0', 'Msgbus-Subscribers': '0'}).end())
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const {port} = server.address() as AddressInfo
+      await runForCache(['send', 'code-cache', '--url', `http://127.0.0.1:${port}`], 'hi\n')
+      return
+    } catch (error) {
+      notes.push(`code cache made from --help: ${(error as Error).message.split('\n').join(' ')}`)
+    } finally {
+      server.closeAllConnections()
+      server.close()
+    }
+  }
+
+  await runForCache(['--help'], '')
+}
+
+export interface BuildResult {
+  commands: CommandEntry[]
+  metafile: Metafile
+  /** Bytes of the bundle and of its code cache. */
+  bytes: {bundle: number; cache: number}
+  notes: string[]
+}
+
+export async function buildCli(): Promise<BuildResult> {
+  const {commands, plugins} = await readCommands()
+  if (!commands.some((c) => c.plugin === undefined)) throw new Error('oclif finds no commands in src/commands')
+  await mkdir(BUILD_DIR, {recursive: true})
+  await mkdir(OUT_DIR, {recursive: true})
+
+  // Twice: the first pass finds the modules loaded with import(), for warm().
+  const notes: string[] = []
+  await writeFile(ENTRY, entrySource(commands, plugins, []))
+  const lazyModules = lazyModulesOf((await bundle([])).metafile, commands)
+  await writeFile(ENTRY, entrySource(commands, plugins, lazyModules))
+  const {metafile, files} = await bundle(notes)
+
+  const entry = relative(ROOT, ENTRY).split(sep).join('/')
+  for (const name of LAZY_ONLY) {
+    const path = staticPathTo(metafile, entry, (input) => input.includes(`node_modules/${name}/`))
+    if (path) {
+      throw new Error(
+        `${name} is loaded at start-up, by every command, through static imports:\n  ${path.join('\n  → ')}\n` +
+          `import it with a dynamic import() in the code that needs it (e.g. in a command's run()).`,
+      )
+    }
+  }
+
+  // The map first, the bundle (with its new build id) last.
+  const code = files.find((file) => file.path === BUNDLE)
+  if (!code || !code.text.startsWith(BANNER.slice(0, BANNER.indexOf(BUILD_ID)))) throw new Error(`esbuild wrote no ${relative(ROOT, BUNDLE)} with the banner`)
+  // ASCII only, so that bin/run.js can read it as latin1 (~2 ms less than
+  // decoding UTF-8). esbuild escapes strings already; what is left (in
+  // regular expressions and licence comments) is escaped the same way.
+  const text = code.text.replace(/[^\x00-\x7f]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  const id = createHash('sha256').update(text).digest('hex').slice(0, BUILD_ID.length)
+  for (const file of files.filter((f) => f !== code)) await replaceFile(file.path, file.contents)
+  await replaceFile(BUNDLE, text.replace(BUILD_ID, id))
+  // Whatever else is in dist/cli is from an older layout, or the old cache.
+  const ours = new Set(files.map((f) => f.path))
+  for (const name of await readdir(OUT_DIR)) if (!ours.has(join(OUT_DIR, name))) await rm(join(OUT_DIR, name), {recursive: true, force: true})
+
+  await writeCodeCache(commands, notes)
+  const cache = await readFile(`${BUNDLE}.cache`).catch(() => Buffer.alloc(0))
+  if (cache.toString('latin1', 0, id.length) !== id) notes.push('no code cache was written: the CLI starts without it (slower)')
+  return {commands, metafile, bytes: {bundle: text.length, cache: cache.length}, notes}
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const started = performance.now()
+  buildCli().then(
+    ({commands, bytes, notes}) => {
+      const kib = (n: number) => `${Math.round(n / 1024)} KiB`
+      process.stdout.write(
+        `dist/cli/index.cjs: ${commands.map((c) => c.id).join(', ')}; ${kib(bytes.bundle)}, code cache ${kib(bytes.cache)}; ` +
+          `${((performance.now() - started) / 1000).toFixed(1)} s\n${notes.map((note) => `build: ${note}\n`).join('')}`,
+      )
+    },
+    (error: unknown) => {
+      process.stderr.write(`build: ${error instanceof Error ? error.message : String(error)}\n`)
+      process.exit(1)
+    },
+  )
+}

@@ -1,0 +1,433 @@
+// `msgbus send`, the built CLI in its own process, against a real server; what
+// it published is checked by a `curl -N` subscriber, an independent reader.
+import assert from 'node:assert/strict'
+import {spawn, type ChildProcess} from 'node:child_process'
+import {randomBytes} from 'node:crypto'
+import {once} from 'node:events'
+import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {createServer} from 'node:net'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import type {BusServer} from '../src/lib/index.js'
+import {BIN, publish, run, ServeProcess, startBus, stopAll, type RunResult} from './support/harness.js'
+import {CurlStream} from './support/curl-stream.js'
+
+const B = 'sendboundary'
+const TEXT = 'text/plain; charset=utf-8'
+
+
+const children = new Set<ChildProcess>()
+const serves = new Set<ServeProcess>()
+
+/** `msgbus ARGS` to its end (the built CLI, as users run it). */
+function msgbus(args: string[], options: {input?: Buffer | string; env?: NodeJS.ProcessEnv; timeoutMs?: number} = {}): Promise<RunResult> {
+  return run(process.execPath, [BIN, ...args], options)
+}
+
+/** A loopback port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const {port} = server.address() as {port: number}
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+/** Exit status 1 and exactly one line on stderr, `msgbus send: ...`, nothing on stdout. */
+function assertFailure(result: RunResult, reason: RegExp, code = 1): void {
+  assert.equal(result.code, code, `exit status; stderr: ${result.stderr}`)
+  assert.equal(result.stdout, '')
+  assert.match(result.stderr, /^msgbus send: [^\n]+\n$/, `one line: ${JSON.stringify(result.stderr)}`)
+  assert.match(result.stderr, reason)
+}
+
+/** Waits a little and checks that nothing arrived: for "nothing was sent". */
+async function assertNothingArrives(subscriber: CurlStream, server: BusServer, channel: string): Promise<void> {
+  // A marker published after the failure arrives; had anything been sent before it, it would come first.
+  await publish(server, channel, 'marker')
+  await subscriber.waitParts(1)
+  assert.deepEqual(subscriber.bodies(), ['marker'])
+}
+
+let dir: string
+
+describe('msgbus send', function () {
+  this.timeout(15000)
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'msgbus-send-'))
+  })
+
+  after(() => rmSync(dir, {recursive: true, force: true}))
+
+  afterEach(async () => {
+    CurlStream.killAll()
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    children.clear()
+    // ServeProcess.stop() waits for an exit that already happened when a signal ended it: skip those.
+    await Promise.all([...serves].filter((serve) => serve.child.exitCode === null && serve.child.signalCode === null).map((serve) => serve.stop('SIGKILL')))
+    serves.clear()
+    await stopAll()
+  })
+
+  describe('stdin and files', () => {
+    it('`echo hi | msgbus send foo --url URL` in a shell: a curl subscriber gets "hi\\n" as text/plain; charset=utf-8', async () => {
+      const server = await startBus({boundary: B})
+      const subscriber = await CurlStream.open(`${server.url()}/msgbus/foo`)
+      const result = await run('sh', ['-c', `echo hi | "${process.execPath}" "${BIN}" send foo --url ${server.url()}`])
+      assert.equal(result.code, 0, result.stderr)
+      assert.equal(result.stdout, '', 'quiet on success without -v')
+      assert.equal(result.stderr, '')
+      const [part] = await subscriber.waitParts(1)
+      assert.equal(part.body.toString(), 'hi\n')
+      assert.equal(part.headers['content-type'], TEXT)
+      assert.equal(part.headers['content-location'], '/msgbus/foo')
+      assert.equal(part.headers.from, undefined, 'no credentials, no sender')
+    })
+
+    it('an empty stdin sends one empty message', async () => {
+      const server = await startBus({boundary: B})
+      const subscriber = await CurlStream.open(`${server.url()}/msgbus/empty`)
+      const result = await msgbus(['send', 'empty', '--url', server.url()], {input: ''})
+      assert.equal(result.code, 0, result.stderr)
+      const [part] = await subscriber.waitParts(1)
+      assert.equal(part.headers['content-length'], '0')
+      assert.equal(part.headers['content-type'], TEXT)
+      assert.equal(part.body.length, 0)
+    })
+
+    it('a FILE\'s type comes from its extension (.html, .png, .json); -t overrides it', async () => {
+      const server = await startBus({boundary: B})
+      const subscriber = await CurlStream.open(`${server.url()}/msgbus/files`)
+      const files = {
+        'page.html': Buffer.from('<h1>hello</h1>\n'),
+        'pixel.png': Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex'),
+        'data.json': Buffer.from('{"a":[1,2]}'),
+      }
+      for (const [name, bytes] of Object.entries(files)) writeFileSync(join(dir, name), bytes)
+      for (const name of Object.keys(files)) {
+        const result = await msgbus(['send', 'files', join(dir, name), '--url', server.url()])
+        assert.equal(result.code, 0, result.stderr)
+      }
+
+      const overridden = await msgbus(['send', 'files', join(dir, 'data.json'), '-t', 'application/vnd.example+json', '--url', server.url()])
+      assert.equal(overridden.code, 0, overridden.stderr)
+      const stdinTyped = await msgbus(['send', 'files', '--type', 'text/csv', '--url', server.url()], {input: 'a,b\n'})
+      assert.equal(stdinTyped.code, 0, stdinTyped.stderr)
+      const parts = await subscriber.waitParts(5)
+      assert.deepEqual(
+        parts.map((part) => part.headers['content-type']),
+        ['text/html', 'image/png', 'application/json', 'application/vnd.example+json', 'text/csv'],
+      )
+      assert.deepEqual(parts.slice(0, 3).map((part) => part.body), Object.values(files))
+      assert.equal(parts[4].body.toString(), 'a,b\n')
+    })
+
+    it('several FILEs: n messages, in order, in one request (all or none); -v prints id=... subscribers=N for each', async () => {
+      const server = await startBus({boundary: B, maxMessageSize: 1000})
+      const url = `${server.url()}/msgbus/many`
+      const first = await CurlStream.open(url)
+      const second = await CurlStream.open(url)
+      const names = ['one.txt', 'two.html', 'three.json']
+      names.forEach((name, i) => writeFileSync(join(dir, name), `body ${i + 1}`))
+      const result = await msgbus(['send', 'many', ...names.map((name) => join(dir, name)), '--url', server.url(), '-v'])
+      assert.equal(result.code, 0, result.stderr)
+      assert.equal(result.stderr, '')
+      const parts = await first.waitParts(3)
+      assert.deepEqual(first.bodies(), ['body 1', 'body 2', 'body 3'])
+      assert.deepEqual(parts.map((part) => part.headers['content-type']), ['text/plain', 'text/html', 'application/json'])
+      await second.waitParts(3)
+      assert.deepEqual(second.bodies(), ['body 1', 'body 2', 'body 3'])
+      const lines = result.stdout.split('\n')
+      assert.equal(lines.pop(), '', 'ends with a newline')
+      assert.deepEqual(lines, parts.map((part) => `id=${part.headers['message-id']} subscribers=2`))
+
+      // One request: a part over the limit refuses the whole form, so none of the files is published.
+      writeFileSync(join(dir, 'big.bin'), Buffer.alloc(2000, 7))
+      const refused = await msgbus(['send', 'many', join(dir, 'one.txt'), join(dir, 'big.bin'), '--url', server.url()])
+      // The server answers 413 and closes as soon as the part passes the limit, while the client is still
+      // writing the form: the close can reset the connection before the client reads the 413 (a race).
+      assertFailure(refused, /many: (413 form part larger than the limit of 1000 bytes|connection closed by the server|connection reset by the server)\n$/)
+      await publish(server, 'many', 'marker')
+      await first.waitParts(4)
+      assert.deepEqual(first.bodies().slice(3), ['marker'])
+    })
+
+    it('-v on a single message; -q prints nothing, on success or on error', async () => {
+      const server = await startBus({boundary: B})
+      const subscriber = await CurlStream.open(`${server.url()}/msgbus/v`)
+      const verbose = await msgbus(['send', 'v', '--url', server.url(), '-v'], {input: 'x'})
+      assert.equal(verbose.code, 0, verbose.stderr)
+      const [part] = await subscriber.waitParts(1)
+      assert.equal(verbose.stdout, `id=${part.headers['message-id']} subscribers=1\n`)
+
+      const quiet = await msgbus(['send', 'v', '--url', server.url(), '-q'], {input: 'y'})
+      assert.deepEqual([quiet.code, quiet.stdout, quiet.stderr], [0, '', ''])
+      await subscriber.waitParts(2)
+      const refused = await msgbus(['send', 'v', '--url', `http://127.0.0.1:${await closedPort()}`, '-q'], {input: 'z'})
+      assert.equal(refused.code, 1)
+      assert.equal(refused.stdout, '')
+      assert.equal(refused.stderr, '', 'not even the error')
+      const missing = await msgbus(['send', 'v', join(dir, 'no-such-file'), '--url', server.url(), '-q'])
+      assert.deepEqual([missing.code, missing.stdout, missing.stderr], [1, '', ''])
+    })
+
+    it('a missing FILE fails before anything is sent: one line naming it, non-zero exit', async () => {
+      const server = await startBus({boundary: B})
+      const subscriber = await CurlStream.open(`${server.url()}/msgbus/miss`)
+      writeFileSync(join(dir, 'present.txt'), 'present')
+      const missing = join(dir, 'absent.txt')
+      const result = await msgbus(['send', 'miss', join(dir, 'present.txt'), missing, '--url', server.url()])
+      assertFailure(result, new RegExp(`cannot read ${missing.replace(/[.]/g, '\\.')}: no such file`))
+      const alone = await msgbus(['send', 'miss', missing, '--url', server.url()])
+      assertFailure(alone, /absent\.txt/)
+      await assertNothingArrives(subscriber, server, 'miss')
+    })
+  })
+
+  describe('targets and credentials', () => {
+    it('a full URL target; MSGBUS_URL as the base; --url overrides MSGBUS_URL; a full URL overrides both', async () => {
+      const server = await startBus({boundary: B})
+      const dead = `http://127.0.0.1:${await closedPort()}`
+      const subscriber = await CurlStream.open(`${server.url()}/msgbus/`)
+      const full = await msgbus(['send', `${server.url()}/msgbus/full/url`], {input: 'full'})
+      assert.equal(full.code, 0, full.stderr)
+      const env = await msgbus(['send', 'from/env'], {input: 'env', env: {MSGBUS_URL: server.url()}})
+      assert.equal(env.code, 0, env.stderr)
+      const flag = await msgbus(['send', 'from-flag', '--url', server.url()], {input: 'flag', env: {MSGBUS_URL: dead}})
+      assert.equal(flag.code, 0, flag.stderr)
+      const both = await msgbus(['send', `${server.url()}/msgbus/over`, '--url', dead], {input: 'over', env: {MSGBUS_URL: dead}})
+      assert.equal(both.code, 0, both.stderr)
+      const parts = await subscriber.waitParts(4)
+      assert.deepEqual(subscriber.bodies(), ['full', 'env', 'flag', 'over'])
+      assert.deepEqual(parts.map((part) => part.headers['content-location']), ['/msgbus/full/url', '/msgbus/from/env', '/msgbus/from-flag', '/msgbus/over'])
+      // And the base really is read from MSGBUS_URL: pointing it at a closed port fails there.
+      const refused = await msgbus(['send', 'x'], {input: 'x', env: {MSGBUS_URL: dead}})
+      assertFailure(refused, new RegExp(`^msgbus send: ${dead}/msgbus/x: connection refused\\n$`))
+    })
+
+    it('Basic auth: -u user:pass and a URL\'s user:pass@ become From:, also against a --secret server', async () => {
+      const server = await startBus({boundary: B, secret: 's3cret'})
+      const base = server.url()
+      const subscriber = await CurlStream.open(`${base}/msgbus/auth`, ['-u', 'watcher:s3cret'])
+      const withFlag = await msgbus(['send', 'auth', '--url', base, '-u', 'alice:s3cret'], {input: 'a'})
+      assert.equal(withFlag.code, 0, withFlag.stderr)
+      const inBase = await msgbus(['send', 'auth', '--url', base.replace('://', '://bob:s3cret@')], {input: 'b'})
+      assert.equal(inBase.code, 0, inBase.stderr)
+      const inTarget = await msgbus(['send', `${base.replace('://', '://carol:s3cret@')}/msgbus/auth`], {input: 'c'})
+      assert.equal(inTarget.code, 0, inTarget.stderr)
+      const overridden = await msgbus(['send', `${base.replace('://', '://carol:wrong@')}/msgbus/auth`, '-u', 'dave:s3cret'], {input: 'd'})
+      assert.equal(overridden.code, 0, overridden.stderr)
+      const parts = await subscriber.waitParts(4)
+      assert.deepEqual(parts.map((part) => part.headers.from), ['alice', 'bob', 'carol', 'dave'])
+      assert.deepEqual(subscriber.bodies(), ['a', 'b', 'c', 'd'])
+    })
+  })
+
+  describe('--lines', () => {
+    it('10,000 lines arrive complete and in order, to a `msgbus serve` process (the rate is printed)', async function () {
+      this.timeout(60000)
+      // The server in its own process, as in use: the rate is then the client's, not this test process's.
+      const serve = await ServeProcess.start(['-p', '0', '-l', '127.0.0.1'])
+      serves.add(serve)
+      const server = {url: () => `http://127.0.0.1:${serve.port()}`}
+      const subscriber = await CurlStream.open(`${server.url()}/msgbus/lines`)
+      const count = 10000
+      const lines = Array.from({length: count}, (_, i) => `line ${i} ${'x'.repeat(i % 50)}`)
+      const baseline = Date.now()
+      const empty = await msgbus(['send', 'lines', '--lines', '--url', server.url()], {input: ''})
+      const startup = Date.now() - baseline
+      assert.equal(empty.code, 0, empty.stderr)
+      const input = `${lines.join('\n')}\n`
+      const rates: string[] = []
+      // Twice: a fresh server, then the same one warmed up; both runs must arrive whole and in order.
+      for (const round of [1, 2]) {
+        const started = Date.now()
+        const result = await msgbus(['send', 'lines', '--lines', '--url', server.url()], {input, timeoutMs: 55000})
+        const wall = Date.now() - started
+        assert.equal(result.code, 0, result.stderr)
+        assert.deepEqual([result.stdout, result.stderr], ['', ''])
+        const parts = await subscriber.waitParts(round * count, 20000)
+        assert.equal(parts.length, round * count, 'no extra messages (an empty stdin sends none with --lines)')
+        assert.deepEqual(parts.slice((round - 1) * count).map((part) => part.body.toString()), lines)
+        assert.ok(parts.every((part) => part.headers['content-type'] === TEXT))
+        const sending = Math.max(1, wall - startup)
+        rates.push(
+          `${round === 1 ? 'fresh' : 'warm'} server: ${wall} ms wall, ${Math.round(count / (wall / 1000))} lines/s with start-up, ` +
+            `~${Math.round(count / (sending / 1000))} lines/s less the ~${startup} ms start-up`,
+        )
+      }
+
+      console.log(`      send --lines, ${count} lines: ${rates.join('; ')}`)
+    })
+
+    it('each line is sent as it arrives: a line, then a pause, is published before stdin ends; CRLF and a last line without newline', async () => {
+      const server = await startBus({boundary: B})
+      const subscriber = await CurlStream.open(`${server.url()}/msgbus/live`)
+      const child = spawn(process.execPath, [BIN, 'send', 'live', '--lines', '--url', server.url(), '-v'], {stdio: ['pipe', 'pipe', 'pipe']})
+      children.add(child)
+      let stdout = ''
+      let stderr = ''
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+      child.stdin.write('first line\n')
+      await subscriber.waitParts(1)
+      assert.equal(child.exitCode, null, 'still running: stdin is open')
+      assert.deepEqual(subscriber.bodies(), ['first line'])
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      child.stdin.write('second\r\nthird, no newline')
+      await subscriber.waitParts(2)
+      child.stdin.end()
+      const [code] = (await once(child, 'close')) as [number | null]
+      assert.equal(code, 0, stderr)
+      await subscriber.waitParts(3)
+      assert.deepEqual(subscriber.bodies(), ['first line', 'second', 'third, no newline'])
+      assert.deepEqual(stdout.trim().split('\n'), subscriber.parts().map((part) => `id=${part.headers['message-id']} subscribers=1`))
+    })
+
+    it('pipelined: the requests go out without waiting for answers (a server that answers only once it has all three)', async () => {
+      const requests: string[] = []
+      const server = createServer((socket) => {
+        let text = ''
+        socket.on('error', () => {})
+        socket.on('data', (chunk: Buffer) => {
+          text += chunk.toString('latin1')
+          const count = text.split('POST /msgbus/piped HTTP/1.1\r\n').length - 1
+          if (count < 3 || !text.endsWith('three')) return
+          requests.push(text)
+          socket.write([1, 2, 3].map((n) => `HTTP/1.1 204 No Content\r\nMsgbus-Id: 1-${n}\r\nMsgbus-Subscribers: ${n}\r\n\r\n`).join(''))
+        })
+      })
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+      try {
+        const url = `http://127.0.0.1:${(server.address() as {port: number}).port}`
+        const result = await msgbus(['send', 'piped', '--lines', '-v', '--url', url], {input: 'one\ntwo\nthree', timeoutMs: 5000})
+        assert.equal(result.code, 0, `stuck waiting for the first answer? ${result.stderr}`)
+        assert.equal(result.stdout, 'id=1-1 subscribers=1\nid=1-2 subscribers=2\nid=1-3 subscribers=3\n')
+        assert.equal(requests.length, 1, 'one connection')
+      } finally {
+        server.close()
+      }
+    })
+
+    it('--lines with a FILE is a usage error (exit 2), nothing sent', async () => {
+      const server = await startBus({boundary: B})
+      const subscriber = await CurlStream.open(`${server.url()}/msgbus/lf`)
+      writeFileSync(join(dir, 'lines.txt'), 'a\nb\n')
+      const result = await msgbus(['send', 'lf', join(dir, 'lines.txt'), '--lines', '--url', server.url()], {input: 'c\n'})
+      assertFailure(result, /^msgbus send: --lines reads stdin: give no FILE/, 2)
+      await assertNothingArrives(subscriber, server, 'lf')
+    })
+
+    it('a failure part-way (413 on one line) exits non-zero with one line', async () => {
+      const server = await startBus({boundary: B, maxMessageSize: 10})
+      const result = await msgbus(['send', 'long', '--lines', '--url', server.url()], {input: 'short\nthis line is far too long\nok\n'})
+      assertFailure(result, new RegExp(`^msgbus send: ${server.url()}/msgbus/long: 413 `))
+    })
+  })
+
+  describe('binary bodies, byte for byte', () => {
+    const all256 = Buffer.from(Array.from({length: 256}, (_, i) => i))
+    const random = randomBytes(5 * 1024 * 1024)
+
+    for (const [name, bytes] of [['all 256 byte values', all256], ['5 MiB of random bytes', random]] as const) {
+      it(`${name}, via a FILE and via stdin`, async () => {
+        const server = await startBus({boundary: B})
+        const subscriber = await CurlStream.open(`${server.url()}/msgbus/bin`)
+        const file = join(dir, 'blob.bin')
+        writeFileSync(file, bytes)
+        const viaFile = await msgbus(['send', 'bin', file, '--url', server.url()])
+        assert.equal(viaFile.code, 0, viaFile.stderr)
+        const viaStdin = await msgbus(['send', 'bin', '-t', 'application/octet-stream', '--url', server.url()], {input: bytes})
+        assert.equal(viaStdin.code, 0, viaStdin.stderr)
+        const parts = await subscriber.waitParts(2, 10000)
+        for (const part of parts) {
+          assert.equal(part.headers['content-type'], 'application/octet-stream')
+          assert.equal(part.body.length, bytes.length)
+          assert.ok(part.body.equals(bytes), 'the same bytes')
+        }
+      })
+    }
+  })
+
+  describe('HTTPS', () => {
+    let certFile: string
+    let keyFile: string
+
+    before(async () => {
+      certFile = join(dir, 'cert.pem')
+      keyFile = join(dir, 'key.pem')
+      const made = await run('openssl', [
+        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+        '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=localhost',
+        '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      ])
+      assert.equal(made.code, 0, made.stderr)
+    })
+
+    it('an untrusted certificate fails with one line naming the URL and the TLS reason; --cacert and -k work', async () => {
+      const server = await startBus({boundary: B, cert: readFileSync(certFile), key: readFileSync(keyFile)})
+      const url = `${server.url('https')}/msgbus/tls`
+      const subscriber = await CurlStream.open(url, ['--cacert', certFile])
+      const untrusted = await msgbus(['send', url], {input: 'no'})
+      assertFailure(untrusted, new RegExp(`^msgbus send: ${url}: TLS: .*(self-signed|certificate)`))
+      const base = await msgbus(['send', 'tls', '--url', server.url('https')], {input: 'no'})
+      assertFailure(base, /TLS/)
+      const trusted = await msgbus(['send', url, '--cacert', certFile], {input: 'with --cacert'})
+      assert.equal(trusted.code, 0, trusted.stderr)
+      const insecure = await msgbus(['send', 'tls', '--url', server.url('https'), '-k', '-u', 'eve:pw'], {input: 'with -k'})
+      assert.equal(insecure.code, 0, insecure.stderr)
+      const parts = await subscriber.waitParts(2)
+      assert.deepEqual(subscriber.bodies(), ['with --cacert', 'with -k'])
+      assert.equal(parts[1].headers.from, 'eve')
+      const noCa = await msgbus(['send', url, '--cacert', join(dir, 'missing.pem')], {input: 'x'})
+      assertFailure(noCa, /missing\.pem/)
+    })
+  })
+
+  describe('errors: one line naming the URL and the reason, non-zero exit', () => {
+    it('connection refused', async () => {
+      const port = await closedPort()
+      const result = await msgbus(['send', 'x', '--url', `http://127.0.0.1:${port}`], {input: 'x'})
+      assertFailure(result, new RegExp(`^msgbus send: http://127\\.0\\.0\\.1:${port}/msgbus/x: connection refused\\n$`))
+    })
+
+    it('HTTP errors: 413 over maxMessageSize, 401 without the secret (status and the server\'s reason)', async () => {
+      const small = await startBus({boundary: B, maxMessageSize: 16})
+      const tooBig = await msgbus(['send', 'big', '--url', small.url()], {input: 'x'.repeat(100)})
+      assertFailure(tooBig, new RegExp(`^msgbus send: ${small.url()}/msgbus/big: 413 message larger than the limit of 16 bytes\\n$`))
+      const guarded = await startBus({boundary: B, secret: 'pw'})
+      const anonymous = await msgbus(['send', 'sec', '--url', guarded.url()], {input: 'x'})
+      assertFailure(anonymous, new RegExp(`^msgbus send: ${guarded.url()}/msgbus/sec: 401 authentication required\\n$`))
+      const wrong = await msgbus(['send', 'sec', '--url', guarded.url(), '-u', 'mallory:guess'], {input: 'x'})
+      assertFailure(wrong, / 401 /)
+    })
+
+    it('a bad URL', async () => {
+      const result = await msgbus(['send', 'x', '--url', 'notaurl'], {input: 'x'})
+      assertFailure(result, /^msgbus send: not a URL: "notaurl" \(--url\)\n$/)
+      const env = await msgbus(['send', 'x'], {input: 'x', env: {MSGBUS_URL: 'ftp://example.invalid'}})
+      assertFailure(env, /not an http or https URL: "ftp:\/\/example\.invalid" \(MSGBUS_URL\)/)
+    })
+
+    it('a DNS failure', async () => {
+      const url = 'http://no-such-host.invalid/msgbus/x'
+      const result = await msgbus(['send', url], {input: 'x'})
+      assertFailure(result, new RegExp(`^msgbus send: ${url.replace(/\./g, '\\.')}: (host not found|host name lookup failed)`))
+    })
+
+    it('publishing to / (every channel) is refused before sending', async () => {
+      const server = await startBus({boundary: B})
+      const subscriber = await CurlStream.open(`${server.url()}/msgbus/`)
+      for (const target of ['/', `${server.url()}/msgbus/`]) {
+        const result = await msgbus(['send', target, '--url', server.url()], {input: 'everyone'})
+        assertFailure(result, new RegExp(`^msgbus send: ${server.url()}/msgbus/: name a channel to publish to\\n$`))
+      }
+
+      const lines = await msgbus(['send', '/', '--lines', '--url', server.url()], {input: 'a\n'})
+      assertFailure(lines, /name a channel to publish to/)
+      assert.equal(server.counters().published, 0, 'nothing published')
+      await assertNothingArrives(subscriber, server, 'after')
+    })
+  })
+})

@@ -1,0 +1,76 @@
+// A long-lived curl subscriber, for tests that want a real client at the other end.
+import {spawn, type ChildProcess} from 'node:child_process'
+import {splitParts, type Part} from './harness.js'
+
+/** A long-lived `curl -sN` subscriber: everything it prints is the multipart stream. */
+export class CurlStream {
+  /** Every stream still running, for killAll() after each test. */
+  static readonly running = new Set<CurlStream>()
+
+  readonly child: ChildProcess
+  private chunks: Buffer[] = []
+  private joined = Buffer.alloc(0)
+  stderr = ''
+  exited = false
+  boundary = ''
+
+  private constructor(args: string[]) {
+    this.child = spawn('curl', ['-sSN', '-g', ...args], {stdio: ['ignore', 'pipe', 'pipe']})
+    this.child.stdout!.on('data', (chunk: Buffer) => this.chunks.push(chunk))
+    this.child.stderr!.on('data', (chunk: Buffer) => {
+      this.stderr += chunk.toString()
+    })
+    this.child.on('exit', () => {
+      this.exited = true
+    })
+    CurlStream.running.add(this)
+  }
+
+  get data(): Buffer {
+    if (this.chunks.length > 0) {
+      this.joined = Buffer.concat([this.joined, ...this.chunks])
+      this.chunks = []
+    }
+
+    return this.joined
+  }
+
+  /** Starts curl on a subscription URL and waits for the opening delimiter. */
+  static async open(url: string, extra: string[] = []): Promise<CurlStream> {
+    const stream = new CurlStream([...extra, url])
+    await stream.until(() => /^--[^\r\n]+\r\n/.test(stream.data.toString('latin1')), 'the opening delimiter')
+    stream.boundary = /^--([^\r\n]+)\r\n/.exec(stream.data.toString('latin1'))![1]
+    return stream
+  }
+
+  async until(test: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (!test()) {
+      if (this.exited && !test()) throw new Error(`curl exited before ${what}: ${this.stderr} ${JSON.stringify(this.data.toString('latin1').slice(-300))}`)
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.data.toString('latin1').slice(-300))}`)
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+  }
+
+  parts(): Part[] {
+    return splitParts(this.data, this.boundary)
+  }
+
+  async waitParts(count: number, timeoutMs = 5000): Promise<Part[]> {
+    await this.until(() => this.parts().length >= count, `${count} parts`, timeoutMs)
+    return this.parts()
+  }
+
+  bodies(): string[] {
+    return this.parts().map((part) => part.body.toString())
+  }
+
+  kill(): void {
+    if (!this.exited) this.child.kill('SIGKILL')
+  }
+
+  static killAll(): void {
+    for (const stream of CurlStream.running) stream.kill()
+    CurlStream.running.clear()
+  }
+}
