@@ -257,8 +257,7 @@ describe('msgbus dump', function () {
       assert.ok(!block.includes('secret body'))
       const lines = block.split('\n')
       assert.deepEqual(lines.slice(-2), ['', ''], 'a blank line ends the block')
-      const headers = Object.fromEntries(lines.slice(0, -2).map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 2)]))
-      assert.deepEqual(headers, {'content-type': 'text/plain', 'content-length': '11', 'content-location': '/msgbus/q%20x', 'message-id': id, from: 'alice'})
+      assert.deepEqual(lines.slice(0, -2), ['Content-Type: text/plain', 'Content-Length: 11', 'Content-Location: /msgbus/q%20x', `Message-ID: ${id}`, 'From: alice'])
     })
   })
 

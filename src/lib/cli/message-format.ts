@@ -33,9 +33,14 @@ export function formatLine(message: ReceivedMessage, colour?: ChalkInstance): st
   return `${colour.dim(time)} ${colour.cyan(channel)} ${colour.magenta(type)} ${colour.yellow(sender)} ${colour.dim(String(message.body.length))} ${body}\n`
 }
 
-/** The part's headers as received, then a blank line, as the 2007 msgdump printed them. */
+/** The parser keeps header names lower-cased; shown, they take their usual spelling back. */
+function headerName(name: string): string {
+  return name === 'message-id' ? 'Message-ID' : name.replace(/(^|-)([a-z])/g, (_, dash: string, letter: string) => dash + letter.toUpperCase())
+}
+
+/** The part's headers, then a blank line, as the 2007 msgdump printed them. */
 export function formatHeaders(message: ReceivedMessage): string {
-  return Object.entries(message.headers).map(([name, value]) => `${name}: ${escapeText(value)}\n`).join('') + '\n'
+  return Object.entries(message.headers).map(([name, value]) => `${headerName(name)}: ${escapeText(value)}\n`).join('') + '\n'
 }
 
 /** Bytes to write for one message in the chosen format. */
