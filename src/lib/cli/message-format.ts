@@ -59,3 +59,12 @@ export function formatMessage(message: ReceivedMessage, format: OutputFormat, co
       return formatLine(message, colour)
   }
 }
+
+/** A message as the 2007 test-sub printed it: `channel type sender [body]`. */
+export function formatTestSubPrint(part: {headers: Record<string, string>; body: Buffer}): string {
+  const location = part.headers['content-location'] ?? ''
+  const channel = location.startsWith('/msgbus/') ? location.slice('/msgbus/'.length) : location || '-'
+  const type = (part.headers['content-type'] ?? 'text/plain').replace(/\s+/g, '')
+  const body = isTextBody(type, part.body) ? escapeText(part.body.toString('utf8')) : `${part.body.length} bytes`
+  return `${channel} ${type} ${part.headers.from ?? '-'} [${body}]\n`
+}

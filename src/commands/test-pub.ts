@@ -1,0 +1,55 @@
+import {Flags} from '@oclif/core'
+import {clientOptions} from '../lib/cli/client-options.js'
+import {MsgbusCommand} from '../lib/cli/command.js'
+import {clientFlags, sizeFlag} from '../lib/cli/flags.js'
+import {testPub} from '../lib/cli/test-pub.js'
+
+export default class TestPub extends MsgbusCommand {
+  static override summary = 'Publish load: a paced or flat-out flood of messages, for load tests.'
+  static override description = `Publishes over keep-alive connections, at --rate messages/s (paced on an absolute schedule) or as fast as the server accepts them (--rate 0, each connection keeping --pipeline requests in flight). Each message carries its sequence number and send time in a parameter of its content type (msgbus-load=...), so test-sub can measure loss and latency while -f bodies stay intact. Reports messages/s every --interval seconds (a live line on a terminal), and at the end a summary or, with --json, one JSON document: published, errors, rate, duration_s. Runs until --count, --duration or SIGINT; exits non-zero when any message was refused.`
+
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> -r 100 -d 15',
+    '<%= config.bin %> <%= command.id %> -c flood -r 0 --connections 8 --pipeline 16 -d 10 --json',
+    '<%= config.bin %> <%= command.id %> -c cams -f frame.jpg -t image/jpeg -r 25',
+  ]
+
+  static override flags = {
+    ...clientFlags,
+    channel: Flags.string({char: 'c', summary: 'Channel name or full URL to publish to.', default: 'flood'}),
+    file: Flags.string({char: 'f', summary: 'Body of every message, from this file (default: <h1>hello world N</h1>).', helpValue: '<file>'}),
+    rate: Flags.integer({char: 'r', summary: 'Messages per second over all connections; 0: as fast as the server accepts them.', default: 0, min: 0}),
+    type: Flags.string({char: 't', summary: 'Content type of the messages.', default: 'text/html'}),
+    connections: Flags.integer({summary: 'Keep-alive publisher connections.', default: 1, min: 1}),
+    pipeline: Flags.integer({summary: 'Requests in flight per connection.', default: 1, min: 1}),
+    duration: Flags.integer({char: 'd', summary: 'Stop after this many seconds.', min: 1, helpValue: '<seconds>'}),
+    count: Flags.integer({summary: 'Stop after this many messages.', min: 1}),
+    size: sizeFlag({summary: 'Pad (or cut) every body to this many bytes.'}),
+    interval: Flags.integer({summary: 'Seconds between reports.', default: 5, min: 1}),
+    json: Flags.boolean({summary: 'At the end, print one JSON document instead of a summary line.'}),
+  }
+
+  public async run(): Promise<void> {
+    const {flags} = await this.parse(TestPub)
+    const interrupt = new AbortController()
+    process.once('SIGINT', () => interrupt.abort())
+    process.once('SIGTERM', () => interrupt.abort())
+    const report = await testPub({
+      ...(await clientOptions(flags)),
+      target: flags.channel,
+      file: flags.file,
+      size: flags.size,
+      type: flags.type,
+      rate: flags.rate,
+      connections: flags.connections,
+      pipeline: flags.pipeline,
+      durationSeconds: flags.duration,
+      count: flags.count,
+      intervalSeconds: flags.interval,
+      json: flags.json,
+      signal: interrupt.signal,
+      output: process.stdout,
+    })
+    if (report.errors > 0) this.error(`${report.errors} messages were refused or unanswered${report.reasons ? `: ${report.reasons.join('; ')}` : ''}`, {exit: 1})
+  }
+}

@@ -1,0 +1,55 @@
+import {Flags} from '@oclif/core'
+import {clientOptions} from '../lib/cli/client-options.js'
+import {MsgbusCommand} from '../lib/cli/command.js'
+import {clientFlags} from '../lib/cli/flags.js'
+import {testSub} from '../lib/cli/test-sub.js'
+
+export default class TestSub extends MsgbusCommand {
+  static override summary = 'Hold many subscriptions and measure what arrives: rate, loss, order, latency.'
+  static override description = `Opens --connections subscriptions (--ramp per second) and checks every message test-pub sends: gaps per connection (lost), duplicates, out of order, and latency from send to receipt (an HDR histogram: p50, p90, p99, max). Reports every --interval seconds (a live line on a terminal) and at the end, with its own CPU time so a reader can see it was not the bottleneck; --json prints one JSON document at the end: connections {requested, connected, failed}, received, lost, duplicates, out_of_order, reconnects, rate, bytes, latency_ms {p50, p90, p99, max}, cpu_s, duration_s. Exits non-zero when anything was lost or a connection failed.`
+
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> -n 1000 -d 20 --json > sub.json & <%= config.bin %> test-pub -r 100 -d 15; wait $! || echo LOST',
+    '<%= config.bin %> <%= command.id %> -c flood -n 10000 --ramp 2000 -d 60',
+    '<%= config.bin %> <%= command.id %> -c news --print',
+  ]
+
+  static override flags = {
+    ...clientFlags,
+    channel: Flags.string({char: 'c', summary: 'Channel name or full URL to subscribe to.', default: 'flood'}),
+    connections: Flags.integer({char: 'n', summary: 'Subscriptions to hold.', default: 1, min: 1}),
+    ramp: Flags.integer({summary: 'Connections opened per second (0: as fast as they connect).', default: 0, min: 0}),
+    duration: Flags.integer({char: 'd', summary: 'Stop after this many seconds (default: at SIGINT).', min: 1, helpValue: '<seconds>'}),
+    type: Flags.string({char: 't', summary: 'Only messages whose type matches these patterns.', helpValue: '<patterns>'}),
+    sender: Flags.string({char: 's', summary: 'Only messages from senders matching these patterns.', helpValue: '<patterns>'}),
+    print: Flags.boolean({summary: 'Print each message of the first connection as `channel type sender [body]`.'}),
+    interval: Flags.integer({summary: 'Seconds between reports.', default: 5, min: 1}),
+    json: Flags.boolean({summary: 'At the end, print one JSON document instead of a summary line.'}),
+  }
+
+  public async run(): Promise<void> {
+    const {flags} = await this.parse(TestSub)
+    const interrupt = new AbortController()
+    process.once('SIGINT', () => interrupt.abort())
+    process.once('SIGTERM', () => interrupt.abort())
+    const report = await testSub({
+      ...(await clientOptions(flags)),
+      target: flags.channel,
+      connections: flags.connections,
+      ramp: flags.ramp,
+      type: flags.type,
+      sender: flags.sender,
+      durationSeconds: flags.duration,
+      intervalSeconds: flags.interval,
+      print: flags.print,
+      json: flags.json,
+      signal: interrupt.signal,
+      output: process.stdout,
+    })
+    const problems = [
+      report.lost > 0 && `${report.lost} messages lost`,
+      report.connections.failed > 0 && `${report.connections.failed} connections failed${report.errors ? ` (${report.errors.join('; ')})` : ''}`,
+    ].filter(Boolean)
+    if (problems.length > 0) this.error(problems.join(', '), {exit: 1})
+  }
+}

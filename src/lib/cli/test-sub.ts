@@ -1,0 +1,52 @@
+import {formatTestSubPrint} from './message-format.js'
+import {subLine, subReport, type TestSubReport} from '../load/report.js'
+import {SubscriberPool, Window, type SubscriberPoolOptions} from '../load/subscriber-pool.js'
+import {Progress} from './progress.js'
+
+export interface TestSubOptions extends Omit<SubscriberPoolOptions, 'onMessage'> {
+  durationSeconds?: number
+  intervalSeconds: number
+  print: boolean
+  json: boolean
+  output: NodeJS.WritableStream
+}
+
+/**
+ * `msgbus test-sub`: holds the subscriptions for the duration (or until the
+ * signal), reports every interval, and returns the final report.
+ */
+export async function testSub(options: TestSubOptions): Promise<TestSubReport> {
+  const pool = new SubscriberPool({...options, onMessage: options.print ? (part) => options.output.write(formatTestSubPrint(part)) : undefined})
+  const progress = new Progress()
+  const totals = new Window()
+  const started = performance.now()
+  let intervalStart = started
+  const interval = setInterval(() => {
+    const window = pool.takeWindow()
+    totals.add(window)
+    const now = performance.now()
+    progress.update(subLine(subReport(window, options.connections, pool.connected, pool.failed, (now - intervalStart) / 1000, [])))
+    intervalStart = now
+  }, options.intervalSeconds * 1000)
+
+  const ended = new Promise<void>((resolve) => {
+    if (options.durationSeconds !== undefined) setTimeout(resolve, options.durationSeconds * 1000).unref()
+    if (options.signal?.aborted) resolve()
+    options.signal?.addEventListener('abort', () => resolve())
+  })
+  try {
+    await Promise.race([pool.start(), ended])
+    await ended
+  } finally {
+    clearInterval(interval)
+  }
+
+  const connected = pool.connected
+  pool.stop()
+  totals.add(pool.takeWindow())
+  const report = subReport(totals, options.connections, connected, pool.failed, (performance.now() - started) / 1000, pool.reasons)
+  progress.done()
+  const line = options.json ? JSON.stringify(report) : subLine(report)
+  options.output.write(`${line}\n`)
+  return report
+}

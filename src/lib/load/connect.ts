@@ -1,0 +1,40 @@
+import {connect as netConnect, isIPv4, type Socket} from 'node:net'
+import {connect as tlsConnect} from 'node:tls'
+import type {Target} from '../client/target.js'
+
+export interface ConnectOptions {
+  ca?: string | Buffer
+  insecure?: boolean
+  localAddress?: string
+}
+
+/**
+ * Load tools open thousands of loopback connections; one source address has
+ * ~28,000 ephemeral ports here and connect() slows past half of them, so
+ * connection i to a loopback target comes from 127.0.0.(1 + i / 4000).
+ */
+export function loopbackSource(target: Target, index: number): {host?: string; localAddress?: string} {
+  const host = target.url.hostname
+  if (host !== 'localhost' && !(isIPv4(host) && host.startsWith('127.'))) return {}
+  return {host: host === 'localhost' ? '127.0.0.1' : host, localAddress: `127.0.0.${1 + Math.floor(index / 4000)}`}
+}
+
+/** A raw TCP (or TLS) connection to the target's origin, with Nagle off. */
+export function openSocket(target: Target, options: ConnectOptions & {host?: string} = {}): Socket {
+  const {url} = target
+  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80))
+  const host = options.host ?? url.hostname.replace(/^\[|\]$/g, '')
+  const tcp = netConnect({host, port, localAddress: options.localAddress})
+  tcp.setNoDelay(true)
+  if (url.protocol !== 'https:') return tcp
+  const servername = isIPv4(host) || host.includes(':') ? undefined : host
+  return tlsConnect({socket: tcp, servername, ca: options.ca, rejectUnauthorized: !options.insecure})
+}
+
+/** The request target and Host header for a raw HTTP/1.1 request. */
+export function requestLine(method: string, target: Target): string {
+  const {url} = target
+  let head = `${method} ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\n`
+  if (target.authorization) head += `Authorization: ${target.authorization}\r\n`
+  return head
+}

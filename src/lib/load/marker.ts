@@ -1,0 +1,31 @@
+/**
+ * Load-test messages carry their publisher, sequence number and send time as
+ * a parameter of the media type (`text/html; msgbus-load=3.1207.1795755609293512`),
+ * which travels with the message byte for byte and leaves the body as given
+ * (`test-pub -f photo.jpg` publishes the photo unchanged). Filters ignore
+ * parameters, so `?type=text/*` still matches.
+ */
+export interface LoadMarker {
+  /** Which publisher connection sent it. */
+  publisher: number
+  seq: number
+  /** When it was sent, in microseconds since the epoch (one clock for every process on the machine). */
+  sentMicros: number
+}
+
+const MARKER = /;\s*msgbus-load=(\d+)\.(\d+)\.(\d+)/
+
+export function withMarker(type: string, marker: LoadMarker): string {
+  return `${type}; msgbus-load=${marker.publisher}.${marker.seq}.${marker.sentMicros}`
+}
+
+export function readMarker(type: string | undefined): LoadMarker | undefined {
+  const match = type === undefined ? undefined : MARKER.exec(type)
+  if (!match) return undefined
+  return {publisher: Number(match[1]), seq: Number(match[2]), sentMicros: Number(match[3])}
+}
+
+/** Wall-clock microseconds, finer than Date.now(): what markers carry and latency is measured with. */
+export function nowMicros(): number {
+  return Math.round((performance.timeOrigin + performance.now()) * 1000)
+}

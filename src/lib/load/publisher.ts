@@ -1,0 +1,177 @@
+import type {Socket} from 'node:net'
+import {resolveTarget, type ClientOptions, type Target} from '../client/target.js'
+import {loopbackSource, openSocket, requestLine} from './connect.js'
+import {nowMicros, withMarker} from './marker.js'
+import {ResponseReader} from './response-reader.js'
+
+export interface LoadPublisherOptions extends ClientOptions {
+  target: string
+  /** The body of every message; default `<h1>hello world N</h1>`. */
+  body?: Buffer
+  /** Pad (or cut) bodies to this many bytes. */
+  size?: number
+  type: string
+  /** Messages per second over all connections; 0: as fast as the server accepts them. */
+  rate: number
+  connections: number
+  /** Requests in flight per connection. */
+  pipeline: number
+  durationSeconds?: number
+  count?: number
+  signal?: AbortSignal
+}
+
+export interface PublisherTotals {
+  published: number
+  errors: number
+  /** The first few error reasons, for the report. */
+  reasons: string[]
+}
+
+interface Lane {
+  index: number
+  socket: Socket
+  inFlight: number
+  open: boolean
+}
+
+/**
+ * test-pub's engine: keep-alive HTTP/1.1 connections on raw sockets, each
+ * with up to `pipeline` POSTs in flight. With a rate, message n is due at
+ * start + n / rate (an absolute schedule, so pacing does not drift); at rate
+ * 0 every answer makes room for the next. Each message's type carries its
+ * publisher, sequence number and send time (see marker.ts).
+ */
+export class LoadPublisher {
+  readonly totals: PublisherTotals = {published: 0, errors: 0, reasons: []}
+  /** Messages sent (answered or not). */
+  sent = 0
+  private readonly target: Target
+  private readonly lanes: Lane[] = []
+  private started = 0
+  private stopping = false
+  private timer: NodeJS.Timeout | undefined
+  private done!: () => void
+  private readonly finished = new Promise<void>((resolve) => (this.done = resolve))
+  private next = 0
+
+  constructor(private readonly options: LoadPublisherOptions) {
+    this.target = resolveTarget(options.target, options)
+    if (this.target.channel === '') throw new Error(`${this.target.display}: name a channel to publish to`)
+  }
+
+  private body(seq: number): Buffer {
+    const body = this.options.body ?? Buffer.from(`<h1>hello world ${seq}</h1>`)
+    const size = this.options.size
+    if (size === undefined || size === body.length) return body
+    if (size < body.length) return body.subarray(0, size)
+    return Buffer.concat([body, Buffer.alloc(size - body.length, 0x20)])
+  }
+
+  private async connect(index: number): Promise<Lane> {
+    const socket = openSocket(this.target, {...this.options, ...loopbackSource(this.target, index)})
+    const lane: Lane = {index, socket, inFlight: 0, open: false}
+    const reader = new ResponseReader((head, text) => {
+      lane.inFlight--
+      if (head.status === 204 || head.status === 200) this.totals.published++
+      else this.fail(`${head.status} ${text.trim()}`)
+      this.pump(lane)
+    })
+    socket.on('data', (chunk: Buffer) => reader.write(chunk))
+    socket.on('close', () => {
+      lane.open = false
+      if (lane.inFlight > 0) this.fail(`connection closed with ${lane.inFlight} messages unanswered`, lane.inFlight)
+      lane.inFlight = 0
+      this.checkDone()
+    })
+    await new Promise<void>((resolve, reject) => {
+      socket.once(this.target.url.protocol === 'https:' ? 'secureConnect' : 'connect', () => resolve())
+      socket.once('error', reject)
+    })
+    socket.on('error', () => {})
+    lane.open = true
+    return lane
+  }
+
+  private fail(reason: string, count = 1): void {
+    this.totals.errors += count
+    if (this.totals.reasons.length < 5 && !this.totals.reasons.includes(reason)) this.totals.reasons.push(reason)
+  }
+
+  private send(lane: Lane): void {
+    const seq = this.sent++
+    const body = this.body(seq)
+    const type = withMarker(this.options.type, {publisher: lane.index, seq, sentMicros: nowMicros()})
+    lane.inFlight++
+    lane.socket.write(
+      Buffer.concat([Buffer.from(`${requestLine('POST', this.target)}Content-Type: ${type}\r\nContent-Length: ${body.length}\r\n\r\n`, 'latin1'), body]),
+    )
+  }
+
+  private get exhausted(): boolean {
+    return this.stopping || (this.options.count !== undefined && this.sent >= this.options.count)
+  }
+
+  /** At rate 0: keep each connection's pipeline full. */
+  private pump(lane: Lane): void {
+    if (this.options.rate > 0) return this.checkDone()
+    while (lane.open && lane.inFlight < this.options.pipeline && !this.exhausted) this.send(lane)
+    this.checkDone()
+  }
+
+  /** With a rate: send what is due by now, then sleep until the next is. */
+  private tick = (): void => {
+    const {rate, pipeline} = this.options
+    const due = Math.floor(((performance.now() - this.started) / 1000) * rate) + 1
+    while (this.sent < due && !this.exhausted) {
+      const lane = this.pickLane(pipeline)
+      if (!lane) break
+      this.send(lane)
+    }
+
+    if (this.exhausted) return this.checkDone()
+    const nextAt = this.started + (this.sent / rate) * 1000
+    this.timer = setTimeout(this.tick, Math.max(0, nextAt - performance.now()))
+  }
+
+  private pickLane(pipeline: number): Lane | undefined {
+    for (let i = 0; i < this.lanes.length; i++) {
+      const lane = this.lanes[(this.next + i) % this.lanes.length]
+      if (lane.open && lane.inFlight < pipeline) {
+        this.next = (this.next + i + 1) % this.lanes.length
+        return lane
+      }
+    }
+
+    return undefined
+  }
+
+  private checkDone(): void {
+    const idle = this.lanes.every((lane) => lane.inFlight === 0 || !lane.open)
+    const allClosed = this.lanes.every((lane) => !lane.open)
+    if ((this.exhausted && idle) || allClosed) this.done()
+  }
+
+  /** Publishes until the count, the duration or the signal ends it; resolves once every answer is in. */
+  async run(): Promise<PublisherTotals & {durationSeconds: number}> {
+    const {connections, durationSeconds, signal} = this.options
+    for (let i = 0; i < connections; i++) this.lanes.push(await this.connect(i))
+    this.started = performance.now()
+    const stop = () => {
+      this.stopping = true
+      clearTimeout(this.timer)
+      this.checkDone()
+    }
+
+    signal?.addEventListener('abort', stop)
+    const deadline = durationSeconds === undefined ? undefined : setTimeout(stop, durationSeconds * 1000)
+    if (this.options.rate > 0) this.tick()
+    else for (const lane of this.lanes) this.pump(lane)
+    await this.finished
+    clearTimeout(deadline)
+    clearTimeout(this.timer)
+    const elapsed = (performance.now() - this.started) / 1000
+    for (const lane of this.lanes) lane.socket.end()
+    return {...this.totals, durationSeconds: elapsed}
+  }
+}
