@@ -37,6 +37,8 @@ const enum State {
 }
 
 const LF = 0x0a
+const CRLF_CRLF = Buffer.from('\r\n\r\n')
+const BARE_LF = /(?:^|[^\r])\n/
 const CR = 0x0d
 const DASH = 0x2d
 const SP = 0x20
@@ -50,6 +52,7 @@ export class MultipartParser {
    * `--frame` and takes two dashes just before it as part of the delimiter.
    */
   private readonly dashed: boolean
+  private readonly delimiterText: string
   /** Bytes of an unsized body held back per write: a split delimiter, the dashes and line end before it. */
   private readonly holdBack: number
   private readonly maxPartSize: number
@@ -72,6 +75,7 @@ export class MultipartParser {
     if (boundary === '') throw new MultipartError('empty multipart boundary')
     this.dashed = boundary.startsWith('--')
     this.delimiter = Buffer.from(this.dashed ? boundary : `--${boundary}`, 'latin1')
+    this.delimiterText = this.delimiter.toString('latin1')
     this.holdBack = this.delimiter.length + 1 + (this.dashed ? 2 : 0)
     this.maxPartSize = limits.maxPartSize ?? 64 * 1024 * 1024
     this.maxHeaderSize = limits.maxHeaderSize ?? 64 * 1024
@@ -151,7 +155,7 @@ export class MultipartParser {
       }
 
       case State.Headers:
-        return this.readHeaderLine(data, at)
+        return this.headerBytes === 0 ? this.readHeaderBlock(data, at) : this.readHeaderLine(data, at)
 
       case State.SizedBody: {
         const take = Math.min(this.remaining, data.length - at)
@@ -209,6 +213,38 @@ export class MultipartParser {
     this.bodyChunks = []
     this.bodyLength = 0
     this.partHasHeaders = false
+  }
+
+  /**
+   * The common case, read in one go: a whole CRLF header block already in
+   * hand, no line of it a delimiter. Anything else goes line by line.
+   */
+  private readHeaderBlock(data: Buffer, at: number): number {
+    const blank = data.indexOf(CRLF_CRLF, at)
+    // No headers at all (a blank line at once) is the line reader's case too.
+    if (blank <= at || blank - at > this.maxHeaderSize || (data[at] === CR && data[at + 1] === LF)) return this.readHeaderLine(data, at)
+    const text = data.toString('latin1', at, blank)
+    // A delimiter inside, or a bare LF (which may end the block sooner): line by line.
+    if (text.includes(this.delimiterText) || BARE_LF.test(text)) return this.readHeaderLine(data, at)
+    const headers = this.headers
+    let lineStart = 0
+    while (lineStart <= text.length) {
+      let lineEnd = text.indexOf('\r\n', lineStart)
+      if (lineEnd < 0) lineEnd = text.length
+      const colon = text.indexOf(':', lineStart)
+      if (colon > lineStart && colon < lineEnd) {
+        const name = text.slice(lineStart, colon).trim().toLowerCase()
+        const value = text.slice(colon + 1, lineEnd).trim()
+        headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`
+        this.partHasHeaders = true
+      }
+
+      lineStart = lineEnd + 2
+    }
+
+    this.headerBytes = blank + 4 - at
+    this.beginBody()
+    return blank + 4
   }
 
   private readHeaderLine(data: Buffer, at: number): number {
