@@ -6,7 +6,7 @@ import {testPub} from '../lib/cli/test-pub.js'
 
 export default class TestPub extends MsgbusCommand {
   static override summary = 'Publish load: a paced or flat-out flood of messages, for load tests.'
-  static override description = `Publishes over keep-alive connections, at --rate messages/s (paced on an absolute schedule) or as fast as the server accepts them (--rate 0, each connection keeping --pipeline requests in flight). Each message carries its sequence number and send time in a parameter of its content type (msgbus-load=...), so test-sub can measure loss and latency while -f bodies stay intact. Reports messages/s every --interval seconds (a live line on a terminal), and at the end a summary or, with --json, one JSON document: published, errors, rate, duration_s. Runs until --count, --duration or SIGINT; exits non-zero when any message was refused.`
+  static override description = `Publishes over keep-alive connections, at --rate messages/s (paced on an absolute schedule) or as fast as the server accepts them (--rate 0, each connection keeping --pipeline requests in flight). Each message carries its sequence number and send time in a parameter of its content type (msgbus-load=...), so test-sub can measure loss and latency while -f bodies stay intact. Reports messages/s every --interval seconds (a live line on a terminal), and at the end a summary or, with --json, one JSON document: published, errors, rate, duration_s. Runs until --count, --duration or SIGINT; exits non-zero when any message was refused or went unanswered (the server closed the connection).`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> -r 100 -d 15',

@@ -36,11 +36,9 @@ export class LatencyHistogram {
   summary(): LatencySummary {
     const ms = (micros: number) => Math.round(micros) / 1000
     if (this.histogram.totalCount === 0) return {p50: 0, p90: 0, p99: 0, max: 0}
-    return {
-      p50: ms(this.histogram.getValueAtPercentile(50)),
-      p90: ms(this.histogram.getValueAtPercentile(90)),
-      p99: ms(this.histogram.getValueAtPercentile(99)),
-      max: ms(this.histogram.maxValue),
-    }
+    // A percentile is the top of its bucket, which can lie above the largest value recorded: never report p99 > max.
+    const max = this.histogram.maxValue
+    const at = (percentile: number) => ms(Math.min(this.histogram.getValueAtPercentile(percentile), max))
+    return {p50: at(50), p90: at(90), p99: at(99), max: ms(max)}
   }
 }

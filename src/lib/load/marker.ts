@@ -1,12 +1,14 @@
 /**
  * Load-test messages carry their publisher, sequence number and send time as
- * a parameter of the media type (`text/html; msgbus-load=3.1207.1795755609293512`),
+ * a parameter of the media type (`text/html; msgbus-load=<publisher>.<seq>.<sent µs>`,
+ * `text/html; msgbus-load=96207618179075.1207.1795755609293512`),
  * which travels with the message byte for byte and leaves the body as given
  * (`test-pub -f photo.jpg` publishes the photo unchanged). Filters ignore
- * parameters, so `?type=text/*` still matches.
+ * parameters, so `?type=text/*` still matches. Sequence numbers count per
+ * publisher from 0, so test-sub finds a gap, a repeat or a step back per publisher.
  */
 export interface LoadMarker {
-  /** Which publisher connection sent it. */
+  /** Which publisher connection sent it: a number unique to one connection of one test-pub run. */
   publisher: number
   seq: number
   /** When it was sent, in microseconds since the epoch (one clock for every process on the machine). */

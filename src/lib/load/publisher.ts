@@ -1,3 +1,4 @@
+import {randomInt} from 'node:crypto'
 import type {Socket} from 'node:net'
 import {resolveTarget, type ClientOptions, type Target} from '../client/target.js'
 import {loopbackSource, openSocket, requestLine} from './connect.js'
@@ -30,6 +31,10 @@ export interface PublisherTotals {
 
 interface Lane {
   index: number
+  /** This connection's identity in markers, unique to this run (see LoadPublisher.id). */
+  publisher: number
+  /** Messages sent on this connection: each marker's seq, so test-sub sees 0, 1, 2... per publisher. */
+  sent: number
   socket: Socket
   inFlight: number
   open: boolean
@@ -54,10 +59,21 @@ export class LoadPublisher {
   private done!: () => void
   private readonly finished = new Promise<void>((resolve) => (this.done = resolve))
   private next = 0
+  private ended = false
+  /**
+   * Markers name connection i of this run as id + i: a random base, so two
+   * test-pub runs (one after the other, or at once) never look to test-sub
+   * like one publisher starting over (duplicates) or skipping (loss).
+   */
+  private readonly id = randomInt(2 ** 32) * 65_536
+  /** With a rate and a duration, the messages due before the end: message n is due at n / rate. */
+  private readonly scheduled: number
 
   constructor(private readonly options: LoadPublisherOptions) {
     this.target = resolveTarget(options.target, options)
     if (this.target.channel === '') throw new Error(`${this.target.display}: name a channel to publish to`)
+    const {rate, durationSeconds} = options
+    this.scheduled = rate > 0 && durationSeconds !== undefined ? Math.ceil(durationSeconds * rate) : Infinity
   }
 
   private body(seq: number): Buffer {
@@ -70,7 +86,7 @@ export class LoadPublisher {
 
   private async connect(index: number): Promise<Lane> {
     const socket = openSocket(this.target, {...this.options, ...loopbackSource(this.target, index)})
-    const lane: Lane = {index, socket, inFlight: 0, open: false}
+    const lane: Lane = {index, publisher: this.id + index, sent: 0, socket, inFlight: 0, open: false}
     const reader = new ResponseReader((head, text) => {
       lane.inFlight--
       if (head.status === 204 || head.status === 200) this.totals.published++
@@ -99,9 +115,8 @@ export class LoadPublisher {
   }
 
   private send(lane: Lane): void {
-    const seq = this.sent++
-    const body = this.body(seq)
-    const type = withMarker(this.options.type, {publisher: lane.index, seq, sentMicros: nowMicros()})
+    const body = this.body(this.sent++)
+    const type = withMarker(this.options.type, {publisher: lane.publisher, seq: lane.sent++, sentMicros: nowMicros()})
     lane.inFlight++
     lane.socket.write(
       Buffer.concat([Buffer.from(`${requestLine('POST', this.target)}Content-Type: ${type}\r\nContent-Length: ${body.length}\r\n\r\n`, 'latin1'), body]),
@@ -122,7 +137,7 @@ export class LoadPublisher {
   /** With a rate: send what is due by now, then sleep until the next is. */
   private tick = (): void => {
     const {rate, pipeline} = this.options
-    const due = Math.floor(((performance.now() - this.started) / 1000) * rate) + 1
+    const due = Math.min(Math.floor(((performance.now() - this.started) / 1000) * rate) + 1, this.scheduled)
     while (this.sent < due && !this.exhausted) {
       const lane = this.pickLane(pipeline)
       if (!lane) break
@@ -130,6 +145,8 @@ export class LoadPublisher {
     }
 
     if (this.exhausted) return this.checkDone()
+    // All sent that is due before the end: the deadline stops the run.
+    if (this.sent >= this.scheduled) return
     const nextAt = this.started + (this.sent / rate) * 1000
     this.timer = setTimeout(this.tick, Math.max(0, nextAt - performance.now()))
   }
@@ -149,7 +166,12 @@ export class LoadPublisher {
   private checkDone(): void {
     const idle = this.lanes.every((lane) => lane.inFlight === 0 || !lane.open)
     const allClosed = this.lanes.every((lane) => !lane.open)
-    if ((this.exhausted && idle) || allClosed) this.done()
+    // The server closing every connection (it stopped, or refused and hung up) ends the run early: an error, not a quiet exit.
+    if (allClosed && !this.exhausted && !this.ended) this.fail('the server closed every connection before the end')
+    if ((this.exhausted && idle) || allClosed) {
+      this.ended = true
+      this.done()
+    }
   }
 
   /** Publishes until the count, the duration or the signal ends it; resolves once every answer is in. */

@@ -67,6 +67,9 @@ export class SubscriberPool {
   readonly reasons: string[] = []
   private readonly sockets = new Set<Socket>()
   private stopping = false
+  /** Connections the server dropped that are not back yet: retried until the end, then counted as failed. */
+  private down = 0
+  private downReason = ''
 
   constructor(private readonly options: SubscriberPoolOptions) {
     this.target = resolveTarget(options.target, options)
@@ -87,12 +90,17 @@ export class SubscriberPool {
     if (this.reasons.length < 5 && !this.reasons.includes(reason)) this.reasons.push(reason)
   }
 
-  /** Opens one subscription; resolves once its stream is live (or it failed). */
-  private open(index: number, sequences = new Map<number, Sequence>(), reconnect = false): Promise<void> {
+  /**
+   * Opens one subscription; resolves once its stream is live (or it failed).
+   * A reopen (`retryMs` > 0, after the server dropped it) that fails is tried
+   * again, backing off to once a second, until the end.
+   */
+  private open(index: number, sequences = new Map<number, Sequence>(), retryMs = 0): Promise<void> {
     return new Promise((resolve) => {
       const socket = openSocket(this.target, {...this.options, ...loopbackSource(this.target, index)})
       this.sockets.add(socket)
       let live = false
+      let refused: string | undefined
       let head: Buffer | undefined = Buffer.alloc(0)
       let feed: ((chunk: Buffer) => void) | undefined
 
@@ -116,14 +124,17 @@ export class SubscriberPool {
         const response = parseHead(head.toString('latin1', 0, end))
         const boundary = boundaryOf(response.headers['content-type'])
         if (response.status !== 200 || !boundary) {
-          this.fail(`${response.status} ${head.toString('utf8', end + 4).trim().split('\n')[0]}`.trim())
+          refused = `${response.status} ${head.toString('utf8', end + 4).trim().split('\n')[0]}`.trim()
           socket.destroy()
           return
         }
 
         live = true
         this.connected++
-        if (reconnect) this.window.reconnects++
+        if (retryMs > 0) {
+          this.down--
+          this.window.reconnects++
+        }
         resolve()
         const parser = new MultipartParser(boundary, (part) => this.onPart(part, sequences, index))
         const decoder = response.headers['transfer-encoding'] === 'chunked' ? new ChunkedDecoder((data) => parser.write(data)) : undefined
@@ -133,20 +144,39 @@ export class SubscriberPool {
         if (rest.length > 0) feed(rest)
       })
       socket.on('error', (error: NodeJS.ErrnoException) => {
-        if (!live) this.fail(error.code ?? error.message)
+        if (!live) refused ??= error.code ?? error.message
       })
       socket.on('close', () => {
         this.sockets.delete(socket)
         if (!live) {
           resolve()
+          // Closed by stop(), which counted it.
+          if (this.stopping) return
+          const reason = refused ?? 'closed before the response'
+          if (retryMs === 0) {
+            this.fail(reason)
+          } else {
+            this.downReason = reason
+            this.reopen(index, sequences, Math.min(retryMs * 2, 1000))
+          }
+
           return
         }
 
         this.connected--
         // The server dropped us mid-run: come back, and count it.
-        if (!this.stopping) setTimeout(() => void this.open(index, sequences, true), 100)
+        if (!this.stopping) {
+          this.down++
+          this.reopen(index, sequences, 100)
+        }
       })
     })
+  }
+
+  private reopen(index: number, sequences: Map<number, Sequence>, retryMs: number): void {
+    setTimeout(() => {
+      if (!this.stopping) void this.open(index, sequences, retryMs)
+    }, retryMs)
   }
 
   private onPart(part: Part, sequences: Map<number, Sequence>, index: number): void {
@@ -182,13 +212,15 @@ export class SubscriberPool {
     const {connections, ramp, signal} = this.options
     const started = performance.now()
     const pending = new Set<Promise<void>>()
-    for (let i = 0; i < connections && !signal?.aborted; i++) {
+    // Not past the end: a subscription opened after stop() would keep the process alive for ever.
+    for (let i = 0; i < connections && !signal?.aborted && !this.stopping; i++) {
       if (ramp > 0) {
         const at = started + (i / ramp) * 1000
         const wait = at - performance.now()
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
       }
 
+      if (this.stopping) break
       const opening: Promise<void> = this.open(i).finally(() => pending.delete(opening))
       pending.add(opening)
       if (pending.size >= MAX_CONNECTING) await Promise.race(pending)
@@ -197,8 +229,22 @@ export class SubscriberPool {
     await Promise.all(pending)
   }
 
+  /**
+   * Closes every subscription. One the server dropped that is not back, and
+   * one still opening (or never opened) at the end, count as failed.
+   */
   stop(): void {
     this.stopping = true
-    for (const socket of this.sockets) socket.destroy()
+    for (let i = 0; i < this.down; i++) this.fail(`dropped and not reopened${this.downReason ? `: ${this.downReason}` : ''}`)
+    this.down = 0
+    const unopened = this.options.connections - this.connected - this.failed
+    for (let i = 0; i < unopened; i++) this.fail('not connected by the end')
+    // A reset rather than a FIN (on plain TCP): thousands of connections closed at once would
+    // otherwise hold as many loopback ports in TIME_WAIT for a minute, and the next run could find none free.
+    const reset = this.target.url.protocol !== 'https:'
+    for (const socket of this.sockets) {
+      if (reset) socket.resetAndDestroy()
+      else socket.destroy()
+    }
   }
 }

@@ -1,0 +1,633 @@
+// `msgbus test-pub` and `msgbus test-sub`, the load tools: the built CLI in
+// its own processes against real servers (in this process, or `msgbus serve`
+// in its own), and small stand-in servers on raw sockets whose streams carry
+// crafted markers, so loss, duplicates, order and reconnects are known.
+import assert from 'node:assert/strict'
+import {spawn, type ChildProcess} from 'node:child_process'
+import {once} from 'node:events'
+import {chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
+import {createServer, type Server, type Socket} from 'node:net'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import type {BusServer} from '../src/lib/index.js'
+import {BIN, ROOT, run, ServeProcess, startBus, stopAll, Subscription, type RunResult} from './support/harness.js'
+
+interface PubReport {
+  published: number
+  errors: number
+  rate: number
+  duration_s: number
+  requested_rate: number
+  connections: number
+  reasons?: string[]
+}
+
+interface SubReport {
+  connections: {requested: number; connected: number; failed: number}
+  received: number
+  lost: number
+  duplicates: number
+  out_of_order: number
+  reconnects: number
+  rate: number
+  bytes: number
+  latency_ms: {p50: number; p90: number; p99: number; max: number}
+  cpu_s: number
+  duration_s: number
+  errors?: string[]
+}
+
+const MARKER = /^(.+); msgbus-load=(\d+)\.(\d+)\.(\d+)$/
+
+const children = new Set<ChildProcess>()
+const serves = new Set<ServeProcess>()
+const fakes = new Set<Server>()
+const dirs: string[] = []
+
+function msgbus(args: string[], options: {env?: NodeJS.ProcessEnv; timeoutMs?: number} = {}): Promise<RunResult> {
+  return run(process.execPath, [BIN, ...args], options)
+}
+
+/** The JSON document a `--json` run prints last on stdout. */
+function documentOf<T>(result: RunResult): T {
+  const last = result.stdout.trimEnd().split('\n').at(-1) ?? ''
+  try {
+    return JSON.parse(last) as T
+  } catch {
+    throw new Error(`no JSON document at the end of stdout ${JSON.stringify(result.stdout.slice(-500))}; stderr ${JSON.stringify(result.stderr)}`)
+  }
+}
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'msgbus-load-'))
+  dirs.push(dir)
+  return dir
+}
+
+async function serve(args: string[] = [], port = 0): Promise<ServeProcess> {
+  const process = await ServeProcess.start(['-p', String(port), '-l', '127.0.0.1', ...args])
+  serves.add(process)
+  return process
+}
+
+function urlOf(serveProcess: ServeProcess): string {
+  return `http://127.0.0.1:${serveProcess.port()}`
+}
+
+/** A msgbus command in the background (test-sub, mostly): output kept, exit awaited. */
+class Background {
+  readonly child: ChildProcess
+  stdout = ''
+  stderr = ''
+  readonly exited: Promise<RunResult>
+
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
+    this.child = spawn(process.execPath, [BIN, ...args], {env: {...process.env, NO_COLOR: '1', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+    children.add(this.child)
+    this.child.stdout!.on('data', (chunk: Buffer) => (this.stdout += chunk.toString()))
+    this.child.stderr!.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()))
+    this.exited = once(this.child, 'close').then(([code, signal]) => {
+      children.delete(this.child)
+      return {code: code as number | null, signal: signal as NodeJS.Signals | null, stdout: this.stdout, stderr: this.stderr}
+    })
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null
+  }
+
+  async until(test: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (!test()) {
+      if (!this.running) throw new Error(`exited (${this.child.exitCode ?? this.child.signalCode}) before ${what}: ${this.stderr} ${this.stdout.slice(-300)}`)
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; stderr ${JSON.stringify(this.stderr.slice(-500))}`)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+  }
+
+  /** Waits for the exit, failing after the timeout. */
+  async exit(timeoutMs = 10000): Promise<RunResult> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`still running after ${timeoutMs} ms; stderr ${JSON.stringify(this.stderr.slice(-500))}`)), timeoutMs)
+    })
+    try {
+      return await Promise.race([this.exited, timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+}
+
+/** test-sub in the background against an in-process bus, once the server counts every subscription. */
+async function subscribed(server: BusServer, args: string[], connections: number): Promise<Background> {
+  const before = server.bus.subscriberCount
+  const sub = new Background(['test-sub', '--url', server.url(), '-n', String(connections), ...args])
+  await sub.until(() => server.bus.subscriberCount >= before + connections, `${connections} subscriptions`, 10000)
+  return sub
+}
+
+/** The default bodies test-pub sends, `<h1>hello world N</h1>`, in bytes for messages 0..count-1. */
+function defaultBodyBytes(count: number): number {
+  let bytes = 0
+  for (let n = 0; n < count; n++) bytes += `<h1>hello world ${n}</h1>`.length
+  return bytes
+}
+
+/** A stream a stand-in server sends: multipart parts with markers, in chunks. */
+class FakeStream {
+  constructor(readonly socket: Socket) {}
+
+  private chunk(data: string | Buffer): void {
+    const bytes = Buffer.from(data)
+    this.socket.write(Buffer.concat([Buffer.from(`${bytes.length.toString(16)}\r\n`), bytes, Buffer.from('\r\n')]))
+  }
+
+  /** One message of `publisher`, sequence number `seq`, sent just now. */
+  part(seq: number, publisher = 7, body = `message ${seq}`): void {
+    const type = `text/plain; msgbus-load=${publisher}.${seq}.${Date.now() * 1000}`
+    const length = Buffer.byteLength(body)
+    this.chunk(`Content-Type: ${type}\r\nContent-Length: ${length}\r\nContent-Location: /msgbus/flood\r\nMessage-ID: 1-${seq}\r\n\r\n${body}\r\n--B\r\n`)
+  }
+}
+
+/**
+ * A stand-in for `msgbus serve` on a raw socket: answers each GET with a
+ * chunked multipart/x-mixed-replace stream and hands it to `onStream` with the
+ * connection's number (0, 1, ...).
+ */
+async function fakeBus(onStream: (stream: FakeStream, index: number) => void): Promise<string> {
+  let connections = 0
+  const server = createServer((socket) => {
+    socket.on('error', () => {})
+    let head = ''
+    const onData = (chunk: Buffer) => {
+      head += chunk.toString('latin1')
+      if (!head.includes('\r\n\r\n')) return
+      socket.off('data', onData)
+      assert.match(head, /^GET \/msgbus\/flood HTTP\/1\.1\r\n/)
+      socket.write('HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace;boundary=B\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n--B\r\n\r\n')
+      onStream(new FakeStream(socket), connections++)
+    }
+
+    socket.on('data', onData)
+  })
+  fakes.add(server)
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const address = server.address() as {port: number}
+  return `http://127.0.0.1:${address.port}`
+}
+
+/**
+ * A loopback port nothing listens on: tcpmux's, below the ephemeral range, so
+ * no other connection on a busy machine takes it in the meantime.
+ */
+const CLOSED_PORT = 1
+
+function assertSubKeys(report: SubReport): void {
+  const counts = ['received', 'lost', 'duplicates', 'out_of_order', 'reconnects', 'bytes'] as const
+  for (const key of counts) assert.ok(Number.isInteger(report[key]) && report[key] >= 0, `${key}: ${report[key]}`)
+  for (const key of ['requested', 'connected', 'failed'] as const) {
+    assert.ok(Number.isInteger(report.connections[key]) && report.connections[key] >= 0, `connections.${key}: ${report.connections[key]}`)
+  }
+
+  for (const key of ['p50', 'p90', 'p99', 'max'] as const) assert.equal(typeof report.latency_ms[key], 'number', `latency_ms.${key}`)
+  for (const key of ['rate', 'cpu_s', 'duration_s'] as const) assert.equal(typeof report[key], 'number', key)
+  const {p50, p90, p99, max} = report.latency_ms
+  assert.ok(p50 <= p90 && p90 <= p99 && p99 <= max, `percentiles in order: ${JSON.stringify(report.latency_ms)}`)
+}
+
+describe('load tools: test-pub and test-sub', function () {
+  this.timeout(20000)
+
+  afterEach(async () => {
+    for (const child of children) child.kill('SIGKILL')
+    children.clear()
+    await Promise.all([...serves].map((process) => process.stop('SIGKILL')))
+    serves.clear()
+    for (const server of fakes) server.close()
+    fakes.clear()
+    await stopAll()
+  })
+
+  after(() => {
+    for (const dir of dirs.splice(0)) rmSync(dir, {recursive: true, force: true})
+  })
+
+  describe('test-pub', () => {
+    it('-r 200 -d 5 publishes 1000 messages (within 1%) and reports a rate within 1% of 200', async () => {
+      const server = await startBus()
+      const result = await msgbus(['test-pub', '--url', server.url(), '-r', '200', '-d', '5', '--json'], {timeoutMs: 15000})
+      assert.equal(result.code, 0, result.stderr)
+      const report = documentOf<PubReport>(result)
+      assert.ok(report.published >= 990 && report.published <= 1010, `published ${report.published}`)
+      assert.ok(Math.abs(report.rate - 200) <= 2, `rate ${report.rate}`)
+      assert.ok(Math.abs(report.duration_s - 5) <= 0.1, `duration_s ${report.duration_s}`)
+      assert.equal(report.errors, 0)
+      assert.equal(report.requested_rate, 200)
+      assert.equal(server.counters().published, report.published, 'what the server accepted')
+    })
+
+    it('--count N stops at N, paced or flat out', async () => {
+      const server = await startBus()
+      const flat = documentOf<PubReport>(await msgbus(['test-pub', '--url', server.url(), '--count', '37', '--json']))
+      assert.equal(flat.published, 37)
+      assert.equal(server.counters().published, 37)
+      const started = Date.now()
+      const paced = await msgbus(['test-pub', '--url', server.url(), '-r', '100', '--count', '20', '-d', '60', '--json'])
+      assert.equal(paced.code, 0, paced.stderr)
+      assert.equal(documentOf<PubReport>(paced).published, 20)
+      assert.equal(server.counters().published, 57)
+      assert.ok(Date.now() - started < 5000, 'the count ends it, not the duration')
+    })
+
+    it('--connections 4 --pipeline 8 -r 0 --count 2000 publishes exactly 2000, each connection in order from 0', async () => {
+      const server = await startBus()
+      const subscription = await Subscription.open(server, '/msgbus/flood')
+      const result = await msgbus(['test-pub', '--url', server.url(), '--connections', '4', '--pipeline', '8', '-r', '0', '--count', '2000', '--json'])
+      assert.equal(result.code, 0, result.stderr)
+      const report = documentOf<PubReport>(result)
+      assert.equal(report.published, 2000)
+      assert.equal(report.errors, 0)
+      assert.equal(report.connections, 4)
+      assert.equal(server.counters().published, 2000)
+
+      const parts = await subscription.waitParts(2000)
+      const perPublisher = new Map<string, number[]>()
+      for (const part of parts) {
+        const match = MARKER.exec(part.headers['content-type'])
+        assert.ok(match, part.headers['content-type'])
+        perPublisher.set(match[2], [...(perPublisher.get(match[2]) ?? []), Number(match[3])])
+      }
+
+      // The marker's sequence numbers count per publisher connection, so a subscriber sees 0, 1, 2... from each.
+      assert.equal(perPublisher.size, 4, [...perPublisher.keys()].join(' '))
+      for (const [publisher, seqs] of perPublisher) assert.deepEqual(seqs, seqs.map((_, i) => i), `publisher ${publisher}`)
+      subscription.close()
+    })
+
+    it('-f FILE: bodies arrive byte for byte; -t kept, the marker only in the content type', async () => {
+      const server = await startBus()
+      const dir = tempDir()
+      const file = join(dir, 'frame.png')
+      // Binary, with what a careless framer might trip on: CR LF, a delimiter-like line, NULs.
+      const bytes = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0]), Buffer.from('\r\n--B\r\n\r\n'), Buffer.alloc(4000, 0xa5)])
+      writeFileSync(file, bytes)
+      const subscription = await Subscription.open(server, '/msgbus/pictures')
+      const result = await msgbus(['test-pub', '--url', server.url(), '-c', 'pictures', '-f', file, '-t', 'image/png', '--count', '3', '--json'])
+      assert.equal(result.code, 0, result.stderr)
+      const parts = await subscription.waitParts(3)
+      assert.equal(parts.length, 3)
+      parts.forEach((part, i) => {
+        assert.ok(part.body.equals(bytes), `body ${i} byte for byte`)
+        const match = MARKER.exec(part.headers['content-type'])
+        assert.ok(match, part.headers['content-type'])
+        assert.equal(match[1], 'image/png')
+        assert.equal(Number(match[3]), i)
+        const sent = Number(match[4]) / 1000
+        assert.ok(Math.abs(sent - Date.now()) < 10000, `send time ${sent} is a wall-clock time in µs`)
+      })
+      subscription.close()
+    })
+
+    it('--size pads bodies (with spaces) or cuts them to that many bytes', async () => {
+      const server = await startBus()
+      const subscription = await Subscription.open(server, '/msgbus/flood')
+      const padded = await msgbus(['test-pub', '--url', server.url(), '--size', '1000', '--count', '2'])
+      assert.equal(padded.code, 0, padded.stderr)
+      const cut = await msgbus(['test-pub', '--url', server.url(), '--size', '5', '--count', '1'])
+      assert.equal(cut.code, 0, cut.stderr)
+      const parts = await subscription.waitParts(3)
+      for (const [i, part] of parts.slice(0, 2).entries()) {
+        assert.equal(part.body.length, 1000)
+        const head = `<h1>hello world ${i}</h1>`
+        assert.equal(part.body.toString(), head + ' '.repeat(1000 - head.length))
+        assert.match(part.headers['content-type'], /^text\/html; msgbus-load=/)
+      }
+
+      assert.equal(parts[2].body.toString(), '<h1>h')
+      subscription.close()
+    })
+
+    it('a message over the server limit: errors in the JSON, the reason on stderr, non-zero exit', async () => {
+      const server = await startBus({maxMessageSize: 100})
+      const result = await msgbus(['test-pub', '--url', server.url(), '--size', '1000', '--count', '5', '--json'])
+      assert.notEqual(result.code, 0)
+      const report = documentOf<PubReport>(result)
+      assert.ok(report.errors > 0, `errors ${report.errors}`)
+      assert.equal(report.published, 0)
+      assert.ok(report.reasons?.some((reason) => reason.startsWith('413 ')), JSON.stringify(report.reasons))
+      assert.match(result.stderr, /^msgbus test-pub: .*413 /)
+      assert.equal(server.counters().published, 0)
+    })
+
+    it('a closed port: one line on stderr, non-zero exit', async () => {
+      const result = await msgbus(['test-pub', '--url', `http://127.0.0.1:${CLOSED_PORT}`, '--count', '3', '--json'])
+      assert.notEqual(result.code, 0)
+      assert.equal(result.stdout, '')
+      assert.match(result.stderr, /^msgbus test-pub: .*ECONNREFUSED.*\n$/)
+      assert.equal(result.stderr.split('\n').length, 2, result.stderr)
+    })
+
+    it('a server that goes away mid-run is an error, not a quiet early exit', async () => {
+      const server = await serve()
+      const pub = new Background(['test-pub', '--url', urlOf(server), '-r', '50', '-d', '10', '--json'])
+      await new Promise((resolve) => setTimeout(resolve, 800))
+      await server.stop()
+      const result = await pub.exit(5000)
+      assert.notEqual(result.code, 0, result.stdout)
+      const report = documentOf<PubReport>(result)
+      assert.ok(report.published > 0 && report.published < 500, `published ${report.published}`)
+      assert.ok(report.errors > 0, JSON.stringify(report))
+      assert.match(result.stderr, /^msgbus test-pub: .*closed/)
+    })
+  })
+
+  describe('test-sub', () => {
+    it('-n 1000 -d 6 --json while test-pub -r 100 -d 3 runs: every message to every connection, nothing lost, every key', async function () {
+      const server = await startBus()
+      const sub = await subscribed(server, ['-d', '6', '--json'], 1000)
+      const pub = await msgbus(['test-pub', '--url', server.url(), '-r', '100', '-d', '3', '--json'])
+      assert.equal(pub.code, 0, pub.stderr)
+      const published = documentOf<PubReport>(pub).published
+      assert.ok(published >= 297 && published <= 303, `published ${published}`)
+      const result = await sub.exit(10000)
+      assert.equal(result.code, 0, result.stderr)
+      const report = documentOf<SubReport>(result)
+      assertSubKeys(report)
+      assert.deepEqual(report.connections, {requested: 1000, connected: 1000, failed: 0})
+      assert.equal(report.received, 1000 * published)
+      assert.equal(report.lost, 0)
+      assert.equal(report.duplicates, 0)
+      assert.equal(report.out_of_order, 0)
+      assert.equal(report.reconnects, 0)
+      assert.equal(report.bytes, 1000 * defaultBodyBytes(published))
+      assert.ok(Math.abs(report.duration_s - 6) < 0.5, `duration_s ${report.duration_s}`)
+      assert.ok(Math.abs(report.rate - report.received / report.duration_s) <= 0.01 * report.rate, `rate ${report.rate}`)
+      assert.ok(report.latency_ms.p50 > 0 && report.latency_ms.max < 2000, JSON.stringify(report.latency_ms))
+      assert.ok(report.cpu_s > 0, `cpu_s ${report.cpu_s}`)
+      assert.equal(report.errors, undefined)
+    })
+
+    it('several test-pub runs, at once and one after another, with several connections each: nothing lost or repeated', async () => {
+      const server = await startBus()
+      const sub = await subscribed(server, ['-d', '4', '--json'], 3)
+      const [a, b] = await Promise.all([
+        msgbus(['test-pub', '--url', server.url(), '--connections', '4', '-r', '400', '-d', '1', '--json']),
+        msgbus(['test-pub', '--url', server.url(), '--connections', '2', '--pipeline', '4', '--count', '500', '--json']),
+      ])
+      const c = await msgbus(['test-pub', '--url', server.url(), '--count', '100', '--json'])
+      const published = [a, b, c].reduce((sum, result) => {
+        assert.equal(result.code, 0, result.stderr)
+        return sum + documentOf<PubReport>(result).published
+      }, 0)
+      const result = await sub.exit()
+      const report = documentOf<SubReport>(result)
+      assert.equal(result.code, 0, result.stdout + result.stderr)
+      assert.equal(report.received, 3 * published)
+      assert.equal(report.lost, 0)
+      assert.equal(report.duplicates, 0)
+      assert.equal(report.out_of_order, 0)
+    })
+
+    describe('loss, duplicates and order, from crafted markers', () => {
+      async function against(seqs: number[]): Promise<{result: RunResult; report: SubReport}> {
+        const url = await fakeBus((stream) => {
+          for (const seq of seqs) stream.part(seq)
+        })
+        const result = await msgbus(['test-sub', '--url', url, '-d', '1', '--json'])
+        return {result, report: documentOf<SubReport>(result)}
+      }
+
+      it('a gap is loss (non-zero exit); a repeat a duplicate; a late one out of order, not lost', async () => {
+        const [gap, repeat, late] = await Promise.all([against([0, 1, 2, 4, 5]), against([0, 1, 1, 2]), against([0, 2, 1, 3])])
+
+        assert.equal(gap.report.received, 5)
+        assert.deepEqual([gap.report.lost, gap.report.duplicates, gap.report.out_of_order], [1, 0, 0])
+        assert.notEqual(gap.result.code, 0)
+        assert.match(gap.result.stderr, /1 messages lost/)
+
+        assert.equal(repeat.report.received, 4)
+        assert.deepEqual([repeat.report.lost, repeat.report.duplicates, repeat.report.out_of_order], [0, 1, 0])
+        assert.equal(repeat.result.code, 0, repeat.result.stderr)
+
+        assert.equal(late.report.received, 4)
+        assert.deepEqual([late.report.lost, late.report.duplicates, late.report.out_of_order], [0, 0, 1])
+        assert.equal(late.result.code, 0, late.result.stderr)
+
+        for (const {report} of [gap, repeat, late]) {
+          assertSubKeys(report)
+          assert.deepEqual(report.connections, {requested: 1, connected: 1, failed: 0})
+          assert.ok(report.latency_ms.max < 1000, JSON.stringify(report.latency_ms))
+        }
+      })
+
+      it('publishers are told apart: interleaved sequences are each checked on their own', async () => {
+        const url = await fakeBus((stream) => {
+          for (const [publisher, seq] of [[1, 0], [2, 0], [2, 1], [1, 1], [1, 2], [2, 2], [2, 4]]) stream.part(seq, publisher)
+        })
+        const result = await msgbus(['test-sub', '--url', url, '-d', '1', '--json'])
+        const report = documentOf<SubReport>(result)
+        assert.deepEqual([report.received, report.lost, report.duplicates, report.out_of_order], [7, 1, 0, 0])
+      })
+    })
+
+    it('a stream the server closes mid-run is reopened and counted as a reconnect; what it missed meanwhile is lost', async () => {
+      const url = await fakeBus((stream, index) => {
+        if (index === 0) {
+          stream.part(0)
+          stream.part(1)
+          setTimeout(() => stream.socket.destroy(), 200)
+        } else {
+          // 2 went out while this subscriber was away.
+          stream.part(3)
+          stream.part(4)
+        }
+      })
+      const result = await msgbus(['test-sub', '--url', url, '-d', '2', '--json'])
+      const report = documentOf<SubReport>(result)
+      assert.equal(report.reconnects, 1)
+      assert.deepEqual(report.connections, {requested: 1, connected: 1, failed: 0})
+      assert.deepEqual([report.received, report.lost, report.duplicates, report.out_of_order], [4, 1, 0, 0])
+      assert.notEqual(result.code, 0)
+    })
+
+    it('msgbus serve restarted on the same port: the subscriptions come back (reconnects), and get every message after', async () => {
+      let server = await serve()
+      const port = server.port()
+      const url = urlOf(server)
+      const sub = new Background(['test-sub', '--url', url, '-n', '3', '-d', '6', '--interval', '1', '--json'])
+      await sub.until(() => /connected 3\/3/.test(sub.stderr), 'the subscriptions', 5000)
+      assert.equal((await msgbus(['test-pub', '--url', url, '--count', '5'])).code, 0)
+      await server.stop()
+      serves.delete(server)
+      const down = sub.stderr.length
+      server = await serve([], port)
+      await sub.until(() => /connected 3\/3/.test(sub.stderr.slice(down)), 'the subscriptions back', 5000)
+      assert.equal((await msgbus(['test-pub', '--url', url, '--count', '5'])).code, 0)
+      const result = await sub.exit()
+      const report = documentOf<SubReport>(result)
+      assert.equal(result.code, 0, result.stderr)
+      assert.equal(report.reconnects, 3)
+      assert.deepEqual(report.connections, {requested: 3, connected: 3, failed: 0})
+      assert.deepEqual([report.received, report.lost, report.duplicates], [30, 0, 0])
+    })
+
+    it('a dropped subscription that cannot come back by the end counts as failed', async () => {
+      const server = await serve()
+      const sub = new Background(['test-sub', '--url', urlOf(server), '-n', '2', '-d', '2', '--interval', '1', '--json'])
+      await sub.until(() => /connected 2\/2/.test(sub.stderr), 'the subscriptions', 5000)
+      await server.stop()
+      const result = await sub.exit()
+      assert.notEqual(result.code, 0)
+      const report = documentOf<SubReport>(result)
+      assert.deepEqual(report.connections, {requested: 2, connected: 0, failed: 2})
+      assert.ok(report.errors?.some((reason) => /^dropped and not reopened: ECONNREFUSED/.test(reason)), JSON.stringify(report.errors))
+      assert.match(result.stderr, /2 connections failed/)
+    })
+
+    it('past the server\'s --max-subscribers: failed connections, the 503 in errors, non-zero exit', async () => {
+      const server = await startBus({maxSubscribers: 5})
+      const result = await msgbus(['test-sub', '--url', server.url(), '-n', '10', '-d', '1', '--json'])
+      assert.notEqual(result.code, 0)
+      const report = documentOf<SubReport>(result)
+      assert.deepEqual(report.connections, {requested: 10, connected: 5, failed: 5})
+      assert.ok(report.errors?.some((reason) => /^503 too many subscribers/.test(reason)), JSON.stringify(report.errors))
+      assert.match(result.stderr, /^msgbus test-sub: 5 connections failed \(503 too many subscribers/)
+    })
+
+    it('connections not open by the end count as failed, and the run still ends on time', async () => {
+      // A server that accepts and never answers: the subscriptions stay half open.
+      const silent = createServer((socket) => socket.on('error', () => {}))
+      fakes.add(silent)
+      silent.listen(0, '127.0.0.1')
+      await once(silent, 'listening')
+      const started = Date.now()
+      const stalled = await msgbus(['test-sub', '--url', `http://127.0.0.1:${(silent.address() as {port: number}).port}`, '-n', '3', '-d', '1', '--json'])
+      assert.ok(Date.now() - started < 4000, `ended after ${Date.now() - started} ms`)
+      assert.notEqual(stalled.code, 0)
+      const report = documentOf<SubReport>(stalled)
+      assert.deepEqual(report.connections, {requested: 3, connected: 0, failed: 3})
+      assert.deepEqual(report.errors, ['not connected by the end'])
+
+      // --ramp slower than the duration allows: what was not opened failed, and nothing is opened after the end.
+      const server = await startBus()
+      const ramped = await msgbus(['test-sub', '--url', server.url(), '-n', '40', '--ramp', '10', '-d', '1', '--json'], {timeoutMs: 5000})
+      assert.equal(ramped.signal, null, 'ended by itself')
+      assert.notEqual(ramped.code, 0)
+      const {connections} = documentOf<SubReport>(ramped)
+      assert.ok(connections.connected >= 5 && connections.connected <= 12, JSON.stringify(connections))
+      assert.equal(connections.connected + connections.failed, 40)
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      assert.equal(server.bus.subscriberCount, 0)
+    })
+
+    it('a closed port: every connection failed, non-zero exit', async () => {
+      const result = await msgbus(['test-sub', '--url', `http://127.0.0.1:${CLOSED_PORT}`, '-n', '3', '-d', '1', '--json'])
+      assert.notEqual(result.code, 0)
+      const report = documentOf<SubReport>(result)
+      assert.deepEqual(report.connections, {requested: 3, connected: 0, failed: 3})
+      assert.deepEqual(report.errors, ['ECONNREFUSED'])
+    })
+
+    it('--print prints each message of the first connection as `channel type sender [body]`', async () => {
+      const server = await startBus()
+      const sub = await subscribed(server, ['-c', 'news', '--print', '-d', '2'], 3)
+      const alice = `Basic ${Buffer.from('alice:x').toString('base64')}`
+      const post = (type: string, body: Buffer | string, headers: Record<string, string> = {}) =>
+        fetch(`${server.url()}/msgbus/news`, {method: 'POST', headers: {'Content-Type': type, ...headers}, body})
+      assert.equal((await post('text/plain; charset=utf-8', 'hello\nworld', {Authorization: alice})).status, 204)
+      assert.equal((await post('image/png', Buffer.alloc(300, 0xff))).status, 204)
+      const pub = await msgbus(['test-pub', '--url', server.url(), '-c', 'news', '--count', '1'])
+      assert.equal(pub.code, 0, pub.stderr)
+      const result = await sub.exit()
+      assert.equal(result.code, 0, result.stderr)
+      const lines = result.stdout.trimEnd().split('\n')
+      assert.equal(lines.length, 4, result.stdout)
+      assert.equal(lines[0], 'news text/plain;charset=utf-8 alice [hello\\nworld]')
+      assert.equal(lines[1], 'news image/png - [300 bytes]')
+      assert.match(lines[2], /^news text\/html;msgbus-load=\d+\.0\.\d+ - \[<h1>hello world 0<\/h1>\]$/)
+      assert.match(lines[3], /^connected 3\/3 failed 0 \|/, 'then the summary')
+    })
+
+    it('10,000 subscriptions in one process, inside the 20000-file limit', async function () {
+      this.timeout(45000)
+      const server = await serve()
+      const url = urlOf(server)
+      const sub = new Background(['test-sub', '--url', url, '-n', '10000', '-d', '8', '--interval', '1', '--json'])
+      await sub.until(() => /connected 10000\/10000/.test(sub.stderr), '10,000 subscriptions', 7000)
+      const pub = await msgbus(['test-pub', '--url', url, '-r', '20', '--count', '5', '--json'])
+      assert.equal(pub.code, 0, pub.stderr)
+      const published = documentOf<PubReport>(pub).published
+      assert.equal(published, 5)
+      const result = await sub.exit(15000)
+      assert.equal(result.code, 0, result.stderr)
+      const report = documentOf<SubReport>(result)
+      assert.deepEqual(report.connections, {requested: 10000, connected: 10000, failed: 0})
+      assert.equal(report.received, 10000 * published)
+      assert.equal(report.lost, 0)
+      assert.equal(report.duplicates, 0)
+    })
+  })
+
+  describe("the README's load test", () => {
+    /** The script under "## Load tests" in README.md, as written there. */
+    function script(): string {
+      const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
+      const section = readme.slice(readme.indexOf('\n## Load tests\n'))
+      assert.ok(section.length > 0, 'README has a "Load tests" section')
+      const start = section.indexOf('    #!/usr/bin/env bash\n')
+      assert.ok(start >= 0, 'the section has a bash script')
+      const lines: string[] = []
+      for (const line of section.slice(start).split('\n')) {
+        if (line !== '' && !line.startsWith('    ')) break
+        if (line === '' && lines.at(-1) === '') break
+        lines.push(line.slice(4))
+      }
+
+      return lines.join('\n').trimEnd() + '\n'
+    }
+
+    /** Runs the script in a fresh directory, with `msgbus` on the PATH. */
+    async function runScript(url: string, env: NodeJS.ProcessEnv): Promise<RunResult & {dir: string}> {
+      const dir = tempDir()
+      const path = join(dir, 'load-test.sh')
+      writeFileSync(path, script())
+      chmodSync(path, 0o755)
+      symlinkSync(BIN, join(dir, 'msgbus'))
+      const result = await run('bash', ['-c', 'cd "$1" && exec ./load-test.sh', 'bash', dir], {
+        env: {...env, MSGBUS_URL: url, PATH: `${dir}:${process.env.PATH}`},
+        timeoutMs: 15000,
+      })
+      return {...result, dir}
+    }
+
+    it('uses only test-sub, test-pub, &, wait and jq', () => {
+      const text = script()
+      assert.match(text, /msgbus test-sub .*--json > sub\.json &\n/)
+      assert.match(text, /\nwait \$sub\n/)
+      assert.match(text, /jq -e /)
+      const commands = text.split('\n').filter((line) => /^\s*(msgbus|jq)\b/.test(line))
+      assert.ok(commands.length >= 4, text)
+    })
+
+    it('passes against msgbus serve, with every message counted', async () => {
+      const server = await serve()
+      const result = await runScript(urlOf(server), {N: '200', RATE: '100', SECS: '3'})
+      assert.equal(result.code, 0, result.stdout + result.stderr)
+      assert.match(result.stdout, /^published 300 at [\d.]+ msgs\/s, 0 errors\nreceived 60000 on 200\/200 connections, lost 0\n/)
+      assert.match(result.stdout, /\nPASS\n$/)
+      const sub = JSON.parse(readFileSync(join(result.dir, 'sub.json'), 'utf8')) as SubReport
+      assert.equal(sub.received, 60000)
+    })
+
+    it('fails (exit 1) when connections fail', async () => {
+      const server = await serve(['--max-subscribers', '5'])
+      const result = await runScript(urlOf(server), {N: '10', RATE: '50', SECS: '1'})
+      assert.equal(result.code, 1, result.stdout + result.stderr)
+      assert.match(result.stdout, /received \d+ on 5\/10 connections/)
+      assert.match(result.stdout, /\nFAIL\n$/)
+    })
+  })
+})
