@@ -1,144 +1,117 @@
 /**
- * `npm run bench`: the fan-out benchmark of issue 2. A script that prints
+ * `npm run bench`: the benchmark suite of issue 4. A script that prints
  * figures, not a test.
  *
- * For each scenario it starts the server in its own process (`node bin/run.js
- * serve` on a free loopback port) and a separate load process (bench/load.ts)
- * holding N raw-socket subscribers and one keep-alive publisher, then prints
- * one table: delivered/expected, deliveries/s, latency p50/p99/max, the
- * server's CPU time over the measured window (from /proc), CPU µs per
- * delivery, the server's RSS, and the load process's own CPU time.
+ * Each scenario starts `msgbus serve` in its own process and drives it with
+ * the project's own load tools, each in its own process too: one or more
+ * `msgbus test-sub` holding the subscriptions (and measuring loss and
+ * latency), then `msgbus test-pub` publishing. It prints one table: delivered
+ * / expected, deliveries/s, latency p50/p99, the server's CPU time over the
+ * measured window (from /proc) and per delivery, its RSS, and the tools' own
+ * CPU time, with each scenario's target beside its figures.
  *
- *   npm run bench                                   # the default scenarios (~1.5 min)
- *   npm run bench -- --subs 1000 --rate 100 --duration 20 --body 64
- *   npm run bench -- --rate max --subs 100          # saturation: one publish in flight
- *   npm run bench -- --scenarios fanout,max-100     # named scenarios (see --help)
- *   npm run bench -- --scenarios fanout --profile   # + the server's hottest functions
+ *   npm run bench                          # all six scenarios (about 2 minutes)
+ *   npm run bench -- --scenarios 1,3       # a subset
+ *   npm run bench -- --duration 5          # shorter publishing runs
+ *   npm run bench -- --scenarios 1 --profile   # + the hottest functions of the server and the tools
  *
  * Everything runs on loopback, is bounded in time, and stops its children on exit.
  */
-import {execFileSync, fork, spawn, type ChildProcess} from 'node:child_process'
-import {existsSync, mkdtempSync, readdirSync, rmSync, statSync} from 'node:fs'
+import {mkdtempSync, readdirSync, rmSync} from 'node:fs'
 import {cpus, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {performance} from 'node:perf_hooks'
-import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
-import type {ChildMessage, LoadConfig, LoadResult, ParentMessage} from './load.js'
-import {machineTimes} from './proc.js'
+import type {TestPubReport, TestSubReport} from '../src/lib/load/report.js'
+import {log, prepareCli, runCli, jsonOf, sleep, stop, stopAll, until, type Cli} from './processes.js'
+import {cpuSeconds, cpuTimes, endedChildrenCpuSeconds, establishedOn, machineTimes, statusBytes} from './proc.js'
 import {formatSummary, summarize} from './profile.js'
 
 const cores = cpus().length
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const LOAD = fileURLToPath(new URL('load.ts', import.meta.url))
-const GUARD = fileURLToPath(new URL('server-guard.mjs', import.meta.url))
-const SUBS_PER_ADDRESS = 4000 // well under half of 127.0.0.1's ~28000 ephemeral ports
+const CHANNEL = 'bench'
+
+// ---------------------------------------------------------------- scenarios
 
 interface Scenario {
+  id: number
   name: string
   subs: number
-  /** Messages per second; 0: as fast as one publish in flight allows. */
+  /** Messages per second; 0: as fast as the server answers, one publish in flight per connection. */
   rate: number
+  /** Seconds of publishing; for the idle scenario, how long the connections are held before RSS is read. */
   duration: number
-  warmup: number
-  body: number
-  about: string
+  /** Body bytes (test-pub --size). */
+  size: number
+  pubConnections: number
+  subProcesses: number
+  /** No publishing: the subscribers are only held (scenario 6). */
+  idle: boolean
 }
 
-const NAMED: Record<string, Omit<Scenario, 'name' | 'warmup' | 'body'>> = {
-  fanout: {subs: 1000, rate: 100, duration: 20, about: "issue 2's target: 1,000 subscribers × 100 msg/s"},
-  'max-100': {subs: 100, rate: 0, duration: 10, about: 'saturation: 100 subscribers, one publish in flight, next on each 204'},
-  'max-1000': {subs: 1000, rate: 0, duration: 10, about: 'saturation: 1,000 subscribers, one publish in flight'},
-  'wide-10k': {subs: 10_000, rate: 10, duration: 10, about: '10,000 subscribers × 10 msg/s (same deliveries/s as fanout, 10× the connections)'},
-}
-const DEFAULT_SET = ['fanout', 'max-100', 'max-1000', 'wide-10k']
+const SCENARIOS: Scenario[] = [
+  {id: 1, name: '1k × 100/s', subs: 1000, rate: 100, duration: 20, size: 64, pubConnections: 1, subProcesses: 1, idle: false},
+  {id: 2, name: '10k × 10/s', subs: 10_000, rate: 10, duration: 20, size: 64, pubConnections: 1, subProcesses: 2, idle: false},
+  // At rate 0 one test-sub process falls seconds behind the server (see bench/README.md); two keep up, nearly.
+  {id: 3, name: 'saturation', subs: 100, rate: 0, duration: 10, size: 64, pubConnections: 1, subProcesses: 2, idle: false},
+  {id: 4, name: '16 KiB', subs: 100, rate: 0, duration: 10, size: 16_384, pubConnections: 1, subProcesses: 2, idle: false},
+  {id: 5, name: 'publish only', subs: 1, rate: 0, duration: 10, size: 64, pubConnections: 8, subProcesses: 1, idle: false},
+  {id: 6, name: '15k idle', subs: 15_000, rate: 0, duration: 3, size: 64, pubConnections: 1, subProcesses: 3, idle: true},
+]
 
 const HELP = `usage: npm run bench -- [options]
 
-  --subs N          subscribers (env BENCH_SUBS; default 1000)
-  --rate N|max      messages per second, or max: one publish in flight (env BENCH_RATE; default 100)
-  --duration S      measured seconds (env BENCH_DURATION; default 20)
-  --warmup S        seconds of publishing before the window (env BENCH_WARMUP; default 3)
-  --body BYTES      message body size, at least 20 (env BENCH_BODY; default 64)
-  --scenarios LIST  comma-separated: ${Object.keys(NAMED).join(', ')}, custom; or default
-                    (env BENCH_SCENARIOS). Without it, --subs/--rate/--duration make one
-                    custom scenario, and no flags at all run the default set:
-                    ${DEFAULT_SET.join(', ')}. Given flags override the named scenarios' values.
-  --server-arg ARG  extra argument for \`msgbus serve\` (repeatable), e.g. --server-arg=--slow-policy=drop
-  --quiet-wait S    before each scenario, wait up to S s for the machine to be idle (other
-                    processes under 0.25 cores), so their load does not disturb it (env BENCH_QUIET_WAIT; default 3)
-  --profile         run the server under --cpu-prof and print its hottest functions (env BENCH_PROFILE=1)
-  --no-build        use dist/ as it is instead of building it first (npm run build)
-  --json            also print the results as JSON
+Scenarios (64-byte bodies unless said):
+  1  1,000 subscribers × 100 msg/s for 20 s      target ≤ 7.5 µs server CPU/delivery, p99 ≤ 10 ms
+  2  10,000 subscribers × 10 msg/s, 20 s          target ≤ 8 µs/delivery, p99 ≤ 80 ms
+  3  100 subscribers, rate 0 (one publish in flight), 10 s: saturation deliveries/s   target ≥ 210,000/s
+  4  100 subscribers × 16 KiB bodies, rate 0, 10 s: MB/s
+  5  publish only: 1 subscriber, 8 publisher connections, rate 0, 10 s: publishes/s
+  6  15,000 idle subscribers: server RSS per connection   target ≤ 8 KiB
+  Every scenario: no loss.
+
+Options:
+  --scenarios LIST   comma-separated scenario numbers, e.g. 1,3 (default: all)
+  --duration S       seconds of publishing in scenarios 1-5 (whole seconds)
+  --warmup S         before the measured subscribers connect, S seconds of flat-out publishing
+                     to 100 subscribers of another channel, so the server's code is compiled
+                     (0: none; default 2)
+  --sub-processes N  test-sub processes per scenario, the subscribers split evenly
+                     (default: 1; 2 for scenarios 2, 3 and 4; 3 for scenario 6)
+  --server-arg ARG   extra argument for \`msgbus serve\` (repeatable), e.g. --server-arg=--slow-policy=drop
+  --quiet-wait S     before each scenario, wait up to S s for the machine to be idle (other
+                     processes under 0.25 cores), so their load does not disturb it (default 5)
+  --profile          run the server, test-sub and test-pub under --cpu-prof and print their
+                     hottest functions (the measured ones; not the warm-up's)
+  --no-build         use dist/ as it is instead of building it first (npm run build)
+  --json             also print the results as JSON
 `
 
-// ---------------------------------------------------------------- children, and stopping them
-
-const children = new Set<ChildProcess>()
-
-function track(child: ChildProcess): ChildProcess {
-  children.add(child)
-  child.once('exit', () => children.delete(child))
-  return child
+interface Options {
+  scenarios: Scenario[]
+  warmup: number
+  quietWait: number
+  serverArgs: string[]
+  profile: boolean
+  build: boolean
+  json: boolean
 }
 
-function killChildren(signal: NodeJS.Signals = 'SIGKILL'): void {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill(signal)
-}
-
-process.on('exit', () => killChildren('SIGKILL'))
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.once(signal, () => {
-    process.stderr.write(`\nbench: ${signal}, stopping\n`)
-    killChildren('SIGTERM')
-    setTimeout(() => process.exit(130), 300)
-  })
-}
-
-function exited(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true)
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms)
-    child.once('exit', () => {
-      clearTimeout(timer)
-      resolve(true)
-    })
-  })
-}
-
-async function stop(child: ChildProcess, graceMs: number): Promise<number> {
-  const started = performance.now()
-  child.kill('SIGTERM')
-  if (!(await exited(child, graceMs))) {
-    child.kill('SIGKILL')
-    await exited(child, 2000)
-    return Number.NaN
+function number(text: string, what: string, min: number, integer = false): number {
+  const value = Number(text)
+  if (!Number.isFinite(value) || value < min || (integer && !Number.isInteger(value))) {
+    throw new Error(`--${what}: expected ${integer ? 'a whole number' : 'a number'} ≥ ${min}, got ${JSON.stringify(text)}`)
   }
 
-  return performance.now() - started
-}
-
-// ---------------------------------------------------------------- options
-
-function option(value: string | undefined, env: string): string | undefined {
-  return value ?? (process.env[env] === undefined || process.env[env] === '' ? undefined : process.env[env])
-}
-
-function number(text: string, what: string, min: number): number {
-  const value = Number(text)
-  if (!Number.isFinite(value) || value < min) throw new Error(`--${what}: expected a number ≥ ${min}, got ${JSON.stringify(text)}`)
   return value
 }
 
-function parseOptions() {
+function parseOptions(): Options {
   const {values} = parseArgs({
     options: {
-      subs: {type: 'string'},
-      rate: {type: 'string'},
+      scenarios: {type: 'string'},
       duration: {type: 'string'},
       warmup: {type: 'string'},
-      body: {type: 'string'},
-      scenarios: {type: 'string'},
+      'sub-processes': {type: 'string'},
       'server-arg': {type: 'string', multiple: true},
       'quiet-wait': {type: 'string'},
       profile: {type: 'boolean'},
@@ -153,59 +126,434 @@ function parseOptions() {
     process.exit(0)
   }
 
-  const subs = option(values.subs, 'BENCH_SUBS')
-  const rate = option(values.rate, 'BENCH_RATE')
-  const duration = option(values.duration, 'BENCH_DURATION')
-  const warmup = option(values.warmup, 'BENCH_WARMUP')
-  const body = option(values.body, 'BENCH_BODY')
-  const list = option(values.scenarios, 'BENCH_SCENARIOS')
-  const overrides: Partial<Scenario> = {}
-  if (subs !== undefined) overrides.subs = Math.round(number(subs, 'subs', 1))
-  if (rate !== undefined) overrides.rate = rate === 'max' ? 0 : number(rate, 'rate', 0.1)
-  if (duration !== undefined) overrides.duration = number(duration, 'duration', 1)
-  if (warmup !== undefined) overrides.warmup = number(warmup, 'warmup', 0)
-  if (body !== undefined) overrides.body = Math.round(number(body, 'body', 20))
-  if ((overrides.subs ?? 0) > 19_000) throw new Error('--subs: at most 19000 (20000 open files per process)')
+  let scenarios = SCENARIOS
+  if (values.scenarios !== undefined && values.scenarios !== 'all') {
+    const ids = values.scenarios.split(',').map((id) => id.trim()).filter(Boolean)
+    scenarios = ids.map((id) => {
+      const scenario = SCENARIOS.find((s) => String(s.id) === id)
+      if (!scenario) throw new Error(`--scenarios: no scenario ${JSON.stringify(id)} (known: 1 to ${SCENARIOS.length})`)
+      return scenario
+    })
+  }
 
-  let names: string[]
-  if (list === undefined) names = subs ?? rate ?? duration ? ['custom'] : DEFAULT_SET
-  else if (list === 'default' || list === 'all') names = list === 'all' ? Object.keys(NAMED) : DEFAULT_SET
-  else names = list.split(',').map((name) => name.trim()).filter(Boolean)
-
-  const scenarios = names.map((name): Scenario => {
-    const base = name === 'custom' ? {...NAMED.fanout!, about: 'custom'} : NAMED[name]
-    if (!base) throw new Error(`--scenarios: no scenario ${JSON.stringify(name)} (known: ${Object.keys(NAMED).join(', ')}, custom)`)
-    return {name, warmup: 3, body: 64, ...base, ...overrides}
-  })
-  const quietWait = option(values['quiet-wait'], 'BENCH_QUIET_WAIT')
+  const duration = values.duration === undefined ? undefined : number(values.duration, 'duration', 1, true)
+  const subProcesses = values['sub-processes'] === undefined ? undefined : number(values['sub-processes'], 'sub-processes', 1, true)
+  scenarios = scenarios.map((s) => ({
+    ...s,
+    duration: duration !== undefined && !s.idle ? duration : s.duration,
+    subProcesses: Math.min(subProcesses ?? s.subProcesses, s.subs),
+  }))
   return {
     scenarios,
-    quietWait: quietWait === undefined ? 3 : number(quietWait, 'quiet-wait', 0),
+    warmup: values.warmup === undefined ? 2 : number(values.warmup, 'warmup', 0, true),
+    quietWait: values['quiet-wait'] === undefined ? 5 : number(values['quiet-wait'], 'quiet-wait', 0),
     serverArgs: values['server-arg'] ?? [],
-    profile: values.profile ?? ['1', 'true', 'yes'].includes(process.env.BENCH_PROFILE ?? ''),
+    profile: values.profile ?? false,
     build: !values['no-build'],
     json: values.json ?? false,
   }
 }
 
-// ---------------------------------------------------------------- the server and the load process
+// ---------------------------------------------------------------- results
 
-function log(text: string): void {
-  process.stderr.write(`bench: ${text}\n`)
+interface Latency {
+  p50: number
+  p90: number
+  p99: number
+  max: number
 }
 
-function build(): void {
-  const started = performance.now()
-  try {
-    // `npm run build`: tsc, then the CLI bundle bin/run.js runs (scripts/build.ts).
-    execFileSync('npm', ['run', '--silent', 'build'], {cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000})
-    log(`built dist/ in ${((performance.now() - started) / 1000).toFixed(1)} s`)
-  } catch (error) {
-    const output = String((error as {stdout?: Buffer}).stdout ?? '') + String((error as {stderr?: Buffer}).stderr ?? '')
-    const tail = output.trim().split('\n').slice(-8).join('\n')
-    if (!existsSync(join(ROOT, 'dist/cli/index.cjs'))) throw new Error(`the build failed and there is no dist/ to run:\n${tail}`)
-    log(`the build failed (src/ is being edited?); running dist/ as it is:\n${tail}`)
+interface Outcome {
+  scenario: Scenario
+  error?: string
+  /** Seconds test-pub published (its duration_s); for the idle scenario, the time the connections were held. */
+  windowSeconds: number
+  published: number
+  publishErrors: number
+  /** Messages × subscribers. */
+  expected: number
+  /** What the test-sub processes received, all together. */
+  delivered: number
+  bytes: number
+  /** test-sub's own counts, summed over its processes. */
+  gaps: number
+  duplicates: number
+  outOfOrder: number
+  reconnects: number
+  connected: number
+  failed: number
+  /** The highest of each percentile over the test-sub processes (their histograms cannot be merged from the JSON). */
+  latency: Latency
+  p99s: number[]
+  subErrors: string[]
+  /**
+   * How long after test-pub ended the subscribers still received (the time of
+   * their last progress line that counted messages: the last message came in
+   * the second before it). Over a second or so: they had fallen behind.
+   */
+  drainSeconds: number
+  /** Seconds from starting the test-sub processes until all their subscriptions were live. */
+  connectSeconds: number
+  /** The server's side of the connections in ESTABLISHED once the subscribers were live (from /proc/net/tcp). */
+  established: number
+  serverCpu: number
+  serverUser: number
+  serverRss: number
+  serverHwm: number
+  /** Idle scenario: the server's RSS before the subscribers connected. */
+  rssBefore: number
+  /** test-sub's cpu_s, summed over its processes (each one's whole life, connecting included). */
+  subCpu: number
+  /** The test-sub processes' CPU time over the measured window (from /proc). */
+  subCpuWindow: number
+  /** test-pub's CPU time, its whole life (from this process's cutime and cstime as it ended); NaN if unknown. */
+  pubCpu: number
+  wallSeconds: number
+  machineBusy: number
+  machineIrq: number
+  shutdownMs: number
+  slowLines: number
+  /** With --profile: each process's hottest functions. */
+  profiles?: Array<{label: string; summary: string}>
+}
+
+function emptyOutcome(scenario: Scenario): Outcome {
+  return {
+    scenario,
+    windowSeconds: Number.NaN,
+    published: 0,
+    publishErrors: 0,
+    expected: 0,
+    delivered: 0,
+    bytes: 0,
+    gaps: 0,
+    duplicates: 0,
+    outOfOrder: 0,
+    reconnects: 0,
+    connected: 0,
+    failed: 0,
+    latency: {p50: Number.NaN, p90: Number.NaN, p99: Number.NaN, max: Number.NaN},
+    p99s: [],
+    subErrors: [],
+    connectSeconds: Number.NaN,
+    drainSeconds: Number.NaN,
+    established: Number.NaN,
+    serverCpu: Number.NaN,
+    serverUser: Number.NaN,
+    serverRss: Number.NaN,
+    serverHwm: Number.NaN,
+    rssBefore: Number.NaN,
+    subCpu: Number.NaN,
+    subCpuWindow: Number.NaN,
+    pubCpu: Number.NaN,
+    wallSeconds: Number.NaN,
+    machineBusy: Number.NaN,
+    machineIrq: Number.NaN,
+    shutdownMs: Number.NaN,
+    slowLines: 0,
   }
+}
+
+// ---------------------------------------------------------------- the server
+
+interface Server {
+  cli: Cli
+  port: number
+  url: string
+  slowLines: number
+}
+
+async function startServer(runJs: string, lifetimeMs: number, serverArgs: string[], nodeArgs: string[]): Promise<Server> {
+  const cli = runCli(runJs, 'msgbus serve', ['serve', '--port', '0', '--address', '127.0.0.1', ...serverArgs], lifetimeMs, nodeArgs)
+  const server: Server = {cli, port: 0, url: '', slowLines: 0}
+  cli.onLine = (line) => {
+    if (/ slow /.test(line)) server.slowLines++
+    const listening = / listen HTTP on ([\d.]+):(\d+)/.exec(line)
+    if (listening && server.port === 0) {
+      server.port = Number(listening[2])
+      server.url = `http://127.0.0.1:${server.port}`
+    }
+  }
+
+  await Promise.race([
+    until(() => server.port > 0, 20_000, () => `the server did not say where it listens within 20 s:\n${cli.lines.join('\n')}`),
+    cli.exit.then((code) => {
+      if (server.port === 0) throw new Error(`the server exited (${code}) before listening:\n${cli.lines.join('\n')}`)
+    }),
+  ])
+  return server
+}
+
+// ---------------------------------------------------------------- the load tools
+
+interface Subscribers {
+  /** Per process: its subscriptions, and from its last progress line: live, failed, messages/s, and when it last reported any. */
+  procs: Array<{cli: Cli; requested: number; connected: number; failed: number; lastLineAt: number; lastRate: number; lastBusyAt: number}>
+  requested: number
+  started: number
+}
+
+/**
+ * Starts `processes` test-sub processes holding `count` subscriptions to
+ * `channel` between them, reporting every second on stderr (`connected N/M
+ * failed F | R msgs/s ...`), which tells when their streams are live and when
+ * they have stopped receiving.
+ */
+function startSubscribers(runJs: string, server: Server, channel: string, count: number, processes: number, lifetimeSeconds: number, nodeArgs: string[] = []): Subscribers {
+  const subs: Subscribers = {procs: [], requested: count, started: performance.now()}
+  for (let i = 0; i < processes; i++) {
+    const requested = Math.floor(count / processes) + (i < count % processes ? 1 : 0)
+    const args = ['test-sub', '--url', server.url, '-c', channel, '-n', String(requested), '--interval', '1', '-d', String(Math.ceil(lifetimeSeconds)), '--json']
+    const cli = runCli(runJs, processes > 1 ? `test-sub ${i + 1}/${processes}` : 'test-sub', args, (lifetimeSeconds + 10) * 1000, nodeArgs)
+    const proc = {cli, requested, connected: 0, failed: 0, lastLineAt: 0, lastRate: Number.NaN, lastBusyAt: 0}
+    cli.onLine = (line, at) => {
+      const progress = /connected (\d+)\/(\d+) failed (\d+) \| ([\d.]+) msgs\/s/.exec(line)
+      if (!progress) return
+      proc.connected = Number(progress[1])
+      proc.failed = Number(progress[3])
+      proc.lastRate = Number(progress[4])
+      proc.lastLineAt = at
+      if (proc.lastRate > 0) proc.lastBusyAt = at
+    }
+
+    subs.procs.push(proc)
+  }
+
+  return subs
+}
+
+/** Waits until every subscription is live (or failed), by test-sub's progress lines; without them, by the server's established connections. */
+async function subscribersLive(subs: Subscribers, server: Server, timeoutMs: number): Promise<void> {
+  const live = () => {
+    if (subs.procs.every((p) => p.lastLineAt > 0)) return subs.procs.every((p) => p.connected + p.failed >= p.requested)
+    // No progress lines (their format changed?): count the server's side of the connections.
+    return performance.now() - subs.started > 5000 && establishedOn(server.port) >= subs.requested
+  }
+
+  await Promise.race([
+    until(live, timeoutMs, () => `only ${subs.procs.reduce((n, p) => n + p.connected, 0)} of ${subs.requested} subscriptions live after ${timeoutMs / 1000} s`, 100),
+    ...subs.procs.map((p) =>
+      p.cli.exit.then((code) => {
+        throw new Error(`${p.cli.label} exited (${code}) before its subscriptions were live:\n${p.cli.lines.slice(-5).join('\n')}`)
+      }),
+    ),
+  ])
+}
+
+/** Stops the test-sub processes (SIGTERM: each prints its JSON document and exits) and reads their documents. */
+async function stopSubscribers(subs: Subscribers): Promise<TestSubReport[]> {
+  await Promise.all(subs.procs.map((p) => stop(p.cli.child, 10_000)))
+  return subs.procs.map((p) => jsonOf<TestSubReport>(p.cli))
+}
+
+function pubArgs(server: Server, channel: string, scenario: Scenario, seconds: number): string[] {
+  return [
+    'test-pub',
+    '--url',
+    server.url,
+    '-c',
+    channel,
+    '-r',
+    String(scenario.rate),
+    '-d',
+    String(seconds),
+    '--size',
+    String(scenario.size),
+    '--connections',
+    String(scenario.pubConnections),
+    '-t',
+    'application/octet-stream',
+    '--interval',
+    '5',
+    '--json',
+  ]
+}
+
+/** Runs test-pub to its end (bounded: SIGTERM, then SIGKILL, if it overruns its duration by 30 s). */
+async function runPublisher(runJs: string, args: string[], seconds: number, label = 'test-pub', nodeArgs: string[] = []): Promise<{cli: Cli; code: number | NodeJS.Signals}> {
+  const cli = runCli(runJs, label, args, (seconds + 40) * 1000, nodeArgs)
+  const timer = setTimeout(() => void stop(cli.child, 5000), (seconds + 30) * 1000)
+  const code = await cli.exit
+  clearTimeout(timer)
+  return {cli, code}
+}
+
+/**
+ * Warm-up: 100 subscribers on another channel and `seconds` of flat-out
+ * publishing to them, so that the server's hot paths are compiled before the
+ * measured window; then those subscribers leave.
+ */
+async function warmUp(runJs: string, server: Server, scenario: Scenario, seconds: number): Promise<void> {
+  const subs = startSubscribers(runJs, server, 'warmup', 100, 1, seconds + 60)
+  try {
+    await subscribersLive(subs, server, 30_000)
+    // 64-byte bodies whatever the scenario's: 100 subscribers keep up with them, so none is disconnected as slow.
+    await runPublisher(runJs, pubArgs(server, 'warmup', {...scenario, rate: 0, size: 64}, seconds), seconds, 'test-pub (warm-up)')
+  } finally {
+    await Promise.all(subs.procs.map((p) => stop(p.cli.child, 5000)))
+  }
+}
+
+// ---------------------------------------------------------------- one scenario
+
+/** The CPU seconds of these processes together (NaN if one has gone). */
+const procCpu = (pids: number[]): number => pids.reduce((sum, pid) => sum + safe(() => cpuSeconds(pid)), 0)
+
+function safe(read: () => number): number {
+  try {
+    return read()
+  } catch {
+    return Number.NaN
+  }
+}
+
+async function runScenario(runJs: string, scenario: Scenario, options: Options): Promise<Outcome> {
+  const outcome = emptyOutcome(scenario)
+  const s = scenario
+  const what = s.idle
+    ? `${s.subs.toLocaleString('en-US')} idle subscribers held ${s.duration} s`
+    : `${s.subs.toLocaleString('en-US')} subscribers, ${s.rate > 0 ? `${s.rate} msg/s` : 'rate 0'}, ${s.size}-byte bodies, ` +
+      `${s.pubConnections} publisher connection${s.pubConnections > 1 ? 's' : ''}, ${s.duration} s`
+  log(`── ${s.id}. ${what} (${s.subProcesses} test-sub process${s.subProcesses > 1 ? 'es' : ''})`)
+  const profileDir = options.profile ? mkdtempSync(join(tmpdir(), 'msgbus-bench-prof-')) : undefined
+  const nodeArgs = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []
+  const labels = new Map<number, string>()
+  // Bounds: the connections at (pessimistically) 500/s, the warm-up, the run, 90 s to spare.
+  const lifetime = s.subs / 500 + options.warmup + s.duration + 90
+  const server = await startServer(runJs, lifetime * 1000, options.serverArgs, nodeArgs)
+  labels.set(server.cli.pid, 'msgbus serve (its whole life)')
+  let subs: Subscribers | undefined
+  let serverGone = false
+  void server.cli.exit.then(() => (serverGone = true))
+  try {
+    // Not before the idle scenario: its figure is the RSS the subscriptions add to a fresh server.
+    if (options.warmup > 0 && !s.idle) await warmUp(runJs, server, s, options.warmup)
+    if (s.idle) {
+      await sleep(1000)
+      outcome.rssBefore = statusBytes(server.cli.pid, 'VmRSS')
+    }
+
+    // The subscribers, all live before anything is published.
+    const slowBefore = server.slowLines
+    const serverBefore = cpuTimes(server.cli.pid)
+    subs = startSubscribers(runJs, server, CHANNEL, s.subs, s.subProcesses, lifetime, nodeArgs)
+    for (const p of subs.procs) labels.set(p.cli.pid, `${p.cli.label} (its whole life)`)
+    await subscribersLive(subs, server, (20 + s.subs / 500) * 1000)
+    outcome.connectSeconds = (performance.now() - subs.started) / 1000
+    outcome.established = establishedOn(server.port)
+    log(`   ${subs.procs.reduce((n, p) => n + p.connected, 0)} subscriptions live in ${outcome.connectSeconds.toFixed(1)} s (the server sees ${outcome.established} connections)`)
+    const subPids = subs.procs.map((p) => p.cli.pid)
+
+    if (s.idle) {
+      const start = {server: cpuTimes(server.cli.pid), subs: procCpu(subPids), machine: machineTimes(), at: performance.now()}
+      await sleep(s.duration * 1000)
+      const end = {server: cpuTimes(server.cli.pid), subs: procCpu(subPids), machine: machineTimes(), at: performance.now()}
+      outcome.windowSeconds = (end.at - start.at) / 1000
+      outcome.wallSeconds = outcome.windowSeconds
+      // For this scenario the server's CPU is that of accepting the subscriptions.
+      outcome.serverCpu = start.server.user + start.server.system - serverBefore.user - serverBefore.system
+      outcome.serverUser = start.server.user - serverBefore.user
+      outcome.subCpuWindow = end.subs - start.subs
+      outcome.machineBusy = end.machine.busy - start.machine.busy
+      outcome.machineIrq = end.machine.irq - start.machine.irq
+      outcome.pubCpu = 0
+    } else {
+      // The measured window: from starting test-pub until the subscribers have received everything.
+      const start = {server: cpuTimes(server.cli.pid), subs: procCpu(subPids), machine: machineTimes(), at: performance.now(), children: endedChildrenCpuSeconds()}
+      const {cli: pub, code} = await runPublisher(runJs, pubArgs(server, CHANNEL, s, s.duration), s.duration, 'test-pub', nodeArgs)
+      labels.set(pub.pid, 'test-pub')
+      // Nothing else has ended since test-pub started (the subscribers and the server are running): the growth is test-pub's.
+      const pubCpu = endedChildrenCpuSeconds() - start.children
+      const pubEnded = performance.now()
+      const report = jsonOf<TestPubReport>(pub)
+      if (code !== 0 && report.errors === 0) log(`   test-pub exited with ${code}`)
+      outcome.pubCpu = subs.procs.some((p) => p.cli.child.exitCode !== null || p.cli.child.signalCode !== null) ? Number.NaN : pubCpu
+
+      // Drained when every test-sub has reported a whole second, begun after test-pub ended, with nothing received.
+      const drainLimit = Math.max(10, s.duration)
+      await until(
+        () => subs!.procs.every((p) => p.lastLineAt > pubEnded + 1050 && p.lastRate === 0),
+        drainLimit * 1000,
+        () => `the subscribers were still receiving ${drainLimit} s after test-pub ended`,
+        50,
+      ).catch((error: Error) => log(`   ${error.message}`))
+      // The last progress line that counted messages covers the second before it: the last one came within it.
+      outcome.drainSeconds = Math.max(0, (Math.max(...subs.procs.map((p) => p.lastBusyAt)) - pubEnded) / 1000)
+      const end = {server: cpuTimes(server.cli.pid), subs: procCpu(subPids), machine: machineTimes(), at: performance.now()}
+      outcome.serverCpu = end.server.user + end.server.system - start.server.user - start.server.system
+      outcome.serverUser = end.server.user - start.server.user
+      outcome.subCpuWindow = end.subs - start.subs
+      outcome.wallSeconds = (end.at - start.at) / 1000
+      outcome.machineBusy = end.machine.busy - start.machine.busy
+      outcome.machineIrq = end.machine.irq - start.machine.irq
+      outcome.windowSeconds = report.duration_s
+      outcome.published = report.published
+      outcome.publishErrors = report.errors
+      outcome.expected = report.published * s.subs
+      if (report.reasons) log(`   test-pub: ${report.reasons.join('; ')}`)
+    }
+
+    outcome.serverRss = statusBytes(server.cli.pid, 'VmRSS')
+    outcome.serverHwm = statusBytes(server.cli.pid, 'VmHWM')
+    if (serverGone) throw new Error(`the server exited during the run:\n${server.cli.lines.slice(-10).join('\n')}`)
+
+    outcome.slowLines = server.slowLines - slowBefore
+    const reports = await stopSubscribers(subs)
+    outcome.delivered = sum(reports, (r) => r.received)
+    outcome.bytes = sum(reports, (r) => r.bytes)
+    outcome.gaps = sum(reports, (r) => r.lost)
+    outcome.duplicates = sum(reports, (r) => r.duplicates)
+    outcome.outOfOrder = sum(reports, (r) => r.out_of_order)
+    outcome.reconnects = sum(reports, (r) => r.reconnects)
+    outcome.connected = sum(reports, (r) => r.connections.connected)
+    outcome.failed = sum(reports, (r) => r.connections.failed)
+    outcome.subCpu = sum(reports, (r) => r.cpu_s)
+    outcome.subErrors = reports.flatMap((r) => r.errors ?? [])
+    outcome.p99s = reports.map((r) => r.latency_ms.p99)
+    const highest = (key: keyof Latency) => Math.max(...reports.map((r) => r.latency_ms[key]))
+    outcome.latency = {p50: highest('p50'), p90: highest('p90'), p99: highest('p99'), max: highest('max')}
+  } catch (error) {
+    outcome.error = (error as Error).message.split('\n')[0]
+    log(`   FAILED: ${(error as Error).message}`)
+  } finally {
+    if (subs) await Promise.all(subs.procs.map((p) => stop(p.cli.child, 3000)))
+    outcome.shutdownMs = await stop(server.cli.child, options.profile ? 30_000 : 5000)
+    await stopAll()
+  }
+
+  if (profileDir) {
+    outcome.profiles = readProfiles(profileDir, labels)
+    rmSync(profileDir, {recursive: true, force: true})
+  }
+
+  log(`   ${verdict(outcome).figure}; ${verdict(outcome).target}`)
+  return outcome
+}
+
+/** The profiles node --cpu-prof wrote (CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile), summarised, named by process. */
+function readProfiles(dir: string, labels: Map<number, string>): Array<{label: string; summary: string}> {
+  const found = readdirSync(dir)
+    .filter((name) => name.endsWith('.cpuprofile'))
+    .map((name) => ({name, pid: Number(name.split('.')[3])}))
+    .filter(({pid}) => labels.has(pid))
+  const order = [...labels.keys()]
+  found.sort((a, b) => order.indexOf(a.pid) - order.indexOf(b.pid))
+  const profiles = found.map(({name, pid}) => {
+    let summary: string
+    try {
+      summary = formatSummary(summarize(join(dir, name)), labels.get(pid)!.startsWith('msgbus') ? 25 : 15)
+    } catch (error) {
+      summary = `  (could not read the profile: ${(error as Error).message})`
+    }
+
+    return {label: labels.get(pid)!, summary}
+  })
+  for (const [pid, label] of labels) if (!found.some((f) => f.pid === pid)) profiles.push({label, summary: '  (wrote no profile)'})
+  return profiles
+}
+
+function sum<T>(items: T[], of: (item: T) => number): number {
+  return items.reduce((total, item) => total + of(item), 0)
 }
 
 /** Waits (up to `seconds`) until the machine is nearly idle; says how busy it was. */
@@ -215,252 +563,149 @@ async function waitForQuiet(seconds: number): Promise<void> {
   do {
     const before = machineTimes()
     const at = performance.now()
-    await new Promise((resolve) => setTimeout(resolve, 500))
+    await sleep(500)
     busy = (machineTimes().busy - before.busy) / ((performance.now() - at) / 1000)
     if (busy < 0.25) return
   } while (performance.now() - started < seconds * 1000)
   log(`   the machine is busy (${busy.toFixed(2)} cores used by other processes): figures will be disturbed`)
 }
 
-interface RunningServer {
-  child: ChildProcess
-  pid: number
-  port: number
-  slowLines: number
-  lines: string[]
-}
-
-async function startServer(scenario: Scenario, serverArgs: string[], profileDir: string | undefined): Promise<RunningServer> {
-  const lifetimeMs = (scenario.warmup + scenario.duration + scenario.subs / 200 + 120) * 1000
-  const nodeArgs = ['--import', GUARD, ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])]
-  const child = track(
-    spawn(process.execPath, [...nodeArgs, join(ROOT, 'bin/run.js'), 'serve', '--port', '0', '--address', '127.0.0.1', ...serverArgs], {
-      cwd: ROOT,
-      env: {...process.env, NO_COLOR: '1', MSGBUS_BENCH_PARENT: String(process.pid), MSGBUS_BENCH_DEADLINE_MS: String(lifetimeMs)},
-      stdio: ['ignore', 'ignore', 'pipe'],
-    }),
-  )
-  const server: RunningServer = {child, pid: child.pid!, port: 0, slowLines: 0, lines: []}
-  return new Promise((resolve, reject) => {
-    let pending = ''
-    const timer = setTimeout(() => reject(new Error(`the server did not report where it listens within 20 s:\n${server.lines.join('\n')}`)), 20_000)
-    child.stderr!.setEncoding('utf8')
-    child.stderr!.on('data', (text: string) => {
-      const lines = (pending + text).split('\n')
-      pending = lines.pop()!
-      for (const line of lines) {
-        server.lines.push(line)
-        if (server.lines.length > 50) server.lines.shift()
-        if (/ slow /.test(line)) server.slowLines++
-        const listening = / listen HTTP on ([\d.]+):(\d+)/.exec(line)
-        if (listening && server.port === 0) {
-          server.port = Number(listening[2])
-          clearTimeout(timer)
-          resolve(server)
-        }
-      }
-    })
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer)
-      if (server.port === 0) reject(new Error(`the server exited (${signal ?? code}) before listening:\n${server.lines.join('\n')}`))
-    })
-  })
-}
-
-interface Outcome {
-  scenario: Scenario
-  result?: LoadResult
-  error?: string
-  shutdownMs?: number
-  closedProperly?: number
-  progress: string[]
-  slowLines: number
-  profile?: string
-}
-
-async function runScenario(scenario: Scenario, serverArgs: string[], profile: boolean): Promise<Outcome> {
-  const outcome: Outcome = {scenario, progress: [], slowLines: 0}
-  const profileDir = profile ? mkdtempSync(join(tmpdir(), 'msgbus-bench-prof-')) : undefined
-  const rate = scenario.rate > 0 ? `${scenario.rate} msg/s` : 'max rate'
-  log(`── ${scenario.name}: ${scenario.subs} subscribers, ${rate}, ${scenario.body}-byte bodies, ${scenario.warmup} s warm-up + ${scenario.duration} s`)
-  const server = await startServer(scenario, serverArgs, profileDir)
-  let serverGone = false
-  server.child.once('exit', () => (serverGone = true))
-  const config: LoadConfig = {
-    scenario: scenario.name,
-    host: '127.0.0.1',
-    port: server.port,
-    serverPid: server.pid,
-    channel: 'bench',
-    subs: scenario.subs,
-    rate: scenario.rate,
-    warmup: scenario.warmup,
-    duration: scenario.duration,
-    body: scenario.body,
-    perAddress: SUBS_PER_ADDRESS,
-    connectConcurrency: 200,
-  }
-  const load = track(fork(LOAD, [JSON.stringify(config)], {cwd: ROOT, execArgv: ['--import', 'tsx/esm'], stdio: ['ignore', 'inherit', 'inherit', 'ipc']}))
-  const limitMs = (scenario.warmup + scenario.duration + scenario.subs / 200 + 60) * 1000
-
-  try {
-    outcome.result = await new Promise<LoadResult>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no result after ${(limitMs / 1000).toFixed(0)} s`)), limitMs)
-      load.on('message', (message: ChildMessage) => {
-        if (message.type === 'progress') {
-          outcome.progress.push(message.text)
-          log(`   ${message.text}`)
-        } else if (message.type === 'result') {
-          clearTimeout(timer)
-          resolve(message.result)
-        } else if (message.type === 'error') {
-          clearTimeout(timer)
-          reject(new Error(message.message))
-        }
-      })
-      load.once('exit', (code, signal) => {
-        clearTimeout(timer)
-        reject(new Error(`the load process exited (${signal ?? code}) without a result`))
-      })
-      server.child.once('exit', (code, signal) => {
-        clearTimeout(timer)
-        reject(new Error(`the server exited (${signal ?? code}) during the run:\n${server.lines.slice(-10).join('\n')}`))
-      })
-    })
-    if (serverGone) throw new Error('the server exited during the run')
-
-    // Stop the server gracefully while the subscribers are still connected: it ends every stream properly.
-    const closed = new Promise<{properly: number; open: number} | undefined>((resolve) => {
-      load.on('message', (message: ChildMessage) => {
-        if (message.type === 'closed') resolve(message)
-      })
-      load.once('exit', () => resolve(undefined))
-    })
-    outcome.shutdownMs = await stop(server.child, profile ? 30_000 : 5000)
-    load.send({type: 'exit'} satisfies ParentMessage)
-    outcome.closedProperly = (await Promise.race([closed, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 5000))]))?.properly
-  } catch (error) {
-    outcome.error = (error as Error).message
-    log(`   FAILED: ${outcome.error}`)
-  } finally {
-    outcome.slowLines = server.slowLines
-    if (server.child.exitCode === null && server.child.signalCode === null) await stop(server.child, profile ? 30_000 : 3000)
-    if (load.exitCode === null && load.signalCode === null) await stop(load, 2000)
-  }
-
-  if (profileDir) {
-    const files = readdirSync(profileDir).filter((name) => name.endsWith('.cpuprofile'))
-    const newest = files.map((name) => join(profileDir, name)).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0]
-    if (newest) {
-      try {
-        outcome.profile = formatSummary(summarize(newest), 25)
-      } catch (error) {
-        outcome.profile = `  (could not read the profile: ${(error as Error).message})`
-      }
-    } else {
-      outcome.profile = '  (the server wrote no profile)'
-    }
-
-    rmSync(profileDir, {recursive: true, force: true})
-  }
-
-  return outcome
-}
-
 // ---------------------------------------------------------------- the table
 
 const fixed = (value: number, digits: number): string => (Number.isFinite(value) ? value.toFixed(digits) : '–')
 const grouped = (value: number): string => (Number.isFinite(value) ? Math.round(value).toLocaleString('en-US') : '–')
+const mark = (ok: boolean): string => (ok ? 'met' : 'MISSED')
 
-function rateText(r: LoadResult): string {
-  return r.rate > 0 ? grouped(r.rate) : `max ${grouped(r.messages / r.windowSeconds)}`
+/** Loss as the counts show it: fewer deliveries than messages × subscribers, a failed subscription, a reconnect, a duplicate or a refused publish. */
+function lossless(o: Outcome): boolean {
+  return !o.error && o.delivered === o.expected && o.duplicates === 0 && o.failed === 0 && o.reconnects === 0 && o.publishErrors === 0
+}
+
+const perDelivery = (o: Outcome): number => (o.serverCpu * 1e6) / o.delivered
+
+/** Subscribers that were still receiving well after test-pub ended had fallen behind: the rate counts messages parked in socket buffers. */
+function behind(o: Outcome): string {
+  return o.drainSeconds > 2 ? ` (subscribers ${fixed(o.drainSeconds, 0)} s behind)` : ''
+}
+
+/** The scenario's headline figure, and its target. */
+function verdict(o: Outcome): {figure: string; target: string; met?: boolean} {
+  const s = o.scenario
+  if (o.error) return {figure: 'FAILED', target: o.error}
+  const noLoss = lossless(o) && o.gaps === 0
+  const loss = noLoss ? 'no loss' : 'LOSS'
+  switch (s.id) {
+    case 1:
+    case 2: {
+      const [us, p99] = s.id === 1 ? [7.5, 10] : [8, 80]
+      const [cpu, latency] = [perDelivery(o) <= us, o.latency.p99 <= p99]
+      return {
+        figure: `${fixed(perDelivery(o), 2)} µs/delivery, p99 ${fixed(o.latency.p99, 1)} ms`,
+        target: `≤ ${us} µs ${mark(cpu)}, p99 ≤ ${p99} ms ${mark(latency)}, no loss ${mark(noLoss)}`,
+        met: cpu && latency && noLoss,
+      }
+    }
+
+    case 3: {
+      const rate = o.delivered / o.windowSeconds
+      return {figure: `${grouped(rate)} deliveries/s${behind(o)}`, target: `≥ 210,000/s ${mark(rate >= 210_000)}, no loss ${mark(noLoss)}`, met: noLoss && rate >= 210_000}
+    }
+
+    case 4:
+      return {figure: `${fixed(o.bytes / 1e6 / o.windowSeconds, 0)} MB/s${behind(o)}`, target: `no loss ${mark(noLoss)}`, met: noLoss}
+    case 5:
+      return {figure: `${grouped(o.published / o.windowSeconds)} publishes/s`, target: `no loss ${mark(noLoss)}`, met: noLoss}
+    case 6: {
+      const kib = (o.serverRss - o.rssBefore) / o.scenario.subs / 1024
+      const all = o.failed === 0 && o.reconnects === 0 && o.connected === s.subs
+      return {figure: `${fixed(kib, 2)} KiB/connection`, target: `≤ 8 KiB ${mark(kib <= 8)}, all connected ${mark(all)}`, met: kib <= 8 && all}
+    }
+
+    default:
+      return {figure: '', target: loss}
+  }
 }
 
 function table(outcomes: Outcome[]): string {
-  const header = [
-    'scenario',
-    'subs',
-    'rate msg/s',
-    'dur s',
-    'delivered/expected',
-    'deliveries/s',
-    'p50 ms',
-    'p99 ms',
-    'max ms',
-    'srv CPU s',
-    'µs/deliv',
-    'srv RSS MiB',
-    'load CPU s',
-  ]
-  const rows = outcomes.map(({scenario, result: r, error}) => {
-    if (!r) return [scenario.name, grouped(scenario.subs), scenario.rate > 0 ? grouped(scenario.rate) : 'max', fixed(scenario.duration, 0), `FAILED: ${error}`]
+  const header = ['#', 'scenario', 'subs', 'procs', 'msg/s', 'dur s', 'delivered/expected', 'deliveries/s', 'p50 ms', 'p99 ms', 'srv CPU s', 'µs/deliv', 'srv RSS MiB', 'sub CPU s', 'pub CPU s', 'figure', 'target']
+  const rows = outcomes.map((o) => {
+    const s = o.scenario
+    const {figure, target} = verdict(o)
+    const rate = s.idle ? 'idle' : s.rate > 0 ? grouped(o.published / o.windowSeconds) : `max ${grouped(o.published / o.windowSeconds)}`
+    const traffic = !s.idle && !o.error
     return [
-      scenario.name,
-      grouped(r.subs),
-      rateText(r),
-      fixed(r.windowSeconds, 1),
-      `${grouped(r.delivered)}/${grouped(r.expected)}`,
-      grouped(r.delivered / r.windowSeconds),
-      fixed(r.latencyMs.p50, 2),
-      fixed(r.latencyMs.p99, 2),
-      fixed(r.latencyMs.max, 1),
-      fixed(r.serverCpuSeconds, 2),
-      fixed((r.serverCpuSeconds * 1e6) / r.delivered, 2),
-      fixed(r.serverRssBytes / 2 ** 20, 1),
-      fixed(r.loadCpuSeconds, 2),
+      String(s.id),
+      s.name,
+      grouped(s.subs),
+      String(s.subProcesses),
+      o.error ? (s.idle ? 'idle' : s.rate > 0 ? String(s.rate) : 'max') : rate,
+      fixed(o.windowSeconds, 1),
+      traffic ? `${grouped(o.delivered)}/${grouped(o.expected)}` : '–',
+      traffic ? grouped(o.delivered / o.windowSeconds) : '–',
+      traffic ? fixed(o.latency.p50, 2) : '–',
+      traffic ? fixed(o.latency.p99, 2) : '–',
+      fixed(o.serverCpu, 2),
+      traffic ? fixed(perDelivery(o), 2) : '–',
+      fixed(o.serverRss / 2 ** 20, 1),
+      fixed(o.subCpu, 2),
+      s.idle ? '–' : fixed(o.pubCpu, 2),
+      figure,
+      target,
     ]
   })
-  const widths = header.map((title, i) => Math.max(title.length, ...rows.filter((row) => row.length === header.length).map((row) => (row[i] ?? '').length)))
-  const line = (cells: string[]) =>
-    cells.length < header.length
-      ? cells.slice(0, -1).map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ') + '  ' + cells.at(-1)
-      : cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)))
+  const left = new Set([1, 15, 16])
+  const line = (cells: string[]) => cells.map((cell, i) => (left.has(i) ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd()
   return [line(header), line(widths.map((w) => '─'.repeat(w))), ...rows.map(line)].join('\n')
 }
 
-function notes(outcome: Outcome): string[] {
-  const r = outcome.result
-  if (!r) return []
+function notes(o: Outcome): string[] {
+  const s = o.scenario
+  if (o.error) return [`${s.id}. FAILED: ${o.error}`]
   const out: string[] = []
-  const loss = r.expected - r.delivered
-  out.push(
-    `${r.scenario}: ${grouped(r.messages)} messages in ${fixed(r.windowSeconds, 2)} s` +
-      (r.rate > 0 ? '' : ` (${grouped(r.messages / r.windowSeconds)} msg/s, one in flight)`) +
-      `; loss ${grouped(loss)} (${fixed((100 * loss) / r.expected, 3)} %), duplicates ${r.duplicates}, ` +
-      `subscribers with gaps over the whole run ${r.lossySubscribers} (${grouped(r.missing)} missing, ${r.backwards} out of order), ` +
-      `streams lost ${r.lostStreams}, slow-subscriber log lines ${outcome.slowLines}`,
-  )
-  out.push(
-    `   latency ms: p50 ${fixed(r.latencyMs.p50, 2)}  p90 ${fixed(r.latencyMs.p90, 2)}  p99 ${fixed(r.latencyMs.p99, 2)}  ` +
-      `p99.9 ${fixed(r.latencyMs.p999, 2)}  max ${fixed(r.latencyMs.max, 2)}  mean ${fixed(r.latencyMs.mean, 2)}  (${grouped(r.latencyMs.samples)} samples); ` +
-      `publish→204 p50 ${fixed(r.publishRttMs.p50, 2)} p99 ${fixed(r.publishRttMs.p99, 2)} max ${fixed(r.publishRttMs.max, 1)}` +
-      (r.rate > 0 ? `; send lag vs schedule p99 ${fixed(r.sendLagMs.p99, 2)} max ${fixed(r.sendLagMs.max, 1)}; most publishes in flight ${r.maxInFlight}` : ''),
-  )
-  out.push(
-    `   server: CPU ${fixed(r.serverCpuSeconds, 2)} s = ${fixed((100 * r.serverCpuSeconds) / r.windowSeconds, 0)} % of a core ` +
-      `(user ${fixed(r.serverUserSeconds, 2)} s, kernel ${fixed(r.serverCpuSeconds - r.serverUserSeconds, 2)} s), ` +
-      `RSS ${fixed(r.serverRssBytes / 2 ** 20, 1)} MiB (peak ${fixed(r.serverHwmBytes / 2 ** 20, 1)}), ` +
-      `Msgbus-Subscribers mismatches ${r.subscriberCountMismatches}, publish errors ${r.publishErrors}; ` +
-      `graceful stop ${fixed(outcome.shutdownMs ?? Number.NaN, 0)} ms, streams closed properly ${outcome.closedProperly ?? '?'}/${r.subs}; ` +
-      `load: CPU ${fixed((100 * r.loadCpuSeconds) / r.windowSeconds, 0)} % of a core, connect ${fixed(r.connectSeconds, 2)} s`,
-  )
-  // On this kernel irq/softirq ticks are also charged to the process they interrupt (loopback TCP
-  // delivery runs in the sender's softirq), so they are inside the server's and load's CPU already.
-  const others = r.machineBusySeconds - r.serverCpuSeconds - r.loadCpuSeconds
-  out.push(
-    `   machine over the window: ${fixed(r.machineBusySeconds / r.windowSeconds, 2)} of ${cores} cores busy, ` +
-      `of which irq+softirq ${fixed(r.machineIrqSeconds, 2)} s; other processes about ${fixed(Math.max(0, others), 2)} s` +
-      (others / r.windowSeconds > 0.15 ? ' — the machine was not quiet: latency and CPU figures are disturbed' : ''),
-  )
-  if (r.subs === 1000 && r.rate === 100 && r.body === 64) {
-    const perDelivery = (r.serverCpuSeconds * 1e6) / r.delivered
-    const mark = (ok: boolean) => (ok ? 'met' : 'MISSED')
+  const pct = (seconds: number) => `${fixed((100 * seconds) / o.wallSeconds, 0)} % of a core`
+  if (s.idle) {
+    const kib = (o.serverRss - o.rssBefore) / s.subs / 1024
     out.push(
-      `   issue 2 targets: zero loss ${mark(loss === 0 && r.duplicates === 0)}; p99 ${fixed(r.latencyMs.p99, 2)} ≤ 10 ms ${mark(r.latencyMs.p99 <= 10)}; ` +
-        `CPU ${fixed(perDelivery, 2)} ≤ 7.5 µs/delivery ${mark(perDelivery <= 7.5)}`,
+      `${s.id}. ${grouped(o.connected)}/${grouped(s.subs)} subscriptions live in ${fixed(o.connectSeconds, 1)} s (failed ${o.failed}, reconnects ${o.reconnects}); ` +
+        `the server saw ${grouped(o.established)} established connections. Server RSS ${fixed(o.rssBefore / 2 ** 20, 1)} MiB before, ` +
+        `${fixed(o.serverRss / 2 ** 20, 1)} MiB with them after ${s.duration} s (peak ${fixed(o.serverHwm / 2 ** 20, 1)}): ${fixed(kib, 2)} KiB each; ` +
+        `accepting them cost the server ${fixed(o.serverCpu, 2)} s of CPU (${fixed((o.serverCpu * 1e6) / s.subs, 0)} µs each).`,
+    )
+  } else {
+    const missing = o.expected - o.delivered
+    out.push(
+      `${s.id}. ${grouped(o.published)} messages in ${fixed(o.windowSeconds, 2)} s` +
+        (s.rate > 0 ? '' : ` (${grouped(o.published / o.windowSeconds)}/s, one in flight per connection)`) +
+        `, ${s.size}-byte bodies, to ${grouped(s.subs)} subscribers in ${s.subProcesses} test-sub process${s.subProcesses > 1 ? 'es' : ''} (live in ${fixed(o.connectSeconds, 1)} s); ` +
+        `missing ${grouped(missing)}, publish errors ${o.publishErrors}, duplicates ${o.duplicates}, failed ${o.failed}, reconnects ${o.reconnects}, ` +
+        `test-sub lost ${grouped(o.gaps)} (gaps in the sequences) and out of order ${grouped(o.outOfOrder)}; slow-subscriber log lines ${o.slowLines}.`,
+    )
+    out.push(
+      `   latency ms (the highest over the test-sub processes${s.subProcesses > 1 ? `; p99s ${o.p99s.join(', ')}` : ''}): ` +
+        `p50 ${fixed(o.latency.p50, 2)}  p90 ${fixed(o.latency.p90, 2)}  p99 ${fixed(o.latency.p99, 2)}  max ${fixed(o.latency.max, 1)}; ` +
+        `${fixed(o.bytes / 1e6 / o.windowSeconds, 1)} MB/s of bodies; the subscribers received their last messages ${fixed(o.drainSeconds, 1)} s after test-pub ended (±1 s)` +
+        (o.drainSeconds > 2 ? `, so they received ${grouped(o.delivered / (o.windowSeconds + o.drainSeconds))} messages/s` : '') +
+        (s.id === 5 ? `; server CPU ${fixed((o.serverCpu * 1e6) / o.published, 1)} µs per publish` : ''),
     )
   }
 
+  out.push(
+    `   server: CPU ${fixed(o.serverCpu, 2)} s (user ${fixed(o.serverUser, 2)}, kernel ${fixed(o.serverCpu - o.serverUser, 2)})` +
+      (s.idle ? '' : ` = ${pct(o.serverCpu)} over the ${fixed(o.wallSeconds, 1)} s window`) +
+      `, RSS ${fixed(o.serverRss / 2 ** 20, 1)} MiB (peak ${fixed(o.serverHwm / 2 ** 20, 1)}), graceful stop ${fixed(o.shutdownMs, 0)} ms. ` +
+      `Tools: test-sub ${fixed(o.subCpu, 2)} s (cpu_s, whole life), ${fixed(o.subCpuWindow, 2)} s in the window = ${pct(o.subCpuWindow)}` +
+      (s.idle ? '' : `; test-pub ${fixed(o.pubCpu, 2)} s = ${pct(o.pubCpu)}`),
+  )
+  // On this kernel irq/softirq ticks are charged to the process they interrupt (loopback TCP delivery runs
+  // in the sender's softirq), so they are inside the server's and the tools' CPU already.
+  const others = o.machineBusy - o.serverCpu * (s.idle ? 0 : 1) - o.subCpuWindow - (Number.isFinite(o.pubCpu) ? o.pubCpu : 0)
+  out.push(
+    `   machine over the window: ${fixed(o.machineBusy / o.wallSeconds, 2)} of ${cores} cores busy (irq+softirq ${fixed(o.machineIrq, 2)} s)` +
+      (s.idle ? '' : `; other processes about ${fixed(Math.max(0, others), 2)} s`) +
+      (!s.idle && others / o.wallSeconds > 0.15 ? ' — the machine was not quiet: latency and CPU figures are disturbed' : ''),
+  )
+  if (o.subErrors.length > 0) out.push(`   test-sub errors: ${o.subErrors.join('; ')}`)
   return out
 }
 
@@ -468,25 +713,32 @@ function notes(outcome: Outcome): string[] {
 
 async function main(): Promise<void> {
   const options = parseOptions()
-  if (options.build) build()
+  const runJs = prepareCli(options.build)
+  const started = performance.now()
   const outcomes: Outcome[] = []
   for (const scenario of options.scenarios) {
     await waitForQuiet(options.quietWait)
-    outcomes.push(await runScenario(scenario, options.serverArgs, options.profile))
+    outcomes.push(await runScenario(runJs, scenario, options))
   }
 
-  let out = `\nmsgbus fan-out benchmark: ${cores} cores, node ${process.version}, loopback; server \`msgbus serve\`${options.serverArgs.length ? ` ${options.serverArgs.join(' ')}` : ''}, ` +
-    `latency = publisher send → subscriber read (one clock), CPU = utime+stime over the window${options.profile ? ' (UNDER --cpu-prof)' : ''}\n\n`
+  let out =
+    `\nmsgbus benchmark: ${cores} cores, node ${process.version}, loopback; \`msgbus serve\`${options.serverArgs.length ? ` ${options.serverArgs.join(' ')}` : ''} ` +
+    `driven by \`msgbus test-pub\` and \`msgbus test-sub\`, each in its own process; ${((performance.now() - started) / 1000).toFixed(0)} s\n` +
+    `latency = test-pub's send → test-sub's read; server CPU = utime+stime (/proc) from test-pub's start until the subscribers ` +
+    `have received everything${options.profile ? ' (UNDER --cpu-prof)' : ''}; p50/p99 = the highest over the test-sub processes; ` +
+    `sub CPU = test-sub's cpu_s; pub CPU = test-pub's${options.warmup > 0 ? `; scenarios 1-5 after ${options.warmup} s of warm-up on another channel` : ''}\n\n`
   out += table(outcomes) + '\n\n'
-  for (const outcome of outcomes) out += notes(outcome).join('\n') + (outcome.result ? '\n' : '')
-  for (const outcome of outcomes) if (outcome.profile) out += `\nserver profile, ${outcome.scenario.name} (whole server lifetime):\n${outcome.profile}\n`
+  for (const outcome of outcomes) out += notes(outcome).join('\n') + '\n'
+  for (const outcome of outcomes) {
+    for (const {label, summary} of outcome.profiles ?? []) out += `\nprofile, scenario ${outcome.scenario.id}, ${label}:\n${summary}\n`
+  }
   process.stdout.write(out)
-  if (options.json) process.stdout.write(JSON.stringify(outcomes.map(({scenario, result, error, shutdownMs, closedProperly, slowLines}) => ({scenario, result, error, shutdownMs, closedProperly, slowLines})), null, 2) + '\n')
+  if (options.json) process.stdout.write(JSON.stringify(outcomes.map(({profiles: _, ...rest}) => rest), null, 2) + '\n')
   process.exitCode = outcomes.some((outcome) => outcome.error) ? 1 : 0
 }
 
-main().catch((error: unknown) => {
+main().catch(async (error: unknown) => {
   process.stderr.write(`bench: ${(error as Error)?.message ?? error}\n`)
-  killChildren('SIGTERM')
+  await stopAll(1000)
   process.exitCode = 1
 })

@@ -58,3 +58,39 @@ export function machineTimes(): MachineTimes {
     idle: (idle! + iowait!) / tick,
   }
 }
+
+/**
+ * utime + stime of this process's children that have ended and been waited
+ * for (cutime + cstime of /proc/self/stat), in seconds. Node waits for a
+ * child as it exits, so the difference across one child's life, with no
+ * other child ending meanwhile, is that child's whole CPU time.
+ */
+export function endedChildrenCpuSeconds(): number {
+  const stat = readFileSync('/proc/self/stat', 'latin1')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // cutime is field 16, cstime field 17.
+  return (Number(fields[13]) + Number(fields[14])) / clkTck()
+}
+
+/**
+ * TCP connections in state ESTABLISHED whose local end is `address`:`port`
+ * (the server's side of each; IPv4). The address matters: a client bound to
+ * 127.0.0.2 may well get the server's port number as its own.
+ */
+export function establishedOn(port: number, address = '127.0.0.1'): number {
+  // /proc/net/tcp writes an IPv4 address as the hex of its 32 bits in host (little-endian) order: 127.0.0.1 is 0100007F.
+  const hexAddress = address
+    .split('.')
+    .reverse()
+    .map((octet) => Number(octet).toString(16).toUpperCase().padStart(2, '0'))
+    .join('')
+  const local = `${hexAddress}:${port.toString(16).toUpperCase().padStart(4, '0')}`
+  let count = 0
+  // "  sl  local_address rem_address   st ...": st 01 is ESTABLISHED.
+  for (const line of readFileSync('/proc/net/tcp', 'latin1').split('\n')) {
+    const fields = line.trim().split(/\s+/, 4)
+    if (fields[1] === local && fields[3] === '01') count++
+  }
+
+  return count
+}

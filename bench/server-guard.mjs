@@ -1,10 +1,12 @@
-// Preloaded into the benchmark's server process (node --import): stops it
-// when the benchmark that started it is gone or its time is up, so no server
-// outlives a killed benchmark. Costs one timer every half second.
+// Preloaded into each of the benchmark's child processes, the server and the
+// load tools (node --import): stops it (SIGTERM, on which `msgbus serve`
+// closes gracefully and test-sub and test-pub report and exit) when the
+// benchmark that started it is gone or its time is up, so no child outlives a
+// killed benchmark. Costs one timer every half second.
 const parent = Number(process.env.MSGBUS_BENCH_PARENT)
 const deadline = Number(process.env.MSGBUS_BENCH_DEADLINE_MS)
 const stop = () => {
-  process.kill(process.pid, 'SIGTERM') // the server's own graceful shutdown (and --cpu-prof's write)
+  process.kill(process.pid, 'SIGTERM') // the command's own graceful end (and --cpu-prof's write)
   setTimeout(() => process.exit(1), 5000).unref()
 }
 if (parent > 0) {
