@@ -182,6 +182,36 @@ describe('multipart parser', function () {
     })
   })
 
+  describe('a reused input buffer (transientInput)', () => {
+    it('gives the same parts when every write comes from one buffer that is overwritten after each write', () => {
+      fc.assert(
+        fc.property(
+          fc.array(fc.uint8Array({maxLength: 300}), {minLength: 1, maxLength: 6}),
+          fc.array(fc.integer({min: 1, max: 97}), {minLength: 1, maxLength: 20}),
+          (bodies, sizes) => {
+            const encoder = new MultipartEncoder('reuse')
+            const messages = bodies.map((body, i) => message(`1-${i}`, 'r', Buffer.from(body), 'application/octet-stream'))
+            const stream = Buffer.concat([encoder.open.raw, ...messages.map((m) => encoder.frame(m).raw)])
+            const seen: Buffer[] = []
+            // Bodies are valid only during the callback: keep copies.
+            const parser = new MultipartParser('reuse', (part) => seen.push(Buffer.from(part.body)), {transientInput: true})
+            const shared = Buffer.alloc(128)
+            for (let at = 0, i = 0; at < stream.length; i++) {
+              const n = Math.min(sizes[i % sizes.length], stream.length - at)
+              stream.copy(shared, 0, at, at + n)
+              parser.write(shared.subarray(0, n))
+              shared.fill(0x2d)
+              at += n
+            }
+
+            assert.deepEqual(seen.map((b) => b.toString('hex')), bodies.map((b) => Buffer.from(b).toString('hex')))
+          },
+        ),
+        {numRuns: 200},
+      )
+    })
+  })
+
   describe('what other multipart writers do', () => {
     it('parts without Content-Length end where the next delimiter begins; a CRLF, LF or nothing before it is not body', () => {
       for (const end of ['\r\n', '\n', '']) {

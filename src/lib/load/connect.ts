@@ -20,15 +20,31 @@ export function loopbackSource(target: Target, index: number): {host?: string; l
 }
 
 /** A raw TCP (or TLS) connection to the target's origin, with Nagle off. */
-export function openSocket(target: Target, options: ConnectOptions & {host?: string} = {}): Socket {
+/** One read buffer for every plain-TCP socket of the process: reads are handled one at a time, synchronously. */
+const SHARED_READ_BUFFER = Buffer.alloc(64 * 1024)
+
+/**
+ * A raw TCP (or TLS) connection to the target's origin, with Nagle off.
+ * `onData` gets what arrives; on plain TCP it is a view into one shared
+ * buffer, valid only during the call (no allocation per read), so copy
+ * whatever must outlive it.
+ */
+export function openSocket(target: Target, options: ConnectOptions & {host?: string; onData: (chunk: Buffer) => void}): Socket {
   const {url} = target
   const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80))
   const host = options.host ?? url.hostname.replace(/^\[|\]$/g, '')
-  const tcp = netConnect({host, port, localAddress: options.localAddress})
+  const tls = url.protocol === 'https:'
+  const onread = tls ? undefined : {buffer: SHARED_READ_BUFFER, callback: (length: number, buffer: Uint8Array) => {
+          options.onData((buffer as Buffer).subarray(0, length))
+          return true
+        }}
+  const tcp = netConnect({host, port, localAddress: options.localAddress, onread})
   tcp.setNoDelay(true)
-  if (url.protocol !== 'https:') return tcp
+  if (!tls) return tcp
   const servername = isIPv4(host) || host.includes(':') ? undefined : host
-  return tlsConnect({socket: tcp, servername, ca: options.ca, rejectUnauthorized: !options.insecure})
+  const socket = tlsConnect({socket: tcp, servername, ca: options.ca, rejectUnauthorized: !options.insecure})
+  socket.on('data', options.onData)
+  return socket
 }
 
 /** The request target and Host header for a raw HTTP/1.1 request. */

@@ -85,15 +85,14 @@ export class LoadPublisher {
   }
 
   private async connect(index: number): Promise<Lane> {
-    const socket = openSocket(this.target, {...this.options, ...loopbackSource(this.target, index)})
-    const lane: Lane = {index, publisher: this.id + index, sent: 0, socket, inFlight: 0, open: false}
     const reader = new ResponseReader((head, text) => {
       lane.inFlight--
       if (head.status === 204 || head.status === 200) this.totals.published++
       else this.fail(`${head.status} ${text.trim()}`)
       this.pump(lane)
     })
-    socket.on('data', (chunk: Buffer) => reader.write(chunk))
+    const socket = openSocket(this.target, {...this.options, ...loopbackSource(this.target, index), onData: (chunk) => reader.write(chunk)})
+    const lane: Lane = {index, publisher: this.id + index, sent: 0, socket, inFlight: 0, open: false}
     socket.on('close', () => {
       lane.open = false
       if (lane.inFlight > 0) this.fail(`connection closed with ${lane.inFlight} messages unanswered`, lane.inFlight)

@@ -13,6 +13,11 @@ export class ResponseReader {
 
   constructor(private readonly onResponse: (head: ResponseHead, body: string) => void) {}
 
+  /** What arrives may be a view into a reused read buffer: what waits for more is copied. */
+  private keep(data: Buffer): void {
+    this.pending = Buffer.from(data)
+  }
+
   write(chunk: Buffer): void {
     let data = this.pending ? Buffer.concat([this.pending, chunk]) : chunk
     this.pending = undefined
@@ -20,14 +25,14 @@ export class ResponseReader {
       const end = data.indexOf('\r\n\r\n')
       if (end < 0) {
         if (data.length > 64 * 1024) throw new Error('response head too large')
-        this.pending = data
+        this.keep(data)
         return
       }
 
       const head = parseHead(data.toString('latin1', 0, end))
       const length = Number(head.headers['content-length'] ?? 0)
       if (data.length < end + 4 + length) {
-        this.pending = data
+        this.keep(data)
         return
       }
 

@@ -97,15 +97,12 @@ export class SubscriberPool {
    */
   private open(index: number, sequences = new Map<number, Sequence>(), retryMs = 0): Promise<void> {
     return new Promise((resolve) => {
-      const socket = openSocket(this.target, {...this.options, ...loopbackSource(this.target, index)})
-      this.sockets.add(socket)
       let live = false
       let refused: string | undefined
       let head: Buffer | undefined = Buffer.alloc(0)
       let feed: ((chunk: Buffer) => void) | undefined
-
-      socket.write(`${requestLine('GET', this.target)}\r\n`)
-      socket.on('data', (chunk: Buffer) => {
+      // `chunk` is a view into a shared read buffer: the head is copied out, the parser copies what it keeps.
+      const onData = (chunk: Buffer): void => {
         if (feed) {
           try {
             feed(chunk)
@@ -136,13 +133,17 @@ export class SubscriberPool {
           this.window.reconnects++
         }
         resolve()
-        const parser = new MultipartParser(boundary, (part) => this.onPart(part, sequences, index))
+        const parser = new MultipartParser(boundary, (part) => this.onPart(part, sequences, index), {transientInput: true})
         const decoder = response.headers['transfer-encoding'] === 'chunked' ? new ChunkedDecoder((data) => parser.write(data)) : undefined
         feed = decoder ? (data) => decoder.write(data) : (data) => parser.write(data)
         const rest = head.subarray(end + 4)
         head = undefined
         if (rest.length > 0) feed(rest)
-      })
+      }
+
+      const socket = openSocket(this.target, {...this.options, ...loopbackSource(this.target, index), onData})
+      this.sockets.add(socket)
+      socket.write(`${requestLine('GET', this.target)}\r\n`)
       socket.on('error', (error: NodeJS.ErrnoException) => {
         if (!live) refused ??= error.code ?? error.message
       })

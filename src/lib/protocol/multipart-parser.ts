@@ -21,6 +21,12 @@ export interface MultipartLimits {
   maxPartSize?: number
   /** Largest header block of one part, in bytes. Default 64 KiB. */
   maxHeaderSize?: number
+  /**
+   * The caller reuses each buffer once write() returns (a socket's shared
+   * `onread` buffer): the parser then copies the little it keeps between
+   * writes, and a part's body is valid only during onPart.
+   */
+  transientInput?: boolean
 }
 
 export class MultipartError extends Error {}
@@ -57,6 +63,7 @@ export class MultipartParser {
   private readonly holdBack: number
   private readonly maxPartSize: number
   private readonly maxHeaderSize: number
+  private readonly transientInput: boolean
   private state = State.Preamble
   /** Unconsumed bytes carried over from earlier writes. */
   private pending: Buffer | undefined
@@ -79,6 +86,7 @@ export class MultipartParser {
     this.holdBack = this.delimiter.length + 1 + (this.dashed ? 2 : 0)
     this.maxPartSize = limits.maxPartSize ?? 64 * 1024 * 1024
     this.maxHeaderSize = limits.maxHeaderSize ?? 64 * 1024
+    this.transientInput = limits.transientInput ?? false
   }
 
   /** True once the close delimiter was seen; later bytes are ignored. */
@@ -89,7 +97,8 @@ export class MultipartParser {
   /**
    * Parses the bytes, calling onPart for each part completed. A part's body
    * may be a view into the chunks written (no copy), so do not reuse a
-   * buffer once written. Throws MultipartError when a limit is passed.
+   * buffer once written (unless transientInput). Throws MultipartError when
+   * a limit is passed.
    */
   write(chunk: Buffer): void {
     if (this.state === State.Closed || chunk.length === 0) return
@@ -105,10 +114,21 @@ export class MultipartParser {
       if (next < 0) {
         // Needs more bytes than there are: keep what is left for the next write.
         this.pending = data.subarray(at)
-        return
+        break
       }
 
       at = next
+    }
+
+    if (this.transientInput) this.detachFrom(chunk)
+  }
+
+  /** Copies what is kept between writes out of a buffer the caller is about to reuse. */
+  private detachFrom(chunk: Buffer): void {
+    const inside = (piece: Buffer) => piece.buffer === chunk.buffer
+    if (this.pending && inside(this.pending)) this.pending = Buffer.from(this.pending)
+    for (let i = 0; i < this.bodyChunks.length; i++) {
+      if (inside(this.bodyChunks[i])) this.bodyChunks[i] = Buffer.from(this.bodyChunks[i])
     }
   }
 
