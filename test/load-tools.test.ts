@@ -10,32 +10,8 @@ import {createServer, type Server, type Socket} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import type {BusServer} from '../src/lib/index.js'
+import type {TestPubReport as PubReport, TestSubReport as SubReport} from '../src/lib/load/report.js'
 import {BIN, ROOT, run, ServeProcess, startBus, stopAll, Subscription, type RunResult} from './support/harness.js'
-
-interface PubReport {
-  published: number
-  errors: number
-  rate: number
-  duration_s: number
-  requested_rate: number
-  connections: number
-  reasons?: string[]
-}
-
-interface SubReport {
-  connections: {requested: number; connected: number; failed: number}
-  received: number
-  lost: number
-  duplicates: number
-  out_of_order: number
-  reconnects: number
-  rate: number
-  bytes: number
-  latency_ms: {p50: number; p90: number; p99: number; max: number}
-  cpu_s: number
-  duration_s: number
-  errors?: string[]
-}
 
 const MARKER = /^(.+); msgbus-load=(\d+)\.(\d+)\.(\d+)$/
 
