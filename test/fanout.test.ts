@@ -196,3 +196,39 @@ describe('fan-out', function () {
     assert.equal((await publish(server, 'bye', 'x')).headers['msgbus-subscribers'], '0')
   })
 })
+
+describe('a connection that became a stream', () => {
+  afterEach(stopAll)
+
+  for (const when of ['in the same write as the GET', 'after the stream began']) {
+    it(`a request sent on it ${when} closes it, and publishes nothing`, async () => {
+      const server = await startBus({boundary: B})
+      const watcher = await Subscription.open(server, '/msgbus/p')
+      const get = 'GET /msgbus/p HTTP/1.1\r\nHost: x\r\n\r\n'
+      const post = 'POST /msgbus/p HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nsneak'
+      const client = await RawClient.open(portOf(server), when.startsWith('in') ? get + post : get)
+      if (!when.startsWith('in')) {
+        await client.until((t) => t.endsWith(`--${B}\r\n\r\n`))
+        client.socket.write(post)
+      }
+
+      await client.untilClosed(3000)
+      assert.equal(server.counters().published, 0)
+      const reply = await publish(server, 'p', 'after')
+      assert.equal(reply.headers['msgbus-subscribers'], '1', 'only the watcher is left')
+      assert.deepEqual((await watcher.waitParts(1)).map((part) => part.body.toString()), ['after'])
+      watcher.close()
+    })
+  }
+
+  it('a client that half-closes ends its subscription', async () => {
+    const server = await startBus({boundary: B})
+    const client = await RawClient.open(portOf(server), 'GET /msgbus/h HTTP/1.1\r\nHost: x\r\n\r\n')
+    await client.until((t) => t.endsWith(`--${B}\r\n\r\n`))
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    client.socket.end()
+    await client.untilClosed(3000)
+    for (const deadline = Date.now() + 2000; server.bus.subscriberCount > 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10))
+    assert.equal(server.bus.subscriberCount, 0)
+  })
+})

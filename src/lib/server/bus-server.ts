@@ -175,6 +175,8 @@ export class BusServer {
     for (const server of this.servers) server.closeIdleConnections()
     const timer = setTimeout(() => {
       for (const server of this.servers) server.closeAllConnections()
+      // Streams are no longer the HTTP server's to close (see takeover.ts).
+      for (const subscription of this.subscriptions) subscription.socket.destroy()
     }, graceMs)
     await closed
     clearTimeout(timer)

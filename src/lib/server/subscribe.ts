@@ -5,6 +5,7 @@ import {peerOf, type ServerContext} from './context.js'
 import {HttpError} from './http-error.js'
 import {LogLevel} from './logger.js'
 import {HttpSubscription} from './subscription.js'
+import {takeOver} from './takeover.js'
 
 function isHttp11(req: IncomingMessage): boolean {
   return req.httpVersionMajor > 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1)
@@ -54,6 +55,7 @@ export function subscribe(ctx: ServerContext, req: IncomingMessage, res: ServerR
   ctx.streaming.add(socket)
   socket.setNoDelay(true)
   subscription.start(rawHead(headers))
+  takeOver(socket, req, res)
   ctx.bus.subscribe(subscription)
   ctx.subscriptions.add(subscription)
   const filters = [filterText.type && `type=${filterText.type}`, filterText.sender && `sender=${filterText.sender}`].filter(Boolean)
