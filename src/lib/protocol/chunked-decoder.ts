@@ -12,13 +12,25 @@ const enum State {
   Done,
 }
 
+function hexValue(byte: number): number {
+  if (byte >= 0x30 && byte <= 0x39) return byte - 0x30
+  const lower = byte | 0x20
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x61 + 10 : -1
+}
+
 /** A chunk-size line is hex digits and optional extensions; this is far more than any real one needs. */
 const MAX_SIZE_LINE = 1024
 
 export class ChunkedDecoder {
   private state = State.Size
   private remaining = 0
-  private line = ''
+  // The chunk-size line read so far.
+  private size = 0
+  private digits = 0
+  private lineLength = 0
+  private afterDigits = false
+  private inExtension = false
+  private sawCR = false
 
   constructor(private readonly onData: (payload: Buffer) => void) {}
 
@@ -31,18 +43,38 @@ export class ChunkedDecoder {
     while (at < chunk.length && this.state !== State.Done) {
       switch (this.state) {
         case State.Size: {
-          const lf = chunk.indexOf(0x0a, at)
-          const end = lf < 0 ? chunk.length : lf
-          this.line += chunk.toString('latin1', at, end)
-          if (this.line.length > MAX_SIZE_LINE) throw new ChunkedError('chunk-size line too long')
-          if (lf < 0) return
-          at = lf + 1
-          const match = /^([0-9a-fA-F]+)[ \t]*(?:;[^\r]*)?\r?$/.exec(this.line)
-          this.line = ''
-          if (!match) throw new ChunkedError('malformed chunk-size line')
-          this.remaining = Number.parseInt(match[1], 16)
-          // The last chunk; trailers, if any, are not read: the response is over.
-          this.state = this.remaining === 0 ? State.Done : State.Data
+          // Byte by byte, no strings: `<hex>[ \t]*[;ext]\r?\n`.
+          const byte = chunk[at++]
+          if (++this.lineLength > MAX_SIZE_LINE) throw new ChunkedError('chunk-size line too long')
+          if (byte === 0x0a) {
+            if (this.digits === 0) throw new ChunkedError('malformed chunk-size line')
+            this.remaining = this.size
+            this.size = 0
+            this.digits = 0
+            this.lineLength = 0
+            this.sawCR = false
+            this.inExtension = false
+            this.afterDigits = false
+            // The last chunk; trailers, if any, are not read: the response is over.
+            this.state = this.remaining === 0 ? State.Done : State.Data
+          } else if (this.sawCR) {
+            throw new ChunkedError('malformed chunk-size line')
+          } else if (byte === 0x0d) {
+            this.sawCR = true
+          } else if (this.inExtension) {
+            // Chunk extensions are allowed and ignored.
+          } else if (byte === 0x3b) {
+            this.inExtension = true
+          } else if (byte === 0x20 || byte === 0x09) {
+            if (this.digits === 0) throw new ChunkedError('malformed chunk-size line')
+            this.afterDigits = true
+          } else {
+            const value = hexValue(byte)
+            if (value < 0 || this.afterDigits) throw new ChunkedError('malformed chunk-size line')
+            if (++this.digits > 12) throw new ChunkedError('chunk size too large')
+            this.size = this.size * 16 + value
+          }
+
           break
         }
 
