@@ -35,8 +35,7 @@ export default class Dump extends MsgbusCommand {
 
   public async run(): Promise<void> {
     const {args, flags} = await this.parse(Dump)
-    const interrupt = new AbortController()
-    process.once('SIGINT', () => interrupt.abort())
+    const signal = this.interruption()
     process.stdout.on('error', () => {})
     const result = await dump({
       ...(await clientOptions(flags)),
@@ -47,7 +46,7 @@ export default class Dump extends MsgbusCommand {
       count: flags.count,
       timeoutSeconds: flags.timeout,
       reconnect: flags.reconnect,
-      signal: interrupt.signal,
+      signal,
       output: process.stdout,
       colour: process.stdout.isTTY && chalk.level > 0 ? chalk : undefined,
       status: flags.verbose || process.stderr.isTTY ? (line) => process.stderr.write(`${chalkStderr.dim(`${this.config.bin} ${this.id}: ${line}`)}\n`) : undefined,

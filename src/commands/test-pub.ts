@@ -31,9 +31,7 @@ export default class TestPub extends MsgbusCommand {
 
   public async run(): Promise<void> {
     const {flags} = await this.parse(TestPub)
-    const interrupt = new AbortController()
-    process.once('SIGINT', () => interrupt.abort())
-    process.once('SIGTERM', () => interrupt.abort())
+    const signal = this.interruption()
     const report = await testPub({
       ...(await clientOptions(flags)),
       target: flags.channel,
@@ -47,7 +45,7 @@ export default class TestPub extends MsgbusCommand {
       count: flags.count,
       intervalSeconds: flags.interval,
       json: flags.json,
-      signal: interrupt.signal,
+      signal,
       output: process.stdout,
     })
     if (report.errors > 0) this.error(`${report.errors} messages were refused or unanswered${report.reasons ? `: ${report.reasons.join('; ')}` : ''}`, {exit: 1})

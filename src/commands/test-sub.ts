@@ -29,9 +29,7 @@ export default class TestSub extends MsgbusCommand {
 
   public async run(): Promise<void> {
     const {flags} = await this.parse(TestSub)
-    const interrupt = new AbortController()
-    process.once('SIGINT', () => interrupt.abort())
-    process.once('SIGTERM', () => interrupt.abort())
+    const signal = this.interruption()
     const report = await testSub({
       ...(await clientOptions(flags)),
       target: flags.channel,
@@ -43,7 +41,7 @@ export default class TestSub extends MsgbusCommand {
       intervalSeconds: flags.interval,
       print: flags.print,
       json: flags.json,
-      signal: interrupt.signal,
+      signal,
       output: process.stdout,
     })
     const problems = [

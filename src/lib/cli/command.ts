@@ -26,6 +26,14 @@ export abstract class MsgbusCommand extends Command {
   /** Set by commands with -q: the exit status alone reports a failure. */
   protected quietErrors = false
 
+  /** Aborted at SIGINT or SIGTERM: how a long-running command learns to wind down and report. */
+  protected interruption(): AbortSignal {
+    const interrupt = new AbortController()
+    process.once('SIGINT', () => interrupt.abort())
+    process.once('SIGTERM', () => interrupt.abort())
+    return interrupt.signal
+  }
+
   protected override async catch(error: CommandError): Promise<unknown> {
     if (error.code === 'EEXIT') throw error
     const usage = error.parse !== undefined || /See more help with --help/.test(error.message)

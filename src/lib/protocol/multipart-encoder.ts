@@ -8,7 +8,7 @@ const CRLF = '\r\n'
 export interface Frame {
   /** HTTP/1.1: the part as one chunk, chunk-size line and trailing CRLF included. */
   chunked: Buffer
-  /** HTTP/1.0: the same bytes without chunk framing (a view into `chunked`, not a copy). */
+  /** HTTP/1.0: the same bytes without chunk framing (for messages, a view into `chunked`, not a copy). */
   raw: Buffer
 }
 
@@ -31,7 +31,7 @@ export class MultipartEncoder {
   readonly contentType: string
   /** What a stream begins with, so a client sees at once that it is live. */
   readonly open: Frame
-  /** An empty part, then the close delimiter: how a stream ends on shutdown. */
+  /** An empty part, then the close delimiter (and, chunked, the last chunk): how a stream ends on shutdown. */
   readonly close: Frame
   private lastMessage: Message | undefined
   private lastFrame: Frame | undefined
@@ -40,13 +40,10 @@ export class MultipartEncoder {
   constructor(readonly boundary: string = makeBoundary()) {
     this.contentType = `multipart/x-mixed-replace;boundary=${boundary}`
     this.delimiter = `${CRLF}--${boundary}${CRLF}`
-    this.open = MultipartEncoder.frameOf(Buffer.from(`--${boundary}${CRLF}`, 'latin1'))
-    this.close = MultipartEncoder.frameOf(Buffer.from(`${CRLF}--${boundary}--${CRLF}`, 'latin1'))
-  }
-
-  private static frameOf(raw: Buffer): Frame {
-    const chunked = chunk(raw)
-    return {chunked, raw: chunked.subarray(chunked.length - raw.length - 2, chunked.length - 2)}
+    const opening = Buffer.from(`--${boundary}${CRLF}`, 'latin1')
+    this.open = {chunked: chunk(opening), raw: opening}
+    const closing = Buffer.from(`${CRLF}--${boundary}--${CRLF}`, 'latin1')
+    this.close = {chunked: Buffer.concat([chunk(closing), Buffer.from(`0${CRLF}${CRLF}`)]), raw: closing}
   }
 
   frame(message: Message): Frame {

@@ -6,13 +6,13 @@ import {createSecureContext} from 'node:tls'
 import {Bus, type BusCounters} from '../bus/bus.js'
 import {MultipartEncoder} from '../protocol/multipart-encoder.js'
 import {VERSION} from '../version.js'
-import type {ServerContext} from './context.js'
+import {channelLabel, type ServerContext} from './context.js'
 import {rawErrorResponse} from './http-error.js'
 import {Docroot} from './docroot.js'
 import {createRequestHandler} from './handler.js'
 import {LogLevel, silentLogger} from './logger.js'
 import {DEFAULTS, type BusServerOptions, type ResolvedOptions} from './options.js'
-import {SocketWriter} from './socket-writer.js'
+import {SocketWriter, type WriteTarget} from './socket-writer.js'
 import type {HttpSubscription} from './subscription.js'
 
 export interface ServerCounters extends BusCounters {
@@ -58,13 +58,11 @@ export class BusServer {
   async start(): Promise<Listening> {
     const {options, logger} = this
     const docroot = options.docroot === undefined ? undefined : await Docroot.open(options.docroot)
+    const who = (target: WriteTarget) => `${target.peer} ${channelLabel(target.channel)}`
     const writer = new SocketWriter(options.maxPending, options.slowPolicy, {
-      onSlowDisconnect: (target, pending) =>
-        logger.warn('slow', `${target.peer} ${target.channel || '(every channel)'}: disconnected with ${pending} bytes unsent`),
-      onDropStart: (target, pending) =>
-        logger.warn('slow', `${target.peer} ${target.channel || '(every channel)'}: dropping messages, ${pending} bytes unsent`),
-      onDropEnd: (target, dropped) =>
-        logger.warn('slow', `${target.peer} ${target.channel || '(every channel)'}: caught up after ${dropped} dropped messages`),
+      onSlowDisconnect: (target, pending) => logger.warn('slow', `${who(target)}: disconnected with ${pending} bytes unsent`),
+      onDropStart: (target, pending) => logger.warn('slow', `${who(target)}: dropping messages, ${pending} bytes unsent`),
+      onDropEnd: (target, dropped) => logger.warn('slow', `${who(target)}: caught up after ${dropped} dropped messages`),
     })
     const context: ServerContext = {
       bus: this.bus,

@@ -27,3 +27,8 @@ export function peerOf(socket: Socket): string {
   const address = (socket.remoteAddress ?? '?').replace(/^::ffff:(?=\d+\.)/, '')
   return address.includes(':') ? `[${address}]:${socket.remotePort}` : `${address}:${socket.remotePort}`
 }
+
+/** A channel as the log names it. */
+export function channelLabel(channel: string): string {
+  return channel === '' ? '(every channel)' : channel
+}

@@ -1,7 +1,7 @@
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import {STATUS_CODES} from 'node:http'
 import {compileFilter} from '../protocol/filter.js'
-import {peerOf, type ServerContext} from './context.js'
+import {channelLabel, peerOf, type ServerContext} from './context.js'
 import {HttpError} from './http-error.js'
 import {LogLevel} from './logger.js'
 import {HttpSubscription} from './subscription.js'
@@ -59,7 +59,7 @@ export function subscribe(ctx: ServerContext, req: IncomingMessage, res: ServerR
   ctx.bus.subscribe(subscription)
   ctx.subscriptions.add(subscription)
   const filters = [filterText.type && `type=${filterText.type}`, filterText.sender && `sender=${filterText.sender}`].filter(Boolean)
-  const described = `${peer} ${channel === '' ? '(every channel)' : channel}${filters.length ? ` ${filters.join(' ')}` : ''}`
+  const described = `${peer} ${channelLabel(channel)}${filters.length ? ` ${filters.join(' ')}` : ''}`
   ctx.logger.log(LogLevel.Subscriptions, 'subscribe', described)
   socket.once('close', () => {
     ctx.bus.unsubscribe(subscription)

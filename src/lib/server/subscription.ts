@@ -41,10 +41,7 @@ export class HttpSubscription implements Subscriber, WriteTarget {
   end(): void {
     if (this.ended || this.socket.destroyed) return
     this.ended = true
-    const close = this.chunked
-      ? Buffer.concat([this.encoder.close.chunked, Buffer.from('0\r\n\r\n')])
-      : this.encoder.close.raw
     if (this.corked) this.socket.uncork()
-    this.socket.end(close)
+    this.socket.end(this.chunked ? this.encoder.close.chunked : this.encoder.close.raw)
   }
 }
