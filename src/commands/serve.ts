@@ -17,12 +17,13 @@ async function readPem(path: string, what: string): Promise<Buffer> {
 
 export default class Serve extends MsgbusCommand {
   static override summary = 'Run the message bus server.'
-  static override description = `Publishers POST to /msgbus/<channel>; subscribers GET /msgbus/<channel> (or /msgbus/ for every channel) and receive every message in one endless multipart/x-mixed-replace response. Logs go to stderr, one line per event. SIGINT or SIGTERM ends every stream properly and exits.`
+  static override description = `Publishers POST to /msgbus/<channel>; subscribers GET /msgbus/<channel> (or /msgbus/ for every channel) and receive every message in one endless response: multipart/x-mixed-replace by default, or Server-Sent Events, NDJSON or bare bodies (?format=sse|ndjson|raw, or by Accept). A browser that opens a bus URL gets a live viewer page. Logs go to stderr, one line per event. SIGINT or SIGTERM ends every stream properly and exits.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --port 8080 --docroot ./www -v',
     '<%= config.bin %> <%= command.id %> --cert server.pem --secret s3cret',
+    '<%= config.bin %> <%= command.id %> -d web/chatdemo --cors https://app.example.com',
     'sudo <%= config.bin %> <%= command.id %> -p 80 -c cert.pem -P 443 -u nobody',
   ]
 
@@ -51,6 +52,17 @@ export default class Serve extends MsgbusCommand {
       default: 'disconnect',
     }),
     'max-subscribers': Flags.integer({summary: 'Most subscriptions at once (0: no limit); past it, 503.', default: 0, min: 0}),
+    heartbeat: Flags.integer({
+      summary: 'Seconds between heartbeat comments on SSE streams, which keep proxies from closing idle ones (0: none).',
+      default: 30,
+      min: 0,
+      helpValue: '<seconds>',
+    }),
+    cors: Flags.string({
+      summary: 'Let pages from this origin (or * for any) subscribe and publish. Repeatable, or comma-separated.',
+      multiple: true,
+      helpValue: '<origin>',
+    }),
   }
 
   public async run(): Promise<void> {
@@ -71,6 +83,8 @@ export default class Serve extends MsgbusCommand {
       maxPending: flags['max-pending'],
       slowPolicy: flags['slow-policy'] as 'disconnect' | 'drop',
       maxSubscribers: flags['max-subscribers'],
+      heartbeat: flags.heartbeat,
+      cors: flags.cors,
       logger,
     })
     await server.start()

@@ -35,9 +35,14 @@ export class CurlStream {
     return this.joined
   }
 
+  /** Starts curl on a URL, without waiting for anything (for streams in formats other than multipart). */
+  static start(url: string, extra: string[] = []): CurlStream {
+    return new CurlStream([...extra, url])
+  }
+
   /** Starts curl on a subscription URL and waits for the opening delimiter. */
   static async open(url: string, extra: string[] = []): Promise<CurlStream> {
-    const stream = new CurlStream([...extra, url])
+    const stream = CurlStream.start(url, extra)
     await stream.until(() => /^--[^\r\n]+\r\n/.test(stream.data.toString('latin1')), 'the opening delimiter')
     stream.boundary = /^--([^\r\n]+)\r\n/.exec(stream.data.toString('latin1'))![1]
     return stream

@@ -28,3 +28,10 @@ export function compareMessageIds(a: string, b: string): number {
   const [bMs, bSeq] = b.split('-').map(Number)
   return aMs === bMs ? aSeq - bSeq : aMs - bMs
 }
+
+const MESSAGE_ID = /^\d{1,16}-\d{1,16}$/
+
+/** True for a string of the form the server issues ids in. */
+export function isMessageId(value: string): boolean {
+  return MESSAGE_ID.test(value)
+}

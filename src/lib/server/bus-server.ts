@@ -4,9 +4,11 @@ import {createServer as createHttpsServer} from 'node:https'
 import type {AddressInfo} from 'node:net'
 import {createSecureContext} from 'node:tls'
 import {Bus, type BusCounters} from '../bus/bus.js'
-import {MultipartEncoder} from '../protocol/multipart-encoder.js'
+import {createEncoders} from '../protocol/formats.js'
 import {VERSION} from '../version.js'
 import {channelLabel, type ServerContext} from './context.js'
+import {CorsPolicy} from './cors.js'
+import {startHeartbeat} from './heartbeat.js'
 import {rawErrorResponse} from './http-error.js'
 import {Docroot} from './docroot.js'
 import {createRequestHandler} from './handler.js'
@@ -14,6 +16,7 @@ import {LogLevel, silentLogger} from './logger.js'
 import {DEFAULTS, type BusServerOptions, type ResolvedOptions} from './options.js'
 import {SocketWriter, type WriteTarget} from './socket-writer.js'
 import type {HttpSubscription} from './subscription.js'
+import {Viewer} from './viewer.js'
 
 export interface ServerCounters extends BusCounters {
   /** Messages skipped for slow subscribers (policy drop). */
@@ -44,6 +47,7 @@ export class BusServer {
   private readonly subscriptions = new Set<HttpSubscription>()
   private context: ServerContext | undefined
   private listening: Listening | undefined
+  private stopHeartbeat = () => {}
 
   constructor(options: BusServerOptions = {}) {
     const given = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined))
@@ -58,19 +62,25 @@ export class BusServer {
   async start(): Promise<Listening> {
     const {options, logger} = this
     const docroot = options.docroot === undefined ? undefined : await Docroot.open(options.docroot)
+    const cors = options.cors === undefined || options.cors.length === 0 ? undefined : new CorsPolicy(options.cors)
+    const viewer = await Viewer.load()
+    if (viewer instanceof Error) logger.warn('viewer', `${viewer.message}: browsers get 404 on bus URLs`)
     const who = (target: WriteTarget) => `${target.peer} ${channelLabel(target.channel)}`
     const writer = new SocketWriter(options.maxPending, options.slowPolicy, {
       onSlowDisconnect: (target, pending) => logger.warn('slow', `${who(target)}: disconnected with ${pending} bytes unsent`),
       onDropStart: (target, pending) => logger.warn('slow', `${who(target)}: dropping messages, ${pending} bytes unsent`),
       onDropEnd: (target, dropped) => logger.warn('slow', `${who(target)}: caught up after ${dropped} dropped messages`),
     })
+    const encoders = createEncoders(options.boundary)
     const context: ServerContext = {
       bus: this.bus,
-      encoder: new MultipartEncoder(options.boundary),
+      encoders,
       writer,
       options,
       logger,
       docroot,
+      viewer,
+      cors,
       serverHeader: `msgbus/${VERSION}`,
       subscriptions: this.subscriptions,
       streaming: new WeakSet(),
@@ -113,6 +123,7 @@ export class BusServer {
       listening = {http: await this.bind(http, options.port, 'HTTP')}
       if (https) listening.https = await this.bind(https, options.sslPort, 'HTTPS')
       this.listening = listening
+      this.stopHeartbeat = startHeartbeat(options.heartbeat * 1000, this.subscriptions, 'sse', encoders.sse.heartbeat)
     } catch (error) {
       await this.closeServers()
       throw error
@@ -168,6 +179,7 @@ export class BusServer {
   async stop(graceMs = 500): Promise<void> {
     if (this.servers.length === 0) return
     this.logger.log(LogLevel.Always, 'stop', `ending ${this.subscriptions.size} subscriptions`)
+    this.stopHeartbeat()
     const closed = this.closeServers()
     for (const subscription of this.subscriptions) subscription.end()
     for (const server of this.servers) server.closeIdleConnections()

@@ -1,20 +1,26 @@
 import type {Socket} from 'node:net'
 import type {Bus} from '../bus/bus.js'
-import type {MultipartEncoder} from '../protocol/multipart-encoder.js'
+import type {StreamEncoders} from '../protocol/formats.js'
+import type {CorsPolicy} from './cors.js'
 import type {Docroot} from './docroot.js'
 import type {Logger} from './logger.js'
 import type {ResolvedOptions} from './options.js'
 import type {SocketWriter} from './socket-writer.js'
 import type {HttpSubscription} from './subscription.js'
+import type {Viewer} from './viewer.js'
 
 /** What every request handler shares: one per server, for HTTP and HTTPS alike. */
 export interface ServerContext {
   readonly bus: Bus
-  readonly encoder: MultipartEncoder
+  readonly encoders: StreamEncoders
   readonly writer: SocketWriter
   readonly options: ResolvedOptions
   readonly logger: Logger
   readonly docroot: Docroot | undefined
+  /** The page for browsers that navigate to a bus URL, or why it could not be read. */
+  readonly viewer: Viewer | Error
+  /** Cross-origin access (`--cors`); undefined: no CORS headers at all. */
+  readonly cors: CorsPolicy | undefined
   readonly serverHeader: string
   /** Live subscriptions, to end them properly on shutdown. */
   readonly subscriptions: Set<HttpSubscription>

@@ -37,6 +37,8 @@ async function route(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
   }
 
   if (path.startsWith(BUS_PREFIX)) {
+    const cors = ctx.cors?.responseHeaders(req) ?? {}
+    for (const [name, value] of Object.entries(cors)) res.setHeader(name, value)
     let channel: string
     try {
       channel = decodeChannel(path.slice(BUS_PREFIX.length))
@@ -48,10 +50,12 @@ async function route(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
     switch (req.method) {
       case 'GET':
       case 'HEAD':
-        return subscribe(ctx, req, res, channel, query)
+        return subscribe(ctx, req, res, channel, query, cors)
       case 'POST':
+        if (ctx.cors?.refuses(req)) throw new HttpError(403, `origin ${req.headers.origin} may not publish (see serve --cors)`)
         return publish(ctx, req, res, channel, credentials?.user || undefined, expectsContinue)
       case 'OPTIONS':
+        if (ctx.cors && isPreflight(req)) return ctx.cors.preflight(req, res)
         res.writeHead(204, {Allow: BUS_METHODS})
         res.end()
         return

@@ -28,11 +28,16 @@ export interface BusServerOptions {
   maxSubscribers?: number
   /** The multipart boundary; default a random one per server. */
   boundary?: string
+  /** Seconds between SSE heartbeat comments; 0 for none. Default 30. */
+  heartbeat?: number
+  /** Origins allowed cross-origin access (`*` for any); default none, and no CORS headers. */
+  cors?: string[]
   logger?: Logger
 }
 
-export type ResolvedOptions = Required<Omit<BusServerOptions, 'cert' | 'key' | 'docroot' | 'secret' | 'boundary'>> &
-  Pick<BusServerOptions, 'cert' | 'key' | 'docroot' | 'secret' | 'boundary'>
+type Optional = 'cert' | 'key' | 'docroot' | 'secret' | 'boundary' | 'cors'
+
+export type ResolvedOptions = Required<Omit<BusServerOptions, Optional>> & Pick<BusServerOptions, Optional>
 
 export const DEFAULTS = {
   port: 8888,
@@ -43,4 +48,5 @@ export const DEFAULTS = {
   maxPending: 1024 * 1024,
   slowPolicy: 'disconnect' as SlowPolicy,
   maxSubscribers: 0,
+  heartbeat: 30,
 }

@@ -1,9 +1,12 @@
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import {STATUS_CODES} from 'node:http'
 import {compileFilter} from '../protocol/filter.js'
+import type {StreamEncoder} from '../protocol/stream-encoder.js'
+import {isMessageId} from '../bus/message-id.js'
 import {channelLabel, peerOf, type ServerContext} from './context.js'
 import {HttpError} from './http-error.js'
 import {LogLevel} from './logger.js'
+import {chooseRepresentation} from './negotiate.js'
 import {HttpSubscription} from './subscription.js'
 import {takeOver} from './takeover.js'
 
@@ -12,13 +15,23 @@ function isHttp11(req: IncomingMessage): boolean {
 }
 
 /** The stream's headers, for GET and HEAD alike. */
-function streamHeaders(ctx: ServerContext, chunked: boolean): Record<string, string> {
+function streamHeaders(ctx: ServerContext, cors: Record<string, string>, encoder: StreamEncoder, chunked: boolean): Record<string, string> {
   return {
     Server: ctx.serverHeader,
-    'Content-Type': ctx.encoder.contentType,
+    'Content-Type': encoder.contentType,
+    // Proxies (nginx's X-Accel-Buffering) must pass each message on as it comes, not batch or cache the stream.
     'Cache-Control': 'no-cache',
+    'X-Accel-Buffering': 'no',
+    'X-Content-Type-Options': 'nosniff',
+    ...cors,
+    Vary: negotiatedVary(cors),
     ...(chunked ? {'Transfer-Encoding': 'chunked'} : {Connection: 'close'}),
   }
+}
+
+/** What a bus URL's answer depends on: the format is negotiated, and CORS may echo the origin. */
+function negotiatedVary(cors: Record<string, string>): string {
+  return cors.Vary ? `${cors.Vary}, Accept, Sec-Fetch-Dest` : 'Accept, Sec-Fetch-Dest'
 }
 
 function rawHead(headers: Record<string, string>): string {
@@ -27,22 +40,48 @@ function rawHead(headers: Record<string, string>): string {
   return head + '\r\n'
 }
 
+/** `Last-Event-ID` (an EventSource reconnecting) or `?last_event_id=`: checked now, used once history keeps messages. */
+function lastEventId(req: IncomingMessage, params: URLSearchParams): string | undefined {
+  const header = req.headers['last-event-id']
+  const given = params.get('last_event_id') ?? (Array.isArray(header) ? header[0] : header)
+  if (given === undefined || given === '') return undefined
+  if (!isMessageId(given)) throw new HttpError(400, `Last-Event-ID ${JSON.stringify(given)} is not a message id (<unix-ms>-<seq>)`)
+  return given
+}
+
 /**
  * GET (or HEAD) on a bus URL. The connection is taken over from Node's HTTP
- * response: the head and every part are written straight to the socket, so a
- * message is framed once and the same bytes go to every subscriber.
+ * response: the head and every message are written straight to the socket,
+ * so a message is framed once per format and the same bytes go to every
+ * subscriber of that format.
  */
-export function subscribe(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, channel: string, query: string): void {
+export function subscribe(
+  ctx: ServerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  channel: string,
+  query: string,
+  cors: Record<string, string>,
+): void {
   const params = new URLSearchParams(query)
+  const representation = chooseRepresentation(req.headers, params.get('format'))
   const filterText = {type: params.getAll('type').join(','), sender: params.getAll('sender').join(',')}
   const accepts = compileFilter(filterText)
+  if (representation === 'html') {
+    if (ctx.viewer instanceof Error) throw new HttpError(404, 'the viewer page is not installed; ask for a stream with ?format=')
+    ctx.viewer.serve(req, res, {Vary: negotiatedVary(cors)})
+    return
+  }
+
+  lastEventId(req, params)
   const {maxSubscribers} = ctx.options
   if (maxSubscribers > 0 && ctx.bus.subscriberCount >= maxSubscribers) {
     throw new HttpError(503, `too many subscribers (the limit is ${maxSubscribers})`, {'Retry-After': '5'})
   }
 
+  const encoder = ctx.encoders[representation]
   const chunked = isHttp11(req)
-  const headers = streamHeaders(ctx, chunked)
+  const headers = streamHeaders(ctx, cors, encoder, chunked)
   if (req.method === 'HEAD') {
     res.writeHead(200, headers)
     res.end()
@@ -51,15 +90,19 @@ export function subscribe(ctx: ServerContext, req: IncomingMessage, res: ServerR
 
   const socket = req.socket
   const peer = peerOf(socket)
-  const subscription = new HttpSubscription(socket, channel, chunked, accepts, ctx.encoder, ctx.writer, peer)
+  const subscription = new HttpSubscription(socket, channel, chunked, accepts, encoder, ctx.writer, peer)
   ctx.streaming.add(socket)
   socket.setNoDelay(true)
   subscription.start(rawHead(headers))
   takeOver(socket, req, res)
   ctx.bus.subscribe(subscription)
   ctx.subscriptions.add(subscription)
-  const filters = [filterText.type && `type=${filterText.type}`, filterText.sender && `sender=${filterText.sender}`].filter(Boolean)
-  const described = `${peer} ${channelLabel(channel)}${filters.length ? ` ${filters.join(' ')}` : ''}`
+  const details = [
+    representation !== 'multipart' && `format=${representation}`,
+    filterText.type && `type=${filterText.type}`,
+    filterText.sender && `sender=${filterText.sender}`,
+  ].filter(Boolean)
+  const described = `${peer} ${channelLabel(channel)}${details.length ? ` ${details.join(' ')}` : ''}`
   ctx.logger.log(LogLevel.Subscriptions, 'subscribe', described)
   socket.once('close', () => {
     ctx.bus.unsubscribe(subscription)

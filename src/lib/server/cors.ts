@@ -1,0 +1,86 @@
+import type {IncomingMessage, ServerResponse} from 'node:http'
+
+const ALLOWED_METHODS = 'GET, HEAD, POST'
+/** Request headers a page may send when the preflight does not list its own. */
+const DEFAULT_ALLOWED_HEADERS = 'Authorization, Content-Type, Last-Event-ID'
+/** The publish response's own headers, which a page's script may read. */
+const EXPOSED_HEADERS = 'Msgbus-Id, Msgbus-Subscribers'
+const TOKEN_LIST = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:\s*,\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*$/
+
+/** An `--cors` value that is neither `*` nor an origin. */
+export class CorsOptionError extends Error {}
+
+/**
+ * Cross-origin access to bus URLs (`serve --cors`). `*` lets any page
+ * subscribe and publish without credentials; named origins are echoed back
+ * and may send credentials (Basic auth, the shared secret). A page from any
+ * other origin gets no CORS headers, and its publishes are refused: a
+ * cross-site form could otherwise post into the bus.
+ */
+export class CorsPolicy {
+  private readonly any: boolean
+  private readonly origins: Set<string>
+
+  constructor(values: readonly string[]) {
+    const origins = values.flatMap((value) => value.split(',')).map((value) => value.trim()).filter(Boolean)
+    this.any = origins.includes('*')
+    this.origins = new Set(origins.filter((origin) => origin !== '*').map(normalizeOrigin))
+  }
+
+  private allows(origin: string): boolean {
+    return this.any || this.origins.has(origin)
+  }
+
+  /** The headers every response to a cross-origin request on a bus URL carries. */
+  responseHeaders(req: IncomingMessage): Record<string, string> {
+    const origin = req.headers.origin
+    if (origin === undefined || !this.allows(origin)) return this.any ? {} : {Vary: 'Origin'}
+    if (this.any) return {'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': EXPOSED_HEADERS}
+    return {
+      'Access-Control-Allow-Origin': origin,
+      'Access-Control-Allow-Credentials': 'true',
+      'Access-Control-Expose-Headers': EXPOSED_HEADERS,
+      Vary: 'Origin',
+    }
+  }
+
+  /** True for a request from a page of an origin that is neither allowed nor the server's own. */
+  refuses(req: IncomingMessage): boolean {
+    const origin = req.headers.origin
+    if (origin === undefined || this.allows(origin)) return false
+    const scheme = (req.socket as {encrypted?: boolean}).encrypted ? 'https' : 'http'
+    return origin !== `${scheme}://${req.headers.host}`
+  }
+
+  /** Answers a preflight (OPTIONS with Origin and Access-Control-Request-Method). */
+  preflight(req: IncomingMessage, res: ServerResponse): void {
+    const headers: Record<string, string> = {...this.responseHeaders(req), Allow: `${ALLOWED_METHODS}, OPTIONS`}
+    if (headers['Access-Control-Allow-Origin'] !== undefined) {
+      const asked = req.headers['access-control-request-headers']
+      headers['Access-Control-Allow-Methods'] = ALLOWED_METHODS
+      headers['Access-Control-Allow-Headers'] = asked !== undefined && TOKEN_LIST.test(asked.trim()) ? asked.trim() : DEFAULT_ALLOWED_HEADERS
+      headers['Access-Control-Max-Age'] = '86400'
+      headers.Vary = 'Origin, Access-Control-Request-Headers'
+      delete headers['Access-Control-Expose-Headers']
+    }
+
+    res.writeHead(204, headers)
+    res.end()
+  }
+}
+
+/** `https://Example.com:443/` as browsers send it: `https://example.com`. */
+function normalizeOrigin(value: string): string {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new CorsOptionError(`--cors: ${JSON.stringify(value)} is not an origin (scheme://host[:port]) or *`)
+  }
+
+  if (url.origin === 'null' || url.pathname !== '/' || url.search || url.hash || url.username) {
+    throw new CorsOptionError(`--cors: ${JSON.stringify(value)} is not an origin (scheme://host[:port]) or *`)
+  }
+
+  return url.origin
+}

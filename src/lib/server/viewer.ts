@@ -1,0 +1,49 @@
+import {readFile} from 'node:fs/promises'
+import {join} from 'node:path'
+import type {IncomingMessage, ServerResponse} from 'node:http'
+import {WEB_ROOT} from '../assets.js'
+
+/**
+ * The page is served at the bus URL itself, so it is one self-contained
+ * file; it reaches nothing but its own origin, and what messages carry can
+ * show only as data: or blob: URLs and inside sandboxed frames.
+ */
+const CONTENT_SECURITY_POLICY = [
+  "default-src 'none'",
+  "script-src 'unsafe-inline'",
+  "style-src 'unsafe-inline'",
+  'img-src data: blob:',
+  'media-src data: blob:',
+  'frame-src blob: data:',
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+].join('; ')
+
+/** The live page a browser gets when it navigates to a bus URL: it subscribes with EventSource and shows messages by type. */
+export class Viewer {
+  private constructor(private readonly page: Buffer) {}
+
+  static readonly path = join(WEB_ROOT, 'viewer.html')
+
+  /** Reads the page once, at start-up; a bus without it still serves every stream. */
+  static async load(path = Viewer.path): Promise<Viewer | Error> {
+    try {
+      return new Viewer(await readFile(path))
+    } catch (error) {
+      return new Error(`cannot read the viewer page ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+    }
+  }
+
+  serve(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): void {
+    res.writeHead(200, {
+      ...headers,
+      'Content-Type': 'text/html; charset=utf-8',
+      'Content-Length': String(this.page.length),
+      'Content-Security-Policy': CONTENT_SECURITY_POLICY,
+      'X-Content-Type-Options': 'nosniff',
+      'Referrer-Policy': 'no-referrer',
+    })
+    res.end(req.method === 'HEAD' ? undefined : this.page)
+  }
+}

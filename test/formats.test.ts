@@ -1,0 +1,356 @@
+// The stream formats (multipart, SSE, NDJSON, raw) and the viewer page:
+// how a subscriber picks one, and the exact bytes of each, over raw sockets.
+import assert from 'node:assert/strict'
+import {CurlStream} from './support/curl-stream.js'
+import {dechunk, portOf, publish, RawClient, request, run, BIN, ServeProcess, startBus, stopAll} from './support/harness.js'
+
+const PNG_HEAD = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0xff])
+const SSE_OPEN = 'retry: 2000\n: msgbus stream\n\n'
+
+function get(path: string, headers: Record<string, string> = {}, version = '1.1'): string {
+  const lines = Object.entries({Host: 'x', ...headers}).map(([name, value]) => `${name}: ${value}\r\n`)
+  return `GET ${path} HTTP/${version}\r\n${lines.join('')}\r\n`
+}
+
+function headOf(text: string): string[] {
+  return text.slice(0, text.indexOf('\r\n\r\n')).split('\r\n')
+}
+
+/** The body so far of a chunked response, as UTF-8. */
+function streamed(client: RawClient): string {
+  const bytes = client.data
+  const start = bytes.indexOf('\r\n\r\n') + 4
+  return dechunk(bytes.subarray(start)).payload.toString('utf8')
+}
+
+async function until(client: RawClient, test: (body: string) => boolean, what: string): Promise<string> {
+  await client.until(() => test(streamed(client)), 5000, what)
+  return streamed(client)
+}
+
+/** What `msgbus dump --json` and the SSE/NDJSON streams carry for a message, key for key and in order. */
+function jsonOf(id: string, time: string, fields: {channel: string; type: string; sender: string | null; body: Buffer}) {
+  const text = fields.type.startsWith('text/')
+  return {
+    id,
+    channel: fields.channel,
+    type: fields.type,
+    sender: fields.sender,
+    time,
+    length: fields.body.length,
+    body: text ? fields.body.toString('utf8') : fields.body.toString('base64'),
+    ...(text ? {} : {encoding: 'base64'}),
+  }
+}
+
+describe('stream formats', () => {
+  afterEach(async () => {
+    CurlStream.killAll()
+    await stopAll()
+  })
+
+  it('SSE (?format=sse): the head, a retry and a comment at once, then id, event and one JSON data line per message', async () => {
+    const server = await startBus()
+    const client = await RawClient.open(portOf(server), get('/msgbus/foo?format=sse'))
+    const opened = await until(client, (body) => body === SSE_OPEN, 'the SSE opening')
+    assert.equal(opened, SSE_OPEN)
+    const head = headOf(client.text())
+    assert.equal(head[0], 'HTTP/1.1 200 OK')
+    for (const line of ['Content-Type: text/event-stream; charset=utf-8', 'Cache-Control: no-cache', 'X-Accel-Buffering: no', 'Transfer-Encoding: chunked']) {
+      assert.ok(head.includes(line), `${line} in ${head.join(' | ')}`)
+    }
+
+    const text = await publish(server, 'foo', 'hé\nllo', 'text/plain; charset=utf-8', {Authorization: `Basic ${Buffer.from('alice:x').toString('base64')}`})
+    const image = await publish(server, 'foo', PNG_HEAD, 'image/png')
+    const events = (await until(client, (body) => body.split('\n\n').length >= 4, 'two events')).slice(SSE_OPEN.length).split('\n\n')
+    assert.equal(events.length, 3)
+    assert.equal(events[2], '')
+    const ids = [text.headers['msgbus-id'], image.headers['msgbus-id']] as string[]
+    for (const [i, event] of events.slice(0, 2).entries()) {
+      const lines = event.split('\n')
+      assert.equal(lines.length, 3, `one data line: ${JSON.stringify(event)}`)
+      assert.equal(lines[0], `id: ${ids[i]}`)
+      assert.equal(lines[1], 'event: message')
+      assert.ok(lines[2].startsWith('data: {'))
+    }
+
+    const first = JSON.parse(events[0].split('\n')[2].slice(6))
+    assert.deepEqual(first, jsonOf(ids[0], first.time, {channel: 'foo', type: 'text/plain; charset=utf-8', sender: 'alice', body: Buffer.from('hé\nllo')}))
+    assert.deepEqual(Object.keys(first), ['id', 'channel', 'type', 'sender', 'time', 'length', 'body'])
+    assert.ok(Math.abs(Date.parse(first.time) - Number(ids[0].split('-')[0])) < 1000)
+    const second = JSON.parse(events[1].split('\n')[2].slice(6))
+    assert.deepEqual(second, jsonOf(ids[1], second.time, {channel: 'foo', type: 'image/png', sender: null, body: PNG_HEAD}))
+    assert.deepEqual(Buffer.from(second.body, 'base64'), PNG_HEAD)
+  })
+
+  it('Accept picks the format: text/event-stream, application/x-ndjson, application/ndjson; */* and none keep multipart', async () => {
+    const server = await startBus()
+    const port = portOf(server)
+    const cases: Array<[Record<string, string>, string]> = [
+      [{Accept: 'text/event-stream'}, 'text/event-stream; charset=utf-8'],
+      [{Accept: 'application/x-ndjson'}, 'application/x-ndjson'],
+      [{Accept: 'application/ndjson'}, 'application/x-ndjson'],
+      [{Accept: '*/*'}, 'multipart/x-mixed-replace;boundary='],
+      [{}, 'multipart/x-mixed-replace;boundary='],
+      // What an <img> asks for: an MJPEG stream keeps working.
+      [{Accept: 'image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8', 'Sec-Fetch-Dest': 'image'}, 'multipart/x-mixed-replace;boundary='],
+      // fetch() with no Accept of its own sends */*.
+      [{Accept: '*/*', 'Sec-Fetch-Dest': 'empty'}, 'multipart/x-mixed-replace;boundary='],
+      [{Accept: 'text/event-stream;q=0.5, application/x-ndjson'}, 'application/x-ndjson'],
+    ]
+    for (const [headers, type] of cases) {
+      const client = await RawClient.open(port, get('/msgbus/foo', headers))
+      const text = await client.until((t) => t.includes('\r\n\r\n'))
+      const line = headOf(text).find((l) => l.startsWith('Content-Type: '))
+      assert.ok(line?.startsWith(`Content-Type: ${type}`), `${JSON.stringify(headers)}: ${line}`)
+      assert.ok(headOf(text).includes('Vary: Accept, Sec-Fetch-Dest'))
+      client.close()
+    }
+  })
+
+  it('NDJSON: one JSON object a line, the same objects as the SSE data', async () => {
+    const server = await startBus()
+    const ndjson = await RawClient.open(portOf(server), get('/msgbus/foo?format=ndjson'))
+    const sse = await RawClient.open(portOf(server), get('/msgbus/foo', {Accept: 'text/event-stream'}))
+    await until(sse, (body) => body === SSE_OPEN, 'the SSE opening')
+    await ndjson.until((t) => t.includes('\r\n\r\n'))
+    for (const body of ['one', '{"a":1}', '']) await publish(server, 'foo', body, body.startsWith('{') ? 'application/json' : 'text/plain')
+    const lines = (await until(ndjson, (body) => body.split('\n').length === 4, 'three lines')).split('\n')
+    assert.equal(lines[3], '')
+    const objects = lines.slice(0, 3).map((line) => JSON.parse(line))
+    assert.deepEqual(objects.map((o) => o.body), ['one', '{"a":1}', ''])
+    const events = (await until(sse, (body) => body.split('\n\n').length === 5, 'three events')).slice(SSE_OPEN.length).split('\n\n')
+    assert.deepEqual(events.slice(0, 3).map((event) => JSON.parse(event.split('\n')[2].slice(6))), objects)
+  })
+
+  it('raw: bodies alone, a newline after each unless it ends in one; filters apply as to every format', async () => {
+    const server = await startBus()
+    const client = await RawClient.open(portOf(server), get('/msgbus/logs?format=raw&type=text/*'))
+    const head = headOf(await client.until((t) => t.includes('\r\n\r\n')))
+    assert.ok(head.includes('Content-Type: text/plain; charset=utf-8'))
+    await publish(server, 'logs', 'first')
+    await publish(server, 'logs', PNG_HEAD, 'image/png')
+    await publish(server, 'logs', 'second\n')
+    await publish(server, 'logs', '')
+    await publish(server, 'logs', 'third')
+    assert.equal(await until(client, (body) => body.endsWith('third\n'), 'the last body'), 'first\nsecond\n\nthird\n')
+  })
+
+  it('curl -sN ...?format=raw reads like tail -f, and curl ...?format=ndjson feeds jq', async () => {
+    const server = await startBus()
+    const raw = CurlStream.start(`${server.url()}/msgbus/logs?format=raw`)
+    const ndjson = CurlStream.start(`${server.url()}/msgbus/logs`, ['-H', 'Accept: application/x-ndjson'])
+    // Both are live once the server counts them.
+    const deadline = Date.now() + 5000
+    while (server.bus.subscriberCount < 2) {
+      assert.ok(Date.now() < deadline, 'curl subscriptions live')
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+
+    await publish(server, 'logs', 'disk full')
+    await publish(server, 'logs', 'disk fine\n')
+    await raw.until(() => raw.data.toString() === 'disk full\ndisk fine\n', 'two lines')
+    await ndjson.until(() => ndjson.data.toString().split('\n').length === 3, 'two JSON lines')
+    const jq = await run('jq', ['-r', '.body'], {input: ndjson.data})
+    assert.equal(jq.stdout, 'disk full\ndisk fine\n\n')
+  })
+
+  it('HTTP/1.0 SSE: no chunking, the connection closes at shutdown', async () => {
+    const server = await startBus()
+    const client = await RawClient.open(portOf(server), get('/msgbus/foo?format=sse', {}, '1.0'))
+    await client.until((t) => t.endsWith(`\r\n\r\n${SSE_OPEN}`))
+    const head = headOf(client.text())
+    assert.ok(head.includes('Connection: close'))
+    assert.ok(!head.some((line) => /^transfer-encoding/i.test(line)))
+    const reply = await publish(server, 'foo', 'x')
+    await client.until((t) => t.includes(`id: ${reply.headers['msgbus-id']}\nevent: message\ndata: {`) && t.endsWith('}\n\n'))
+    await server.stop()
+    await client.untilClosed()
+  })
+
+  it('HTTP/1.1 shutdown ends SSE, NDJSON and raw streams with the last chunk', async () => {
+    const server = await startBus()
+    const clients = await Promise.all(['sse', 'ndjson', 'raw'].map((format) => RawClient.open(portOf(server), get(`/msgbus/foo?format=${format}`))))
+    for (const client of clients) await client.until((t) => t.includes('\r\n\r\n'))
+    await publish(server, 'foo', 'last')
+    for (const client of clients) await until(client, (body) => body.includes('last'), 'the message')
+    await server.stop()
+    for (const client of clients) {
+      const text = await client.untilClosed()
+      assert.ok(text.endsWith('\r\n0\r\n\r\n'), JSON.stringify(text.slice(-40)))
+      assert.equal(dechunk(client.data.subarray(client.data.indexOf('\r\n\r\n') + 4)).ended, true)
+    }
+  })
+
+  it('one message reaches subscribers of every format on the channel with the same id', async () => {
+    const server = await startBus()
+    const port = portOf(server)
+    const multipart = await RawClient.open(port, get('/msgbus/foo'))
+    const sse = await RawClient.open(port, get('/msgbus/foo?format=sse'))
+    const ndjson = await RawClient.open(port, get('/msgbus/?format=ndjson'))
+    const raw = await RawClient.open(port, get('/msgbus/foo?format=raw'))
+    for (const client of [multipart, sse, ndjson, raw]) await client.until((t) => t.includes('\r\n\r\n'))
+    const reply = await publish(server, 'foo', 'everyone')
+    assert.equal(reply.headers['msgbus-subscribers'], '4')
+    const id = reply.headers['msgbus-id'] as string
+    await until(multipart, (body) => body.includes(`Message-ID: ${id}\r\n\r\neveryone\r\n`), 'the part')
+    await until(sse, (body) => body.includes(`id: ${id}\n`), 'the event')
+    await until(ndjson, (body) => JSON.parse(body).id === id, 'the line')
+    await until(raw, (body) => body === 'everyone\n', 'the body')
+  })
+
+  it('SSE heartbeats: a comment every --heartbeat seconds on SSE streams, nothing on the others', async () => {
+    const server = await startBus({heartbeat: 0.2})
+    const sse = await RawClient.open(portOf(server), get('/msgbus/foo?format=sse'))
+    const ndjson = await RawClient.open(portOf(server), get('/msgbus/foo?format=ndjson'))
+    const body = await until(sse, (text) => text.split(': heartbeat\n\n').length >= 3, 'two heartbeats')
+    assert.equal(body, `${SSE_OPEN}: heartbeat\n\n: heartbeat\n\n`.slice(0, body.length))
+    assert.equal(streamed(ndjson), '')
+  })
+
+  it('Last-Event-ID and ?last_event_id= are accepted when they are message ids, 400 otherwise', async () => {
+    const server = await startBus()
+    const ok = await RawClient.open(portOf(server), get('/msgbus/foo?format=sse', {'Last-Event-ID': '1795755609293-4'}))
+    await until(ok, (body) => body === SSE_OPEN, 'the stream')
+    const okQuery = await RawClient.open(portOf(server), get('/msgbus/foo?format=sse&last_event_id=1795755609293-4'))
+    await until(okQuery, (body) => body === SSE_OPEN, 'the stream')
+    for (const target of ['/msgbus/foo?format=sse&last_event_id=yesterday']) {
+      const reply = await request(`${server.url()}${target}`)
+      assert.equal(reply.status, 400)
+      assert.match(reply.body.toString(), /^Last-Event-ID "yesterday" is not a message id/)
+    }
+
+    const header = await request(`${server.url()}/msgbus/foo`, {headers: {Accept: 'text/event-stream', 'Last-Event-ID': 'abc'}})
+    assert.equal(header.status, 400)
+    assert.equal(server.bus.subscriberCount, 2)
+  })
+
+  it('an unknown ?format= is 400 and an Accept no format matches is 406, each with a one-line reason', async () => {
+    const server = await startBus()
+    const unknown = await request(`${server.url()}/msgbus/foo?format=xml`)
+    assert.equal(unknown.status, 400)
+    assert.equal(unknown.body.toString(), 'unknown format "xml" (known: multipart, sse, ndjson, raw, html)\n')
+    const refused = await request(`${server.url()}/msgbus/foo`, {headers: {Accept: 'application/json'}})
+    assert.equal(refused.status, 406)
+    assert.match(refused.body.toString(), /^no stream format matches Accept: application\/json \(formats: multipart\/x-mixed-replace, text\/event-stream/)
+    assert.equal(server.bus.subscriberCount, 0)
+  })
+
+  it('HEAD tells the headers of the format asked for, without subscribing', async () => {
+    const server = await startBus()
+    const reply = await request(`${server.url()}/msgbus/foo?format=ndjson`, {method: 'HEAD'})
+    assert.equal(reply.status, 200)
+    assert.equal(reply.headers['content-type'], 'application/x-ndjson')
+    assert.equal(server.bus.subscriberCount, 0)
+  })
+})
+
+describe('the viewer page', () => {
+  afterEach(stopAll)
+
+  const navigation = {
+    Accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8',
+    'Sec-Fetch-Dest': 'document',
+    'Sec-Fetch-Mode': 'navigate',
+  }
+
+  it('a browser navigating to a bus URL gets the page, with a CSP that confines it to this origin', async () => {
+    const server = await startBus()
+    const reply = await request(`${server.url()}/msgbus/foo?type=text/*`, {headers: navigation})
+    assert.equal(reply.status, 200)
+    assert.equal(reply.headers['content-type'], 'text/html; charset=utf-8')
+    assert.match(reply.body.toString(), /^<!doctype html>/i)
+    assert.match(reply.body.toString(), /EventSource/)
+    const csp = String(reply.headers['content-security-policy'])
+    assert.match(csp, /default-src 'none'/)
+    assert.match(csp, /connect-src 'self'/)
+    assert.equal(reply.headers.vary, 'Accept, Sec-Fetch-Dest')
+    assert.equal(server.bus.subscriberCount, 0, 'the page is not a subscription')
+  })
+
+  it('?format=html asks for the page, and ?format= wins over a navigation', async () => {
+    const server = await startBus()
+    const page = await request(`${server.url()}/msgbus/foo?format=html`)
+    assert.equal(page.headers['content-type'], 'text/html; charset=utf-8')
+    const client = await RawClient.open(portOf(server), get('/msgbus/foo?format=multipart', navigation))
+    const text = await client.until((t) => t.includes('\r\n\r\n'))
+    assert.ok(headOf(text).some((line) => line.startsWith('Content-Type: multipart/x-mixed-replace;boundary=')))
+  })
+})
+
+describe('CORS (serve --cors)', () => {
+  afterEach(stopAll)
+
+  it('without --cors no response carries CORS headers', async () => {
+    const server = await startBus()
+    const reply = await publish(server, 'foo', 'x', 'text/plain', {Origin: 'https://app.example'})
+    assert.equal(reply.status, 204)
+    assert.equal(reply.headers['access-control-allow-origin'], undefined)
+  })
+
+  it('a named origin: preflight, credentials, exposed publish headers, and the stream', async () => {
+    const server = await startBus({cors: ['https://app.example']})
+    const preflight = await request(`${server.url()}/msgbus/foo`, {
+      method: 'OPTIONS',
+      headers: {Origin: 'https://app.example', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'authorization, content-type'},
+    })
+    assert.equal(preflight.status, 204)
+    assert.equal(preflight.headers['access-control-allow-origin'], 'https://app.example')
+    assert.equal(preflight.headers['access-control-allow-credentials'], 'true')
+    assert.equal(preflight.headers['access-control-allow-methods'], 'GET, HEAD, POST')
+    assert.equal(preflight.headers['access-control-allow-headers'], 'authorization, content-type')
+    assert.equal(preflight.headers['access-control-max-age'], '86400')
+
+    const client = await RawClient.open(portOf(server), get('/msgbus/foo?format=sse', {Origin: 'https://app.example'}))
+    const head = headOf(await client.until((t) => t.endsWith(SSE_OPEN.length.toString(16) + '\r\n' + SSE_OPEN + '\r\n')))
+    assert.ok(head.includes('Access-Control-Allow-Origin: https://app.example'))
+    assert.ok(head.includes('Vary: Origin, Accept, Sec-Fetch-Dest'))
+
+    const reply = await publish(server, 'foo', 'x', 'text/plain', {Origin: 'https://app.example'})
+    assert.equal(reply.status, 204)
+    assert.equal(reply.headers['access-control-allow-origin'], 'https://app.example')
+    assert.equal(reply.headers['access-control-expose-headers'], 'Msgbus-Id, Msgbus-Subscribers')
+    await until(client, (body) => body.includes(`id: ${reply.headers['msgbus-id']}\n`), 'the message')
+  })
+
+  it('a page of another origin cannot publish (403, nothing published); the server\'s own pages can', async () => {
+    const server = await startBus({cors: ['https://app.example']})
+    const client = await RawClient.open(portOf(server), get('/msgbus/foo?format=raw'))
+    await client.until((t) => t.includes('\r\n\r\n'))
+    const refused = await publish(server, 'foo', 'forged', 'text/plain', {Origin: 'https://evil.example'})
+    assert.equal(refused.status, 403)
+    assert.equal(refused.body.toString(), 'origin https://evil.example may not publish (see serve --cors)\n')
+    assert.equal(refused.headers['access-control-allow-origin'], undefined)
+    const own = await publish(server, 'foo', 'mine', 'text/plain', {Origin: server.url()})
+    assert.equal(own.status, 204)
+    assert.equal(await until(client, (body) => body.length > 0, 'a message'), 'mine\n')
+    assert.equal(server.counters().published, 1)
+  })
+
+  it('* lets any origin in, without credentials', async () => {
+    const server = await startBus({cors: ['*']})
+    const reply = await publish(server, 'foo', 'x', 'text/plain', {Origin: 'https://anywhere.example'})
+    assert.equal(reply.status, 204)
+    assert.equal(reply.headers['access-control-allow-origin'], '*')
+    assert.equal(reply.headers['access-control-allow-credentials'], undefined)
+  })
+
+  it('msgbus serve --cors with something that is not an origin: a one-line error and a non-zero exit', async () => {
+    const result = await run(process.execPath, [BIN, 'serve', '--port', '0', '--cors', 'app.example/path'])
+    assert.notEqual(result.code, 0)
+    assert.equal(result.stderr.trim(), 'msgbus serve: --cors: "app.example/path" is not an origin (scheme://host[:port]) or *')
+  })
+
+  it('msgbus serve --heartbeat and --cors reach the server', async () => {
+    const serve = await ServeProcess.start(['--port', '0', '--address', '127.0.0.1', '--heartbeat', '1', '--cors', 'https://app.example'])
+    try {
+      const client = await RawClient.open(serve.port(), get('/msgbus/foo?format=sse', {Origin: 'https://app.example'}))
+      const text = await until(client, (body) => body.endsWith(': heartbeat\n\n'), 'a heartbeat')
+      assert.equal(text, `${SSE_OPEN}: heartbeat\n\n`)
+      assert.ok(headOf(client.text()).includes('Access-Control-Allow-Origin: https://app.example'))
+      client.close()
+    } finally {
+      await serve.stop()
+    }
+  })
+})
