@@ -1,0 +1,339 @@
+// The web side in a real browser (headless Chromium): the chat demo, the
+// viewer page a browser gets at a bus URL, and <img> on an MJPEG-style stream,
+// each against real servers over real sockets.
+import assert from 'node:assert/strict'
+import {once} from 'node:events'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {createServer as createHttpServer} from 'node:http'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import type {Browser, BrowserContext, Page} from 'playwright-core'
+import type {BusServer} from '../src/lib/index.js'
+import {CHROMIUM, freePort, hasChromium, launchChromium, png, screenshot} from './support/browser.js'
+import {BIN, ROOT, ServeProcess, curl, publish, run, startBus, stopAll} from './support/harness.js'
+
+const CHATDEMO = join(ROOT, 'web', 'chatdemo')
+
+// The browser's own classes, used only inside functions that run in the page
+// (the tests compile without DOM types).
+declare const DataTransfer: new () => {items: {add(file: unknown): void}}
+declare const File: new (bits: Uint8Array[], name: string, options: {type: string}) => unknown
+declare const ClipboardEvent: new (type: string, init: {clipboardData: unknown; bubbles: boolean; cancelable: boolean}) => unknown
+declare const DragEvent: new (type: string, init: {dataTransfer: unknown; bubbles: boolean; cancelable: boolean}) => unknown
+declare const document: {querySelector(selector: string): {dispatchEvent(event: unknown): boolean}}
+
+async function until(test: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!test()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+/** Waits until the server holds this many subscriptions, so what is published next reaches them all. */
+function subscribers(server: BusServer, count: number): Promise<void> {
+  return until(() => server.counters().subscribers === count, `${count} subscribers (have ${server.counters().subscribers})`)
+}
+
+/** Waits until the images found are these and decoded to these widths (0 until a picture has loaded). */
+async function widthsBecome(page: Page, selector: string, expected: number[]): Promise<void> {
+  const deadline = Date.now() + 5000
+  for (;;) {
+    const widths = await page.locator(selector).evaluateAll((images) => images.map((image) => image.naturalWidth as number))
+    if (JSON.stringify(widths) === JSON.stringify(expected) || Date.now() > deadline) return assert.deepEqual(widths, expected, selector)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+describe('browsers', function () {
+  this.timeout(30000)
+  let browser: Browser
+  const contexts: BrowserContext[] = []
+  /** Uncaught exceptions and CSP refusals in any page: a page that works must have none. */
+  const pageErrors: string[] = []
+
+  before(async function () {
+    if (!hasChromium()) {
+      console.log(`      skipped: no browser at ${CHROMIUM} (Debian: apt-get install chromium)`)
+      this.skip()
+    }
+
+    browser = await launchChromium()
+  })
+
+  after(async () => {
+    await browser?.close()
+  })
+
+  afterEach(async () => {
+    await Promise.all(contexts.splice(0).map((context) => context.close()))
+    await stopAll()
+    pageErrors.length = 0
+  })
+
+  /** A page in a browser context of its own: its own storage, as another person's browser. */
+  async function open(url: string): Promise<Page> {
+    const context = await browser.newContext()
+    context.setDefaultTimeout(8000)
+    contexts.push(context)
+    const page = await context.newPage()
+    page.on('pageerror', (error) => pageErrors.push(`${url}: ${error.message}`))
+    page.on('console', (message) => {
+      if (message.type() === 'error' && /Content.Security.Policy|Refused to/i.test(message.text())) pageErrors.push(`${url}: ${message.text()}`)
+    })
+    // Not 'load': a page holding an endless <img> stream never finishes loading.
+    await page.goto(url, {waitUntil: 'domcontentloaded'})
+    return page
+  }
+
+  async function live(page: Page): Promise<void> {
+    await page.locator('#status[data-state="live"]').waitFor()
+  }
+
+  /** The chat page with a nickname typed in, subscribed. */
+  async function openChat(base: string, nick: string): Promise<Page> {
+    const page = await open(`${base}/`)
+    await page.locator('#nick').fill(nick)
+    await page.locator('#nick').blur()
+    await live(page)
+    return page
+  }
+
+  async function say(page: Page, text: string): Promise<void> {
+    await page.locator('#message').fill(text)
+    await page.locator('#message').press('Enter')
+  }
+
+  function message(page: Page, text: string, sender?: string) {
+    return page.locator(sender === undefined ? '#log .message:not([data-sender])' : `#log .message[data-sender="${sender}"]`, {hasText: text})
+  }
+
+  it('chat: two pages talk to each other, to msgbus send and to msgbus dump', async () => {
+    const server = await startBus({docroot: CHATDEMO})
+    const alice = await openChat(server.url(), 'alice')
+    // A name beyond Latin-1 travels as UTF-8 in Basic auth (btoa alone would throw).
+    const bob = await openChat(server.url(), 'bøb 🐝')
+    await subscribers(server, 2)
+
+    await say(alice, 'hello bob')
+    await message(bob, 'hello bob', 'alice').waitFor()
+    await message(alice, 'hello bob', 'alice').and(alice.locator('.own')).waitFor()
+    assert.equal(await message(bob, 'hello bob', 'alice').getAttribute('class'), 'message', 'not own on the other page')
+    await say(bob, 'hi alice')
+    await message(alice, 'hi alice', 'bøb 🐝').waitFor()
+
+    const sent = await run(process.execPath, [BIN, 'send', 'chatdemo', '--url', server.url()], {input: 'hello from the shell'})
+    assert.equal(sent.code, 0, sent.stderr)
+    await Promise.all([message(alice, 'hello from the shell').waitFor(), message(bob, 'hello from the shell').waitFor()])
+
+    const dumping = run(process.execPath, [BIN, 'dump', 'chatdemo', '--url', server.url(), '--json', '--count', '1', '--timeout', '10'])
+    await subscribers(server, 3)
+    await say(alice, 'for the record')
+    const dumped = await dumping
+    assert.equal(dumped.code, 0, dumped.stderr)
+    const record = JSON.parse(dumped.stdout)
+    assert.equal(record.channel, 'chatdemo')
+    assert.equal(record.sender, 'alice')
+    assert.equal(record.body, 'for the record')
+    assert.match(record.type, /^text\/plain; ?charset=utf-8$/)
+
+    // The nickname is remembered across visits.
+    await alice.reload()
+    assert.equal(await alice.locator('#nick').inputValue(), 'alice')
+    await live(alice)
+    await say(alice, 'back again')
+    await message(bob, 'back again', 'alice').waitFor()
+    assert.deepEqual(
+      await bob.locator('#log .message').evaluateAll((items) => items.map((item) => [item.dataset.sender ?? null, item.querySelector('.text').textContent])),
+      [
+        ['alice', 'hello bob'],
+        ['bøb 🐝', 'hi alice'],
+        [null, 'hello from the shell'],
+        ['alice', 'for the record'],
+        ['alice', 'back again'],
+      ],
+    )
+    await screenshot(alice, 'chat-alice')
+    await screenshot(bob, 'chat-bob')
+    assert.deepEqual(pageErrors, [])
+  })
+
+  it('chat: pictures pasted, dropped or picked reach the other page and show; other files show as type and size; refusals are shown', async () => {
+    const server = await startBus({docroot: CHATDEMO, maxMessageSize: 64 * 1024})
+    const alice = await openChat(server.url(), 'alice')
+    const bob = await openChat(server.url(), 'bob')
+    await subscribers(server, 2)
+
+    // Paste and drop as the browser delivers them: an event carrying a File.
+    for (const [kind, width] of [['paste', 30], ['drop', 40]] as const) {
+      await alice.evaluate(
+        ({kind, bytes}) => {
+          const transfer = new DataTransfer()
+          transfer.items.add(new File([new Uint8Array(bytes)], `${kind}.png`, {type: 'image/png'}))
+          const init = {bubbles: true, cancelable: true}
+          const event = kind === 'paste' ? new ClipboardEvent('paste', {...init, clipboardData: transfer}) : new DragEvent('drop', {...init, dataTransfer: transfer})
+          document.querySelector(kind === 'paste' ? '#message' : '#log').dispatchEvent(event)
+        },
+        {kind, bytes: [...png(width, 20, [200, 40, 40])]},
+      )
+      await bob.locator(`#log .message[data-sender="alice"] img`).nth(kind === 'paste' ? 0 : 1).waitFor()
+    }
+
+    await alice.locator('#file').setInputFiles({name: 'picked.png', mimeType: 'image/png', buffer: png(50, 20, [40, 120, 200])})
+    await widthsBecome(bob, '#log .message[data-sender="alice"] img', [30, 40, 50])
+    await widthsBecome(alice, '#log .message.own img', [30, 40, 50])
+
+    await curl(['-H', 'Content-Type: application/zip', '--data-binary', '@-', `${server.url()}/msgbus/chatdemo`], {input: Buffer.alloc(2048, 7)})
+    const file = bob.locator('#log .message[data-type="application/zip"] .file')
+    await file.waitFor()
+    assert.match(await file.innerText(), /^application\/zip, 2\.0 KiB download$/)
+    assert.notEqual(await file.locator('a').getAttribute('download'), null)
+
+    await alice.locator('#file').setInputFiles({name: 'big.bin', mimeType: 'application/octet-stream', buffer: Buffer.alloc(100 * 1024)})
+    await alice.locator('#error', {hasText: 'message larger than the limit of 64 KiB'}).waitFor()
+    await screenshot(alice, 'chat-refused')
+    await screenshot(bob, 'chat-pictures')
+    assert.deepEqual(pageErrors, [])
+  })
+
+  it('viewer: a browser at a bus URL sees HTML sandboxed, text as text and pictures as pictures', async () => {
+    const server = await startBus()
+    // Navigated to (Sec-Fetch-Dest: document), or asked for by ?format=html.
+    const viewer = await open(`${server.url()}/msgbus/foo`)
+    const texts = await open(`${server.url()}/msgbus/?format=html&type=text/*`)
+    await Promise.all([live(viewer), live(texts)])
+    await subscribers(server, 2)
+    assert.equal(await viewer.locator('#channel').innerText(), 'foo')
+    assert.equal(await texts.locator('#channel').innerText(), 'every channel')
+    assert.equal(await texts.locator('#filters-type dd').innerText(), 'text/*')
+    assert.equal(await texts.locator('#filters-sender').isHidden(), true)
+    assert.equal(await viewer.locator('#filters-type').isHidden(), true)
+
+    const url = `${server.url()}/msgbus/foo`
+    const html = '<h1>Hello from curl</h1><script>document.body.dataset.ran = "yes"</script>'
+    for (const post of [
+      () => curl(['-H', 'Content-Type: text/html', '--data-binary', html, url]),
+      () => curl(['-u', 'carol:', '-H', 'Content-Type: text/plain; charset=utf-8', '--data-binary', 'plain <b>text</b>, not markup', url]),
+      () => curl(['-H', 'Content-Type: image/png', '--data-binary', '@-', url], {input: png(64, 48, [30, 160, 90])}),
+    ]) {
+      const {code, stderr} = await post()
+      assert.equal(code, 0, stderr)
+    }
+    await viewer.locator('#count', {hasText: '3'}).waitFor()
+
+    const frame = viewer.locator('.message[data-type="text/html"] iframe')
+    assert.equal(await frame.getAttribute('sandbox'), '', 'sandboxed: no scripts, an origin of its own')
+    await viewer.frameLocator('.message[data-type="text/html"] iframe').locator('h1', {hasText: 'Hello from curl'}).waitFor()
+    assert.equal(await viewer.frameLocator('.message[data-type="text/html"] iframe').locator('body').getAttribute('data-ran'), null, 'its script did not run')
+
+    const text = viewer.locator('.message[data-type="text/plain"]')
+    assert.equal(await text.locator('pre').textContent(), 'plain <b>text</b>, not markup')
+    assert.equal(await text.locator('b').count(), 0)
+    assert.equal(await text.locator('.sender').innerText(), 'carol')
+    await widthsBecome(viewer, '.message[data-type="image/png"] img', [64])
+
+    // Newest first, each with its channel, sender, time and id.
+    assert.deepEqual(await viewer.locator('.message').evaluateAll((items) => items.map((item) => item.dataset.type)), ['image/png', 'text/plain', 'text/html'])
+    for (const item of await viewer.locator('.message').all()) {
+      assert.equal(await item.locator('.channel').innerText(), 'foo')
+      assert.match(await item.locator('.sender').innerText(), /^(carol|anonymous)$/)
+      assert.match(String(await item.locator('time').getAttribute('datetime')), /^\d{4}-\d\d-\d\dT[\d:.]+Z$/)
+      assert.match(await item.locator('.id').innerText(), /^\d+-\d+$/)
+    }
+
+    // The filtered page subscribed with its own query: text only, from any channel.
+    await texts.locator('#count', {hasText: '2'}).waitFor()
+    assert.deepEqual(await texts.locator('.message').evaluateAll((items) => items.map((item) => item.dataset.type)), ['text/plain', 'text/html'])
+    await screenshot(viewer, 'viewer')
+    await viewer.emulateMedia({colorScheme: 'dark'})
+    await screenshot(viewer, 'viewer-dark')
+    await screenshot(texts, 'viewer-text-only')
+    assert.deepEqual(pageErrors, [])
+  })
+
+  it('<img> on a bus URL shows the pictures of an image stream one after another (MJPEG style)', async () => {
+    const docroot = mkdtempSync(join(tmpdir(), 'msgbus-cam-'))
+    try {
+      // The page notes each width the picture takes, so no state is missed between two looks from here.
+      writeFileSync(
+        join(docroot, 'cam.html'),
+        `<!doctype html><title>cam</title><img id="cam" src="/msgbus/cam" alt="camera">
+<script>
+  const cam = document.getElementById('cam')
+  const seen = []
+  setInterval(() => cam.naturalWidth && cam.naturalWidth !== seen.at(-1) && seen.push(cam.naturalWidth), 10)
+</script>`,
+      )
+      const server = await startBus({docroot})
+      const page = await open(`${server.url()}/cam.html`)
+      await subscribers(server, 1)
+      // Chromium completes a part only when the next part's headers arrive, so
+      // each picture shows once the one after it comes (a camera's next frame).
+      // A browser that shows parts on arrival passes too.
+      const widths = [40, 80, 24, 60]
+      const seen = (): Promise<number[]> => page.evaluate('seen')
+      for (const [k, width] of widths.entries()) {
+        assert.equal((await publish(server, 'cam', png(width, width, [width * 3, 90, 200]), 'image/png')).status, 204)
+        if (k > 0) await page.waitForFunction(`seen.includes(${widths[k - 1]})`)
+        if (k === 2) await screenshot(page, 'cam')
+      }
+
+      assert.deepEqual((await seen()).slice(0, widths.length - 1), widths.slice(0, -1))
+      assert.deepEqual(pageErrors, [])
+    } finally {
+      rmSync(docroot, {recursive: true, force: true})
+    }
+  })
+
+  it('chat: comes back by itself when the server restarts, even after an error answer in between', async () => {
+    const port = await freePort()
+    const args = ['--port', String(port), '--address', '127.0.0.1', '--docroot', CHATDEMO]
+    const servers = [await ServeProcess.start(args)]
+    /** Stops the running server, waits for the page to notice, and runs what stands in for it meanwhile. */
+    async function restart(page: Page, meanwhile: () => Promise<void> = async () => {}): Promise<void> {
+      assert.equal((await servers.at(-1)!.stop()).code, 0)
+      await page.locator('#status[data-state="reconnecting"]').waitFor()
+      await meanwhile()
+      servers.push(await ServeProcess.start(args))
+      await live(page)
+    }
+
+    try {
+      const page = await openChat(`http://127.0.0.1:${port}`, 'dana')
+      const streams: string[] = []
+      page.on('request', (request) => {
+        if (request.url().includes('format=sse')) streams.push(request.url())
+      })
+      await say(page, 'before the restart')
+      await message(page, 'before the restart', 'dana').waitFor()
+
+      // EventSource itself reconnects when the stream ends.
+      await restart(page, () => screenshot(page, 'chat-restart-down'))
+      await say(page, 'after the restart')
+      await message(page, 'after the restart', 'dana').waitFor()
+
+      // An error answer (a proxy's 503 while the server is down) makes
+      // EventSource give up for good; the page starts over by itself.
+      await restart(page, async () => {
+        const proxy = createHttpServer((req, res) => {
+          res.writeHead(503, {'Content-Type': 'text/plain'})
+          res.end('server restarting\n')
+        })
+        await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve))
+        await once(proxy, 'request')
+        proxy.closeAllConnections()
+        await new Promise((resolve) => proxy.close(resolve))
+      })
+      // The new stream resumes after the last message the page showed.
+      const lastShown = await message(page, 'after the restart', 'dana').getAttribute('data-id')
+      assert.match(streams.at(-1)!, new RegExp(`[?&]last_event_id=${lastShown}$`))
+      await say(page, 'after the proxy error')
+      await message(page, 'after the proxy error', 'dana').waitFor()
+      assert.equal(await page.locator('#error').isHidden(), true)
+      await screenshot(page, 'chat-restart')
+      assert.deepEqual(pageErrors, [])
+    } finally {
+      await Promise.all(servers.map((server) => server.stop('SIGKILL')))
+    }
+  })
+})
