@@ -108,6 +108,18 @@ describe('stream formats', () => {
     }
   })
 
+  it('<img> (Sec-Fetch-Dest: image): multipart whose parts are the bodies, each followed at once by the next part\'s empty head', async () => {
+    const server = await startBus({boundary: 'B'})
+    const client = await RawClient.open(portOf(server), get('/msgbus/cam', {Accept: 'image/avif,image/webp,*/*;q=0.8', 'Sec-Fetch-Dest': 'image'}))
+    assert.equal(await until(client, (body) => body.length > 0, 'the opening'), '--B\r\n\r\n')
+    assert.ok(headOf(client.text()).includes('Content-Type: multipart/x-mixed-replace;boundary=B'))
+    await publish(server, 'cam', PNG_HEAD, 'image/png')
+    await publish(server, 'cam', 'second', 'image/jpeg')
+    const expected = Buffer.concat([Buffer.from('--B\r\n\r\n'), PNG_HEAD, Buffer.from('\r\n--B\r\n\r\nsecond\r\n--B\r\n\r\n')])
+    await client.until(() => dechunk(client.data.subarray(client.data.indexOf('\r\n\r\n') + 4)).payload.length >= expected.length)
+    assert.deepEqual(dechunk(client.data.subarray(client.data.indexOf('\r\n\r\n') + 4)).payload, expected)
+  })
+
   it('NDJSON: one JSON object a line, the same objects as the SSE data', async () => {
     const server = await startBus()
     const ndjson = await RawClient.open(portOf(server), get('/msgbus/foo?format=ndjson'))

@@ -1,0 +1,36 @@
+import type {Message} from '../bus/message.js'
+import {makeBoundary} from './multipart-encoder.js'
+import {allocFrame, CachingEncoder, closingFrame, textFrame, type Frame} from './stream-encoder.js'
+
+const CRLF = '\r\n'
+
+/**
+ * multipart/x-mixed-replace for `<img>` (a request with Sec-Fetch-Dest:
+ * image): Chromium shows a part only once the next part's headers have
+ * arrived, so each picture would wait for the one after it. Here every body
+ * is followed at once by its delimiter and the next part's (empty) header
+ * block, so the picture shows on arrival. Browsers tell images by their
+ * bytes; the parts carry no headers.
+ */
+export class ImageStreamEncoder extends CachingEncoder {
+  readonly format = 'multipart'
+  readonly contentType: string
+  readonly open: Frame
+  readonly close: Frame
+  private readonly next: string
+
+  constructor(readonly boundary: string = makeBoundary()) {
+    super()
+    this.contentType = `multipart/x-mixed-replace;boundary=${boundary}`
+    this.next = `${CRLF}--${boundary}${CRLF}${CRLF}`
+    this.open = textFrame(`--${boundary}${CRLF}${CRLF}`)
+    this.close = closingFrame(textFrame(`${CRLF}--${boundary}--${CRLF}`))
+  }
+
+  protected build(message: Message): Frame {
+    return allocFrame(message.body.length + this.next.length, (buffer, at) => {
+      at += message.body.copy(buffer, at)
+      return at + buffer.write(this.next, at, 'latin1')
+    })
+  }
+}
