@@ -11,6 +11,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import type {BusServer} from '../src/lib/index.js'
 import type {TestPubReport as PubReport, TestSubReport as SubReport} from '../src/lib/load/report.js'
+import {SubscriptionStream} from '../src/lib/load/stream-reader.js'
 import {BIN, ROOT, run, ServeProcess, startBus, stopAll, Subscription, type RunResult} from './support/harness.js'
 
 const MARKER = /^(.+); msgbus-load=(\d+)\.(\d+)\.(\d+)$/
@@ -605,5 +606,69 @@ describe('load tools: test-pub and test-sub', function () {
       assert.match(result.stdout, /received \d+ on 5\/10 connections/)
       assert.match(result.stdout, /\nFAIL\n$/)
     })
+  })
+})
+
+describe("test-sub's stream reader", () => {
+  const chunk = (payload: string, extension = '') => `${Buffer.byteLength(payload).toString(16)}${extension}\r\n${payload}\r\n`
+  const payload = (type: string, body: string, more = '') => `${type}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${more}Message-ID: 1\r\n\r\n${body}\r\n--B\r\n`
+  const part = (type: string, body: string, more = '') => chunk(payload(type, body, more))
+  const marked = (seq: number, publisher = 7) => part(`Content-Type: text/plain; msgbus-load=${publisher}.${seq}.1795755609293512`, `message ${seq}`)
+
+  /**
+   * What a SubscriptionStream reports for `stream` written in pieces (cut at
+   * `cuts`), each through one reused buffer as the sockets' shared one is;
+   * `general`: through the library's parser alone (as test-sub --print reads).
+   */
+  function events(stream: string, cuts: number[], general = false): string[] {
+    const seen: string[] = []
+    const sink = {received: (bytes: number) => seen.push(`${bytes} bytes`), marker: (...fields: number[]) => seen.push(fields.join('.'))}
+    const reader = new SubscriptionStream('B', true, sink, general ? () => {} : undefined)
+    const bytes = Buffer.from(stream)
+    const shared = Buffer.alloc(bytes.length)
+    let from = 0
+    for (const cut of [...cuts, bytes.length]) {
+      const end = bytes.copy(shared, 0, from, cut)
+      reader.write(shared, end)
+      shared.fill('x')
+      from = cut
+    }
+
+    return seen
+  }
+
+  function assertAnySplit(stream: string, expected: string[]): void {
+    assert.deepEqual(events(stream, [], true), expected, 'the general path')
+    assert.deepEqual(events(stream, []), expected, 'in one piece')
+    const length = Buffer.byteLength(stream)
+    for (let cut = 1; cut < length; cut++) assert.deepEqual(events(stream, [cut]), expected, `cut at ${cut}`)
+    assert.deepEqual(events(stream, Array.from({length: length - 1}, (_, i) => i + 1)), expected, 'byte by byte')
+  }
+
+  it("msgbus's own stream, split anywhere: every message, its body's length and its marker", () => {
+    const stream = chunk('--B\r\n') + marked(0) + part('Content-Type: text/plain', 'no marker') + marked(1) + marked(12, 96207618179075)
+    assertAnySplit(stream, ['9 bytes', '7.0.1795755609293512', '9 bytes', '9 bytes', '7.1.1795755609293512', '10 bytes', '96207618179075.12.1795755609293512'])
+  })
+
+  it('other shapes read as the parser reads them: then the rest of the stream goes its way', () => {
+    const shapes = {
+      'a marker outside Content-Type': part('Content-Type: text/plain', 'x', 'X-Note: a; msgbus-load=1.2.3\r\n') + marked(1),
+      'Content-Type not first': chunk('Content-Length: 1\r\nContent-Type: a/b; msgbus-load=5.1.2\r\n\r\nx\r\n--B\r\n') + marked(1),
+      'a bare LF in the headers': part('Content-Type: a/b; msgbus-load=1.2.3\nX-Note: y', 'x') + marked(1),
+      'a 17-digit number': part('Content-Type: a/b; msgbus-load=1.2.12345678901234567', 'x') + marked(1),
+      'a part over two chunks': chunk('Content-Type: a/b; msgbus-load=1.2.3\r\n\r\nx') + chunk('y\r\n--B\r\n') + marked(1),
+      'a chunk extension': chunk(payload('content-type: a/b;msgbus-load=1.2.3', 'x'), ';ext=1') + marked(1),
+      'the close delimiter and the last chunk': marked(1) + chunk('\r\n--B--\r\n') + '0\r\n\r\n' + marked(2),
+    }
+    for (const [what, shape] of Object.entries(shapes)) {
+      const stream = chunk('--B\r\n') + marked(0) + shape
+      const expected = events(stream, [], true)
+      assert.ok(expected.length >= 4, `${what}: ${JSON.stringify(expected)}`)
+      assertAnySplit(stream, expected)
+    }
+  })
+
+  it('a stream that opens otherwise (a preamble) is the parser\'s from the start', () => {
+    assertAnySplit(chunk('preamble\r\n--B\r\n') + marked(0) + marked(1), ['9 bytes', '7.0.1795755609293512', '9 bytes', '7.1.1795755609293512'])
   })
 })

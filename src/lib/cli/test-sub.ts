@@ -1,6 +1,7 @@
 import {formatTestSubPrint} from './message-format.js'
 import {subLine, subReport, type TestSubReport} from '../load/report.js'
-import {SubscriberPool, Window, type SubscriberPoolOptions} from '../load/subscriber-pool.js'
+import {SubscriberPool, type SubscriberPoolOptions} from '../load/subscriber-pool.js'
+import {Window} from '../load/tally.js'
 import {Progress} from './progress.js'
 
 export interface TestSubOptions extends Omit<SubscriberPoolOptions, 'onMessage'> {

@@ -19,31 +19,32 @@ export function loopbackSource(target: Target, index: number): {host?: string; l
   return {host: host === 'localhost' ? '127.0.0.1' : host, localAddress: `127.0.0.${1 + Math.floor(index / 4000)}`}
 }
 
-/** A raw TCP (or TLS) connection to the target's origin, with Nagle off. */
 /** One read buffer for every plain-TCP socket of the process: reads are handled one at a time, synchronously. */
 const SHARED_READ_BUFFER = Buffer.alloc(64 * 1024)
 
 /**
  * A raw TCP (or TLS) connection to the target's origin, with Nagle off.
- * `onData` gets what arrives; on plain TCP it is a view into one shared
- * buffer, valid only during the call (no allocation per read), so copy
- * whatever must outlive it.
+ * `onData` gets what arrives, data[0, end); on plain TCP `data` is one
+ * shared buffer, valid only during the call (no allocation per read, not
+ * even a view), so copy whatever must outlive it.
  */
-export function openSocket(target: Target, options: ConnectOptions & {host?: string; onData: (chunk: Buffer) => void}): Socket {
+export function openSocket(target: Target, options: ConnectOptions & {host?: string; onData: (data: Buffer, end: number) => void}): Socket {
   const {url} = target
   const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80))
   const host = options.host ?? url.hostname.replace(/^\[|\]$/g, '')
   const tls = url.protocol === 'https:'
-  const onread = tls ? undefined : {buffer: SHARED_READ_BUFFER, callback: (length: number, buffer: Uint8Array) => {
-          options.onData((buffer as Buffer).subarray(0, length))
-          return true
-        }}
+  const {onData} = options
+  const callback = (length: number): boolean => {
+    onData(SHARED_READ_BUFFER, length)
+    return true
+  }
+  const onread = tls ? undefined : {buffer: SHARED_READ_BUFFER, callback}
   const tcp = netConnect({host, port, localAddress: options.localAddress, onread})
   tcp.setNoDelay(true)
   if (!tls) return tcp
   const servername = isIPv4(host) || host.includes(':') ? undefined : host
   const socket = tlsConnect({socket: tcp, servername, ca: options.ca, rejectUnauthorized: !options.insecure})
-  socket.on('data', options.onData)
+  socket.on('data', (data: Buffer) => onData(data, data.length))
   return socket
 }
 

@@ -91,7 +91,7 @@ export class LoadPublisher {
       else this.fail(`${head.status} ${text.trim()}`)
       this.pump(lane)
     })
-    const socket = openSocket(this.target, {...this.options, ...loopbackSource(this.target, index), onData: (chunk) => reader.write(chunk)})
+    const socket = openSocket(this.target, {...this.options, ...loopbackSource(this.target, index), onData: (data, end) => reader.write(data.subarray(0, end))})
     const lane: Lane = {index, publisher: this.id + index, sent: 0, socket, inFlight: 0, open: false}
     socket.on('close', () => {
       lane.open = false

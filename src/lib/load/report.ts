@@ -1,5 +1,5 @@
 import type {LatencySummary} from './latency.js'
-import type {Window} from './subscriber-pool.js'
+import type {Window} from './tally.js'
 
 /** test-sub's final document (`--json`); the keys are documented in the README. */
 export interface TestSubReport {

@@ -1,11 +1,10 @@
 import type {Socket} from 'node:net'
 import {resolveTarget, type ClientOptions, type Target} from '../client/target.js'
-import {ChunkedDecoder} from '../protocol/chunked-decoder.js'
-import {boundaryOf, MultipartParser, type Part} from '../protocol/multipart-parser.js'
+import {boundaryOf, type Part} from '../protocol/multipart-parser.js'
 import {loopbackSource, openSocket, requestLine} from './connect.js'
-import {LatencyHistogram} from './latency.js'
-import {nowMicros, readMarker} from './marker.js'
 import {parseHead} from './response-reader.js'
+import {SubscriptionStream} from './stream-reader.js'
+import {SubscriptionTally, Window} from './tally.js'
 
 export interface SubscriberPoolOptions extends ClientOptions {
   target: string
@@ -19,43 +18,13 @@ export interface SubscriberPoolOptions extends ClientOptions {
   onMessage?: (part: Part) => void
 }
 
-/** Counters over a window (an interval, or the whole run). */
-export class Window {
-  received = 0
-  bytes = 0
-  lost = 0
-  duplicates = 0
-  outOfOrder = 0
-  reconnects = 0
-  readonly latency = new LatencyHistogram()
-
-  add(other: Window): void {
-    this.received += other.received
-    this.bytes += other.bytes
-    this.lost += other.lost
-    this.duplicates += other.duplicates
-    this.outOfOrder += other.outOfOrder
-    this.reconnects += other.reconnects
-    this.latency.add(other.latency)
-  }
-}
-
-/** Per connection and publisher: the last sequence number seen, and the ones skipped (lost, unless they come late). */
-interface Sequence {
-  last: number
-  missing: Set<number>
-}
-
-/** Missing sequence numbers remembered per publisher, to tell late from duplicate; older gaps just stay lost. */
-const MAX_MISSING = 10_000
-
 const MAX_CONNECTING = 200
 
 /**
- * test-sub's engine: many subscriptions on raw sockets, each read by the
- * library's chunked decoder and multipart parser, checking every message's
- * marker for gaps, duplicates, order and latency. A connection the server
- * drops is reopened and counted as a reconnect.
+ * test-sub's engine: many subscriptions on raw sockets, each read by a
+ * SubscriptionStream, checking every message's marker for gaps, duplicates,
+ * order and latency. A connection the server drops is reopened and counted
+ * as a reconnect.
  */
 export class SubscriberPool {
   readonly target: Target
@@ -95,17 +64,17 @@ export class SubscriberPool {
    * A reopen (`retryMs` > 0, after the server dropped it) that fails is tried
    * again, backing off to once a second, until the end.
    */
-  private open(index: number, sequences = new Map<number, Sequence>(), retryMs = 0): Promise<void> {
+  private open(index: number, tally = new SubscriptionTally(this), retryMs = 0): Promise<void> {
     return new Promise((resolve) => {
       let live = false
       let refused: string | undefined
       let head: Buffer | undefined = Buffer.alloc(0)
-      let feed: ((chunk: Buffer) => void) | undefined
-      // `chunk` is a view into a shared read buffer: the head is copied out, the parser copies what it keeps.
-      const onData = (chunk: Buffer): void => {
-        if (feed) {
+      let stream: SubscriptionStream | undefined
+      // `data` is a shared read buffer: the head is copied out, the stream reader copies what it keeps.
+      const onData = (data: Buffer, end: number): void => {
+        if (stream) {
           try {
-            feed(chunk)
+            stream.write(data, end)
           } catch (error) {
             // A stream we cannot read is a failed connection, not a crash.
             this.fail(`unreadable stream: ${(error as Error).message}`)
@@ -115,13 +84,13 @@ export class SubscriberPool {
           return
         }
 
-        head = Buffer.concat([head!, chunk])
-        const end = head.indexOf('\r\n\r\n')
-        if (end < 0) return
-        const response = parseHead(head.toString('latin1', 0, end))
+        head = Buffer.concat([head!, data.subarray(0, end)])
+        const headEnd = head.indexOf('\r\n\r\n')
+        if (headEnd < 0) return
+        const response = parseHead(head.toString('latin1', 0, headEnd))
         const boundary = boundaryOf(response.headers['content-type'])
         if (response.status !== 200 || !boundary) {
-          refused = `${response.status} ${head.toString('utf8', end + 4).trim().split('\n')[0]}`.trim()
+          refused = `${response.status} ${head.toString('utf8', headEnd + 4).trim().split('\n')[0]}`.trim()
           socket.destroy()
           return
         }
@@ -133,12 +102,11 @@ export class SubscriberPool {
           this.window.reconnects++
         }
         resolve()
-        const parser = new MultipartParser(boundary, (part) => this.onPart(part, sequences, index), {transientInput: true})
-        const decoder = response.headers['transfer-encoding'] === 'chunked' ? new ChunkedDecoder((data) => parser.write(data)) : undefined
-        feed = decoder ? (data) => decoder.write(data) : (data) => parser.write(data)
-        const rest = head.subarray(end + 4)
+        const chunked = response.headers['transfer-encoding'] === 'chunked'
+        stream = new SubscriptionStream(boundary, chunked, tally, index === 0 ? this.options.onMessage : undefined)
+        const rest = head.subarray(headEnd + 4)
         head = undefined
-        if (rest.length > 0) feed(rest)
+        if (rest.length > 0) stream.write(rest, rest.length)
       }
 
       const socket = openSocket(this.target, {...this.options, ...loopbackSource(this.target, index), onData})
@@ -158,7 +126,7 @@ export class SubscriberPool {
             this.fail(reason)
           } else {
             this.downReason = reason
-            this.reopen(index, sequences, Math.min(retryMs * 2, 1000))
+            this.reopen(index, tally, Math.min(retryMs * 2, 1000))
           }
 
           return
@@ -168,44 +136,16 @@ export class SubscriberPool {
         // The server dropped us mid-run: come back, and count it.
         if (!this.stopping) {
           this.down++
-          this.reopen(index, sequences, 100)
+          this.reopen(index, tally, 100)
         }
       })
     })
   }
 
-  private reopen(index: number, sequences: Map<number, Sequence>, retryMs: number): void {
+  private reopen(index: number, tally: SubscriptionTally, retryMs: number): void {
     setTimeout(() => {
-      if (!this.stopping) void this.open(index, sequences, retryMs)
+      if (!this.stopping) void this.open(index, tally, retryMs)
     }, retryMs)
-  }
-
-  private onPart(part: Part, sequences: Map<number, Sequence>, index: number): void {
-    const window = this.window
-    window.received++
-    window.bytes += part.body.length
-    if (index === 0) this.options.onMessage?.(part)
-    const marker = readMarker(part.headers['content-type'])
-    if (!marker) return
-    window.latency.record(nowMicros() - marker.sentMicros)
-    const sequence = sequences.get(marker.publisher)
-    if (!sequence) {
-      sequences.set(marker.publisher, {last: marker.seq, missing: new Set()})
-      return
-    }
-
-    if (marker.seq === sequence.last + 1) {
-      sequence.last = marker.seq
-    } else if (marker.seq > sequence.last) {
-      for (let seq = sequence.last + 1; seq < marker.seq && sequence.missing.size < MAX_MISSING; seq++) sequence.missing.add(seq)
-      window.lost += marker.seq - sequence.last - 1
-      sequence.last = marker.seq
-    } else if (sequence.missing.delete(marker.seq)) {
-      window.outOfOrder++
-      window.lost--
-    } else {
-      window.duplicates++
-    }
   }
 
   /** Opens every connection, `ramp` per second, at most MAX_CONNECTING at a time. */
