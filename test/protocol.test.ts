@@ -22,6 +22,8 @@ describe('pattern lists (OpenSSH match_pattern_list)', () => {
     ['x', 'xx', false],
     ['', '', true],
     ['é?', 'éü', true],
+    ['application/x-*', 'application/x-ndjson', true],
+    ['a-b,[c]', '[c]', true],
   ]
   for (const [list, value, expected, ignoreCase] of cases) {
     it(`${JSON.stringify(list)} ${expected ? 'matches' : 'does not match'} ${JSON.stringify(value)}${ignoreCase ? ' ignoring case' : ''}`, () => {

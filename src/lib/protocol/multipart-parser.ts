@@ -50,6 +50,13 @@ const DASH = 0x2d
 const SP = 0x20
 const HT = 0x09
 
+/** Adds a header, joining repeats; names such as `constructor` and `__proto__` are headers like any other. */
+function addHeader(headers: Record<string, string>, name: string, value: string): void {
+  const joined = Object.hasOwn(headers, name) ? `${headers[name]}, ${value}` : value
+  if (name === '__proto__') Object.defineProperty(headers, name, {value: joined, enumerable: true, writable: true, configurable: true})
+  else headers[name] = joined
+}
+
 export class MultipartParser {
   private readonly delimiter: Buffer
   /**
@@ -242,7 +249,7 @@ export class MultipartParser {
   private readHeaderBlock(data: Buffer, at: number): number {
     const blank = data.indexOf(CRLF_CRLF, at)
     // No headers at all (a blank line at once) is the line reader's case too.
-    if (blank <= at || blank - at > this.maxHeaderSize || (data[at] === CR && data[at + 1] === LF)) return this.readHeaderLine(data, at)
+    if (blank <= at || blank + 4 - at > this.maxHeaderSize || (data[at] === CR && data[at + 1] === LF)) return this.readHeaderLine(data, at)
     const text = data.toString('latin1', at, blank)
     // A delimiter inside, or a bare LF (which may end the block sooner): line by line.
     if (text.includes(this.delimiterText) || BARE_LF.test(text)) return this.readHeaderLine(data, at)
@@ -255,7 +262,7 @@ export class MultipartParser {
       if (colon > lineStart && colon < lineEnd) {
         const name = text.slice(lineStart, colon).trim().toLowerCase()
         const value = text.slice(colon + 1, lineEnd).trim()
-        headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`
+        addHeader(headers, name, value)
         this.partHasHeaders = true
       }
 
@@ -268,26 +275,23 @@ export class MultipartParser {
   }
 
   private readHeaderLine(data: Buffer, at: number): number {
+    // A delimiter where a header should be: a part with no blank line after its (absent) headers.
+    // Checked before the line is counted, so the outcome does not depend on where the input was split.
     const lf = data.indexOf(LF, at)
+    const end = lf < 0 ? data.length : lf > at && data[lf - 1] === CR ? lf - 1 : lf
+    const delimiterAt = this.delimiterAt(data, at, end)
+    if (delimiterAt >= 0) return this.afterDelimiter(delimiterAt)
     if (lf < 0) {
-      if (this.headerBytes + data.length - at > this.maxHeaderSize) throw new MultipartError('part headers too large')
-      // A delimiter where a header should be: a part with no blank line after its (absent) headers.
-      const delimiterAt = this.delimiterAt(data, at, data.length)
-      return delimiterAt < 0 ? -1 : this.afterDelimiter(delimiterAt)
+      // Not counted while it may still turn out to be a delimiter (one is never longer than the hold-back).
+      if (end - at >= this.holdBack && this.headerBytes + data.length - at > this.maxHeaderSize) throw new MultipartError('part headers too large')
+      return -1
     }
 
     this.headerBytes += lf + 1 - at
     if (this.headerBytes > this.maxHeaderSize) throw new MultipartError('part headers too large')
-    const end = lf > at && data[lf - 1] === CR ? lf - 1 : lf
     if (end === at) {
       this.beginBody()
       return lf + 1
-    }
-
-    const delimiterAt = this.delimiterAt(data, at, end)
-    if (delimiterAt >= 0) {
-      // Headers cut short by the next delimiter: an empty part.
-      return this.afterDelimiter(delimiterAt)
     }
 
     const line = data.toString('latin1', at, end)
@@ -295,7 +299,7 @@ export class MultipartParser {
     if (colon > 0) {
       const name = line.slice(0, colon).trim().toLowerCase()
       const value = line.slice(colon + 1).trim()
-      this.headers[name] = name in this.headers ? `${this.headers[name]}, ${value}` : value
+      addHeader(this.headers, name, value)
       this.partHasHeaders = true
     }
 

@@ -18,7 +18,8 @@ function toRegExpSource(pattern: string): string {
   for (const char of pattern) {
     if (char === '*') source += '.*'
     else if (char === '?') source += '.'
-    else source += char.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&')
+    // The syntax characters only: under the `u` flag an escaped `-` is an error.
+    else source += char.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&')
   }
 
   return source

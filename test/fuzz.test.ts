@@ -1,0 +1,13 @@
+// Runs scripts/fuzz.ts for a short budget against the built CLI (needs dist/):
+// random and mutated requests over raw TCP while well-behaved clients check
+// that the server stays up, answers, delivers in order and leaks no connections.
+import assert from 'node:assert/strict'
+import {ROOT, run} from './support/harness.js'
+
+describe('fuzzing msgbus serve', () => {
+  it('survives 8 s of random and mutated requests (scripts/fuzz.ts --seconds 8)', async function () {
+    this.timeout(90_000)
+    const result = await run(process.execPath, ['--import', 'tsx/esm', `${ROOT}scripts/fuzz.ts`, '--seconds', '8'], {timeoutMs: 85_000})
+    assert.equal(result.code, 0, `fuzz failed (exit ${result.code}, signal ${result.signal}):\n${result.stdout}\n${result.stderr}`)
+  })
+})
