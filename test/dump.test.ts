@@ -223,7 +223,8 @@ describe('msgbus dump', function () {
       const png = Buffer.from('89504e470d0a1a0a0000', 'hex')
       const sent = [
         await curlPost(`${base}/text`, 'héllo\nworld', 'text/plain; charset=utf-8'),
-        await curlPost(`${base}/pics/cat`, png, 'image/png', ['-u', 'carol:pw']),
+        // A user name beyond ASCII travels as UTF-8 in From: and comes out as it went in.
+        await curlPost(`${base}/pics/cat`, png, 'image/png', ['-u', 'bøb 🐝:pw']),
         await curlPost(`${base}/text`, Buffer.from([0xc3, 0x28]), 'text/plain'),
         await curlPost(`${base}/data`, '{"n":1}', 'application/json'),
         await curlPost(`${base}/data`, '<a/>', 'application/atom+xml'),
@@ -240,7 +241,7 @@ describe('msgbus dump', function () {
       const strip = ({time: _time, ...rest}: Record<string, unknown>) => rest
       assert.deepEqual(objects.map(strip), [
         {id: sent[0].id, channel: 'text', type: 'text/plain; charset=utf-8', sender: null, length: 12, body: 'héllo\nworld'},
-        {id: sent[1].id, channel: 'pics/cat', type: 'image/png', sender: 'carol', length: 10, body: png.toString('base64'), encoding: 'base64'},
+        {id: sent[1].id, channel: 'pics/cat', type: 'image/png', sender: 'bøb 🐝', length: 10, body: png.toString('base64'), encoding: 'base64'},
         {id: sent[2].id, channel: 'text', type: 'text/plain', sender: null, length: 2, body: 'wyg=', encoding: 'base64'},
         {id: sent[3].id, channel: 'data', type: 'application/json', sender: null, length: 7, body: '{"n":1}'},
         {id: sent[4].id, channel: 'data', type: 'application/atom+xml', sender: null, length: 4, body: '<a/>'},

@@ -1,3 +1,4 @@
+import {isUtf8} from 'node:buffer'
 import {BUS_PREFIX, decodeChannel} from '../protocol/channel.js'
 import type {Part} from '../protocol/multipart-parser.js'
 
@@ -35,6 +36,16 @@ function channelOf(location: string | undefined, fallback: string): string {
   }
 }
 
+/**
+ * Part headers are read as latin1, one character a byte; msgbus writes the
+ * From: user name as UTF-8, so a value whose bytes are UTF-8 is read as such.
+ */
+function utf8Value(value: string | undefined): string | undefined {
+  if (value === undefined || !/[^\x00-\x7f]/.test(value)) return value
+  const bytes = Buffer.from(value, 'latin1')
+  return isUtf8(bytes) ? bytes.toString('utf8') : value
+}
+
 /** RFC 2046: a part without Content-Type is plain text. */
 const DEFAULT_TYPE = 'text/plain'
 
@@ -44,7 +55,7 @@ export function partToMessage(part: Part, fallbackChannel: string, time = Date.n
     id: headers['message-id'],
     channel: channelOf(headers['content-location'], fallbackChannel),
     type: headers['content-type'] ?? DEFAULT_TYPE,
-    sender: headers.from,
+    sender: utf8Value(headers.from),
     headers,
     body: part.body,
     time,
