@@ -6,6 +6,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import type {BusServer} from '../src/lib/index.js'
 import {curl, run, ServeProcess, startBus, stopAll, assertIncreasing} from './support/harness.js'
+import {makeCertificate} from './support/tls.js'
 import {CurlStream} from './support/curl-stream.js'
 
 const B = 'curlboundary'
@@ -466,15 +467,8 @@ describe('curl', function () {
     let bothFile: string
 
     before(async () => {
-      certFile = join(dir, 'cert.pem')
-      keyFile = join(dir, 'key.pem')
+      ;({certFile, keyFile} = await makeCertificate(dir))
       bothFile = join(dir, 'both.pem')
-      const made = await run('openssl', [
-        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-        '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=localhost',
-        '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      ])
-      assert.equal(made.code, 0, made.stderr)
       writeFileSync(bothFile, Buffer.concat([readFileSync(certFile), readFileSync(keyFile)]))
     })
 

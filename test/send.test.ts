@@ -10,6 +10,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import type {BusServer} from '../src/lib/index.js'
 import {BIN, publish, run, ServeProcess, startBus, stopAll, type RunResult} from './support/harness.js'
+import {makeCertificate} from './support/tls.js'
 import {CurlStream} from './support/curl-stream.js'
 
 const B = 'sendboundary'
@@ -355,14 +356,7 @@ describe('msgbus send', function () {
     let keyFile: string
 
     before(async () => {
-      certFile = join(dir, 'cert.pem')
-      keyFile = join(dir, 'key.pem')
-      const made = await run('openssl', [
-        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-        '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=localhost',
-        '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      ])
-      assert.equal(made.code, 0, made.stderr)
+      ;({certFile, keyFile} = await makeCertificate(dir))
     })
 
     it('an untrusted certificate fails with one line naming the URL and the TLS reason; --cacert and -k work', async () => {

@@ -3,9 +3,10 @@ import {Flags} from '@oclif/core'
 import {MsgbusCommand} from '../lib/cli/command.js'
 import {sizeFlag} from '../lib/cli/flags.js'
 import {normalizeVerbosity} from '../lib/cli/verbosity.js'
-import {createBus} from '../lib/server/bus-server.js'
+import {createBus, type BusServer} from '../lib/server/bus-server.js'
 import {LogLevel, streamLogger} from '../lib/server/logger.js'
-import {dropPrivileges} from '../lib/server/privileges.js'
+import {dropPrivileges, resolveUser} from '../lib/server/privileges.js'
+import {hashPasswordFromStdin} from '../lib/cli/hash-password.js'
 
 async function readPem(path: string, what: string): Promise<Buffer> {
   try {
@@ -13,6 +14,11 @@ async function readPem(path: string, what: string): Promise<Buffer> {
   } catch (error) {
     throw new Error(`cannot read ${what} ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
   }
+}
+
+async function reloadCertificate(server: BusServer, certFile: string, keyFile: string | undefined): Promise<void> {
+  const cert = await readPem(certFile, 'certificate')
+  server.reloadCertificate(cert, keyFile === undefined ? cert : await readPem(keyFile, 'key'))
 }
 
 export default class Serve extends MsgbusCommand {
@@ -23,6 +29,8 @@ export default class Serve extends MsgbusCommand {
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --port 8080 --docroot ./www -v',
     '<%= config.bin %> <%= command.id %> --cert server.pem --secret s3cret',
+    '<%= config.bin %> <%= command.id %> --acl /etc/msgbus/acl   # kill -HUP reloads it',
+    'read -rs PW && printf \'%s\\n\' "$PW" | <%= config.bin %> <%= command.id %> --hash-password',
     '<%= config.bin %> <%= command.id %> -d web/chatdemo --cors https://app.example.com',
     'sudo <%= config.bin %> <%= command.id %> -p 80 -c cert.pem -P 443 -u nobody',
   ]
@@ -32,6 +40,21 @@ export default class Serve extends MsgbusCommand {
     address: Flags.string({char: 'l', summary: 'Address to listen on (default: all interfaces).'}),
     docroot: Flags.string({char: 'd', summary: 'Serve other paths as static files from this folder.', helpValue: '<dir>'}),
     secret: Flags.string({char: 's', summary: 'Require Basic auth with this password on every request.', env: 'MSGBUS_SECRET'}),
+    acl: Flags.string({
+      summary: 'Users, password hashes and the channels each may publish and subscribe to; 401/403 for the rest. Reloaded on SIGHUP.',
+      description: `One user a line; # starts a comment; fields separated by spaces or tabs:
+
+  # user   password-hash                        publish        subscribe
+  alice    $scrypt$ln=15,r=8,p=1$<salt>$<hash>  chat,alerts/*  *
+  bob      $2b$10$...                           -              chat,news/*
+  *        -                                    -              public/*
+
+Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, as htpasswd -nbB makes). Publish and subscribe are pattern lists over channel names (comma-separated, * any run, ? one character, a leading ! excludes), case-sensitive; - is nothing. The user * is anyone without credentials (its hash is -); without a * line those get 401. Wrong credentials: 401; a channel not permitted: 403. A subscription to every channel (/msgbus/) needs some subscribe permission and gets the permitted channels only. An error in the file stops serve at start-up; on SIGHUP it is re-read, and a file with errors is logged and the old ACL kept. Not with --secret.`,
+      helpValue: '<file>',
+    }),
+    'hash-password': Flags.boolean({
+      summary: 'Read a password (one line) from stdin, print a scrypt hash of it for --acl, and exit.',
+    }),
     cert: Flags.string({char: 'c', summary: 'PEM certificate for HTTPS (may also hold the key).', helpValue: '<file>'}),
     key: Flags.string({summary: 'PEM private key (default: read from --cert).', helpValue: '<file>', dependsOn: ['cert']}),
     'ssl-port': Flags.integer({char: 'P', summary: 'HTTPS port, served when --cert is given.', default: 4444, min: 0, max: 65535}),
@@ -58,6 +81,33 @@ export default class Serve extends MsgbusCommand {
       min: 0,
       helpValue: '<seconds>',
     }),
+    'header-timeout': Flags.integer({summary: 'Seconds a client has to send a request head; then 408.', default: 10, min: 1, helpValue: '<seconds>'}),
+    'body-timeout': Flags.integer({
+      summary: 'Seconds a request body may stall before the connection is dropped (nothing is published).',
+      default: 30,
+      min: 1,
+      helpValue: '<seconds>',
+    }),
+    'idle-timeout': Flags.integer({
+      summary: 'Seconds a keep-alive connection may wait between requests (subscriptions are never idle).',
+      default: 30,
+      min: 1,
+      helpValue: '<seconds>',
+    }),
+    'max-connections-per-ip': Flags.integer({summary: 'Most connections at once from one address (0: no limit); past it, 503.', default: 0, min: 0}),
+    'rate-limit': Flags.integer({
+      summary: 'Publishes per second per client address, in bursts of as many (0: no limit); past it, 429 with Retry-After.',
+      default: 0,
+      min: 0,
+      helpValue: '<n>',
+    }),
+    'max-channels': Flags.integer({summary: 'Most channels with subscribers at once (0: no limit); past it, 503.', default: 0, min: 0}),
+    stats: Flags.integer({
+      summary: 'Log a stats line this often: subscribers, messages, memory, event-loop delay (0: never).',
+      default: 0,
+      min: 0,
+      helpValue: '<seconds>',
+    }),
     cors: Flags.string({
       summary: 'Let pages from this origin (or * for any) subscribe and publish. Repeatable, or comma-separated.',
       multiple: true,
@@ -67,7 +117,15 @@ export default class Serve extends MsgbusCommand {
 
   public async run(): Promise<void> {
     const {flags} = await this.parse(Serve, normalizeVerbosity(this.argv))
+    if (flags['hash-password']) return hashPasswordFromStdin()
+    if (flags.acl !== undefined && flags.secret !== undefined) {
+      // Checked here, not with oclif's `exclusive`, whose message would print the secret.
+      const given = process.env.MSGBUS_SECRET !== undefined && !this.argv.some((arg) => /^(-s|--secret)/.test(arg)) ? '$MSGBUS_SECRET' : '--secret'
+      this.error(`--acl and ${given} cannot be used together: with --acl, users log in with their own passwords`, {exit: 2})
+    }
+
     const logger = streamLogger(flags.verbose)
+    const user = flags.user === undefined ? undefined : resolveUser(flags.user)
     const cert = flags.cert === undefined ? undefined : await readPem(flags.cert, 'certificate')
     const key = flags.key === undefined ? undefined : await readPem(flags.key, 'key')
     const server = createBus({
@@ -78,19 +136,27 @@ export default class Serve extends MsgbusCommand {
       key,
       docroot: flags.docroot,
       secret: flags.secret,
+      acl: flags.acl,
       maxMessageSize: flags['max-message-size'],
       maxRequestSize: flags['max-request-size'],
       maxPending: flags['max-pending'],
       slowPolicy: flags['slow-policy'] as 'disconnect' | 'drop',
       maxSubscribers: flags['max-subscribers'],
       heartbeat: flags.heartbeat,
+      headerTimeout: flags['header-timeout'],
+      bodyTimeout: flags['body-timeout'],
+      idleTimeout: flags['idle-timeout'],
+      maxConnectionsPerIp: flags['max-connections-per-ip'],
+      rateLimit: flags['rate-limit'],
+      maxChannels: flags['max-channels'],
+      statsInterval: flags.stats,
       cors: flags.cors,
       logger,
     })
     await server.start()
-    if (flags.user !== undefined) {
-      const {uid, gid} = dropPrivileges(flags.user)
-      logger.log(LogLevel.Always, 'listen', `running as ${flags.user} (uid ${uid}, gid ${gid})`)
+    if (user) {
+      dropPrivileges(user)
+      logger.log(LogLevel.Always, 'listen', `running as ${flags.user} (uid ${user.uid}, gid ${user.gid})`)
     }
 
     const shutdown = (signal: string) => {
@@ -100,5 +166,21 @@ export default class Serve extends MsgbusCommand {
 
     process.once('SIGINT', shutdown)
     process.once('SIGTERM', shutdown)
+    // kill -HUP: re-read the certificate and the ACL; what cannot be read stays as it was.
+    process.on('SIGHUP', () => {
+      if (flags.cert !== undefined) {
+        reloadCertificate(server, flags.cert, flags.key).then(
+          () => logger.log(LogLevel.Always, 'reload', `certificate ${flags.cert}${flags.key ? ` and key ${flags.key}` : ''}`),
+          (error: Error) => logger.warn('reload', `${error.message}; keeping the previous certificate`),
+        )
+      }
+
+      if (flags.acl !== undefined) {
+        server.reloadAcl().then(
+          ({file, description}) => logger.log(LogLevel.Always, 'reload', `acl ${file} (${description})`),
+          (error: Error) => logger.warn('reload', `${error.message}; keeping the previous ACL`),
+        )
+      }
+    })
   }
 }

@@ -47,6 +47,15 @@ export class Bus extends EventEmitter<BusEvents> {
     return this.registry.size
   }
 
+  /** Channels that have subscribers, every-channel subscriptions not counted. */
+  get channelCount(): number {
+    return this.registry.channelCount
+  }
+
+  hasSubscribers(channel: string): boolean {
+    return this.registry.channel(channel) !== undefined
+  }
+
   subscribers(): Iterable<Subscriber> {
     return this.registry.all()
   }

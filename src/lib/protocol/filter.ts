@@ -19,3 +19,10 @@ export function compileFilter(spec: FilterSpec): MessageFilter | undefined {
   if (sender) return (m) => m.sender !== undefined && sender(m.sender)
   return undefined
 }
+
+/** Both filters (either may be absent): how a subscription's own filter meets the channels the ACL lets it see. */
+export function bothFilters(first: MessageFilter | undefined, second: MessageFilter | undefined): MessageFilter | undefined {
+  if (!first) return second
+  if (!second) return first
+  return (m) => first(m) && second(m)
+}

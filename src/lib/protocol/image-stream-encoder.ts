@@ -1,6 +1,6 @@
 import type {Message} from '../bus/message.js'
-import {makeBoundary} from './multipart-encoder.js'
-import {allocFrame, CachingEncoder, closingFrame, textFrame, type Frame} from './stream-encoder.js'
+import {MultipartEncoder} from './multipart-encoder.js'
+import {allocFrame, textFrame, type Frame} from './stream-encoder.js'
 
 const CRLF = '\r\n'
 
@@ -12,22 +12,11 @@ const CRLF = '\r\n'
  * block, so the picture shows on arrival. Browsers tell images by their
  * bytes; the parts carry no headers.
  */
-export class ImageStreamEncoder extends CachingEncoder {
-  readonly format = 'multipart'
-  readonly contentType: string
-  readonly open: Frame
-  readonly close: Frame
-  private readonly next: string
+export class ImageStreamEncoder extends MultipartEncoder {
+  override readonly open = textFrame(`--${this.boundary}${CRLF}${CRLF}`)
+  private readonly next = `${CRLF}--${this.boundary}${CRLF}${CRLF}`
 
-  constructor(readonly boundary: string = makeBoundary()) {
-    super()
-    this.contentType = `multipart/x-mixed-replace;boundary=${boundary}`
-    this.next = `${CRLF}--${boundary}${CRLF}${CRLF}`
-    this.open = textFrame(`--${boundary}${CRLF}${CRLF}`)
-    this.close = closingFrame(textFrame(`${CRLF}--${boundary}--${CRLF}`))
-  }
-
-  protected build(message: Message): Frame {
+  protected override build(message: Message): Frame {
     return allocFrame(message.body.length + this.next.length, (buffer, at) => {
       at += message.body.copy(buffer, at)
       return at + buffer.write(this.next, at, 'latin1')

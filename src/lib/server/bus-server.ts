@@ -1,17 +1,19 @@
 import {once} from 'node:events'
-import {createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
-import {createServer as createHttpsServer} from 'node:https'
+import type {Server} from 'node:http'
+import type {SecureContextOptions} from 'node:tls'
 import type {AddressInfo} from 'node:net'
-import {createSecureContext} from 'node:tls'
 import {Bus, type BusCounters} from '../bus/bus.js'
 import {createEncoders} from '../protocol/formats.js'
 import {VERSION} from '../version.js'
 import {channelLabel, type ServerContext} from './context.js'
+import {openAccess} from './acl.js'
 import {CorsPolicy} from './cors.js'
 import {startHeartbeat} from './heartbeat.js'
-import {rawErrorResponse} from './http-error.js'
+import {startStats} from './stats.js'
 import {Docroot} from './docroot.js'
 import {createRequestHandler} from './handler.js'
+import {createListener, secureOptions} from './listener.js'
+import {RateLimiter} from './rate-limit.js'
 import {LogLevel, silentLogger} from './logger.js'
 import {DEFAULTS, type BusServerOptions, type ResolvedOptions} from './options.js'
 import {SocketWriter, type WriteTarget} from './socket-writer.js'
@@ -44,10 +46,12 @@ export class BusServer {
   readonly bus = new Bus()
   readonly options: ResolvedOptions
   private readonly servers: Server[] = []
+  private httpsServer: (Server & {setSecureContext(options: SecureContextOptions): void}) | undefined
   private readonly subscriptions = new Set<HttpSubscription>()
   private context: ServerContext | undefined
   private listening: Listening | undefined
   private stopHeartbeat = () => {}
+  private stopStats = () => {}
 
   constructor(options: BusServerOptions = {}) {
     const given = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined))
@@ -63,6 +67,7 @@ export class BusServer {
     const {options, logger} = this
     const docroot = options.docroot === undefined ? undefined : await Docroot.open(options.docroot)
     const cors = options.cors === undefined || options.cors.length === 0 ? undefined : new CorsPolicy(options.cors)
+    const access = await openAccess(options)
     const viewer = await Viewer.load()
     if (viewer instanceof Error) logger.warn('viewer', `${viewer.message}: browsers get 404 on bus URLs`)
     const who = (target: WriteTarget) => `${target.peer} ${channelLabel(target.channel)}`
@@ -84,38 +89,19 @@ export class BusServer {
       serverHeader: `msgbus/${VERSION}`,
       subscriptions: this.subscriptions,
       streaming: new WeakSet(),
+      access,
+      refused: new WeakSet(),
+      rateLimiter: options.rateLimit > 0 ? new RateLimiter(options.rateLimit) : undefined,
     }
     this.context = context
     const handler = createRequestHandler(context)
-    const listen = (server: Server) => {
-      server.on('request', (req: IncomingMessage, res: ServerResponse) => handler(req, res))
-      server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handler(req, res, true))
-      server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
-        if (!socket.writable || error.code === 'ECONNRESET') {
-          socket.destroy()
-          return
-        }
-
-        const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
-        const reason = status === 400 ? `bad request: ${error.code ?? error.message}` : undefined
-        socket.end(rawErrorResponse(status, context.serverHeader, reason))
-      })
-      this.servers.push(server)
-    }
-
-    const http = createHttpServer()
-    listen(http)
+    const http = createListener(context, handler)
+    this.servers.push(http)
     let https: Server | undefined
     if (options.cert !== undefined) {
-      const key = options.key ?? options.cert
-      try {
-        createSecureContext({cert: options.cert, key})
-      } catch (error) {
-        throw new Error(`certificate or key unusable: ${(error as Error).message}`)
-      }
-
-      https = createHttpsServer({cert: options.cert, key, minVersion: 'TLSv1.2'}) as unknown as Server
-      listen(https)
+      https = createListener(context, handler, secureOptions(options.cert, options.key ?? options.cert))
+      this.httpsServer = https as typeof this.httpsServer
+      this.servers.push(https)
     }
 
     let listening: Listening
@@ -124,6 +110,7 @@ export class BusServer {
       if (https) listening.https = await this.bind(https, options.sslPort, 'HTTPS')
       this.listening = listening
       this.stopHeartbeat = startHeartbeat(options.heartbeat * 1000, this.subscriptions, 'sse', encoders.sse.heartbeat)
+      this.stopStats = startStats(options.statsInterval * 1000, () => this.counters(), logger)
     } catch (error) {
       await this.closeServers()
       throw error
@@ -133,6 +120,7 @@ export class BusServer {
     logger.log(LogLevel.Always, 'listen', `HTTP on ${where(listening.http)}`)
     if (listening.https) logger.log(LogLevel.Always, 'listen', `HTTPS on ${where(listening.https)}`)
     if (docroot) logger.log(LogLevel.Always, 'listen', `document root ${docroot.root}`)
+    if (access) logger.log(LogLevel.Always, 'listen', `acl ${access.current.file} (${access.current.describe()})`)
     return listening
   }
 
@@ -164,6 +152,29 @@ export class BusServer {
     return this.listening
   }
 
+  /**
+   * Re-reads the ACL file (`--acl`; serve calls this on SIGHUP). Open
+   * subscriptions follow the new ACL from their next message on. On any error
+   * the ACL in force stays, and this rejects with a one-line `file:line:` reason.
+   */
+  async reloadAcl(): Promise<{file: string; users: number; description: string}> {
+    const access = this.context?.access
+    if (!access) throw new Error(this.context ? 'no ACL to reload (the server runs without --acl)' : 'the server has not started')
+    const acl = await access.reload()
+    return {file: acl.file, users: acl.userCount, description: acl.describe()}
+  }
+
+  /**
+   * Serves new HTTPS connections with another certificate and key (serve
+   * does this on SIGHUP). Connections already open, subscriptions among
+   * them, keep the one they began with. Throws with a one-line reason, and
+   * changes nothing, when the pair is unusable.
+   */
+  reloadCertificate(cert: string | Buffer, key: string | Buffer = cert): void {
+    if (!this.httpsServer) throw new Error('no certificate to reload (the server runs without HTTPS)')
+    this.httpsServer.setSecureContext(secureOptions(cert, key))
+  }
+
   counters(): ServerCounters {
     return {
       ...this.bus.counters(),
@@ -180,6 +191,8 @@ export class BusServer {
     if (this.servers.length === 0) return
     this.logger.log(LogLevel.Always, 'stop', `ending ${this.subscriptions.size} subscriptions`)
     this.stopHeartbeat()
+    this.stopStats()
+    this.context?.rateLimiter?.close()
     const closed = this.closeServers()
     for (const subscription of this.subscriptions) subscription.end()
     for (const server of this.servers) server.closeIdleConnections()

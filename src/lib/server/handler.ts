@@ -8,6 +8,8 @@ import {publish} from './publish.js'
 import {subscribe} from './subscribe.js'
 
 const BUS_METHODS = 'GET, HEAD, POST, OPTIONS'
+/** Longer request targets get 414: a channel is at most 255 bytes (765 percent-encoded), filters a few more. */
+const MAX_TARGET_LENGTH = 8192
 
 /** Splits a request target into path and query; absolute-form targets (from proxies) lose their origin. */
 function splitTarget(url: string): {path: string; query: string} {
@@ -30,6 +32,10 @@ async function route(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
       throw new HttpError(401, 'authentication required', {'WWW-Authenticate': 'Basic realm="msgbus"'})
     }
   }
+  // --acl: 401 unless the credentials check out (or are absent and the ACL admits anonymous requests).
+  const principal = ctx.access && !isPreflight(req) ? await ctx.access.authenticate(credentials) : undefined
+  // A client that left while its password was being hashed: nothing to answer (its close has been and gone).
+  if (principal && req.socket.destroyed) return
 
   if (path === '/msgbus') {
     const location = BUS_PREFIX + (query ? `?${query}` : '')
@@ -50,9 +56,10 @@ async function route(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
     switch (req.method) {
       case 'GET':
       case 'HEAD':
-        return subscribe(ctx, req, res, channel, query, cors)
+        return subscribe(ctx, req, res, channel, query, cors, ctx.access?.subscriptionFilter(principal, channel))
       case 'POST':
         if (ctx.cors?.refuses(req)) throw new HttpError(403, `origin ${req.headers.origin} may not publish (see serve --cors)`)
+        ctx.access?.checkPublish(principal, channel)
         return publish(ctx, req, res, channel, credentials?.user || undefined, expectsContinue)
       case 'OPTIONS':
         if (ctx.cors && isPreflight(req)) return ctx.cors.preflight(req, res)
@@ -83,13 +90,19 @@ async function route(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
 export function createRequestHandler(ctx: ServerContext) {
   return (req: IncomingMessage, res: ServerResponse, expectsContinue = false): void => {
     // A client that pipelines a request behind its subscription can never get
-    // an answer: the stream never ends. Close it rather than queue requests forever.
-    if (ctx.streaming.has(req.socket)) {
+    // an answer: the stream never ends. Close it rather than queue requests
+    // forever. A connection refused at connect time has had its answer.
+    if (ctx.streaming.has(req.socket) || ctx.refused.has(req.socket)) {
       req.socket.destroy()
       return
     }
 
     res.setHeader('Server', ctx.serverHeader)
+    if (req.url !== undefined && req.url.length > MAX_TARGET_LENGTH) {
+      sendError(res, 414, `request target longer than ${MAX_TARGET_LENGTH} bytes`, {Connection: 'close'})
+      return
+    }
+
     route(ctx, req, res, expectsContinue).catch((error: unknown) => {
       if (error instanceof HttpError) {
         sendError(res, error.status, error.message, error.headers, error.closeAfter)

@@ -54,11 +54,12 @@ export function sendError(res: ServerResponse, status: number, reason: string, h
 }
 
 /** The same one-line error, as raw bytes, for sockets that never became a request (clientError). */
-export function rawErrorResponse(status: number, serverHeader: string, reason?: string): string {
+export function rawErrorResponse(status: number, serverHeader: string, reason?: string, headers: Record<string, string> = {}): string {
   const text = STATUS_CODES[status] ?? 'Error'
   const body = `${reason ?? text.toLowerCase()}\n`
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('')
   return (
-    `HTTP/1.1 ${status} ${text}\r\nServer: ${serverHeader}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+    `HTTP/1.1 ${status} ${text}\r\nServer: ${serverHeader}\r\n${extra}Content-Type: text/plain; charset=utf-8\r\n` +
     `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
   )
 }

@@ -16,6 +16,8 @@ export interface BusServerOptions {
   docroot?: string
   /** Every request must carry Basic auth with this password. */
   secret?: string
+  /** An ACL file (see acl.ts and `serve --acl`): users, password hashes, and the channels each may publish and subscribe to. Not with `secret`. */
+  acl?: string
   /** Largest message body in bytes. Default 8 MiB. */
   maxMessageSize?: number
   /** Largest multipart/form-data request in bytes. Default 64 MiB. */
@@ -32,10 +34,24 @@ export interface BusServerOptions {
   heartbeat?: number
   /** Origins allowed cross-origin access (`*` for any); default none, and no CORS headers. */
   cors?: string[]
+  /** Seconds a client has to send a request's whole head (slowloris); then 408. Default 10. */
+  headerTimeout?: number
+  /** Seconds a request body may stall (no byte arriving) before the connection is dropped and nothing published. Default 30. */
+  bodyTimeout?: number
+  /** Seconds a keep-alive connection may wait between requests. Default 30. Subscriptions are never idle-closed. */
+  idleTimeout?: number
+  /** Most connections open at once from one client address; 0 for no limit. */
+  maxConnectionsPerIp?: number
+  /** Publishes per second per client address (a token bucket, bursts of as many); past it, 429. 0 for no limit. */
+  rateLimit?: number
+  /** Most channels with subscribers at once; a subscription that would add one more gets 503. 0 for no limit. */
+  maxChannels?: number
+  /** Seconds between `stats` log lines (counters, memory, event-loop delay); 0 for none. */
+  statsInterval?: number
   logger?: Logger
 }
 
-type Optional = 'cert' | 'key' | 'docroot' | 'secret' | 'boundary' | 'cors'
+type Optional = 'cert' | 'key' | 'docroot' | 'secret' | 'acl' | 'boundary' | 'cors'
 
 export type ResolvedOptions = Required<Omit<BusServerOptions, Optional>> & Pick<BusServerOptions, Optional>
 
@@ -49,4 +65,11 @@ export const DEFAULTS = {
   slowPolicy: 'disconnect' as SlowPolicy,
   maxSubscribers: 0,
   heartbeat: 30,
+  headerTimeout: 10,
+  bodyTimeout: 30,
+  idleTimeout: 30,
+  maxConnectionsPerIp: 0,
+  rateLimit: 0,
+  maxChannels: 0,
+  statsInterval: 0,
 }

@@ -1,11 +1,16 @@
 import {execFileSync} from 'node:child_process'
 
+export interface UserEntry {
+  name: string
+  uid: number
+  gid: number
+}
+
 /**
- * Switches the process to another user (name or numeric id) and that user's
- * groups, after the ports are bound, so a server started as root can take
- * ports 80 and 443 and then run unprivileged.
+ * Looks a user (name or numeric id) up before anything is bound, so a typo
+ * fails at once instead of after the ports are taken.
  */
-export function dropPrivileges(user: string): {uid: number; gid: number} {
+export function resolveUser(user: string): UserEntry {
   if (typeof process.getuid !== 'function' || typeof process.setuid !== 'function') {
     throw new Error('switching user is not supported on this platform')
   }
@@ -19,9 +24,17 @@ export function dropPrivileges(user: string): {uid: number; gid: number} {
   }
 
   const [name, , uid, gid] = entry.split(':')
+  return {name, uid: Number(uid), gid: Number(gid)}
+}
+
+/**
+ * Switches the process to the user and that user's groups, after the ports
+ * are bound, so a server started as root can take ports 80 and 443 and then
+ * run unprivileged.
+ */
+export function dropPrivileges(user: UserEntry): void {
   const withGroups = process as NodeJS.Process & {initgroups?: (user: string, group: number) => void}
-  withGroups.initgroups?.(name, Number(gid))
-  process.setgid!(Number(gid))
-  process.setuid(Number(uid))
-  return {uid: Number(uid), gid: Number(gid)}
+  withGroups.initgroups?.(user.name, user.gid)
+  process.setgid!(user.gid)
+  process.setuid!(user.uid)
 }

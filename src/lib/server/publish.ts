@@ -2,10 +2,32 @@ import type {IncomingMessage, ServerResponse} from 'node:http'
 import type {Delivery} from '../bus/bus.js'
 import {parseMediaType} from '../protocol/media-type.js'
 import {declaredLength, readBody, tooLarge} from './body.js'
-import {peerOf, type ServerContext} from './context.js'
+import {addressOf, peerOf, type ServerContext} from './context.js'
 import {readForm} from './form.js'
 import {HttpError} from './http-error.js'
 import {LogLevel} from './logger.js'
+
+/**
+ * Drops the connection when the body stops arriving for `--body-timeout`
+ * seconds: the publish is then incomplete, and nothing of it is published.
+ * Returns the function that stops watching.
+ */
+function watchForStall(ctx: ServerContext, req: IncomingMessage): () => void {
+  const socket = req.socket
+  const seconds = ctx.options.bodyTimeout
+  if (seconds <= 0 || req.complete) return () => {}
+  const onStall = () => {
+    ctx.logger.warn('stall', `${peerOf(socket)}: no body byte for ${seconds} s, dropped`)
+    socket.destroy()
+  }
+
+  socket.setTimeout(seconds * 1000)
+  socket.on('timeout', onStall)
+  return () => {
+    socket.off('timeout', onStall)
+    socket.setTimeout(0)
+  }
+}
 
 /**
  * POST on a bus URL: one message, or one per part of a multipart/form-data
@@ -20,6 +42,13 @@ export async function publish(
   expectsContinue: boolean,
 ): Promise<void> {
   if (channel === '') throw new HttpError(400, 'cannot publish to every channel: name a channel, as in /msgbus/foo')
+  const wait = ctx.rateLimiter?.take(addressOf(req.socket)) ?? 0
+  if (wait > 0) {
+    throw new HttpError(429, `more than ${ctx.rateLimiter!.rate} publishes a second from ${addressOf(req.socket)}`, {
+      'Retry-After': String(Math.ceil(wait)),
+    })
+  }
+
   const header = req.headers['content-type']
   if (header === undefined) throw new HttpError(400, 'a message needs a Content-Type')
   const media = parseMediaType(header)
@@ -31,14 +60,19 @@ export async function publish(
   if (expectsContinue) res.writeContinue()
 
   let deliveries: Delivery[]
-  if (isForm) {
-    const parts = await readForm(req, ctx.options)
-    if (!parts) return
-    deliveries = ctx.bus.publishAll(parts.map((part) => ({channel, type: part.full, essence: part.essence, sender, body: part.body})))
-  } else {
-    const body = await readBody(req, limit)
-    if (!body) return
-    deliveries = [ctx.bus.publish({channel, type: media.full, essence: media.essence, sender, body})]
+  const stopWatching = watchForStall(ctx, req)
+  try {
+    if (isForm) {
+      const parts = await readForm(req, ctx.options)
+      if (!parts) return
+      deliveries = ctx.bus.publishAll(parts.map((part) => ({channel, type: part.full, essence: part.essence, sender, body: part.body})))
+    } else {
+      const body = await readBody(req, limit)
+      if (!body) return
+      deliveries = [ctx.bus.publish({channel, type: media.full, essence: media.essence, sender, body})]
+    }
+  } finally {
+    stopWatching()
   }
 
   res.writeHead(204, {

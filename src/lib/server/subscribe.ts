@@ -1,6 +1,6 @@
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import {STATUS_CODES} from 'node:http'
-import {compileFilter} from '../protocol/filter.js'
+import {bothFilters, compileFilter, type MessageFilter} from '../protocol/filter.js'
 import type {StreamEncoder} from '../protocol/stream-encoder.js'
 import {isMessageId} from '../bus/message-id.js'
 import {channelLabel, peerOf, type ServerContext} from './context.js'
@@ -9,6 +9,11 @@ import {LogLevel} from './logger.js'
 import {chooseRepresentation} from './negotiate.js'
 import {HttpSubscription} from './subscription.js'
 import {takeOver} from './takeover.js'
+
+/** An `<img>` (or CSS image) loading the stream. */
+function isImageRequest(req: IncomingMessage): boolean {
+  return req.headers['sec-fetch-dest']?.toLowerCase() === 'image'
+}
 
 function isHttp11(req: IncomingMessage): boolean {
   return req.httpVersionMajor > 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1)
@@ -62,11 +67,13 @@ export function subscribe(
   channel: string,
   query: string,
   cors: Record<string, string>,
+  /** The channels the ACL lets this subscriber see (serve --acl). */
+  permitted?: MessageFilter,
 ): void {
   const params = new URLSearchParams(query)
   const representation = chooseRepresentation(req.headers, params.get('format'))
   const filterText = {type: params.getAll('type').join(','), sender: params.getAll('sender').join(',')}
-  const accepts = compileFilter(filterText)
+  const accepts = bothFilters(permitted, compileFilter(filterText))
   if (representation === 'html') {
     if (ctx.viewer instanceof Error) throw new HttpError(404, 'the viewer page is not installed; ask for a stream with ?format=')
     ctx.viewer.serve(req, res, {Vary: negotiatedVary(cors)})
@@ -79,7 +86,12 @@ export function subscribe(
     throw new HttpError(503, `too many subscribers (the limit is ${maxSubscribers})`, {'Retry-After': '5'})
   }
 
-  const encoder = ctx.encoders[representation]
+  const {maxChannels} = ctx.options
+  if (maxChannels > 0 && channel !== '' && !ctx.bus.hasSubscribers(channel) && ctx.bus.channelCount >= maxChannels) {
+    throw new HttpError(503, `too many channels (the limit is ${maxChannels})`, {'Retry-After': '5'})
+  }
+
+  const encoder = representation === 'multipart' && isImageRequest(req) ? ctx.encoders.image : ctx.encoders[representation]
   const chunked = isHttp11(req)
   const headers = streamHeaders(ctx, cors, encoder, chunked)
   if (req.method === 'HEAD') {
@@ -89,24 +101,34 @@ export function subscribe(
   }
 
   const socket = req.socket
-  const peer = peerOf(socket)
-  const subscription = new HttpSubscription(socket, channel, chunked, accepts, encoder, ctx.writer, peer)
+  // No request behind this one is answered (see handler.ts), from now on.
   ctx.streaming.add(socket)
-  socket.setNoDelay(true)
-  subscription.start(rawHead(headers))
-  takeOver(socket, req, res)
-  ctx.bus.subscribe(subscription)
-  ctx.subscriptions.add(subscription)
-  const details = [
-    representation !== 'multipart' && `format=${representation}`,
-    filterText.type && `type=${filterText.type}`,
-    filterText.sender && `sender=${filterText.sender}`,
-  ].filter(Boolean)
-  const described = `${peer} ${channelLabel(channel)}${details.length ? ` ${details.join(' ')}` : ''}`
-  ctx.logger.log(LogLevel.Subscriptions, 'subscribe', described)
-  socket.once('close', () => {
-    ctx.bus.unsubscribe(subscription)
-    ctx.subscriptions.delete(subscription)
-    ctx.logger.log(LogLevel.Subscriptions, 'unsubscribe', `${described} after ${subscription.received} messages`)
-  })
+  const begin = (pipelined: boolean): void => {
+    if (socket.destroyed) return
+    const subscription = new HttpSubscription(socket, channel, chunked, accepts, encoder, ctx.writer, peerOf(socket))
+    socket.setNoDelay(true)
+    subscription.start(rawHead(headers))
+    // Behind other requests, Node's parser may still hold (paused) bytes of
+    // requests after this one: it stays with Node, which hands any of them
+    // to the handler, which closes the connection.
+    if (!pipelined) takeOver(socket, req, res)
+    ctx.bus.subscribe(subscription)
+    ctx.subscriptions.add(subscription)
+    const details = [
+      representation !== 'multipart' && `format=${representation}`,
+      filterText.type && `type=${filterText.type}`,
+      filterText.sender && `sender=${filterText.sender}`,
+    ].filter(Boolean)
+    const described = `${subscription.peer} ${channelLabel(channel)}${details.length ? ` ${details.join(' ')}` : ''}`
+    ctx.logger.log(LogLevel.Subscriptions, 'subscribe', described)
+    socket.once('close', () => {
+      ctx.bus.unsubscribe(subscription)
+      ctx.subscriptions.delete(subscription)
+      ctx.logger.log(LogLevel.Subscriptions, 'unsubscribe', `${described} after ${subscription.received} messages`)
+    })
+  }
+
+  // A subscription pipelined behind another request waits until the answer to that one is out and the connection is its own.
+  if (res.socket) begin(false)
+  else res.once('socket', () => begin(true))
 }

@@ -17,8 +17,12 @@ const HTTP_LISTENER = /^(?:bound )?(?:socketOn|onSocket)/
  * end.
  */
 export function takeOver(socket: Socket, req: IncomingMessage, res: ServerResponse): void {
-  // Not while the parser is still running the request that got us here.
-  process.nextTick(() => {
+  // Not while the parser is still running the read that brought the request:
+  // it calls back into JavaScript once per request, header block and body
+  // piece, and process.nextTick callbacks run in between, with requests
+  // pipelined behind this one still to parse. An immediate runs once the
+  // whole read has been parsed.
+  setImmediate(() => {
     if (socket.destroyed) return
     for (const event of ['data', 'end', 'close', 'drain', 'error', 'timeout', 'resume', 'pause']) {
       for (const listener of socket.listeners(event)) {

@@ -1,0 +1,93 @@
+// HTTPS as run in production: modern TLS only, and a certificate renewed
+// with SIGHUP while subscriptions stay up.
+import assert from 'node:assert/strict'
+import {copyFileSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {connect, type ConnectionOptions} from 'node:tls'
+import {CurlStream} from './support/curl-stream.js'
+import {curl, ServeProcess} from './support/harness.js'
+import {makeCertificate} from './support/tls.js'
+
+/** A TLS handshake with the server: the certificate's common name and the protocol, or the error. */
+function handshake(port: number, options: ConnectionOptions = {}): Promise<{commonName: string; protocol: string | null}> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({port, host: '127.0.0.1', servername: 'localhost', rejectUnauthorized: false, ...options}, () => {
+      const certificate = socket.getPeerCertificate()
+      resolve({commonName: String(certificate.subject.CN), protocol: socket.getProtocol()})
+      socket.destroy()
+    })
+    socket.on('error', reject)
+  })
+}
+
+async function waitForLog(serve: ServeProcess, pattern: RegExp): Promise<void> {
+  const deadline = Date.now() + 5000
+  while (!pattern.test(serve.stderr)) {
+    assert.ok(Date.now() < deadline, `no log line ${pattern}: ${serve.stderr}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+describe('TLS', function () {
+  this.timeout(20000)
+  let dir: string
+  let first: {certFile: string; keyFile: string}
+  let second: {certFile: string; keyFile: string}
+  const live = () => ({certFile: join(dir, 'live.cert.pem'), keyFile: join(dir, 'live.key.pem')})
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'msgbus-tls-'))
+    first = await makeCertificate(dir, 'first', 'first')
+    second = await makeCertificate(dir, 'second', 'second')
+  })
+
+  after(() => rmSync(dir, {recursive: true, force: true}))
+  afterEach(() => CurlStream.killAll())
+
+  async function serveWith(pair: {certFile: string; keyFile: string}): Promise<ServeProcess> {
+    copyFileSync(pair.certFile, live().certFile)
+    copyFileSync(pair.keyFile, live().keyFile)
+    return ServeProcess.start(['-p', '0', '-P', '0', '-l', '127.0.0.1', '-c', live().certFile, '--key', live().keyFile])
+  }
+
+  it('TLS 1.2 and 1.3 only: a client that offers at most TLS 1.1 is refused; a current one gets TLS 1.3', async () => {
+    const serve = await serveWith(first)
+    try {
+      const port = serve.port('HTTPS')
+      assert.equal((await handshake(port)).protocol, 'TLSv1.3')
+      assert.equal((await handshake(port, {maxVersion: 'TLSv1.2'})).protocol, 'TLSv1.2')
+      await assert.rejects(handshake(port, {minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0'}))
+    } finally {
+      await serve.stop()
+    }
+  })
+
+  it('SIGHUP: new connections get the renewed certificate, an open subscription keeps receiving; an unreadable one keeps the old', async () => {
+    const serve = await serveWith(first)
+    try {
+      const port = serve.port('HTTPS')
+      const url = `https://127.0.0.1:${port}/msgbus/renewed`
+      const subscriber = await CurlStream.open(url, ['-k'])
+      assert.equal((await handshake(port)).commonName, 'first')
+
+      copyFileSync(second.certFile, live().certFile)
+      copyFileSync(second.keyFile, live().keyFile)
+      serve.child.kill('SIGHUP')
+      await waitForLog(serve, /reload certificate .*live\.cert\.pem and key .*live\.key\.pem/)
+      assert.equal((await handshake(port)).commonName, 'second')
+
+      writeFileSync(live().certFile, 'not a certificate\n')
+      serve.child.kill('SIGHUP')
+      await waitForLog(serve, /reload certificate or key unusable: .*; keeping the previous certificate/)
+      assert.equal((await handshake(port)).commonName, 'second')
+
+      const published = await curl(['-sk', '-o', '/dev/null', '-w', '%{http_code}', '-H', 'Content-Type: text/plain', '-d', 'after renewal', url])
+      assert.equal(published.stdout, '204')
+      await subscriber.waitParts(1)
+      assert.deepEqual(subscriber.bodies(), ['after renewal'])
+    } finally {
+      await serve.stop()
+    }
+  })
+})
