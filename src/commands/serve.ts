@@ -1,25 +1,10 @@
-import {readFile} from 'node:fs/promises'
 import {Flags} from '@oclif/core'
 import {MsgbusCommand} from '../lib/cli/command.js'
 import {sizeFlag} from '../lib/cli/flags.js'
 import {normalizeVerbosity} from '../lib/cli/verbosity.js'
-import {createBus, type BusServer} from '../lib/server/bus-server.js'
-import {LogLevel, streamLogger} from '../lib/server/logger.js'
-import {dropPrivileges, resolveUser} from '../lib/server/privileges.js'
 import {hashPasswordFromStdin} from '../lib/cli/hash-password.js'
-
-async function readPem(path: string, what: string): Promise<Buffer> {
-  try {
-    return await readFile(path)
-  } catch (error) {
-    throw new Error(`cannot read ${what} ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
-  }
-}
-
-async function reloadCertificate(server: BusServer, certFile: string, keyFile: string | undefined): Promise<void> {
-  const cert = await readPem(certFile, 'certificate')
-  server.reloadCertificate(cert, keyFile === undefined ? cert : await readPem(keyFile, 'key'))
-}
+import {serve} from '../lib/cli/serve.js'
+import {streamLogger} from '../lib/server/logger.js'
 
 export default class Serve extends MsgbusCommand {
   static override summary = 'Run the message bus server.'
@@ -124,16 +109,13 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
       this.error(`--acl and ${given} cannot be used together: with --acl, users log in with their own passwords`, {exit: 2})
     }
 
-    const logger = streamLogger(flags.verbose)
-    const user = flags.user === undefined ? undefined : resolveUser(flags.user)
-    const cert = flags.cert === undefined ? undefined : await readPem(flags.cert, 'certificate')
-    const key = flags.key === undefined ? undefined : await readPem(flags.key, 'key')
-    const server = createBus({
+    await serve({
       port: flags.port,
       address: flags.address,
       sslPort: flags['ssl-port'],
-      cert,
-      key,
+      certFile: flags.cert,
+      keyFile: flags.key,
+      user: flags.user,
       docroot: flags.docroot,
       secret: flags.secret,
       acl: flags.acl,
@@ -151,36 +133,7 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
       maxChannels: flags['max-channels'],
       statsInterval: flags.stats,
       cors: flags.cors,
-      logger,
-    })
-    await server.start()
-    if (user) {
-      dropPrivileges(user)
-      logger.log(LogLevel.Always, 'listen', `running as ${flags.user} (uid ${user.uid}, gid ${user.gid})`)
-    }
-
-    const shutdown = (signal: string) => {
-      logger.log(LogLevel.Always, 'stop', `${signal} received`)
-      server.stop().then(() => process.exit(0))
-    }
-
-    process.once('SIGINT', shutdown)
-    process.once('SIGTERM', shutdown)
-    // kill -HUP: re-read the certificate and the ACL; what cannot be read stays as it was.
-    process.on('SIGHUP', () => {
-      if (flags.cert !== undefined) {
-        reloadCertificate(server, flags.cert, flags.key).then(
-          () => logger.log(LogLevel.Always, 'reload', `certificate ${flags.cert}${flags.key ? ` and key ${flags.key}` : ''}`),
-          (error: Error) => logger.warn('reload', `${error.message}; keeping the previous certificate`),
-        )
-      }
-
-      if (flags.acl !== undefined) {
-        server.reloadAcl().then(
-          ({file, description}) => logger.log(LogLevel.Always, 'reload', `acl ${file} (${description})`),
-          (error: Error) => logger.warn('reload', `${error.message}; keeping the previous ACL`),
-        )
-      }
+      logger: streamLogger(flags.verbose),
     })
   }
 }

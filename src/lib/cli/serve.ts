@@ -1,0 +1,70 @@
+import {readFile} from 'node:fs/promises'
+import {createBus, type BusServer} from '../server/bus-server.js'
+import {LogLevel, type Logger} from '../server/logger.js'
+import type {BusServerOptions} from '../server/options.js'
+import {dropPrivileges, resolveUser} from '../server/privileges.js'
+
+export interface ServeOptions extends Omit<BusServerOptions, 'cert' | 'key' | 'logger'> {
+  /** PEM files, read now and again on SIGHUP. */
+  certFile?: string
+  keyFile?: string
+  /** Run as this user once the ports are bound. */
+  user?: string
+  logger: Logger
+}
+
+async function readPem(path: string, what: string): Promise<Buffer> {
+  try {
+    return await readFile(path)
+  } catch (error) {
+    throw new Error(`cannot read ${what} ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+  }
+}
+
+/**
+ * `msgbus serve`: starts the bus, drops privileges, and ties it to signals:
+ * SIGINT and SIGTERM end every stream properly and exit 0; SIGHUP re-reads
+ * the certificate and the ACL, keeping what cannot be read.
+ */
+export async function serve(options: ServeOptions): Promise<BusServer> {
+  const {certFile, keyFile, user: userName, logger, ...busOptions} = options
+  // Looked up before anything is bound, so a typo fails at once.
+  const user = userName === undefined ? undefined : resolveUser(userName)
+  const cert = certFile === undefined ? undefined : await readPem(certFile, 'certificate')
+  const key = keyFile === undefined ? undefined : await readPem(keyFile, 'key')
+  const server = createBus({...busOptions, cert, key, logger})
+  await server.start()
+  if (user) {
+    dropPrivileges(user)
+    logger.log(LogLevel.Always, 'listen', `running as ${userName} (uid ${user.uid}, gid ${user.gid})`)
+  }
+
+  const shutdown = (signal: string) => {
+    logger.log(LogLevel.Always, 'stop', `${signal} received`)
+    server.stop().then(() => process.exit(0))
+  }
+
+  process.once('SIGINT', shutdown)
+  process.once('SIGTERM', shutdown)
+  process.on('SIGHUP', () => {
+    if (certFile !== undefined) {
+      reloadCertificate(server, certFile, keyFile).then(
+        () => logger.log(LogLevel.Always, 'reload', `certificate ${certFile}${keyFile ? ` and key ${keyFile}` : ''}`),
+        (error: Error) => logger.warn('reload', `${error.message}; keeping the previous certificate`),
+      )
+    }
+
+    if (options.acl !== undefined) {
+      server.reloadAcl().then(
+        ({file, description}) => logger.log(LogLevel.Always, 'reload', `acl ${file} (${description})`),
+        (error: Error) => logger.warn('reload', `${error.message}; keeping the previous ACL`),
+      )
+    }
+  })
+  return server
+}
+
+async function reloadCertificate(server: BusServer, certFile: string, keyFile: string | undefined): Promise<void> {
+  const cert = await readPem(certFile, 'certificate')
+  server.reloadCertificate(cert, keyFile === undefined ? cert : await readPem(keyFile, 'key'))
+}
