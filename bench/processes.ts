@@ -5,7 +5,7 @@
  * and killed when it exits.
  */
 import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
-import {copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync} from 'node:fs'
+import {copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {performance} from 'node:perf_hooks'
@@ -106,6 +106,8 @@ export function prepareCli(build: boolean): string {
     copyFileSync(join(ROOT, file), join(snapshot, file))
   }
 
+  // The viewer page, which the server reads at start-up.
+  cpSync(join(ROOT, 'web'), join(snapshot, 'web'), {recursive: true})
   return join(snapshot, 'bin', 'run.js')
 }
 

@@ -3,6 +3,8 @@ import type {ServerCounters} from './bus-server.js'
 import {LogLevel, type Logger} from './logger.js'
 
 const MiB = 1024 * 1024
+/** The sampling timer's period: the histogram records whole periods, so the delay is what lies beyond one. */
+const RESOLUTION_MS = 10
 
 /**
  * Every `intervalMs`, one log line of how the server is doing: what it
@@ -12,7 +14,7 @@ const MiB = 1024 * 1024
  */
 export function startStats(intervalMs: number, counters: () => ServerCounters, logger: Logger): () => void {
   if (intervalMs <= 0) return () => {}
-  const delay = monitorEventLoopDelay({resolution: 10})
+  const delay = monitorEventLoopDelay({resolution: RESOLUTION_MS})
   delay.enable()
   let last = counters()
   let lastAt = performance.now()
@@ -21,7 +23,7 @@ export function startStats(intervalMs: number, counters: () => ServerCounters, l
     const at = performance.now()
     const seconds = (at - lastAt) / 1000
     const memory = process.memoryUsage()
-    const ms = (ns: number) => (ns / 1e6).toFixed(1)
+    const ms = (ns: number) => Math.max(0, ns / 1e6 - RESOLUTION_MS).toFixed(1)
     logger.log(
       LogLevel.Always,
       'stats',

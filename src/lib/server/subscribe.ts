@@ -1,4 +1,5 @@
 import type {IncomingMessage, ServerResponse} from 'node:http'
+import type {Socket} from 'node:net'
 import {STATUS_CODES} from 'node:http'
 import {bothFilters, compileFilter, type MessageFilter} from '../protocol/filter.js'
 import type {StreamEncoder} from '../protocol/stream-encoder.js'
@@ -100,35 +101,55 @@ export function subscribe(
     return
   }
 
-  const socket = req.socket
   // No request behind this one is answered (see handler.ts), from now on.
-  ctx.streaming.add(socket)
-  const begin = (pipelined: boolean): void => {
-    if (socket.destroyed) return
-    const subscription = new HttpSubscription(socket, channel, chunked, accepts, encoder, ctx.writer, peerOf(socket))
-    socket.setNoDelay(true)
-    subscription.start(rawHead(headers))
-    // Behind other requests, Node's parser may still hold (paused) bytes of
-    // requests after this one: it stays with Node, which hands any of them
-    // to the handler, which closes the connection.
-    if (!pipelined) takeOver(socket, req, res)
-    ctx.bus.subscribe(subscription)
-    ctx.subscriptions.add(subscription)
-    const details = [
-      representation !== 'multipart' && `format=${representation}`,
-      filterText.type && `type=${filterText.type}`,
-      filterText.sender && `sender=${filterText.sender}`,
-    ].filter(Boolean)
-    const described = `${subscription.peer} ${channelLabel(channel)}${details.length ? ` ${details.join(' ')}` : ''}`
-    ctx.logger.log(LogLevel.Subscriptions, 'subscribe', described)
-    socket.once('close', () => {
-      ctx.bus.unsubscribe(subscription)
-      ctx.subscriptions.delete(subscription)
-      ctx.logger.log(LogLevel.Subscriptions, 'unsubscribe', `${described} after ${subscription.received} messages`)
-    })
+  ctx.streaming.add(req.socket)
+  const details = [
+    representation !== 'multipart' && `format=${representation}`,
+    filterText.type && `type=${filterText.type}`,
+    filterText.sender && `sender=${filterText.sender}`,
+  ].filter(Boolean)
+  const stream: StreamSpec = {channel, chunked, accepts, encoder, head: rawHead(headers), details: details.join(' ')}
+  // A subscription pipelined behind another request waits until the answer
+  // to that one is out and the connection is its own. Node's parser may then
+  // still hold bytes of requests behind this one: the connection stays with
+  // Node, which hands them to the handler, which closes it.
+  if (res.socket) {
+    const socket = startStream(ctx, req.socket, stream)
+    if (socket) takeOver(socket, req, res)
+  } else {
+    res.once('socket', () => startStream(ctx, req.socket, stream))
   }
+}
 
-  // A subscription pipelined behind another request waits until the answer to that one is out and the connection is its own.
-  if (res.socket) begin(false)
-  else res.once('socket', () => begin(true))
+interface StreamSpec {
+  channel: string
+  chunked: boolean
+  accepts: MessageFilter | undefined
+  encoder: StreamEncoder
+  head: string
+  /** For the log: the format and filters asked for. */
+  details: string
+}
+
+/**
+ * Makes the connection a subscription. Kept apart from the request so that
+ * what outlives it (the subscription and its close listener) holds nothing
+ * of the request or the response. Returns the socket, or undefined when it
+ * is gone already.
+ */
+function startStream(ctx: ServerContext, socket: Socket, spec: StreamSpec): Socket | undefined {
+  if (socket.destroyed) return undefined
+  const subscription = new HttpSubscription(socket, spec.channel, spec.chunked, spec.accepts, spec.encoder, ctx.writer, peerOf(socket))
+  socket.setNoDelay(true)
+  subscription.start(spec.head)
+  ctx.bus.subscribe(subscription)
+  ctx.subscriptions.add(subscription)
+  const described = `${subscription.peer} ${channelLabel(spec.channel)}${spec.details ? ` ${spec.details}` : ''}`
+  ctx.logger.log(LogLevel.Subscriptions, 'subscribe', described)
+  socket.once('close', () => {
+    ctx.bus.unsubscribe(subscription)
+    ctx.subscriptions.delete(subscription)
+    ctx.logger.log(LogLevel.Subscriptions, 'unsubscribe', `${described} after ${subscription.received} messages`)
+  })
+  return socket
 }

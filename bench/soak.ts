@@ -1,0 +1,905 @@
+/**
+ * `npm run soak`: the soak test of issue 6. Runs `msgbus serve` for a long
+ * while under steady load and churn, and fails when anything was lost or the
+ * server's memory grew.
+ *
+ *   npm run soak                                   # 600 s, 10,000 subscribers, 5 msg/s, churn 100/s
+ *   npm run soak -- --duration 60 --json
+ *   npm run soak -- --duration 30 --subscribers 2000 --rate 50 --churn 200 --no-build
+ *
+ * Every part is its own process, as in bench/fanout.ts: the server (`msgbus
+ * serve --stats 5`, with a live-heap probe: bench/proc.ts GC_PROBE_NODE_ARGS),
+ * the steady subscribers (`msgbus test-sub`, split over --sub-processes), the
+ * publisher (`msgbus test-pub -r RATE -d DURATION`); the churner (raw sockets
+ * that subscribe, hold a random 0-500 ms and leave by RST, FIN or mid-head)
+ * runs in this process. Loopback only, bounded in time; every child is
+ * stopped on any exit path (SIGINT included). See bench/README.md, "Soak".
+ *
+ * Exit status: 0 only with no loss and no growth; 1 when the verdict fails;
+ * 2 when the run could not be made (usage, build, server did not start).
+ */
+import {connect, type Socket} from 'node:net'
+import {performance} from 'node:perf_hooks'
+import {resolve} from 'node:path'
+import {pathToFileURL} from 'node:url'
+import {parseArgs} from 'node:util'
+import type {TestPubReport, TestSubReport} from '../src/lib/load/report.js'
+import {GC_PROBE_NODE_ARGS, parseGcProbe, parseStatsLine, statusBytes, type GcProbe} from './proc.js'
+import {jsonOf, prepareCli, runCli, sleep, stop, stopAll, until, type Cli} from './processes.js'
+
+const MiB = 1024 * 1024
+
+function log(text: string): void {
+  process.stderr.write(`soak: ${text}\n`)
+}
+
+// ---------------------------------------------------------------- the server, watched
+
+export interface StatsSample {
+  /** performance.now() when the line arrived. */
+  at: number
+  values: Record<string, number>
+}
+
+/**
+ * `msgbus serve --port 0 --address 127.0.0.1 ...` in its own process (bench/processes.ts
+ * runCli: guarded, killed on exit), with its --stats lines parsed as they come
+ * and, when started with GC_PROBE_NODE_ARGS, its live heap on demand.
+ */
+export class Serve {
+  port = 0
+  url = ''
+  readonly stats: StatsSample[] = []
+  /** Lines that say a subscriber was slow, or that something went wrong. */
+  slowLines = 0
+  readonly warnings: string[] = []
+  onStats?: (sample: StatsSample) => void
+  exitCode: number | NodeJS.Signals | undefined
+  private probeWaiters: Array<(probe: GcProbe) => void> = []
+  private statsWaiters: Array<() => void> = []
+
+  private constructor(readonly cli: Cli) {
+    void cli.exit.then((code) => {
+      this.exitCode = code
+      for (const wake of this.statsWaiters.splice(0)) wake()
+    })
+    cli.onLine = (line, at) => {
+      const values = parseStatsLine(line)
+      if (values) {
+        const sample = {at, values}
+        this.stats.push(sample)
+        this.onStats?.(sample)
+        for (const wake of this.statsWaiters.splice(0)) wake()
+        return
+      }
+
+      const probe = parseGcProbe(line)
+      if (probe) {
+        this.probeWaiters.shift()?.(probe)
+        return
+      }
+
+      if (/ slow /.test(line)) this.slowLines++
+      const listening = / listen HTTP on ([\d.]+):(\d+)/.exec(line)
+      if (listening && this.port === 0) {
+        this.port = Number(listening[2])
+        this.url = `http://127.0.0.1:${this.port}`
+      } else if (/error|uncaught|unhandled|exception|warn|EMFILE|ENFILE/i.test(line) && this.warnings.length < 50) {
+        this.warnings.push(line)
+      }
+    }
+  }
+
+  static async start(runJs: string, args: string[], lifetimeMs: number, nodeArgs: string[] = GC_PROBE_NODE_ARGS): Promise<Serve> {
+    const serve = new Serve(runCli(runJs, 'msgbus serve', ['serve', '--port', '0', '--address', '127.0.0.1', ...args], lifetimeMs, nodeArgs))
+    await Promise.race([
+      until(() => serve.port > 0, 20_000, () => `the server did not say where it listens within 20 s:\n${serve.cli.lines.join('\n')}`),
+      serve.cli.exit.then((code) => {
+        if (serve.port === 0) throw new Error(`the server exited (${code}) before listening:\n${serve.cli.lines.join('\n')}`)
+      }),
+    ])
+    return serve
+  }
+
+  get alive(): boolean {
+    return this.exitCode === undefined
+  }
+
+  get pid(): number {
+    return this.cli.pid
+  }
+
+  /** The server's RSS now, from /proc (bytes; NaN once it has gone). */
+  rss(): number {
+    try {
+      return statusBytes(this.pid, 'VmRSS')
+    } catch {
+      return Number.NaN
+    }
+  }
+
+  /** A full garbage collection in the server, then its memory: heapUsed is then what it really holds. */
+  probe(timeoutMs = 5000): Promise<GcProbe> {
+    if (!this.alive) return Promise.reject(new Error(`the server has exited (${this.exitCode})`))
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.probeWaiters = this.probeWaiters.filter((waiter) => waiter !== done)
+        reject(new Error(`the server did not answer the heap probe within ${timeoutMs} ms (started without GC_PROBE_NODE_ARGS?)`))
+      }, timeoutMs)
+      const done = (probe: GcProbe) => {
+        clearTimeout(timer)
+        resolve(probe)
+      }
+
+      this.probeWaiters.push(done)
+      this.cli.child.kill('SIGUSR2')
+    })
+  }
+
+  /** Waits for a stats line (one that arrives after the call) whose values pass `test`; rejects after `timeoutMs` or when the server exits. */
+  async statsUntil(test: (values: Record<string, number>) => boolean, timeoutMs: number, what: string): Promise<StatsSample> {
+    const deadline = performance.now() + timeoutMs
+    let seen = this.stats.length
+    for (;;) {
+      for (; seen < this.stats.length; seen++) if (test(this.stats[seen]!.values)) return this.stats[seen]!
+      if (!this.alive) throw new Error(`the server exited (${this.exitCode}) while waiting for ${what}:\n${this.cli.lines.slice(-10).join('\n')}`)
+      const left = deadline - performance.now()
+      const last = this.stats.at(-1)?.values
+      if (left <= 0) throw new Error(`no stats line with ${what} within ${timeoutMs / 1000} s; the last: ${JSON.stringify(last)}`)
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left)
+        this.statsWaiters.push(() => {
+          clearTimeout(timer)
+          resolve()
+        })
+      })
+    }
+  }
+}
+
+// ---------------------------------------------------------------- test-sub and test-pub
+
+export interface SubProcess {
+  cli: Cli
+  requested: number
+  /** From its last progress line (`connected N/M failed F | R msgs/s ...`). */
+  connected: number
+  failed: number
+  lastRate: number
+  lastLineAt: number
+  /** When it last reported a second with messages in it. */
+  lastBusyAt: number
+}
+
+/** `msgbus test-sub -n N ... --interval 1 --json` in its own process, its progress followed. */
+export function startTestSub(runJs: string, url: string, channel: string, requested: number, label: string, lifetimeSeconds: number): SubProcess {
+  const args = ['test-sub', '--url', url, '-c', channel, '-n', String(requested), '--interval', '1', '-d', String(Math.ceil(lifetimeSeconds)), '--json']
+  const cli = runCli(runJs, label, args, (lifetimeSeconds + 15) * 1000)
+  const proc: SubProcess = {cli, requested, connected: 0, failed: 0, lastRate: Number.NaN, lastLineAt: 0, lastBusyAt: 0}
+  cli.onLine = (line, at) => {
+    const progress = /connected (\d+)\/(\d+) failed (\d+) \| ([\d.]+) msgs\/s/.exec(line)
+    if (!progress) return
+    proc.connected = Number(progress[1])
+    proc.failed = Number(progress[3])
+    proc.lastRate = Number(progress[4])
+    proc.lastLineAt = at
+    if (proc.lastRate > 0) proc.lastBusyAt = at
+  }
+
+  return proc
+}
+
+/** Resolves once every test-sub says all its subscriptions are live (or failed); rejects when one exits first. */
+export async function subscribersLive(procs: SubProcess[], timeoutMs: number): Promise<void> {
+  let done = false
+  try {
+    await Promise.race([
+      until(
+        () => procs.every((p) => p.lastLineAt > 0 && p.connected + p.failed >= p.requested),
+        timeoutMs,
+        () => `only ${procs.reduce((n, p) => n + p.connected, 0)} of ${procs.reduce((n, p) => n + p.requested, 0)} subscriptions live after ${timeoutMs / 1000} s`,
+        100,
+      ),
+      ...procs.map((p) =>
+        p.cli.exit.then((code) => {
+          if (!done) throw new Error(`${p.cli.label} exited (${code}) before its subscriptions were live:\n${p.cli.lines.slice(-5).join('\n')}`)
+        }),
+      ),
+    ])
+  } finally {
+    done = true
+  }
+}
+
+/** Waits until every test-sub has reported a whole second, begun after `since`, with nothing received (at most `limitMs`); returns false if they were still receiving. */
+export async function drained(procs: SubProcess[], since: number, limitMs: number): Promise<boolean> {
+  try {
+    await until(() => procs.every((p) => p.lastLineAt > since + 1050 && p.lastRate === 0), limitMs, () => 'still receiving', 50)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** SIGTERM (test-sub then prints its JSON document and exits: 0 unless it lost messages or a connection failed). */
+export async function stopTestSub(proc: SubProcess): Promise<{report: TestSubReport; code: number | NodeJS.Signals}> {
+  await stop(proc.cli.child, 15_000)
+  const code = await proc.cli.exit
+  return {report: jsonOf<TestSubReport>(proc.cli), code}
+}
+
+/** `msgbus test-pub -c CHANNEL -r RATE -d SECONDS --json` in its own process. */
+export function startTestPub(runJs: string, url: string, channel: string, rate: number, seconds: number, label = 'test-pub'): Cli {
+  const args = ['test-pub', '--url', url, '-c', channel, '-r', String(rate), '-d', String(seconds), '--interval', '5', '--json']
+  const cli = runCli(runJs, label, args, (seconds + 40) * 1000)
+  // Bounded: stopped if it overruns its duration by 30 s.
+  const timer = setTimeout(() => void stop(cli.child, 5000), (seconds + 30) * 1000)
+  void cli.exit.then(() => clearTimeout(timer))
+  return cli
+}
+
+export async function pubReport(cli: Cli): Promise<{report: TestPubReport; code: number | NodeJS.Signals}> {
+  const code = await cli.exit
+  return {report: jsonOf<TestPubReport>(cli), code}
+}
+
+// ---------------------------------------------------------------- the churner
+
+export type ChurnMode = 'rst' | 'fin' | 'mid-head'
+
+export interface ChurnCounts {
+  /** Connections started. */
+  opened: number
+  /** Those whose subscription opened (a 200 came) before they left. */
+  streamed: number
+  /** Left by RST (SO_LINGER 0) after the whole request head. */
+  rst: number
+  /** Left by a clean FIN after the whole request head. */
+  fin: number
+  /** Left (half by RST, half by FIN) in the middle of the request head. */
+  midHead: number
+  /** Mid-head connections that the server answered with 400 after their FIN (the head was cut short: a fair answer). */
+  midHeadAnswered: number
+  /** Answered with anything but 200 (refused: 503 and the like), mid-head FINs' 400 aside. */
+  refused: number
+  /** Connections that could not be made. */
+  connectErrors: number
+  /** After our FIN, the server did not close its side within 30 s. */
+  finUnanswered: number
+  /** From connect to the 200 that opens a subscription, ms: p50, p99, max over the subscriptions that opened. */
+  answerMs: {p50: number; p99: number; max: number}
+  /** From our FIN to the server closing its side, ms: p50, p99, max. */
+  finCloseMs: {p50: number; p99: number; max: number}
+  /** The first few errors, for the report. */
+  errors: string[]
+}
+
+const MODES: ChurnMode[] = ['rst', 'fin', 'mid-head']
+
+/**
+ * Subscribers that come and go: `rate` connections a second (on an absolute
+ * schedule), each subscribing to `path`, holding a random 0-`maxHoldMs` ms,
+ * then leaving, in turn by RST, by a clean FIN, or part-way through its
+ * request head (then by RST or FIN). Whatever the server sends them is read
+ * and thrown away. Connections come from `sources` (loopback addresses) in
+ * turn, so they do not use up one address's ephemeral ports.
+ */
+export class Churner {
+  readonly counts: ChurnCounts = {opened: 0, streamed: 0, rst: 0, fin: 0, midHead: 0, midHeadAnswered: 0, refused: 0, connectErrors: 0, finUnanswered: 0,
+    answerMs: {p50: Number.NaN, p99: Number.NaN, max: Number.NaN}, finCloseMs: {p50: Number.NaN, p99: Number.NaN, max: Number.NaN}, errors: []}
+  private readonly answerTimes: number[] = []
+  private readonly finCloseTimes: number[] = []
+  private stopping = false
+  private readonly open = new Set<Socket>()
+  private timer: NodeJS.Timeout | undefined
+  private started = 0
+  private readonly sources: string[]
+  private readonly maxHoldMs: number
+  private readonly maxOpen: number
+
+  constructor(
+    private readonly port: number,
+    private readonly path: string,
+    private readonly rate: number,
+    options: {maxHoldMs?: number; sources?: string[]} = {},
+  ) {
+    this.maxHoldMs = options.maxHoldMs ?? 500
+    this.sources = options.sources ?? Array.from({length: 20}, (_, i) => `127.0.0.${101 + i}`)
+    // Held 0-maxHold ms, so about rate × maxHold / 2 at once; past four times that the server is not letting go.
+    this.maxOpen = Math.max(100, Math.ceil((4 * rate * this.maxHoldMs) / 1000))
+  }
+
+  /** Connections open now. */
+  get current(): number {
+    return this.open.size
+  }
+
+  start(): void {
+    if (this.rate <= 0 || this.timer) return
+    this.stopping = false
+    this.started = performance.now()
+    const base = this.counts.opened
+    this.timer = setInterval(() => {
+      const due = base + Math.floor(((performance.now() - this.started) / 1000) * this.rate)
+      while (this.counts.opened < due && this.open.size < this.maxOpen) this.one()
+    }, 5)
+  }
+
+  /** Stops opening; those still open leave by RST (those waiting for the server's FIN too). Resolves once they are closed (at most 5 s). */
+  async stop(): Promise<ChurnCounts> {
+    clearInterval(this.timer)
+    this.timer = undefined
+    this.stopping = true
+    for (const socket of this.open) resetOrDestroy(socket)
+    const deadline = performance.now() + 5000
+    while (this.open.size > 0 && performance.now() < deadline) await sleep(20)
+    this.counts.answerMs = percentiles(this.answerTimes)
+    this.counts.finCloseMs = percentiles(this.finCloseTimes)
+    return this.counts
+  }
+
+  private error(text: string): void {
+    if (this.counts.errors.length < 5 && !this.counts.errors.includes(text)) this.counts.errors.push(text)
+  }
+
+  private one(): void {
+    const index = this.counts.opened++
+    const mode = MODES[index % MODES.length]!
+    const hold = Math.random() * this.maxHoldMs
+    const socket = connect({host: '127.0.0.1', port: this.port, localAddress: this.sources[index % this.sources.length]})
+    this.open.add(socket)
+    let connected = false
+    let answered = false
+    let holdTimer: NodeJS.Timeout | undefined
+    let finTimer: NodeJS.Timeout | undefined
+    let finSent = 0
+    let connectedAt = 0
+    socket.setNoDelay(true)
+    socket.on('connect', () => {
+      connected = true
+      connectedAt = performance.now()
+      // mid-head: a request head that stops half-way through a header line.
+      socket.write(mode === 'mid-head' ? `GET ${this.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: churn` : `GET ${this.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`)
+      holdTimer = setTimeout(() => {
+        const rst = mode === 'rst' || (mode === 'mid-head' && index % 2 === 0)
+        if (mode === 'rst') this.counts.rst++
+        else if (mode === 'fin') this.counts.fin++
+        else this.counts.midHead++
+        if (rst) {
+          resetOrDestroy(socket)
+          return
+        }
+
+        finSent = performance.now()
+        socket.end()
+        finTimer = setTimeout(() => {
+          this.counts.finUnanswered++
+          this.error(`the server did not close a connection within 30 s of the client's FIN (${mode})`)
+          socket.destroy()
+        }, 30_000)
+      }, hold)
+    })
+    socket.on('data', (chunk: Buffer) => {
+      if (answered) return
+      answered = true
+      const status = chunk.subarray(0, 13).toString('latin1')
+      if (status === 'HTTP/1.1 200 ') {
+        this.counts.streamed++
+        this.answerTimes.push(performance.now() - connectedAt)
+      }
+      else if (mode === 'mid-head' && finSent && status === 'HTTP/1.1 400 ') this.counts.midHeadAnswered++
+      else {
+        this.counts.refused++
+        this.error(`answered ${JSON.stringify(chunk.subarray(0, 40).toString('latin1'))}`)
+      }
+    })
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      if (!connected) {
+        this.counts.connectErrors++
+        this.error(`connect: ${error.code ?? error.message}`)
+      }
+    })
+    socket.on('close', () => {
+      if (finSent && !this.stopping) this.finCloseTimes.push(performance.now() - finSent)
+      clearTimeout(holdTimer)
+      clearTimeout(finTimer)
+      this.open.delete(socket)
+    })
+  }
+}
+
+function percentiles(values: number[]): {p50: number; p99: number; max: number} {
+  const sorted = [...values].sort((a, b) => a - b)
+  const at = (q: number) => (sorted.length ? Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!) : Number.NaN)
+  return {p50: at(0.5), p99: at(0.99), max: sorted.length ? Math.round(sorted.at(-1)!) : Number.NaN}
+}
+
+function resetOrDestroy(socket: Socket): void {
+  // resetAndDestroy() needs a connected TCP handle; before that, destroy() is all there is.
+  if (socket.readyState === 'open' || socket.readyState === 'readOnly' || socket.readyState === 'writeOnly') socket.resetAndDestroy()
+  else socket.destroy()
+}
+
+// ---------------------------------------------------------------- options
+
+const HELP = `usage: npm run soak -- [options]
+
+Runs \`msgbus serve --stats 5\` (its own process) for --duration seconds with
+--subscribers steady subscribers (test-sub processes), test-pub publishing
+--rate msg/s to them, and a churner opening --churn subscriptions a second that
+hold 0-500 ms and leave by RST, FIN or mid-head. Prints a line every interval
+and a summary; exits 0 only with no loss and no growth.
+
+Options:
+  --duration S        seconds of publishing and churn (default 600)
+  --subscribers N     steady subscribers (default 10000)
+  --rate R            messages/s test-pub publishes (default 5: × 10,000 subscribers = 50,000
+                      deliveries/s, half of what 2 cores carry with the tools on them too)
+  --churn C           churned connections opened per second (default 100; 0: none)
+  --sub-processes P   test-sub processes the subscribers are split over (default 2)
+  --interval S        seconds between stats lines and printed lines (default 5)
+  --warmup S          seconds at the start left out of the growth check (default: a quarter
+                      of --duration, at least one interval, at most 60)
+  --server-arg ARG    extra argument for \`msgbus serve\` (repeatable)
+  --no-build          use dist/ as it is instead of running \`npm run build\` first
+  --json              also print the results as one JSON document on stdout
+`
+
+interface Options {
+  duration: number
+  subscribers: number
+  rate: number
+  churn: number
+  subProcesses: number
+  interval: number
+  warmup: number
+  serverArgs: string[]
+  build: boolean
+  json: boolean
+}
+
+function number(text: string | undefined, what: string, fallback: number, min: number): number {
+  if (text === undefined) return fallback
+  const value = Number(text)
+  if (!Number.isFinite(value) || value < min || !Number.isInteger(value)) throw new UsageError(`--${what}: expected a whole number ≥ ${min}, got ${JSON.stringify(text)}`)
+  return value
+}
+
+class UsageError extends Error {}
+
+function parseOptions(argv: string[]): Options {
+  const {values} = parseArgs({
+    args: argv,
+    options: {
+      duration: {type: 'string'},
+      subscribers: {type: 'string'},
+      rate: {type: 'string'},
+      churn: {type: 'string'},
+      'sub-processes': {type: 'string'},
+      interval: {type: 'string'},
+      warmup: {type: 'string'},
+      'server-arg': {type: 'string', multiple: true},
+      'no-build': {type: 'boolean'},
+      json: {type: 'boolean'},
+      help: {type: 'boolean', short: 'h'},
+    },
+    strict: true,
+  })
+  if (values.help) {
+    process.stdout.write(HELP)
+    process.exit(0)
+  }
+
+  const duration = number(values.duration, 'duration', 600, 5)
+  const interval = number(values.interval, 'interval', 5, 1)
+  const subscribers = number(values.subscribers, 'subscribers', 10_000, 1)
+  return {
+    duration,
+    subscribers,
+    rate: number(values.rate, 'rate', 5, 1),
+    churn: number(values.churn, 'churn', 100, 0),
+    subProcesses: Math.min(subscribers, number(values['sub-processes'], 'sub-processes', 2, 1)),
+    interval,
+    warmup: number(values.warmup, 'warmup', Math.min(60, Math.max(interval, Math.round(duration / 4))), 0),
+    serverArgs: values['server-arg'] ?? [],
+    build: !values['no-build'],
+    json: values.json ?? false,
+  }
+}
+
+// ---------------------------------------------------------------- the run
+
+/** One interval: the server's stats line, its live heap just after, its RSS from /proc. */
+interface Sample {
+  /** Seconds since publishing began (negative before). */
+  t: number
+  rss: number
+  /** heapUsed as the stats line shows it (garbage included), bytes. */
+  heap: number
+  /** heapUsed after a full collection (the probe), bytes; NaN if it did not answer. */
+  liveHeap: number
+  external: number
+  /** How long the probe's full collection took, ms. */
+  gcMs: number
+  loopP50: number
+  loopP99: number
+  loopMax: number
+  subscribers: number
+  deliveriesPerSecond: number
+  churned: number
+}
+
+/** Growth tolerances: the last quarter's median may exceed the first quarter's (after warm-up) by this much. */
+export const TOLERANCE = {
+  rss: {mib: 16, fraction: 0.1},
+  liveHeap: {mib: 4, fraction: 0.05},
+}
+
+const allowed = (base: number, t: {mib: number; fraction: number}): number => Math.max(t.mib * MiB, base * t.fraction)
+
+interface Result {
+  options: Options
+  started: string
+  elapsed_s: number
+  server: {exit: number | string | null; stop_ms: number; slow: number; dropped: number; warnings: string[]; crashed: boolean}
+  publisher: TestPubReport & {exit: number | string}
+  subscribers: {
+    processes: number
+    requested: number
+    connected: number
+    failed: number
+    reconnects: number
+    received: number
+    expected: number
+    lost: number
+    duplicates: number
+    out_of_order: number
+    exits: Array<number | string>
+    latency_ms_p99: number[]
+    errors: string[]
+    connect_s: number
+    drained: boolean
+  }
+  churn: ChurnCounts & {subscribers_after: number | null}
+  memory: {
+    first: Sample | null
+    after_warmup: Sample | null
+    max_rss: number
+    max_heap: number
+    last: Sample | null
+    first_quarter: {from_s: number; to_s: number; samples: number; rss: number; live_heap: number}
+    last_quarter: {from_s: number; to_s: number; samples: number; rss: number; live_heap: number}
+    rss_growth: number
+    rss_allowed: number
+    live_heap_growth: number
+    live_heap_allowed: number
+  }
+  loop_p99_ms: {max: number; median: number}
+  samples: Sample[]
+  verdict: {pass: boolean; reasons: string[]}
+}
+
+const median = (values: number[]): number => {
+  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b)
+  if (sorted.length === 0) return Number.NaN
+  const mid = sorted.length >> 1
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+const mib = (bytes: number, digits = 1): string => (Number.isFinite(bytes) ? (bytes / MiB).toFixed(digits) : '–')
+const grouped = (value: number): string => (Number.isFinite(value) ? Math.round(value).toLocaleString('en-US') : '–')
+const signed = (bytes: number): string => (Number.isFinite(bytes) ? `${bytes >= 0 ? '+' : ''}${mib(bytes)}` : '–')
+
+async function soak(options: Options): Promise<Result> {
+  const started = performance.now()
+  const runJs = prepareCli(options.build)
+  const {duration, subscribers, rate, churn, interval} = options
+  const connectAllowance = 30 + subscribers / 300
+  // The whole run's bound: connecting, publishing, draining and stopping, with time to spare.
+  const lifetimeSeconds = connectAllowance + duration + 120
+  const watchdog = setTimeout(() => {
+    log(`overran its ${Math.round(lifetimeSeconds)} s bound; stopping`)
+    void stopAll(1000).finally(() => process.exit(2))
+  }, lifetimeSeconds * 1000 + 30_000)
+  watchdog.unref()
+
+  log(
+    `${grouped(subscribers)} subscribers (${options.subProcesses} test-sub processes), ${rate} msg/s, churn ${churn}/s, ${duration} s; ` +
+      `\`msgbus serve --stats ${interval}${options.serverArgs.length ? ` ${options.serverArgs.join(' ')}` : ''}\``,
+  )
+  const server = await Serve.start(runJs, ['--stats', String(interval), ...options.serverArgs], lifetimeSeconds * 1000)
+  log(`server pid ${server.pid} on ${server.url}`)
+  const samples: Sample[] = []
+  let publishingAt = Number.NaN
+  let churner: Churner | undefined
+  server.onStats = ({at, values}) => {
+    const sample: Sample = {
+      t: Number.isNaN(publishingAt) ? Number.NaN : (at - publishingAt) / 1000,
+      rss: server.rss(),
+      heap: values.heap! * MiB,
+      liveHeap: Number.NaN,
+      external: Number.NaN,
+      gcMs: Number.NaN,
+      loopP50: values['loop-p50']!,
+      loopP99: values['loop-p99']!,
+      loopMax: values['loop-max']!,
+      subscribers: values.subscribers!,
+      deliveriesPerSecond: values['deliver/s']!,
+      churned: churner?.counts.opened ?? 0,
+    }
+    if (!Number.isFinite(sample.rss)) sample.rss = values.rss! * MiB
+    samples.push(sample)
+    server.probe(4000).then(
+      (probe) => {
+        sample.liveHeap = probe.heap
+        sample.external = probe.external
+        sample.gcMs = probe.gcMs
+        printSample(sample)
+      },
+      () => printSample(sample),
+    )
+  }
+
+  const result = {options, started: new Date().toISOString()} as Result
+  const subs: SubProcess[] = []
+  let pub: Cli | undefined
+  try {
+    // A first sample of the fresh server.
+    await server.statsUntil(() => true, (interval + 5) * 1000, 'a first stats line')
+
+    // The steady subscribers, all live before anything is published.
+    const connectStarted = performance.now()
+    for (let i = 0; i < options.subProcesses; i++) {
+      const requested = Math.floor(subscribers / options.subProcesses) + (i < subscribers % options.subProcesses ? 1 : 0)
+      const label = options.subProcesses > 1 ? `test-sub ${i + 1}/${options.subProcesses}` : 'test-sub'
+      subs.push(startTestSub(runJs, server.url, 'soak', requested, label, lifetimeSeconds))
+    }
+
+    await subscribersLive(subs, connectAllowance * 1000)
+    const connectSeconds = (performance.now() - connectStarted) / 1000
+    log(`${grouped(subs.reduce((n, p) => n + p.connected, 0))} subscriptions live in ${connectSeconds.toFixed(1)} s`)
+
+    // Publishing and churn, for the duration.
+    churner = new Churner(server.port, '/msgbus/soak', churn)
+    pub = startTestPub(runJs, server.url, 'soak', rate, duration)
+    publishingAt = performance.now()
+    churner.start()
+    const crashed = server.cli.exit.then((code) => {
+      throw new Error(`the server exited (${code}) during the run\n${server.cli.lines.slice(-10).join('\n')}`)
+    })
+    const published = await Promise.race([pubReport(pub), crashed])
+    const pubEnded = performance.now()
+    const churnCounts = await churner.stop()
+    log(`test-pub ended (${grouped(published.report.published)} published); churn stopped after ${grouped(churnCounts.opened)} connections`)
+
+    // Everything delivered: the subscribers have a quiet second; the churned connections are gone.
+    const drainedOk = await drained(subs, pubEnded, Math.max(15_000, interval * 3000))
+    let subscribersAfter: number | null = null
+    try {
+      subscribersAfter = (await server.statsUntil((v) => v.subscribers === subscribers, (interval * 3 + 5) * 1000, `subscribers=${subscribers}`)).values.subscribers!
+    } catch {
+      subscribersAfter = server.stats.at(-1)?.values.subscribers ?? null
+    }
+
+    // One more sample, so that the last quarter ends after the churn.
+    await server.statsUntil(() => true, (interval + 5) * 1000, 'a last stats line').catch(() => undefined)
+    await sleep(500)
+
+    const reports = await Promise.all(subs.map((p) => stopTestSub(p)))
+    const crashedBefore = !server.alive
+    const stopStarted = performance.now()
+    const stopped = await stop(server.cli.child, 15_000)
+    const serverExit = await server.cli.exit
+    const last = server.stats.at(-1)?.values ?? {}
+    result.server = {
+      exit: serverExit,
+      stop_ms: Number.isNaN(stopped) ? Number.NaN : Math.round(performance.now() - stopStarted),
+      slow: last.slow ?? Number.NaN,
+      dropped: last.dropped ?? Number.NaN,
+      warnings: server.warnings,
+      crashed: crashedBefore,
+    }
+    result.publisher = {...published.report, exit: published.code}
+    const sum = (of: (r: TestSubReport) => number): number => reports.reduce((n, {report}) => n + of(report), 0)
+    result.subscribers = {
+      processes: subs.length,
+      requested: subscribers,
+      connected: sum((r) => r.connections.connected),
+      failed: sum((r) => r.connections.failed),
+      reconnects: sum((r) => r.reconnects),
+      received: sum((r) => r.received),
+      expected: published.report.published * subscribers,
+      lost: sum((r) => r.lost),
+      duplicates: sum((r) => r.duplicates),
+      out_of_order: sum((r) => r.out_of_order),
+      exits: reports.map((r) => r.code),
+      latency_ms_p99: reports.map((r) => r.report.latency_ms.p99),
+      errors: reports.flatMap((r) => r.report.errors ?? []),
+      connect_s: Math.round(connectSeconds * 10) / 10,
+      drained: drainedOk,
+    }
+    result.churn = {...churnCounts, subscribers_after: subscribersAfter}
+  } catch (error) {
+    result.server ??= {exit: server.exitCode ?? null, stop_ms: Number.NaN, slow: Number.NaN, dropped: Number.NaN, warnings: server.warnings, crashed: !server.alive}
+    result.server.crashed = !server.alive && server.exitCode !== 0
+    throw Object.assign(error as Error, {partial: finish(result, samples, options, started)})
+  } finally {
+    await churner?.stop()
+    if (pub) await stop(pub.child, 3000)
+    await Promise.all(subs.map((p) => stop(p.cli.child, 3000)))
+    await stop(server.cli.child, 5000)
+    await stopAll(1000)
+    clearTimeout(watchdog)
+  }
+
+  return finish(result, samples, options, started)
+}
+
+function printSample(s: Sample): void {
+  const t = Number.isNaN(s.t) ? '   –' : `${s.t.toFixed(0).padStart(4)}`
+  log(
+    `${t} s  rss ${mib(s.rss).padStart(6)} MiB  heap ${mib(s.heap).padStart(5)} MiB (live ${mib(s.liveHeap).padStart(5)})  ` +
+      `loop p99 ${s.loopP99.toFixed(1).padStart(5)} ms  subscribers ${grouped(s.subscribers).padStart(6)}  ` +
+      `deliveries/s ${grouped(s.deliveriesPerSecond).padStart(7)}  churned ${grouped(s.churned)}`,
+  )
+}
+
+/** The figures and the verdict. */
+function finish(result: Result, samples: Sample[], options: Options, started: number): Result {
+  const {duration, warmup} = options
+  result.elapsed_s = Math.round((performance.now() - started) / 100) / 10
+  result.samples = samples
+  const during = samples.filter((s) => s.t >= 0)
+  const window = (from: number, to: number) => {
+    const inside = samples.filter((s) => s.t >= from && s.t <= to)
+    return {from_s: from, to_s: to, samples: inside.length, rss: median(inside.map((s) => s.rss)), live_heap: median(inside.map((s) => s.liveHeap))}
+  }
+
+  // Quarters of the run: the first after warm-up, and the last (which ends with the sample after publishing stopped).
+  const quarter = duration / 4
+  const first = window(warmup, warmup + quarter)
+  const last = window(duration - quarter, duration + options.interval * 1.5)
+  const afterWarmup = samples.find((s) => s.t >= warmup) ?? null
+  const rssAllowed = allowed(first.rss, TOLERANCE.rss)
+  const heapAllowed = allowed(first.live_heap, TOLERANCE.liveHeap)
+  result.memory = {
+    first: samples[0] ?? null,
+    after_warmup: afterWarmup,
+    max_rss: Math.max(...samples.map((s) => s.rss)),
+    max_heap: Math.max(...samples.map((s) => s.heap)),
+    last: samples.at(-1) ?? null,
+    first_quarter: first,
+    last_quarter: last,
+    rss_growth: last.rss - first.rss,
+    rss_allowed: rssAllowed,
+    live_heap_growth: last.live_heap - first.live_heap,
+    live_heap_allowed: heapAllowed,
+  }
+  const p99s = during.map((s) => s.loopP99)
+  result.loop_p99_ms = {max: p99s.length ? Math.max(...p99s) : Number.NaN, median: median(p99s)}
+
+  const reasons: string[] = []
+  const sub = result.subscribers
+  if (result.server?.crashed) reasons.push(`the server exited by itself (${result.server.exit}) before it was stopped`)
+  if (!sub) reasons.push('the run did not finish')
+  else {
+    if (sub.received !== sub.expected) reasons.push(`received ${grouped(sub.received)} of ${grouped(sub.expected)} expected`)
+    if (sub.lost || sub.duplicates || sub.out_of_order) reasons.push(`lost ${sub.lost}, duplicates ${sub.duplicates}, out of order ${sub.out_of_order}`)
+    if (sub.failed || sub.reconnects) reasons.push(`${sub.failed} subscriptions failed, ${sub.reconnects} reconnects`)
+    if (sub.exits.some((code) => code !== 0)) reasons.push(`test-sub exited ${sub.exits.join(', ')}`)
+    if (result.publisher.errors || result.publisher.exit !== 0) reasons.push(`test-pub: ${result.publisher.errors} errors, exit ${result.publisher.exit}`)
+    if (result.publisher.published < 0.95 * options.rate * duration) reasons.push(`test-pub published ${result.publisher.published} of ${options.rate * duration} (could not keep the rate)`)
+    if (result.churn.subscribers_after !== options.subscribers) reasons.push(`after the churn the server still counts ${result.churn.subscribers_after} subscribers (expected ${options.subscribers})`)
+    if (result.churn.connectErrors || result.churn.refused || result.churn.finUnanswered) {
+      reasons.push(`churn: ${result.churn.connectErrors} connect errors, ${result.churn.refused} refused, ${result.churn.finUnanswered} FINs unanswered`)
+    }
+
+    if (result.server.exit !== 0 && !result.server.crashed) reasons.push(`the server exited ${result.server.exit} on SIGTERM`)
+  }
+
+  const m = result.memory
+  if (first.samples === 0 || last.samples === 0 || !Number.isFinite(first.live_heap) || !Number.isFinite(last.live_heap)) {
+    reasons.push(`too few samples to judge growth (first quarter ${first.samples}, last quarter ${last.samples}): run longer`)
+  } else {
+    if (m.rss_growth > m.rss_allowed) reasons.push(`RSS grew ${signed(m.rss_growth)} MiB (allowed ${mib(m.rss_allowed)})`)
+    if (m.live_heap_growth > m.live_heap_allowed) reasons.push(`live heap grew ${signed(m.live_heap_growth)} MiB (allowed ${mib(m.live_heap_allowed)})`)
+  }
+
+  result.verdict = {pass: reasons.length === 0, reasons}
+  return result
+}
+
+function summary(r: Result): string {
+  const o = r.options
+  const lines: string[] = []
+  const sub = r.subscribers
+  const c = r.churn
+  const m = r.memory
+  lines.push(
+    `\nmsgbus soak: ${o.duration} s, ${grouped(o.subscribers)} subscribers in ${o.subProcesses} test-sub process${o.subProcesses > 1 ? 'es' : ''}, ` +
+      `${o.rate} msg/s, churn ${o.churn}/s; loopback; ${r.elapsed_s} s in all`,
+  )
+  if (sub) {
+    lines.push(
+      `loss:       received ${grouped(sub.received)} of ${grouped(sub.expected)} expected (published ${grouped(r.publisher.published)} × ${grouped(o.subscribers)}); ` +
+        `lost ${sub.lost}, duplicates ${sub.duplicates}, out of order ${sub.out_of_order}, failed connections ${sub.failed}, reconnects ${sub.reconnects}; ` +
+        `publish errors ${r.publisher.errors}; test-sub exits ${sub.exits.join(', ')}; latency p99 ms ${sub.latency_ms_p99.join(', ')}; live in ${sub.connect_s} s` +
+        (sub.drained ? '' : '; still receiving when stopped'),
+    )
+    lines.push(
+      `churn:      ${grouped(c.opened)} connections (${grouped(c.rst)} RST, ${grouped(c.fin)} FIN, ${grouped(c.midHead)} mid-head; ${grouped(c.streamed)} streamed before leaving, ` +
+        `${grouped(c.midHeadAnswered)} mid-head ones answered 400 after their FIN); ` +
+        `refused ${c.refused}, connect errors ${c.connectErrors}, FINs unanswered ${c.finUnanswered}; ` +
+        `connect → 200 ms p50 ${c.answerMs.p50} p99 ${c.answerMs.p99} max ${c.answerMs.max}; our FIN → the server's ms p50 ${c.finCloseMs.p50} p99 ${c.finCloseMs.p99} max ${c.finCloseMs.max}; ` +
+        `subscribers after: ${c.subscribers_after ?? '–'} (expected ${grouped(o.subscribers)})` +
+        (c.errors.length ? `; ${c.errors.join('; ')}` : ''),
+    )
+  }
+
+  if (m) {
+    const at = (s: Sample | null) => (s ? `${mib(s.rss)} (t=${Number.isNaN(s.t) ? 'before' : `${s.t.toFixed(0)} s`})` : '–')
+    lines.push(`RSS MiB:    first ${at(m.first)}, after warm-up ${at(m.after_warmup)}, max ${mib(m.max_rss)}, last ${at(m.last)}`)
+    lines.push(
+      `heap MiB:   stats line (garbage included) first ${mib(m.first?.heap ?? Number.NaN)}, max ${mib(m.max_heap)}, last ${mib(m.last?.heap ?? Number.NaN)}; ` +
+        `live (after a full GC) first ${mib(m.first?.liveHeap ?? Number.NaN)}, after warm-up ${mib(m.after_warmup?.liveHeap ?? Number.NaN)}, last ${mib(m.last?.liveHeap ?? Number.NaN)}`,
+    )
+    lines.push(
+      `growth:     medians of the first quarter after warm-up (t=${m.first_quarter.from_s}-${m.first_quarter.to_s} s, ${m.first_quarter.samples} samples) → ` +
+        `the last quarter (t=${m.last_quarter.from_s}-${o.duration} s and the sample after, ${m.last_quarter.samples} samples): ` +
+        `RSS ${mib(m.first_quarter.rss)} → ${mib(m.last_quarter.rss)} = ${signed(m.rss_growth)} MiB (allowed +${mib(m.rss_allowed)}: ${TOLERANCE.rss.mib} MiB or ${TOLERANCE.rss.fraction * 100} %); ` +
+        `live heap ${mib(m.first_quarter.live_heap)} → ${mib(m.last_quarter.live_heap)} = ${signed(m.live_heap_growth)} MiB (allowed +${mib(m.live_heap_allowed)}: ${TOLERANCE.liveHeap.mib} MiB or ${TOLERANCE.liveHeap.fraction * 100} %)`,
+    )
+  }
+
+  if (r.loop_p99_ms) {
+    lines.push(
+      `event loop: p99 per ${o.interval} s interval while publishing: max ${r.loop_p99_ms.max.toFixed(1)} ms, median ${r.loop_p99_ms.median.toFixed(1)} ms ` +
+        `(the server samples every 10 ms, so an idle loop reads about 10 ms); ` +
+        `the probe's full GC after each stats line took median ${median(r.samples.map((s) => s.gcMs)).toFixed(1)} ms, max ${Math.max(...r.samples.map((s) => s.gcMs).filter(Number.isFinite)).toFixed(1)} ms`,
+    )
+  }
+
+  if (r.server) {
+    lines.push(
+      `server:     slow subscribers ${r.server.slow}, dropped ${r.server.dropped}; exit on SIGTERM ${r.server.exit}` +
+        (Number.isFinite(r.server.stop_ms) ? ` in ${r.server.stop_ms} ms` : '') +
+        (r.server.warnings.length ? `; warnings:\n  ${r.server.warnings.slice(0, 10).join('\n  ')}` : ''),
+    )
+  }
+
+  lines.push(r.verdict.pass ? 'verdict:    PASS: no loss, no growth' : `verdict:    FAIL: ${r.verdict.reasons.join('; ')}`)
+  return lines.join('\n') + '\n'
+}
+
+async function main(): Promise<void> {
+  let options: Options
+  try {
+    options = parseOptions(process.argv.slice(2))
+  } catch (error) {
+    process.stderr.write(`soak: ${(error as Error).message}\n\n${HELP}`)
+    process.exit(2)
+  }
+
+  let result: Result
+  try {
+    result = await soak(options)
+  } catch (error) {
+    const partial = (error as {partial?: Result}).partial
+    process.stderr.write(`soak: ${(error as Error).message}\n`)
+    if (!partial) {
+      await stopAll(1000)
+      process.exit(2)
+    }
+
+    result = partial
+    result.verdict.reasons.unshift((error as Error).message.split('\n')[0]!)
+    result.verdict.pass = false
+  }
+
+  process.stdout.write(summary(result))
+  if (options.json) process.stdout.write(JSON.stringify(result) + '\n')
+  process.exit(result.verdict.pass ? 0 : 1)
+}
+
+// Run when started as a script (npm run soak); the test files import the helpers above.
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) void main()
