@@ -7,7 +7,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {connect} from 'node:net'
 import {RawClient, ServeProcess, Subscription, dechunk, portOf, publish, splitParts, startBus, stopAll} from './support/harness.js'
-import type {BusServer} from '../src/lib/index.js'
+import {compareMessageIds, type BusServer} from '../src/lib/index.js'
 
 const B = 'fanoutboundary'
 
@@ -48,6 +48,59 @@ describe('fan-out', function () {
       assert.deepEqual(bodies, Array.from({length: 100}, (_, i) => `message ${i}`))
     }
 
+    for (const client of clients) client.close()
+  })
+
+  it('a fan-out larger than a slice goes out over several turns: every subscriber gets every message once, in id order, with the right counts', async () => {
+    const server = await startBus({boundary: B, fanOutSlice: 7})
+    const channelSubs = await Promise.all(Array.from({length: 40}, () => Subscription.open(server, '/msgbus/sliced')))
+    // Five every-channel subscribers: a message to 'other' fits in a slice, and must still wait its turn.
+    const everySubs = await Promise.all(Array.from({length: 5}, () => Subscription.open(server, '/msgbus/')))
+    // Publishes from several connections at once, so that messages arrive while a sliced fan-out is under way.
+    const replies = await Promise.all(
+      Array.from({length: 30}, (_, i) => (i % 3 === 2 ? publish(server, 'other', `other ${i}`) : publish(server, 'sliced', `sliced ${i}`))),
+    )
+    for (const [i, reply] of replies.entries()) {
+      assert.equal(reply.status, 204)
+      assert.equal(reply.headers['msgbus-subscribers'], i % 3 === 2 ? '5' : '45', `message ${i}`)
+    }
+
+    const idsOf = (parts: Array<{headers: Record<string, string>}>) => parts.map((part) => part.headers['message-id'])
+    const sliced = replies.filter((_, i) => i % 3 !== 2).map((reply) => String(reply.headers['msgbus-id']))
+    const all = replies.map((reply) => String(reply.headers['msgbus-id']))
+    const byId = (a: string, b: string) => compareMessageIds(a, b)
+    for (const sub of channelSubs) {
+      const ids = idsOf(await sub.waitParts(sliced.length))
+      assert.deepEqual(ids, [...sliced].sort(byId), 'each message once, in id order')
+    }
+
+    for (const sub of everySubs) {
+      const ids = idsOf(await sub.waitParts(all.length))
+      assert.deepEqual(ids, [...all].sort(byId))
+    }
+
+    assert.deepEqual(server.counters().delivered, 20 * 45 + 10 * 5)
+  })
+
+  it('while a fan-out to 2,000 goes on in slices, the server answers other requests', async () => {
+    const server = await startBus({boundary: B, fanOutSlice: 50})
+    const clients = await Promise.all(
+      Array.from({length: 2000}, () => RawClient.open(portOf(server), 'GET /msgbus/big HTTP/1.1\r\nHost: x\r\n\r\n')),
+    )
+    await Promise.all(clients.map((c) => c.until((t) => t.endsWith(`--${B}\r\n\r\n`))))
+    const answered: string[] = []
+    const publisher = await RawClient.open(portOf(server))
+    const other = await RawClient.open(portOf(server))
+    const body = 'x'.repeat(64)
+    publisher.socket.write(`POST /msgbus/big HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+    await new Promise((resolve) => setTimeout(resolve, 1))
+    other.socket.write('HEAD /msgbus/elsewhere HTTP/1.1\r\nHost: x\r\n\r\n')
+    await Promise.all([
+      publisher.until((t) => t.includes('\r\n\r\n')).then(() => answered.push('publish')),
+      other.until((t) => t.includes('\r\n\r\n')).then(() => answered.push('head')),
+    ])
+    assert.deepEqual(answered, ['head', 'publish'], 'the HEAD was answered before the fan-out ended')
+    assert.match(publisher.text(), /Msgbus-Subscribers: 2000\r\n/)
     for (const client of clients) client.close()
   })
 

@@ -6,7 +6,7 @@ export {createBus, BusServer, type Listening, type ServerCounters} from './serve
 export type {BusServerOptions} from './server/options.js'
 export type {SlowPolicy} from './server/socket-writer.js'
 export {streamLogger, silentLogger, LogLevel, type Logger} from './server/logger.js'
-export {Bus, type Delivery, type BusCounters} from './bus/bus.js'
+export {Bus, FAN_OUT_SLICE, type BusOptions, type Delivery, type BusCounters} from './bus/bus.js'
 export type {Message, MessageInput, Subscriber} from './bus/message.js'
 export {MessageIdGenerator, compareMessageIds, isMessageId} from './bus/message-id.js'
 export {MultipartEncoder, makeBoundary} from './protocol/multipart-encoder.js'

@@ -1,6 +1,7 @@
 import {EventEmitter} from 'node:events'
 import {MessageIdGenerator} from './message-id.js'
 import type {Message, MessageInput, Subscriber} from './message.js'
+import {SlicedFanOut} from './fan-out.js'
 import {SubscriberRegistry} from './registry.js'
 
 export interface Delivery {
@@ -23,6 +24,19 @@ export interface BusEvents {
   unsubscribed: [subscriber: Subscriber]
 }
 
+/** Deliveries in one go, by default: past it, a fan-out goes on in the next turn of the event loop. */
+export const FAN_OUT_SLICE = 1000
+
+export interface BusOptions {
+  /**
+   * Most deliveries made in one turn of the event loop. A message for more
+   * subscribers than this is handed over in slices, so that one fan-out to
+   * tens of thousands never holds up everything else (new connections,
+   * other publishes) for its whole length.
+   */
+  fanOutSlice?: number
+}
+
 /**
  * The bus core, free of HTTP: `accept` is the one place a message is given
  * its id, `fanOut` the one place it reaches subscribers. History, metrics
@@ -31,8 +45,16 @@ export interface BusEvents {
 export class Bus extends EventEmitter<BusEvents> {
   private readonly ids = new MessageIdGenerator()
   private readonly registry = new SubscriberRegistry()
+  private readonly fanOutSlice: number
+  /** Fan-outs too large for one slice, oldest first; while any is left, later messages wait, so every subscriber gets messages in order. */
+  private readonly sliced: SlicedFanOut[] = []
   private published = 0
   private delivered = 0
+
+  constructor(options: BusOptions = {}) {
+    super()
+    this.fanOutSlice = Math.max(1, options.fanOutSlice ?? FAN_OUT_SLICE)
+  }
 
   subscribe(subscriber: Subscriber): void {
     this.registry.add(subscriber)
@@ -65,34 +87,68 @@ export class Bus extends EventEmitter<BusEvents> {
     return {...input, id: this.ids.next(), time: Date.now()}
   }
 
-  /** Hands an accepted message to every subscriber of its channel and of every channel. */
-  fanOut(message: Message): number {
-    let handed = 0
-    const subscribers = this.registry.channel(message.channel)
-    if (subscribers) {
-      for (const subscriber of subscribers) if (subscriber.deliver(message)) handed++
+  /**
+   * Hands an accepted message to every subscriber of its channel and of
+   * every channel, then calls `done` with how many took it. A fan-out that
+   * fits in a slice, with none waiting before it, is made at once and calls
+   * `done` before returning; a larger one goes on over the next turns of
+   * the event loop.
+   */
+  fanOut(message: Message, done: (handed: number) => void): void {
+    const channel = this.registry.channel(message.channel)
+    const every = this.registry.everyChannel
+    const total = (channel?.size ?? 0) + every.size
+    if (this.sliced.length === 0 && total <= this.fanOutSlice) {
+      let handed = 0
+      if (channel) for (const subscriber of channel) if (subscriber.deliver(message)) handed++
+      for (const subscriber of every) if (subscriber.deliver(message)) handed++
+      this.finish(message, handed, done)
+      return
     }
 
-    for (const subscriber of this.registry.everyChannel) if (subscriber.deliver(message)) handed++
+    this.sliced.push(new SlicedFanOut(message, [...(channel ?? []), ...every], done))
+    if (this.sliced.length === 1) this.continueFanOut()
+  }
+
+  private readonly continueFanOut = (): void => {
+    let budget = this.fanOutSlice
+    while (this.sliced.length > 0) {
+      const job = this.sliced[0]
+      budget = job.step(budget)
+      if (!job.finished) {
+        setImmediate(this.continueFanOut)
+        return
+      }
+
+      this.sliced.shift()
+      this.finish(job.message, job.handed, job.done)
+    }
+  }
+
+  private finish(message: Message, handed: number, done: (handed: number) => void): void {
     this.published++
     this.delivered += handed
-    return handed
-  }
-
-  publish(input: MessageInput): Delivery {
-    const message = this.accept(input)
-    const delivery = {message, subscribers: this.fanOut(message)}
+    const delivery = {message, subscribers: handed}
     this.emit('published', delivery)
-    return delivery
+    done(handed)
   }
 
-  /** Publishes several messages together (a form): all are accepted before any fans out. */
-  publishAll(inputs: MessageInput[]): Delivery[] {
+  /** Accepts a message and fans it out; resolves once every subscriber has it. */
+  publish(input: MessageInput): Promise<Delivery> {
+    return this.publishAll([input]).then(([delivery]) => delivery)
+  }
+
+  /** Publishes several messages together (a form): all are accepted before any fans out, and they fan out in order. */
+  publishAll(inputs: MessageInput[]): Promise<Delivery[]> {
     const messages = inputs.map((input) => this.accept(input))
-    return messages.map((message) => {
-      const delivery = {message, subscribers: this.fanOut(message)}
-      this.emit('published', delivery)
-      return delivery
+    return new Promise((resolve) => {
+      const deliveries: Delivery[] = []
+      for (const message of messages) {
+        this.fanOut(message, (subscribers) => {
+          deliveries.push({message, subscribers})
+          if (deliveries.length === messages.length) resolve(deliveries)
+        })
+      }
     })
   }
 

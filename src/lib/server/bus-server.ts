@@ -43,7 +43,7 @@ function hostForUrl(address: AddressInfo): string {
  * server.start(); ... await server.stop()`.
  */
 export class BusServer {
-  readonly bus = new Bus()
+  readonly bus: Bus
   readonly options: ResolvedOptions
   private readonly servers: Server[] = []
   private httpsServer: (Server & {setSecureContext(options: SecureContextOptions): void}) | undefined
@@ -56,6 +56,7 @@ export class BusServer {
   constructor(options: BusServerOptions = {}) {
     const given = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined))
     this.options = {...DEFAULTS, logger: silentLogger, ...given} as ResolvedOptions
+    this.bus = new Bus({fanOutSlice: this.options.fanOutSlice})
   }
 
   private get logger() {

@@ -1,3 +1,4 @@
+import {FAN_OUT_SLICE} from '../bus/bus.js'
 import type {SlowPolicy} from './socket-writer.js'
 import type {Logger} from './logger.js'
 
@@ -48,6 +49,8 @@ export interface BusServerOptions {
   maxChannels?: number
   /** Seconds between `stats` log lines (counters, memory, event-loop delay); 0 for none. */
   statsInterval?: number
+  /** Most deliveries in one turn of the event loop; a larger fan-out goes on in the next turns. Default 1000. */
+  fanOutSlice?: number
   logger?: Logger
 }
 
@@ -72,4 +75,5 @@ export const DEFAULTS = {
   rateLimit: 0,
   maxChannels: 0,
   statsInterval: 0,
+  fanOutSlice: FAN_OUT_SLICE,
 }

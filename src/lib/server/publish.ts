@@ -65,11 +65,11 @@ export async function publish(
     if (isForm) {
       const parts = await readForm(req, ctx.options)
       if (!parts) return
-      deliveries = ctx.bus.publishAll(parts.map((part) => ({channel, type: part.full, essence: part.essence, sender, body: part.body})))
+      deliveries = await ctx.bus.publishAll(parts.map((part) => ({channel, type: part.full, essence: part.essence, sender, body: part.body})))
     } else {
       const body = await readBody(req, limit)
       if (!body) return
-      deliveries = [ctx.bus.publish({channel, type: media.full, essence: media.essence, sender, body})]
+      deliveries = [await ctx.bus.publish({channel, type: media.full, essence: media.essence, sender, body})]
     }
   } finally {
     stopWatching()
