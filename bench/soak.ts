@@ -3,7 +3,7 @@
  * while under steady load and churn, and fails when anything was lost or the
  * server's memory grew.
  *
- *   npm run soak                                   # 600 s, 10,000 subscribers, 5 msg/s, churn 100/s
+ *   npm run soak                                   # 600 s, 10,000 subscribers over 20 channels, 100 msg/s, churn 100/s
  *   npm run soak -- --duration 60 --json
  *   npm run soak -- --duration 30 --subscribers 2000 --rate 50 --churn 200 --no-build
  *
@@ -172,8 +172,8 @@ export interface SubProcess {
 }
 
 /** `msgbus test-sub -n N ... --interval 1 --json` in its own process, its progress followed. */
-export function startTestSub(runJs: string, url: string, channel: string, requested: number, label: string, lifetimeSeconds: number): SubProcess {
-  const args = ['test-sub', '--url', url, '-c', channel, '-n', String(requested), '--interval', '1', '-d', String(Math.ceil(lifetimeSeconds)), '--json']
+export function startTestSub(runJs: string, url: string, channel: string, requested: number, label: string, lifetimeSeconds: number, channels = 1): SubProcess {
+  const args = ['test-sub', '--url', url, '-c', channel, '--channels', String(channels), '-n', String(requested), '--interval', '1', '-d', String(Math.ceil(lifetimeSeconds)), '--json']
   const cli = runCli(runJs, label, args, (lifetimeSeconds + 15) * 1000)
   const proc: SubProcess = {cli, requested, connected: 0, failed: 0, lastRate: Number.NaN, lastLineAt: 0, lastBusyAt: 0}
   cli.onLine = (line, at) => {
@@ -229,8 +229,9 @@ export async function stopTestSub(proc: SubProcess): Promise<{report: TestSubRep
 }
 
 /** `msgbus test-pub -c CHANNEL -r RATE -d SECONDS --json` in its own process. */
-export function startTestPub(runJs: string, url: string, channel: string, rate: number, seconds: number, label = 'test-pub'): Cli {
-  const args = ['test-pub', '--url', url, '-c', channel, '-r', String(rate), '-d', String(seconds), '--interval', '5', '--json']
+export function startTestPub(runJs: string, url: string, channel: string, rate: number, seconds: number, label = 'test-pub', channels = 1): Cli {
+  // Four connections: one publish in flight on each, so a slow answer (a fan-out, a GC pause) does not hold up the rate.
+  const args = ['test-pub', '--url', url, '-c', channel, '--channels', String(channels), '--connections', '4', '-r', String(rate), '-d', String(seconds), '--interval', '5', '--json']
   const cli = runCli(runJs, label, args, (seconds + 40) * 1000)
   // Bounded: stopped if it overruns its duration by 30 s.
   const timer = setTimeout(() => void stop(cli.child, 5000), (seconds + 30) * 1000)
@@ -425,16 +426,19 @@ function resetOrDestroy(socket: Socket): void {
 const HELP = `usage: npm run soak -- [options]
 
 Runs \`msgbus serve --stats 5\` (its own process) for --duration seconds with
---subscribers steady subscribers (test-sub processes), test-pub publishing
---rate msg/s to them, and a churner opening --churn subscriptions a second that
+--subscribers steady subscribers (test-sub processes) spread over --channels
+channels, test-pub publishing --rate msg/s to those channels in turn, and a churner opening --churn subscriptions a second that
 hold 0-500 ms and leave by RST, FIN or mid-head. Prints a line every interval
 and a summary; exits 0 only with no loss and no growth.
 
 Options:
   --duration S        seconds of publishing and churn (default 600)
   --subscribers N     steady subscribers (default 10000)
-  --rate R            messages/s test-pub publishes (default 5: × 10,000 subscribers = 50,000
-                      deliveries/s, half of what 2 cores carry with the tools on them too)
+  --rate R            messages/s test-pub publishes, to the channels in turn (default 100)
+  --channels K        channels soak-0 ... soak-(K-1) the subscribers are spread over (default 20:
+                      each message reaches 500 of them, 100 msg/s × 500 = 50,000
+                      deliveries/s; one channel at 100 msg/s would be a million, several
+                      times what 2 cores carry)
   --churn C           churned connections opened per second (default 100; 0: none)
   --sub-processes P   test-sub processes the subscribers are split over (default 2)
   --interval S        seconds between stats lines and printed lines (default 5)
@@ -449,6 +453,7 @@ interface Options {
   duration: number
   subscribers: number
   rate: number
+  channels: number
   churn: number
   subProcesses: number
   interval: number
@@ -474,6 +479,7 @@ function parseOptions(argv: string[]): Options {
       duration: {type: 'string'},
       subscribers: {type: 'string'},
       rate: {type: 'string'},
+      channels: {type: 'string'},
       churn: {type: 'string'},
       'sub-processes': {type: 'string'},
       interval: {type: 'string'},
@@ -496,7 +502,8 @@ function parseOptions(argv: string[]): Options {
   return {
     duration,
     subscribers,
-    rate: number(values.rate, 'rate', 5, 1),
+    rate: number(values.rate, 'rate', 100, 1),
+    channels: number(values.channels, 'channels', 20, 1),
     churn: number(values.churn, 'churn', 100, 0),
     subProcesses: Math.min(subscribers, number(values['sub-processes'], 'sub-processes', 2, 1)),
     interval,
@@ -508,6 +515,22 @@ function parseOptions(argv: string[]): Options {
 }
 
 // ---------------------------------------------------------------- the run
+
+/**
+ * Deliveries due when test-pub sent `published` messages to K channels in
+ * turn (message n to channel n mod K) and each test-sub process's
+ * connection j subscribed to channel j mod K.
+ */
+function expectedDeliveries(published: number, perProcess: number[], channels: number): number {
+  let total = 0
+  for (let c = 0; c < channels; c++) {
+    const messages = published > c ? Math.floor((published - c - 1) / channels) + 1 : 0
+    const subscribers = perProcess.reduce((n, count) => n + (count > c ? Math.floor((count - c - 1) / channels) + 1 : 0), 0)
+    total += messages * subscribers
+  }
+
+  return total
+}
 
 /** One interval: the server's stats line, its live heap just after, its RSS from /proc. */
 interface Sample {
@@ -604,7 +627,7 @@ async function soak(options: Options): Promise<Result> {
   watchdog.unref()
 
   log(
-    `${grouped(subscribers)} subscribers (${options.subProcesses} test-sub processes), ${rate} msg/s, churn ${churn}/s, ${duration} s; ` +
+    `${grouped(subscribers)} subscribers (${options.subProcesses} test-sub processes) over ${options.channels} channel(s), ${rate} msg/s, churn ${churn}/s, ${duration} s; ` +
       `\`msgbus serve --stats ${interval}${options.serverArgs.length ? ` ${options.serverArgs.join(' ')}` : ''}\``,
   )
   const server = await Serve.start(runJs, ['--stats', String(interval), ...options.serverArgs], lifetimeSeconds * 1000)
@@ -652,7 +675,7 @@ async function soak(options: Options): Promise<Result> {
     for (let i = 0; i < options.subProcesses; i++) {
       const requested = Math.floor(subscribers / options.subProcesses) + (i < subscribers % options.subProcesses ? 1 : 0)
       const label = options.subProcesses > 1 ? `test-sub ${i + 1}/${options.subProcesses}` : 'test-sub'
-      subs.push(startTestSub(runJs, server.url, 'soak', requested, label, lifetimeSeconds))
+      subs.push(startTestSub(runJs, server.url, 'soak', requested, label, lifetimeSeconds, options.channels))
     }
 
     await subscribersLive(subs, connectAllowance * 1000)
@@ -660,8 +683,9 @@ async function soak(options: Options): Promise<Result> {
     log(`${grouped(subs.reduce((n, p) => n + p.connected, 0))} subscriptions live in ${connectSeconds.toFixed(1)} s`)
 
     // Publishing and churn, for the duration.
-    churner = new Churner(server.port, '/msgbus/soak', churn)
-    pub = startTestPub(runJs, server.url, 'soak', rate, duration)
+    // The churned subscriptions take a channel that messages go to: some leave while being written to.
+    churner = new Churner(server.port, options.channels > 1 ? '/msgbus/soak-0' : '/msgbus/soak', churn)
+    pub = startTestPub(runJs, server.url, 'soak', rate, duration, 'test-pub', options.channels)
     publishingAt = performance.now()
     churner.start()
     const crashed = server.cli.exit.then((code) => {
@@ -708,7 +732,7 @@ async function soak(options: Options): Promise<Result> {
       failed: sum((r) => r.connections.failed),
       reconnects: sum((r) => r.reconnects),
       received: sum((r) => r.received),
-      expected: published.report.published * subscribers,
+      expected: expectedDeliveries(published.report.published, subs.map((p) => p.requested), options.channels),
       lost: sum((r) => r.lost),
       duplicates: sum((r) => r.duplicates),
       out_of_order: sum((r) => r.out_of_order),
@@ -817,11 +841,11 @@ function summary(r: Result): string {
   const m = r.memory
   lines.push(
     `\nmsgbus soak: ${o.duration} s, ${grouped(o.subscribers)} subscribers in ${o.subProcesses} test-sub process${o.subProcesses > 1 ? 'es' : ''}, ` +
-      `${o.rate} msg/s, churn ${o.churn}/s; loopback; ${r.elapsed_s} s in all`,
+      `${o.channels} channel(s), ${o.rate} msg/s, churn ${o.churn}/s; loopback; ${r.elapsed_s} s in all`,
   )
   if (sub) {
     lines.push(
-      `loss:       received ${grouped(sub.received)} of ${grouped(sub.expected)} expected (published ${grouped(r.publisher.published)} × ${grouped(o.subscribers)}); ` +
+      `loss:       received ${grouped(sub.received)} of ${grouped(sub.expected)} expected (published ${grouped(r.publisher.published)}, each to the subscribers of its channel); ` +
         `lost ${sub.lost}, duplicates ${sub.duplicates}, out of order ${sub.out_of_order}, failed connections ${sub.failed}, reconnects ${sub.reconnects}; ` +
         `publish errors ${r.publisher.errors}; test-sub exits ${sub.exits.join(', ')}; latency p99 ms ${sub.latency_ms_p99.join(', ')}; live in ${sub.connect_s} s` +
         (sub.drained ? '' : '; still receiving when stopped'),
@@ -854,7 +878,7 @@ function summary(r: Result): string {
   if (r.loop_p99_ms) {
     lines.push(
       `event loop: p99 per ${o.interval} s interval while publishing: max ${r.loop_p99_ms.max.toFixed(1)} ms, median ${r.loop_p99_ms.median.toFixed(1)} ms ` +
-        `(the server samples every 10 ms, so an idle loop reads about 10 ms); ` +
+        `(the delay beyond the server's 10 ms sampling period); ` +
         `the probe's full GC after each stats line took median ${median(r.samples.map((s) => s.gcMs)).toFixed(1)} ms, max ${Math.max(...r.samples.map((s) => s.gcMs).filter(Number.isFinite)).toFixed(1)} ms`,
     )
   }

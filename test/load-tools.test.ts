@@ -322,6 +322,23 @@ describe('load tools: test-pub and test-sub', function () {
   })
 
   describe('test-sub', () => {
+    it('--channels 3 on both: messages go to c-0, c-1, c-2 in turn, each connection gets its channel\'s, nothing counted lost', async () => {
+      const server = await startBus()
+      const watcher = await Subscription.open(server, '/msgbus/c-1')
+      const sub = await subscribed(server, ['-c', 'c', '--channels', '3', '-d', '4', '--json'], 30)
+      const pub = await msgbus(['test-pub', '--url', server.url(), '-c', 'c', '--channels', '3', '--connections', '2', '--count', '90', '--json'])
+      assert.equal(pub.code, 0, pub.stderr)
+      assert.equal(documentOf<PubReport>(pub).published, 90)
+      const result = await sub.exit(10000)
+      assert.equal(result.code, 0, result.stderr)
+      const report = documentOf<SubReport>(result)
+      // 30 messages a channel, 10 connections a channel.
+      assert.equal(report.received, 90 * 10)
+      assert.deepEqual([report.lost, report.duplicates, report.out_of_order], [0, 0, 0])
+      assert.equal((await watcher.waitParts(30)).length, 30)
+      assert.ok(watcher.parts().every((part) => part.headers['content-location'] === '/msgbus/c-1'))
+    })
+
     it('-n 1000 -d 6 --json while test-pub -r 100 -d 3 runs: every message to every connection, nothing lost, every key', async function () {
       const server = await startBus()
       const sub = await subscribed(server, ['-d', '6', '--json'], 1000)

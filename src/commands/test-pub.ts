@@ -17,6 +17,7 @@ export default class TestPub extends MsgbusCommand {
   static override flags = {
     ...clientFlags,
     channel: Flags.string({char: 'c', summary: 'Channel name or full URL to publish to.', default: 'flood'}),
+    channels: Flags.integer({summary: 'Spread the messages over channels CHANNEL-0 to CHANNEL-(N-1), in turn.', default: 1, min: 1, helpValue: '<n>'}),
     file: Flags.string({char: 'f', summary: 'Body of every message, from this file (default: <h1>hello world N</h1>).', helpValue: '<file>'}),
     rate: Flags.integer({char: 'r', summary: 'Messages per second over all connections; 0: as fast as the server accepts them.', default: 0, min: 0}),
     type: Flags.string({char: 't', summary: 'Content type of the messages.', default: 'text/html'}),
@@ -35,6 +36,7 @@ export default class TestPub extends MsgbusCommand {
     const report = await testPub({
       ...(await clientOptions(flags)),
       target: flags.channel,
+      channels: flags.channels,
       file: flags.file,
       size: flags.size,
       type: flags.type,

@@ -17,6 +17,7 @@ export default class TestSub extends MsgbusCommand {
   static override flags = {
     ...clientFlags,
     channel: Flags.string({char: 'c', summary: 'Channel name or full URL to subscribe to.', default: 'flood'}),
+    channels: Flags.integer({summary: 'Spread the connections over channels CHANNEL-0 to CHANNEL-(N-1), as test-pub --channels N publishes.', default: 1, min: 1, helpValue: '<n>'}),
     connections: Flags.integer({char: 'n', summary: 'Subscriptions to hold.', default: 1, min: 1}),
     ramp: Flags.integer({summary: 'Connections opened per second (0: as fast as they connect).', default: 0, min: 0}),
     duration: Flags.integer({char: 'd', summary: 'Stop after this many seconds (default: at SIGINT).', min: 1, helpValue: '<seconds>'}),
@@ -33,6 +34,7 @@ export default class TestSub extends MsgbusCommand {
     const report = await testSub({
       ...(await clientOptions(flags)),
       target: flags.channel,
+      channels: flags.channels,
       connections: flags.connections,
       ramp: flags.ramp,
       type: flags.type,

@@ -80,3 +80,16 @@ export function resolveTarget(target: string, options: ClientOptions = {}): Targ
   const user = options.user ?? fromUrl
   return {url, channel, authorization: user === undefined ? undefined : basic(user), display: url.href}
 }
+
+/**
+ * The same server, credentials and query for channel `<channel>-<index>`:
+ * how load tools spread over several channels (`--channels N`).
+ */
+export function numberedChannel(target: Target, index: number): Target {
+  const channel = `${target.channel}-${index}`
+  const url = new URL(target.url)
+  url.pathname = channelPath(channel)
+  const display = new URL(target.display)
+  display.pathname = url.pathname
+  return {...target, url, channel, display: display.href}
+}

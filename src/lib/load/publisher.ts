@@ -1,6 +1,6 @@
 import {randomInt} from 'node:crypto'
 import type {Socket} from 'node:net'
-import {resolveTarget, type ClientOptions, type Target} from '../client/target.js'
+import {numberedChannel, resolveTarget, type ClientOptions, type Target} from '../client/target.js'
 import {loopbackSource, openSocket, requestLine} from './connect.js'
 import {nowMicros, withMarker} from './marker.js'
 import {ResponseReader} from './response-reader.js'
@@ -19,8 +19,13 @@ export interface LoadPublisherOptions extends ClientOptions {
   pipeline: number
   durationSeconds?: number
   count?: number
+  /** Spread the messages over channels `<channel>-0` to `<channel>-<N-1>`, in turn. Default 1: the channel itself. */
+  channels?: number
   signal?: AbortSignal
 }
+
+/** Markers name a connection's stream to one channel by a number under this, added to the run's base. */
+const STREAMS_PER_RUN = 65_536
 
 export interface PublisherTotals {
   published: number
@@ -33,8 +38,8 @@ interface Lane {
   index: number
   /** This connection's identity in markers, unique to this run (see LoadPublisher.id). */
   publisher: number
-  /** Messages sent on this connection: each marker's seq, so test-sub sees 0, 1, 2... per publisher. */
-  sent: number
+  /** Messages sent on this connection to each channel: each marker's seq, so test-sub sees 0, 1, 2... per publisher. */
+  sent: number[]
   socket: Socket
   inFlight: number
   open: boolean
@@ -65,13 +70,18 @@ export class LoadPublisher {
    * test-pub runs (one after the other, or at once) never look to test-sub
    * like one publisher starting over (duplicates) or skipping (loss).
    */
-  private readonly id = randomInt(2 ** 32) * 65_536
+  private readonly id = randomInt(2 ** 32) * STREAMS_PER_RUN
   /** With a rate and a duration, the messages due before the end: message n is due at n / rate. */
   private readonly scheduled: number
+  /** Where message n goes: targets[n % targets.length]. */
+  private readonly targets: Target[]
 
   constructor(private readonly options: LoadPublisherOptions) {
     this.target = resolveTarget(options.target, options)
     if (this.target.channel === '') throw new Error(`${this.target.display}: name a channel to publish to`)
+    const channels = options.channels ?? 1
+    if (options.connections * channels > STREAMS_PER_RUN) throw new Error(`--connections × --channels is at most ${STREAMS_PER_RUN}`)
+    this.targets = channels > 1 ? Array.from({length: channels}, (_, index) => numberedChannel(this.target, index)) : [this.target]
     const {rate, durationSeconds} = options
     this.scheduled = rate > 0 && durationSeconds !== undefined ? Math.ceil(durationSeconds * rate) : Infinity
   }
@@ -92,7 +102,7 @@ export class LoadPublisher {
       this.pump(lane)
     })
     const socket = openSocket(this.target, {...this.options, ...loopbackSource(this.target, index), onData: (data, end) => reader.write(data.subarray(0, end))})
-    const lane: Lane = {index, publisher: this.id + index, sent: 0, socket, inFlight: 0, open: false}
+    const lane: Lane = {index, publisher: this.id + index * this.targets.length, sent: this.targets.map(() => 0), socket, inFlight: 0, open: false}
     socket.on('close', () => {
       lane.open = false
       if (lane.inFlight > 0) this.fail(`connection closed with ${lane.inFlight} messages unanswered`, lane.inFlight)
@@ -114,11 +124,15 @@ export class LoadPublisher {
   }
 
   private send(lane: Lane): void {
+    const channel = this.sent % this.targets.length
     const body = this.body(this.sent++)
-    const type = withMarker(this.options.type, {publisher: lane.publisher, seq: lane.sent++, sentMicros: nowMicros()})
+    const type = withMarker(this.options.type, {publisher: lane.publisher + channel, seq: lane.sent[channel]++, sentMicros: nowMicros()})
     lane.inFlight++
     lane.socket.write(
-      Buffer.concat([Buffer.from(`${requestLine('POST', this.target)}Content-Type: ${type}\r\nContent-Length: ${body.length}\r\n\r\n`, 'latin1'), body]),
+      Buffer.concat([
+        Buffer.from(`${requestLine('POST', this.targets[channel])}Content-Type: ${type}\r\nContent-Length: ${body.length}\r\n\r\n`, 'latin1'),
+        body,
+      ]),
     )
   }
 

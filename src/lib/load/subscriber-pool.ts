@@ -1,5 +1,5 @@
 import type {Socket} from 'node:net'
-import {resolveTarget, type ClientOptions, type Target} from '../client/target.js'
+import {numberedChannel, resolveTarget, type ClientOptions, type Target} from '../client/target.js'
 import {boundaryOf, type Part} from '../protocol/multipart-parser.js'
 import {loopbackSource, openSocket, requestLine} from './connect.js'
 import {parseHead} from './response-reader.js'
@@ -13,6 +13,8 @@ export interface SubscriberPoolOptions extends ClientOptions {
   ramp: number
   type?: string
   sender?: string
+  /** Connection i subscribes to `<channel>-<i mod N>` (as test-pub --channels N publishes). Default 1: the channel itself. */
+  channels?: number
   signal?: AbortSignal
   /** Called for every message on the first connection (test-sub --print). */
   onMessage?: (part: Part) => void
@@ -45,6 +47,12 @@ export class SubscriberPool {
     const params = this.target.url.searchParams
     if (options.type) params.set('type', options.type)
     if (options.sender) params.set('sender', options.sender)
+  }
+
+  /** The subscription connection `index` makes. */
+  private targetOf(index: number): Target {
+    const channels = this.options.channels ?? 1
+    return channels > 1 ? numberedChannel(this.target, index % channels) : this.target
   }
 
   /** Takes the counters of the interval just ended. */
@@ -111,7 +119,7 @@ export class SubscriberPool {
 
       const socket = openSocket(this.target, {...this.options, ...loopbackSource(this.target, index), onData})
       this.sockets.add(socket)
-      socket.write(`${requestLine('GET', this.target)}\r\n`)
+      socket.write(`${requestLine('GET', this.targetOf(index))}\r\n`)
       socket.on('error', (error: NodeJS.ErrnoException) => {
         if (!live) refused ??= error.code ?? error.message
       })
