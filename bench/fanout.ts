@@ -17,13 +17,14 @@
  *
  * Everything runs on loopback, is bounded in time, and stops its children on exit.
  */
+import {parseArgs} from 'node:util'
+import {exitOnHelp, numberOption} from './args.js'
 import {mkdtempSync, readdirSync, rmSync} from 'node:fs'
 import {cpus, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {performance} from 'node:perf_hooks'
-import {parseArgs} from 'node:util'
 import type {TestPubReport, TestSubReport} from '../src/lib/load/report.js'
-import {log, prepareCli, runCli, jsonOf, sleep, stop, stopAll, until, type Cli} from './processes.js'
+import {log, prepareCli, runCli, jsonOf, sleep, startTestSub, stop, stopAll, until, type Cli, type SubProcess} from './processes.js'
 import {cpuSeconds, cpuTimes, endedChildrenCpuSeconds, establishedOn, machineTimes, statusBytes} from './proc.js'
 import {formatSummary, summarize} from './profile.js'
 
@@ -96,15 +97,6 @@ interface Options {
   json: boolean
 }
 
-function number(text: string, what: string, min: number, integer = false): number {
-  const value = Number(text)
-  if (!Number.isFinite(value) || value < min || (integer && !Number.isInteger(value))) {
-    throw new Error(`--${what}: expected ${integer ? 'a whole number' : 'a number'} ≥ ${min}, got ${JSON.stringify(text)}`)
-  }
-
-  return value
-}
-
 function parseOptions(): Options {
   const {values} = parseArgs({
     options: {
@@ -121,11 +113,7 @@ function parseOptions(): Options {
     },
     strict: true,
   })
-  if (values.help) {
-    process.stdout.write(HELP)
-    process.exit(0)
-  }
-
+  exitOnHelp(values.help, HELP)
   let scenarios = SCENARIOS
   if (values.scenarios !== undefined && values.scenarios !== 'all') {
     const ids = values.scenarios.split(',').map((id) => id.trim()).filter(Boolean)
@@ -136,8 +124,8 @@ function parseOptions(): Options {
     })
   }
 
-  const duration = values.duration === undefined ? undefined : number(values.duration, 'duration', 1, true)
-  const subProcesses = values['sub-processes'] === undefined ? undefined : number(values['sub-processes'], 'sub-processes', 1, true)
+  const duration = values.duration === undefined ? undefined : numberOption(values.duration, 'duration', 0, 1)
+  const subProcesses = values['sub-processes'] === undefined ? undefined : numberOption(values['sub-processes'], 'sub-processes', 0, 1)
   scenarios = scenarios.map((s) => ({
     ...s,
     duration: duration !== undefined && !s.idle ? duration : s.duration,
@@ -145,8 +133,8 @@ function parseOptions(): Options {
   }))
   return {
     scenarios,
-    warmup: values.warmup === undefined ? 2 : number(values.warmup, 'warmup', 0, true),
-    quietWait: values['quiet-wait'] === undefined ? 5 : number(values['quiet-wait'], 'quiet-wait', 0),
+    warmup: numberOption(values.warmup, 'warmup', 2, 0),
+    quietWait: numberOption(values['quiet-wait'], 'quiet-wait', 5, 0, false),
     serverArgs: values['server-arg'] ?? [],
     profile: values.profile ?? false,
     build: !values['no-build'],
@@ -287,36 +275,22 @@ async function startServer(runJs: string, lifetimeMs: number, serverArgs: string
 // ---------------------------------------------------------------- the load tools
 
 interface Subscribers {
-  /** Per process: its subscriptions, and from its last progress line: live, failed, messages/s, and when it last reported any. */
-  procs: Array<{cli: Cli; requested: number; connected: number; failed: number; lastLineAt: number; lastRate: number; lastBusyAt: number}>
+  procs: SubProcess[]
   requested: number
   started: number
 }
 
 /**
  * Starts `processes` test-sub processes holding `count` subscriptions to
- * `channel` between them, reporting every second on stderr (`connected N/M
- * failed F | R msgs/s ...`), which tells when their streams are live and when
- * they have stopped receiving.
+ * `channel` between them, reporting every second on stderr, which tells when
+ * their streams are live and when they have stopped receiving.
  */
 function startSubscribers(runJs: string, server: Server, channel: string, count: number, processes: number, lifetimeSeconds: number, nodeArgs: string[] = []): Subscribers {
   const subs: Subscribers = {procs: [], requested: count, started: performance.now()}
   for (let i = 0; i < processes; i++) {
     const requested = Math.floor(count / processes) + (i < count % processes ? 1 : 0)
-    const args = ['test-sub', '--url', server.url, '-c', channel, '-n', String(requested), '--interval', '1', '-d', String(Math.ceil(lifetimeSeconds)), '--json']
-    const cli = runCli(runJs, processes > 1 ? `test-sub ${i + 1}/${processes}` : 'test-sub', args, (lifetimeSeconds + 10) * 1000, nodeArgs)
-    const proc = {cli, requested, connected: 0, failed: 0, lastLineAt: 0, lastRate: Number.NaN, lastBusyAt: 0}
-    cli.onLine = (line, at) => {
-      const progress = /connected (\d+)\/(\d+) failed (\d+) \| ([\d.]+) msgs\/s/.exec(line)
-      if (!progress) return
-      proc.connected = Number(progress[1])
-      proc.failed = Number(progress[3])
-      proc.lastRate = Number(progress[4])
-      proc.lastLineAt = at
-      if (proc.lastRate > 0) proc.lastBusyAt = at
-    }
-
-    subs.procs.push(proc)
+    const label = processes > 1 ? `test-sub ${i + 1}/${processes}` : 'test-sub'
+    subs.procs.push(startTestSub(runJs, server.url, channel, requested, label, lifetimeSeconds, {nodeArgs}))
   }
 
   return subs

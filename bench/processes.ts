@@ -193,3 +193,43 @@ export async function until(test: () => boolean, ms: number, what: () => string,
     await sleep(everyMs)
   }
 }
+
+// ---------------------------------------------------------------- test-sub
+
+export interface SubProcess {
+  cli: Cli
+  requested: number
+  /** From its last progress line (`connected N/M failed F | R msgs/s ...`). */
+  connected: number
+  failed: number
+  lastRate: number
+  lastLineAt: number
+  /** When it last reported a second with messages in it. */
+  lastBusyAt: number
+}
+
+/** `msgbus test-sub -n N ... --interval 1 --json` in its own process, its progress followed. */
+export function startTestSub(
+  runJs: string,
+  url: string,
+  channel: string,
+  requested: number,
+  label: string,
+  lifetimeSeconds: number,
+  {channels = 1, nodeArgs = []}: {channels?: number; nodeArgs?: string[]} = {},
+): SubProcess {
+  const args = ['test-sub', '--url', url, '-c', channel, '--channels', String(channels), '-n', String(requested), '--interval', '1', '-d', String(Math.ceil(lifetimeSeconds)), '--json']
+  const cli = runCli(runJs, label, args, (lifetimeSeconds + 15) * 1000, nodeArgs)
+  const proc: SubProcess = {cli, requested, connected: 0, failed: 0, lastRate: Number.NaN, lastLineAt: 0, lastBusyAt: 0}
+  cli.onLine = (line, at) => {
+    const progress = /connected (\d+)\/(\d+) failed (\d+) \| ([\d.]+) msgs\/s/.exec(line)
+    if (!progress) return
+    proc.connected = Number(progress[1])
+    proc.failed = Number(progress[3])
+    proc.lastRate = Number(progress[4])
+    proc.lastLineAt = at
+    if (proc.lastRate > 0) proc.lastBusyAt = at
+  }
+
+  return proc
+}

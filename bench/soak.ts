@@ -18,14 +18,15 @@
  * Exit status: 0 only with no loss and no growth; 1 when the verdict fails;
  * 2 when the run could not be made (usage, build, server did not start).
  */
+import {parseArgs} from 'node:util'
+import {exitOnHelp, numberOption} from './args.js'
 import {connect, type Socket} from 'node:net'
 import {performance} from 'node:perf_hooks'
 import {resolve} from 'node:path'
 import {pathToFileURL} from 'node:url'
-import {parseArgs} from 'node:util'
 import type {TestPubReport, TestSubReport} from '../src/lib/load/report.js'
 import {GC_PROBE_NODE_ARGS, parseGcProbe, parseStatsLine, statusBytes, type GcProbe} from './proc.js'
-import {jsonOf, prepareCli, runCli, sleep, stop, stopAll, until, type Cli} from './processes.js'
+import {jsonOf, prepareCli, runCli, sleep, startTestSub, stop, stopAll, until, type Cli, type SubProcess} from './processes.js'
 
 const MiB = 1024 * 1024
 
@@ -158,36 +159,6 @@ export class Serve {
 }
 
 // ---------------------------------------------------------------- test-sub and test-pub
-
-export interface SubProcess {
-  cli: Cli
-  requested: number
-  /** From its last progress line (`connected N/M failed F | R msgs/s ...`). */
-  connected: number
-  failed: number
-  lastRate: number
-  lastLineAt: number
-  /** When it last reported a second with messages in it. */
-  lastBusyAt: number
-}
-
-/** `msgbus test-sub -n N ... --interval 1 --json` in its own process, its progress followed. */
-export function startTestSub(runJs: string, url: string, channel: string, requested: number, label: string, lifetimeSeconds: number, channels = 1): SubProcess {
-  const args = ['test-sub', '--url', url, '-c', channel, '--channels', String(channels), '-n', String(requested), '--interval', '1', '-d', String(Math.ceil(lifetimeSeconds)), '--json']
-  const cli = runCli(runJs, label, args, (lifetimeSeconds + 15) * 1000)
-  const proc: SubProcess = {cli, requested, connected: 0, failed: 0, lastRate: Number.NaN, lastLineAt: 0, lastBusyAt: 0}
-  cli.onLine = (line, at) => {
-    const progress = /connected (\d+)\/(\d+) failed (\d+) \| ([\d.]+) msgs\/s/.exec(line)
-    if (!progress) return
-    proc.connected = Number(progress[1])
-    proc.failed = Number(progress[3])
-    proc.lastRate = Number(progress[4])
-    proc.lastLineAt = at
-    if (proc.lastRate > 0) proc.lastBusyAt = at
-  }
-
-  return proc
-}
 
 /** Resolves once every test-sub says all its subscriptions are live (or failed); rejects when one exits first. */
 export async function subscribersLive(procs: SubProcess[], timeoutMs: number): Promise<void> {
@@ -427,8 +398,9 @@ const HELP = `usage: npm run soak -- [options]
 
 Runs \`msgbus serve --stats 5\` (its own process) for --duration seconds with
 --subscribers steady subscribers (test-sub processes) spread over --channels
-channels, test-pub publishing --rate msg/s to those channels in turn, and a churner opening --churn subscriptions a second that
-hold 0-500 ms and leave by RST, FIN or mid-head. Prints a line every interval
+channels, test-pub publishing --rate msg/s to those channels in turn, and a
+churner opening --churn subscriptions a second that hold 0-500 ms and leave
+by RST, FIN or mid-head. Prints a line every interval
 and a summary; exits 0 only with no loss and no growth.
 
 Options:
@@ -463,15 +435,6 @@ interface Options {
   json: boolean
 }
 
-function number(text: string | undefined, what: string, fallback: number, min: number): number {
-  if (text === undefined) return fallback
-  const value = Number(text)
-  if (!Number.isFinite(value) || value < min || !Number.isInteger(value)) throw new UsageError(`--${what}: expected a whole number ≥ ${min}, got ${JSON.stringify(text)}`)
-  return value
-}
-
-class UsageError extends Error {}
-
 function parseOptions(argv: string[]): Options {
   const {values} = parseArgs({
     args: argv,
@@ -491,23 +454,19 @@ function parseOptions(argv: string[]): Options {
     },
     strict: true,
   })
-  if (values.help) {
-    process.stdout.write(HELP)
-    process.exit(0)
-  }
-
-  const duration = number(values.duration, 'duration', 600, 5)
-  const interval = number(values.interval, 'interval', 5, 1)
-  const subscribers = number(values.subscribers, 'subscribers', 10_000, 1)
+  exitOnHelp(values.help, HELP)
+  const duration = numberOption(values.duration, 'duration', 600, 5)
+  const interval = numberOption(values.interval, 'interval', 5, 1)
+  const subscribers = numberOption(values.subscribers, 'subscribers', 10_000, 1)
   return {
     duration,
     subscribers,
-    rate: number(values.rate, 'rate', 100, 1),
-    channels: number(values.channels, 'channels', 20, 1),
-    churn: number(values.churn, 'churn', 100, 0),
-    subProcesses: Math.min(subscribers, number(values['sub-processes'], 'sub-processes', 2, 1)),
+    rate: numberOption(values.rate, 'rate', 100, 1),
+    channels: numberOption(values.channels, 'channels', 20, 1),
+    churn: numberOption(values.churn, 'churn', 100, 0),
+    subProcesses: Math.min(subscribers, numberOption(values['sub-processes'], 'sub-processes', 2, 1)),
     interval,
-    warmup: number(values.warmup, 'warmup', Math.min(60, Math.max(interval, Math.round(duration / 4))), 0),
+    warmup: numberOption(values.warmup, 'warmup', Math.min(60, Math.max(interval, Math.round(duration / 4))), 0),
     serverArgs: values['server-arg'] ?? [],
     build: !values['no-build'],
     json: values.json ?? false,
@@ -675,7 +634,7 @@ async function soak(options: Options): Promise<Result> {
     for (let i = 0; i < options.subProcesses; i++) {
       const requested = Math.floor(subscribers / options.subProcesses) + (i < subscribers % options.subProcesses ? 1 : 0)
       const label = options.subProcesses > 1 ? `test-sub ${i + 1}/${options.subProcesses}` : 'test-sub'
-      subs.push(startTestSub(runJs, server.url, 'soak', requested, label, lifetimeSeconds, options.channels))
+      subs.push(startTestSub(runJs, server.url, 'soak', requested, label, lifetimeSeconds, {channels: options.channels}))
     }
 
     await subscribersLive(subs, connectAllowance * 1000)

@@ -10,7 +10,8 @@ import {connect, type Socket} from 'node:net'
 import {performance} from 'node:perf_hooks'
 import {stopAll, sleep} from '../bench/processes.js'
 import type {GcProbe} from '../bench/proc.js'
-import {Churner, drained, pubReport, Serve, startTestPub, startTestSub, stopTestSub, subscribersLive} from '../bench/soak.js'
+import {startTestSub} from '../bench/processes.js'
+import {Churner, drained, pubReport, Serve, startTestPub, stopTestSub, subscribersLive} from '../bench/soak.js'
 import {BIN, dechunk, request, splitParts, type Part} from './support/harness.js'
 
 const MiB = 1024 * 1024
