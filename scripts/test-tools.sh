@@ -1,0 +1,19 @@
+#!/bin/sh
+# What the tests drive besides Node: curl, openssl (TLS certificates), jq
+# (the README's load-test script) and Debian's chromium (the browser tests,
+# through playwright-core: no browser download). Installs whatever is
+# missing with apt-get when run as root; otherwise says what is missing (the
+# tests that need it then fail or, for the browser, are skipped).
+need=""
+command -v curl >/dev/null 2>&1 || need="$need curl"
+command -v openssl >/dev/null 2>&1 || need="$need openssl"
+command -v jq >/dev/null 2>&1 || need="$need jq"
+[ -x /usr/bin/chromium ] || need="$need chromium"
+[ -z "$need" ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing the tests' tools:$need" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null ||
+    echo "could not install:$need (the tests that need them will fail or be skipped)" >&2
+else
+  echo "missing for the tests:$need (install them, e.g. sudo apt-get install$need)" >&2
+fi
