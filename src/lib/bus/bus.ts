@@ -135,7 +135,8 @@ export class Bus extends EventEmitter<BusEvents> {
 
   /** Accepts a message and fans it out; resolves once every subscriber has it. */
   publish(input: MessageInput): Promise<Delivery> {
-    return this.publishAll([input]).then(([delivery]) => delivery)
+    const message = this.accept(input)
+    return new Promise((resolve) => this.fanOut(message, (subscribers) => resolve({message, subscribers})))
   }
 
   /** Publishes several messages together (a form): all are accepted before any fans out, and they fan out in order. */
