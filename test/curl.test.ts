@@ -1,11 +1,9 @@
 // curl, the binary, drives the server the way its users do: the 2007 README's
 // quick test, filters, Basic auth, the secret, size limits, forms and HTTPS.
 import assert from 'node:assert/strict'
-import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {readFileSync, writeFileSync} from 'node:fs'
 import type {BusServer} from '../src/lib/index.js'
-import {curl, run, ServeProcess, startBus, stopAll, assertIncreasing} from './support/harness.js'
+import {curl, run, ServeProcess, startBus, stopAll, assertIncreasing, tempFolder} from './support/harness.js'
 import {makeCertificate} from './support/tls.js'
 import {CurlStream} from './support/curl-stream.js'
 
@@ -81,16 +79,11 @@ function ids(reply: CurlReply): string[] {
 }
 
 
-let dir: string
 
 describe('curl', function () {
   this.timeout(10000)
 
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'msgbus-curl-'))
-  })
-
-  after(() => rmSync(dir, {recursive: true, force: true}))
+  const inTemp = tempFolder('msgbus-curl-')
 
   afterEach(async () => {
     CurlStream.killAll()
@@ -130,7 +123,7 @@ describe('curl', function () {
       const server = await startBus({boundary: B})
       const url = `${server.url()}/msgbus/bin`
       const bytes = Buffer.concat([Buffer.from(`\r\n--${B}\r\n--${B}--\r\n\0`), Buffer.from(Array.from({length: 256}, (_, i) => i))])
-      const file = join(dir, 'blob.bin')
+      const file = inTemp('blob.bin')
       writeFileSync(file, bytes)
       const subscriber = await CurlStream.open(url)
       const reply = await curlReply(['--data-binary', `@${file}`, '-H', 'Content-Type: application/octet-stream', url])
@@ -305,7 +298,7 @@ describe('curl', function () {
     const LIMIT = 1000
 
     function file(name: string, size: number): string {
-      const path = join(dir, name)
+      const path = inTemp(name)
       writeFileSync(path, Buffer.alloc(size, 'x'))
       return path
     }
@@ -376,8 +369,8 @@ describe('curl', function () {
     const png = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.from(`\r\n--${B}\r\n`), Buffer.from(Array.from({length: 256}, (_, i) => 255 - i))])
 
     before(() => {
-      writeFileSync(join(dir, 'x.txt'), text)
-      writeFileSync(join(dir, 'y.png'), png)
+      writeFileSync(inTemp('x.txt'), text)
+      writeFileSync(inTemp('y.png'), png)
     })
 
     it('two files: two messages in order with their own types; Msgbus-Id and Msgbus-Subscribers are lists', async () => {
@@ -385,7 +378,7 @@ describe('curl', function () {
       const url = `${server.url()}/msgbus/form`
       const all = await CurlStream.open(url)
       const images = await CurlStream.open(`${url}?type=image/*`)
-      const reply = await curlReply(['-F', `a=@${join(dir, 'x.txt')}`, '-F', `b=@${join(dir, 'y.png')}`, url])
+      const reply = await curlReply(['-F', `a=@${inTemp('x.txt')}`, '-F', `b=@${inTemp('y.png')}`, url])
       assert.equal(reply.status, 204)
       assert.match(reply.headers['msgbus-id'], /^\d+-\d+\s*,\s*\d+-\d+$/)
       assert.match(reply.headers['msgbus-subscribers'], /^1\s*,\s*2$/)
@@ -405,7 +398,7 @@ describe('curl', function () {
       const server = await startBus({boundary: B})
       const url = `${server.url()}/msgbus/form`
       const subscriber = await CurlStream.open(url)
-      const reply = await curlReply(['-u', 'carol:pw', '-F', 'note=grüße', '-F', `c=@${join(dir, 'x.txt')};type=application/x-thing`, '-F', 'n=2', url])
+      const reply = await curlReply(['-u', 'carol:pw', '-F', 'note=grüße', '-F', `c=@${inTemp('x.txt')};type=application/x-thing`, '-F', 'n=2', url])
       assert.equal(reply.status, 204)
       assert.equal(ids(reply).length, 3)
       const parts = await subscriber.waitParts(3)
@@ -423,7 +416,7 @@ describe('curl', function () {
       const server = await startBus({boundary: B})
       const url = `${server.url()}/msgbus/form`
       const subscriber = await CurlStream.open(url)
-      const reply = await curlReply(['-F', `img=<${join(dir, 'y.png')};type=image/png`, '-F', 'utf=€ and ü', url])
+      const reply = await curlReply(['-F', `img=<${inTemp('y.png')};type=image/png`, '-F', 'utf=€ and ü', url])
       assert.equal(reply.status, 204)
       const parts = await subscriber.waitParts(2)
       assert.equal(parts[0].headers['content-type'], 'image/png')
@@ -435,14 +428,14 @@ describe('curl', function () {
       const server = await startBus({boundary: B, maxMessageSize: 1000})
       const url = `${server.url()}/msgbus/form`
       const subscriber = await CurlStream.open(url)
-      writeFileSync(join(dir, 'exact.bin'), Buffer.alloc(1000, 'e'))
-      writeFileSync(join(dir, 'over.bin'), Buffer.alloc(1001, 'o'))
+      writeFileSync(inTemp('exact.bin'), Buffer.alloc(1000, 'e'))
+      writeFileSync(inTemp('over.bin'), Buffer.alloc(1001, 'o'))
       // The big part last: the first part was complete, yet is not published.
-      assertError(await curlReply(['-F', `a=@${join(dir, 'x.txt')}`, '-F', `b=@${join(dir, 'over.bin')}`, url]), 413, /limit/)
+      assertError(await curlReply(['-F', `a=@${inTemp('x.txt')}`, '-F', `b=@${inTemp('over.bin')}`, url]), 413, /limit/)
       // A plain field over the limit too.
-      assertError(await curlReply(['-F', 'a=small', '-F', `b=<${join(dir, 'over.bin')}`, url]), 413, /limit/)
+      assertError(await curlReply(['-F', 'a=small', '-F', `b=<${inTemp('over.bin')}`, url]), 413, /limit/)
       // A part (file or field) of exactly the limit is fine.
-      const ok = await curlReply(['-F', `a=@${join(dir, 'exact.bin')}`, '-F', `b=<${join(dir, 'exact.bin')}`, '-F', 'c=done', url])
+      const ok = await curlReply(['-F', `a=@${inTemp('exact.bin')}`, '-F', `b=<${inTemp('exact.bin')}`, '-F', 'c=done', url])
       assert.equal(ok.status, 204)
       await subscriber.waitParts(3)
       assert.deepEqual(subscriber.bodies(), ['e'.repeat(1000), 'e'.repeat(1000), 'done'])
@@ -452,8 +445,8 @@ describe('curl', function () {
       const server = await startBus({boundary: B, maxMessageSize: 1000, maxRequestSize: 2500})
       const url = `${server.url()}/msgbus/form`
       const subscriber = await CurlStream.open(url)
-      writeFileSync(join(dir, 'nine.bin'), Buffer.alloc(900, 'n'))
-      const part = `@${join(dir, 'nine.bin')}`
+      writeFileSync(inTemp('nine.bin'), Buffer.alloc(900, 'n'))
+      const part = `@${inTemp('nine.bin')}`
       assertError(await curlReply(['-H', 'Expect:', '-F', `a=${part}`, '-F', `b=${part}`, '-F', `c=${part}`, url]), 413, /limit/)
       assert.equal((await curlPublish(url, 'after')).status, 204)
       await subscriber.waitParts(1)
@@ -467,8 +460,8 @@ describe('curl', function () {
     let bothFile: string
 
     before(async () => {
-      ;({certFile, keyFile} = await makeCertificate(dir))
-      bothFile = join(dir, 'both.pem')
+      ;({certFile, keyFile} = await makeCertificate(inTemp()))
+      bothFile = inTemp('both.pem')
       writeFileSync(bothFile, Buffer.concat([readFileSync(certFile), readFileSync(keyFile)]))
     })
 

@@ -4,12 +4,11 @@
 import assert from 'node:assert/strict'
 import {spawn, type ChildProcess} from 'node:child_process'
 import {once} from 'node:events'
-import {existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {existsSync, readFileSync} from 'node:fs'
 import {createServer, type Server, type Socket} from 'node:net'
-import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import type {BusServer} from '../src/lib/index.js'
-import {BIN, curl, publish, request, ROOT, run, ServeProcess, startBus, stopAll, type RunResult} from './support/harness.js'
+import {BIN, curl, publish, request, ROOT, run, ServeProcess, startBus, stopAll, type RunResult, tempFolder} from './support/harness.js'
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
 const SUMMARY = /^received (\d+) msgs over \d+\.\d secs \(\d+\.\d mps\)$/
@@ -142,16 +141,11 @@ function assertLine(line: string, time: {from: number; to: number}, rest: string
   assert.equal(line.slice(space + 1), rest)
 }
 
-let dir: string
 
 describe('msgbus dump', function () {
   this.timeout(15000)
 
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'msgbus-dump-'))
-  })
-
-  after(() => rmSync(dir, {recursive: true, force: true}))
+  const inTemp = tempFolder('msgbus-dump-')
 
   afterEach(async () => {
     for (const child of children) {
@@ -382,7 +376,7 @@ describe('msgbus dump', function () {
     it('`msgbus dump / | head -1` ends quietly: dump exits 0, nothing on stderr', async () => {
       const server = await startBus()
       const before = server.bus.subscriberCount
-      const errors = join(dir, 'head-stderr.txt')
+      const errors = inTemp('head-stderr.txt')
       const shell = spawn('bash', ['-c', `"${process.execPath}" "${BIN}" dump / --url ${server.url()} 2>"${errors}" | head -1; echo "status ` + '${PIPESTATUS[0]} ${PIPESTATUS[1]}"'], {
         env: {...process.env, NO_COLOR: '1'},
         stdio: ['ignore', 'pipe', 'pipe'],

@@ -4,12 +4,10 @@ import assert from 'node:assert/strict'
 import {spawn, type ChildProcess} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {once} from 'node:events'
-import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {readFileSync, writeFileSync} from 'node:fs'
 import {createServer} from 'node:net'
-import {tmpdir} from 'node:os'
-import {join} from 'node:path'
 import type {BusServer} from '../src/lib/index.js'
-import {BIN, publish, run, ServeProcess, startBus, stopAll, type RunResult} from './support/harness.js'
+import {BIN, publish, run, ServeProcess, startBus, stopAll, type RunResult, tempFolder} from './support/harness.js'
 import {makeCertificate} from './support/tls.js'
 import {CurlStream} from './support/curl-stream.js'
 
@@ -50,16 +48,11 @@ async function assertNothingArrives(subscriber: CurlStream, server: BusServer, c
   assert.deepEqual(subscriber.bodies(), ['marker'])
 }
 
-let dir: string
 
 describe('msgbus send', function () {
   this.timeout(15000)
 
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'msgbus-send-'))
-  })
-
-  after(() => rmSync(dir, {recursive: true, force: true}))
+  const inTemp = tempFolder('msgbus-send-')
 
   afterEach(async () => {
     CurlStream.killAll()
@@ -105,13 +98,13 @@ describe('msgbus send', function () {
         'pixel.png': Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex'),
         'data.json': Buffer.from('{"a":[1,2]}'),
       }
-      for (const [name, bytes] of Object.entries(files)) writeFileSync(join(dir, name), bytes)
+      for (const [name, bytes] of Object.entries(files)) writeFileSync(inTemp(name), bytes)
       for (const name of Object.keys(files)) {
-        const result = await msgbus(['send', 'files', join(dir, name), '--url', server.url()])
+        const result = await msgbus(['send', 'files', inTemp(name), '--url', server.url()])
         assert.equal(result.code, 0, result.stderr)
       }
 
-      const overridden = await msgbus(['send', 'files', join(dir, 'data.json'), '-t', 'application/vnd.example+json', '--url', server.url()])
+      const overridden = await msgbus(['send', 'files', inTemp('data.json'), '-t', 'application/vnd.example+json', '--url', server.url()])
       assert.equal(overridden.code, 0, overridden.stderr)
       const stdinTyped = await msgbus(['send', 'files', '--type', 'text/csv', '--url', server.url()], {input: 'a,b\n'})
       assert.equal(stdinTyped.code, 0, stdinTyped.stderr)
@@ -130,8 +123,8 @@ describe('msgbus send', function () {
       const first = await CurlStream.open(url)
       const second = await CurlStream.open(url)
       const names = ['one.txt', 'two.html', 'three.json']
-      names.forEach((name, i) => writeFileSync(join(dir, name), `body ${i + 1}`))
-      const result = await msgbus(['send', 'many', ...names.map((name) => join(dir, name)), '--url', server.url(), '-v'])
+      names.forEach((name, i) => writeFileSync(inTemp(name), `body ${i + 1}`))
+      const result = await msgbus(['send', 'many', ...names.map((name) => inTemp(name)), '--url', server.url(), '-v'])
       assert.equal(result.code, 0, result.stderr)
       assert.equal(result.stderr, '')
       const parts = await first.waitParts(3)
@@ -144,8 +137,8 @@ describe('msgbus send', function () {
       assert.deepEqual(lines, parts.map((part) => `id=${part.headers['message-id']} subscribers=2`))
 
       // One request: a part over the limit refuses the whole form, so none of the files is published.
-      writeFileSync(join(dir, 'big.bin'), Buffer.alloc(2000, 7))
-      const refused = await msgbus(['send', 'many', join(dir, 'one.txt'), join(dir, 'big.bin'), '--url', server.url()])
+      writeFileSync(inTemp('big.bin'), Buffer.alloc(2000, 7))
+      const refused = await msgbus(['send', 'many', inTemp('one.txt'), inTemp('big.bin'), '--url', server.url()])
       // The server answers 413 and closes as soon as the part passes the limit, while the client is still
       // writing the form: the close can reset the connection before the client reads the 413 (a race).
       assertFailure(refused, /many: (413 form part larger than the limit of 1000 bytes|connection closed by the server|connection reset by the server)\n$/)
@@ -169,16 +162,16 @@ describe('msgbus send', function () {
       assert.equal(refused.code, 1)
       assert.equal(refused.stdout, '')
       assert.equal(refused.stderr, '', 'not even the error')
-      const missing = await msgbus(['send', 'v', join(dir, 'no-such-file'), '--url', server.url(), '-q'])
+      const missing = await msgbus(['send', 'v', inTemp('no-such-file'), '--url', server.url(), '-q'])
       assert.deepEqual([missing.code, missing.stdout, missing.stderr], [1, '', ''])
     })
 
     it('a missing FILE fails before anything is sent: one line naming it, non-zero exit', async () => {
       const server = await startBus({boundary: B})
       const subscriber = await CurlStream.open(`${server.url()}/msgbus/miss`)
-      writeFileSync(join(dir, 'present.txt'), 'present')
-      const missing = join(dir, 'absent.txt')
-      const result = await msgbus(['send', 'miss', join(dir, 'present.txt'), missing, '--url', server.url()])
+      writeFileSync(inTemp('present.txt'), 'present')
+      const missing = inTemp('absent.txt')
+      const result = await msgbus(['send', 'miss', inTemp('present.txt'), missing, '--url', server.url()])
       assertFailure(result, new RegExp(`cannot read ${missing.replace(/[.]/g, '\\.')}: no such file`))
       const alone = await msgbus(['send', 'miss', missing, '--url', server.url()])
       assertFailure(alone, /absent\.txt/)
@@ -314,8 +307,8 @@ describe('msgbus send', function () {
     it('--lines with a FILE is a usage error (exit 2), nothing sent', async () => {
       const server = await startBus({boundary: B})
       const subscriber = await CurlStream.open(`${server.url()}/msgbus/lf`)
-      writeFileSync(join(dir, 'lines.txt'), 'a\nb\n')
-      const result = await msgbus(['send', 'lf', join(dir, 'lines.txt'), '--lines', '--url', server.url()], {input: 'c\n'})
+      writeFileSync(inTemp('lines.txt'), 'a\nb\n')
+      const result = await msgbus(['send', 'lf', inTemp('lines.txt'), '--lines', '--url', server.url()], {input: 'c\n'})
       assertFailure(result, /^msgbus send: --lines reads stdin: give no FILE/, 2)
       await assertNothingArrives(subscriber, server, 'lf')
     })
@@ -335,7 +328,7 @@ describe('msgbus send', function () {
       it(`${name}, via a FILE and via stdin`, async () => {
         const server = await startBus({boundary: B})
         const subscriber = await CurlStream.open(`${server.url()}/msgbus/bin`)
-        const file = join(dir, 'blob.bin')
+        const file = inTemp('blob.bin')
         writeFileSync(file, bytes)
         const viaFile = await msgbus(['send', 'bin', file, '--url', server.url()])
         assert.equal(viaFile.code, 0, viaFile.stderr)
@@ -356,7 +349,7 @@ describe('msgbus send', function () {
     let keyFile: string
 
     before(async () => {
-      ;({certFile, keyFile} = await makeCertificate(dir))
+      ;({certFile, keyFile} = await makeCertificate(inTemp()))
     })
 
     it('an untrusted certificate fails with one line naming the URL and the TLS reason; --cacert and -k work', async () => {
@@ -374,7 +367,7 @@ describe('msgbus send', function () {
       const parts = await subscriber.waitParts(2)
       assert.deepEqual(subscriber.bodies(), ['with --cacert', 'with -k'])
       assert.equal(parts[1].headers.from, 'eve')
-      const noCa = await msgbus(['send', url, '--cacert', join(dir, 'missing.pem')], {input: 'x'})
+      const noCa = await msgbus(['send', url, '--cacert', inTemp('missing.pem')], {input: 'x'})
       assertFailure(noCa, /missing\.pem/)
     })
   })

@@ -1,12 +1,10 @@
 // HTTPS as run in production: modern TLS only, and a certificate renewed
 // with SIGHUP while subscriptions stay up.
 import assert from 'node:assert/strict'
-import {copyFileSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {copyFileSync, writeFileSync} from 'node:fs'
 import {connect, type ConnectionOptions} from 'node:tls'
 import {CurlStream} from './support/curl-stream.js'
-import {curl, ServeProcess} from './support/harness.js'
+import {curl, ServeProcess, tempFolder} from './support/harness.js'
 import {makeCertificate} from './support/tls.js'
 
 /** A TLS handshake with the server: the certificate's common name and the protocol, or the error. */
@@ -31,18 +29,16 @@ async function waitForLog(serve: ServeProcess, pattern: RegExp): Promise<void> {
 
 describe('TLS', function () {
   this.timeout(20000)
-  let dir: string
   let first: {certFile: string; keyFile: string}
   let second: {certFile: string; keyFile: string}
-  const live = () => ({certFile: join(dir, 'live.cert.pem'), keyFile: join(dir, 'live.key.pem')})
+  const live = () => ({certFile: inTemp('live.cert.pem'), keyFile: inTemp('live.key.pem')})
 
+  const inTemp = tempFolder('msgbus-tls-')
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'msgbus-tls-'))
-    first = await makeCertificate(dir, 'first', 'first')
-    second = await makeCertificate(dir, 'second', 'second')
+    first = await makeCertificate(inTemp(), 'first', 'first')
+    second = await makeCertificate(inTemp(), 'second', 'second')
   })
 
-  after(() => rmSync(dir, {recursive: true, force: true}))
   afterEach(() => CurlStream.killAll())
 
   async function serveWith(pair: {certFile: string; keyFile: string}): Promise<ServeProcess> {

@@ -3,7 +3,10 @@ import assert from 'node:assert/strict'
 import {spawn, type ChildProcess} from 'node:child_process'
 import {once} from 'node:events'
 import {request as httpRequest, type IncomingHttpHeaders} from 'node:http'
+import {mkdtempSync, rmSync} from 'node:fs'
 import {connect, type Socket} from 'node:net'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {createBus, type BusServer, type BusServerOptions} from '../../src/lib/index.js'
 
@@ -300,4 +303,18 @@ export function assertIncreasing(list: string[]): void {
     const [ms2, seq2] = idPair(list[i])
     assert.ok(ms2 > ms1 || (ms2 === ms1 && seq2 > seq1), `${list[i]} after ${list[i - 1]}`)
   }
+}
+
+/**
+ * A temporary folder for the tests of the describe block it is called in:
+ * made before them, removed after. Returns a function that names paths in
+ * it (`inTemp('a.txt')`; `inTemp()` is the folder).
+ */
+export function tempFolder(prefix: string): (...names: string[]) => string {
+  let folder = ''
+  before(() => {
+    folder = mkdtempSync(join(tmpdir(), prefix))
+  })
+  after(() => rmSync(folder, {recursive: true, force: true}))
+  return (...names) => join(folder, ...names)
 }
