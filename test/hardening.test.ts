@@ -70,6 +70,11 @@ describe('hardening: bad input', function () {
       'POST /msgbus/foo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n',
       /^bad request: Transfer-Encoding can't be present with Content-Length/,
     ],
+    [
+      'chunked twice',
+      'POST /msgbus/foo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+      /^bad request: invalid `Transfer-Encoding` header value/,
+    ],
     ['a broken chunk size', 'POST /msgbus/foo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n', /^bad request: invalid character in chunk size/],
   ]
   for (const [what, bytes, reason] of malformed) {
@@ -84,6 +89,41 @@ describe('hardening: bad input', function () {
       assert.equal(foo.parts().length, 0)
     })
   }
+
+  const refusedFraming: Array<[string, string, number, RegExp]> = [
+    [
+      'a transfer coding besides chunked (gzip bytes would be published as they are)',
+      'POST /msgbus/foo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+      501,
+      /^transfer coding "gzip" is not supported \(only chunked\)/,
+    ],
+    ['two Host headers', 'POST /msgbus/foo HTTP/1.1\r\nHost: a\r\nHost: b\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello', 400, /^more than one Host header/],
+    ['HTTP/2.0 in an HTTP/1 request line', 'GET /msgbus/foo HTTP/2.0\r\nHost: x\r\n\r\n', 505, /^HTTP\/2\.0 is not supported here: msgbus speaks HTTP\/1\.0 and HTTP\/1\.1/],
+  ]
+  for (const [what, bytes, status, reason] of refusedFraming) {
+    it(`${what}: ${status} with a one-line reason, the connection closed, nothing published or subscribed`, async () => {
+      const {server, check} = await startWithWitness()
+      const foo = await Subscription.open(server, '/msgbus/foo')
+      const [answer, more] = answers(await exchange(server, bytes))
+      assertError(answer, status, reason, what)
+      assert.equal(answer.headers.connection, 'close')
+      assert.equal(more, undefined, 'nothing after the refusal')
+      assert.equal(server.counters().published, 0)
+      assert.equal(server.bus.subscriberCount, 2, 'the witness and foo only')
+      await check()
+      assert.equal(foo.parts().length, 0)
+    })
+  }
+
+  it('the body-stall log line names the client, address and port', async () => {
+    const warnings: string[] = []
+    const {server, check} = await startWithWitness({bodyTimeout: 1, logger: {level: 0, log() {}, warn: (event, detail) => warnings.push(`${event} ${detail}`)}})
+    const client = await RawClient.open(portOf(server), 'POST /msgbus/foo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nonly this')
+    const port = client.socket.localPort
+    await client.untilClosed(4000)
+    assert.deepEqual(warnings, [`stall 127.0.0.1:${port}: no body byte for 1 s, dropped`])
+    await check()
+  })
 
   it('a request target over 8 KiB: 414; a head over 16 KiB: 431', async () => {
     const {server, check} = await startWithWitness()

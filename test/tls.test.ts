@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import {copyFileSync, writeFileSync} from 'node:fs'
 import {connect, type ConnectionOptions} from 'node:tls'
 import {CurlStream} from './support/curl-stream.js'
-import {curl, ServeProcess, tempFolder} from './support/harness.js'
+import {BIN, curl, run, ServeProcess, tempFolder} from './support/harness.js'
 import {makeCertificate} from './support/tls.js'
 
 /** A TLS handshake with the server: the certificate's common name and the protocol, or the error. */
@@ -82,6 +82,31 @@ describe('TLS', function () {
       assert.equal(published.stdout, '204')
       await subscriber.waitParts(1)
       assert.deepEqual(subscriber.bodies(), ['after renewal'])
+    } finally {
+      await serve.stop()
+    }
+  })
+
+  it('a key that does not belong to the certificate: serve refuses to start, and SIGHUP keeps the pair in force', async () => {
+    // An RSA certificate with an EC key gets past OpenSSL unnoticed; two EC keys would not.
+    const rsa = {certFile: inTemp('rsa.cert.pem'), keyFile: inTemp('rsa.key.pem')}
+    const made = await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', rsa.keyFile, '-out', rsa.certFile, '-days', '2', '-subj', '/CN=rsa'])
+    assert.equal(made.code, 0, made.stderr)
+    for (const [cert, key] of [[rsa.certFile, first.keyFile], [first.certFile, second.keyFile]]) {
+      const mismatched = await run(process.execPath, [BIN, 'serve', '-p', '0', '-P', '0', '-l', '127.0.0.1', '-c', cert, '--key', key], {timeoutMs: 10000})
+      assert.equal(mismatched.code, 1, mismatched.stderr)
+      assert.match(mismatched.stderr, /^msgbus serve: the key does not belong to the certificate \(its public key is another\)\n$/)
+    }
+
+    const serve = await serveWith(first)
+    try {
+      const port = serve.port('HTTPS')
+      copyFileSync(rsa.certFile, live().certFile)
+      serve.child.kill('SIGHUP')
+      await waitForLog(serve, /reload the key does not belong to the certificate .*; keeping the previous certificate/)
+      assert.doesNotMatch(serve.stderr, /reload certificate /, 'no reload reported as done')
+      const {commonName} = await handshake(port)
+      assert.equal(commonName, 'first', 'handshakes still succeed with the pair in force')
     } finally {
       await serve.stop()
     }

@@ -79,6 +79,11 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
       min: 1,
       helpValue: '<seconds>',
     }),
+    'max-connections': Flags.integer({
+      summary: 'Most connections open at once, HTTP and HTTPS together (default: what the open-file limit leaves room for; 0: no limit); past it, 503.',
+      min: 0,
+      helpValue: '<n>',
+    }),
     'max-connections-per-ip': Flags.integer({summary: 'Most connections at once from one address (0: no limit); past it, 503.', default: 0, min: 0}),
     'rate-limit': Flags.integer({
       summary: 'Publishes per second per client address, in bursts of as many (0: no limit); past it, 429 with Retry-After.',
@@ -128,6 +133,7 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
       headerTimeout: flags['header-timeout'],
       bodyTimeout: flags['body-timeout'],
       idleTimeout: flags['idle-timeout'],
+      maxConnections: flags['max-connections'],
       maxConnectionsPerIp: flags['max-connections-per-ip'],
       rateLimit: flags['rate-limit'],
       maxChannels: flags['max-channels'],

@@ -264,8 +264,14 @@ export class ServeProcess {
     })
   }
 
-  static async start(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
-    const child = spawn(process.execPath, [BIN, 'serve', ...args], {env: {...process.env, NO_COLOR: '1', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+  /** `openFiles` runs it under that `ulimit -n` (the shell execs node, so the pid is the server's). */
+  static async start(args: string[], env: NodeJS.ProcessEnv = {}, options: {openFiles?: number} = {}): Promise<ServeProcess> {
+    const command = [process.execPath, BIN, 'serve', ...args]
+    const spawnEnv = {...process.env, NO_COLOR: '1', ...env}
+    const child =
+      options.openFiles === undefined
+        ? spawn(command[0], command.slice(1), {env: spawnEnv, stdio: ['ignore', 'pipe', 'pipe']})
+        : spawn('sh', ['-c', `ulimit -n ${options.openFiles} && exec "$@"`, 'sh', ...command], {env: spawnEnv, stdio: ['ignore', 'pipe', 'pipe']})
     const serve = new ServeProcess(child)
     const deadline = Date.now() + 10000
     const https = args.some((arg) => arg === '-c' || arg.startsWith('--cert'))

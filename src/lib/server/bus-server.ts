@@ -13,6 +13,9 @@ import {startStats} from './stats.js'
 import {Docroot} from './docroot.js'
 import {createRequestHandler} from './handler.js'
 import {createListener, secureOptions} from './listener.js'
+import {ConnectionCap} from './connection-cap.js'
+import {ConnectionLimit} from './connection-limit.js'
+import {connectionsWithin, openFileLimit, reservedDescriptors} from './fd-limit.js'
 import {RateLimiter} from './rate-limit.js'
 import {LogLevel, silentLogger} from './logger.js'
 import {DEFAULTS, type BusServerOptions, type ResolvedOptions} from './options.js'
@@ -25,6 +28,10 @@ export interface ServerCounters extends BusCounters {
   dropped: number
   /** Slow subscribers disconnected (policy disconnect). */
   slowDisconnects: number
+  /** Connections open now, subscriptions included, HTTP and HTTPS together. */
+  connections: number
+  /** Connections refused at the server's connection cap since it started. */
+  connectionsRefused: number
 }
 
 export interface Listening {
@@ -66,7 +73,7 @@ export class BusServer {
   /** Binds the listeners. Rejects with a one-line reason (busy port, bad certificate, missing document root). */
   async start(): Promise<Listening> {
     const {options, logger} = this
-    const docroot = options.docroot === undefined ? undefined : await Docroot.open(options.docroot)
+    const docroot = options.docroot === undefined ? undefined : await Docroot.open(options.docroot, logger)
     const cors = options.cors === undefined || options.cors.length === 0 ? undefined : new CorsPolicy(options.cors)
     const access = await openAccess(options)
     const viewer = await Viewer.load()
@@ -92,6 +99,8 @@ export class BusServer {
       streaming: new WeakSet(),
       access,
       refused: new WeakSet(),
+      connections: this.connectionCap(),
+      connectionsPerIp: options.maxConnectionsPerIp > 0 ? new ConnectionLimit(options.maxConnectionsPerIp) : undefined,
       rateLimiter: options.rateLimit > 0 ? new RateLimiter(options.rateLimit) : undefined,
     }
     this.context = context
@@ -125,6 +134,25 @@ export class BusServer {
     return listening
   }
 
+  /**
+   * The connection cap: `maxConnections`, or by default as many as the
+   * open-file limit leaves room for, so the server refuses with a 503 (and
+   * says so in the log) before the kernel refuses it descriptors.
+   */
+  private connectionCap(): ConnectionCap {
+    const {maxConnections} = this.options
+    const limit = openFileLimit()
+    const fits = limit === undefined ? undefined : connectionsWithin(limit)
+    const max = maxConnections ?? fits ?? 0
+    if (fits !== undefined && max > fits) {
+      this.logger.warn('limit', `--max-connections ${max} is more than the open-file limit (${limit}) leaves room for (${fits}): connections past that may be closed unanswered`)
+    }
+
+    const hardMax = max === 0 ? Infinity : max + Math.floor(reservedDescriptors(limit ?? max) / 2)
+    const origin = maxConnections === undefined ? `${max}, from the open-file limit of ${limit}` : `--max-connections ${max}`
+    return new ConnectionCap(max, hardMax, this.logger, origin)
+  }
+
   private async bind(server: Server, port: number, name: string): Promise<AddressInfo> {
     const {address} = this.options
     server.listen({port, host: address === '' ? undefined : address})
@@ -139,6 +167,12 @@ export class BusServer {
       throw new Error(`cannot listen on ${where} for ${name}: ${(error as Error).message}`)
     }
 
+    // Listening, a server's errors are failed accepts (out of descriptors, EMFILE): the
+    // connection is lost, the server is not, and the operator must hear of it.
+    server.on('error', (error: NodeJS.ErrnoException) => {
+      const why = error.code === 'EMFILE' || error.code === 'ENFILE' ? 'out of file descriptors (raise ulimit -n, or lower --max-connections)' : error.message
+      this.logger.warn('accept', `${name}: a connection could not be accepted: ${why}`)
+    })
     return server.address() as AddressInfo
   }
 
@@ -181,6 +215,8 @@ export class BusServer {
       ...this.bus.counters(),
       dropped: this.context?.writer.droppedTotal ?? 0,
       slowDisconnects: this.context?.writer.slowDisconnects ?? 0,
+      connections: this.context?.connections.open ?? 0,
+      connectionsRefused: this.context?.connections.refusedTotal ?? 0,
     }
   }
 

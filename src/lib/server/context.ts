@@ -2,6 +2,8 @@ import type {Socket} from 'node:net'
 import type {Bus} from '../bus/bus.js'
 import type {StreamEncoders} from '../protocol/formats.js'
 import type {AccessControl} from './acl.js'
+import type {ConnectionCap} from './connection-cap.js'
+import type {ConnectionLimit} from './connection-limit.js'
 import type {CorsPolicy} from './cors.js'
 import type {Docroot} from './docroot.js'
 import type {Logger} from './logger.js'
@@ -30,21 +32,40 @@ export interface ServerContext {
   readonly streaming: WeakSet<Socket>
   /** Users and what they may do (`--acl`); undefined: no ACL. */
   readonly access?: AccessControl
-  /** Connections refused at connect time (too many from one address): their requests are never handled. */
+  /** Connections refused at connect time (the server's cap, or too many from one address): their requests are never handled. */
   readonly refused: WeakSet<Socket>
+  /** Open connections, HTTP and HTTPS together, against `--max-connections`. */
+  readonly connections: ConnectionCap
+  /** Open connections per client address, HTTP and HTTPS together (`--max-connections-per-ip`). */
+  readonly connectionsPerIp: ConnectionLimit | undefined
   /** Publishes per second per client address (`--rate-limit`). */
   readonly rateLimiter: RateLimiter | undefined
 }
 
-/** The client's address; IPv4 clients of a dual-stack listener as plain IPv4, so limits count them as one. */
+const ADDRESS = Symbol('msgbus.address')
+const PEER = Symbol('msgbus.peer')
+type Named = Socket & {[ADDRESS]?: string; [PEER]?: string}
+
+/**
+ * The client's address; IPv4 clients of a dual-stack listener as plain IPv4,
+ * so limits count them as one. Kept on the socket once known: a socket whose
+ * peer has reset it no longer knows its address, and would count as "?".
+ */
 export function addressOf(socket: Socket): string {
-  return (socket.remoteAddress ?? '?').replace(/^::ffff:(?=\d+\.)/, '')
+  const named = socket as Named
+  if (named[ADDRESS] !== undefined) return named[ADDRESS]
+  const address = socket.remoteAddress
+  if (address === undefined) return '?'
+  return (named[ADDRESS] = address.replace(/^::ffff:(?=\d+\.)/, ''))
 }
 
-/** The client's address and port, for the log. */
+/** The client's address and port, for the log; kept on the socket as addressOf is. */
 export function peerOf(socket: Socket): string {
+  const named = socket as Named
+  if (named[PEER] !== undefined) return named[PEER]
   const address = addressOf(socket)
-  return address.includes(':') ? `[${address}]:${socket.remotePort}` : `${address}:${socket.remotePort}`
+  if (address === '?') return '?'
+  return (named[PEER] = address.includes(':') ? `[${address}]:${socket.remotePort}` : `${address}:${socket.remotePort}`)
 }
 
 /** A channel as the log names it. */

@@ -5,6 +5,7 @@ import {join, normalize, sep} from 'node:path'
 import send from 'send'
 import {ChannelError, percentDecode} from '../protocol/channel.js'
 import {HttpError, sendError} from './http-error.js'
+import {silentLogger, type Logger} from './logger.js'
 
 export const DOCUMENT_METHODS = 'GET, HEAD, OPTIONS'
 
@@ -16,10 +17,13 @@ export const DOCUMENT_METHODS = 'GET, HEAD, OPTIONS'
  * neither a link nor a sibling such as `www2` beside `www` is reachable.
  */
 export class Docroot {
-  private constructor(readonly root: string) {}
+  private constructor(
+    readonly root: string,
+    private readonly logger: Logger,
+  ) {}
 
   /** Opens the folder, failing with a clear reason when it is missing or not a folder. */
-  static async open(folder: string): Promise<Docroot> {
+  static async open(folder: string, logger: Logger = silentLogger): Promise<Docroot> {
     let root: string
     try {
       root = await realpath(folder)
@@ -28,7 +32,7 @@ export class Docroot {
     }
 
     if (!(await stat(root)).isDirectory()) throw new Error(`document root ${folder}: not a folder`)
-    return new Docroot(root)
+    return new Docroot(root, logger)
   }
 
   private async confined(path: string): Promise<boolean> {
@@ -65,7 +69,15 @@ export class Docroot {
     if (!(await this.confined(path))) throw new HttpError(403, `${path} is outside the document root`)
     await new Promise<void>((resolve) => {
       send(req, path, {root: this.root, index: ['index.html']})
-        .on('error', (error: {status?: number; statusCode?: number}) => {
+        .on('error', (error: {status?: number; statusCode?: number; code?: string}) => {
+          if (error.code === 'EMFILE' || error.code === 'ENFILE') {
+            // Not the file's fault, nor the client's: the process is out of descriptors for now.
+            this.logger.warn('document', `${path}: out of file descriptors (raise ulimit -n, or lower --max-connections)`)
+            sendError(res, 503, `cannot open ${path} now: the server is out of file descriptors`, {'Retry-After': '1'})
+            resolve()
+            return
+          }
+
           const status = error.status ?? error.statusCode ?? 500
           sendError(res, status, `${STATUS_CODES[status]?.toLowerCase() ?? 'error'}: ${path}`)
           resolve()

@@ -5,6 +5,7 @@ import {peerOf, type ServerContext} from './context.js'
 import {HttpError, sendError} from './http-error.js'
 import {LogLevel} from './logger.js'
 import {publish} from './publish.js'
+import {framingError} from './request-checks.js'
 import {subscribe} from './subscribe.js'
 
 const BUS_METHODS = 'GET, HEAD, POST, OPTIONS'
@@ -100,6 +101,12 @@ export function createRequestHandler(ctx: ServerContext) {
     res.setHeader('Server', ctx.serverHeader)
     if (req.url !== undefined && req.url.length > MAX_TARGET_LENGTH) {
       sendError(res, 414, `request target longer than ${MAX_TARGET_LENGTH} bytes`, {Connection: 'close'})
+      return
+    }
+
+    const refusal = framingError(req)
+    if (refusal) {
+      sendError(res, refusal.status, refusal.message, refusal.headers, refusal.closeAfter)
       return
     }
 

@@ -1,4 +1,5 @@
 import {STATUS_CODES, type ServerResponse} from 'node:http'
+import {endAndLinger} from './linger.js'
 
 /** A request that is refused: the status, and one line saying what was wrong. */
 export class HttpError extends Error {
@@ -13,23 +14,18 @@ export class HttpError extends Error {
   }
 }
 
-/** How long a refused upload may go on being read (and thrown away) before the connection is cut. */
-const LINGER_MS = 2000
-
 /**
  * Refuses a request mid-body without losing the answer: the response goes
  * out with `Connection: close` and our side of the connection is shut (FIN),
  * while whatever the client is still sending is read and thrown away until it
- * stops or LINGER_MS passes. Node would close at once, resetting a
+ * stops or the linger (linger.ts) is over. Node would close at once, resetting a
  * connection with unread data in it, and the client could lose the answer;
  * so this response is written to the socket directly.
  */
 function refuseAndLinger(res: ServerResponse, status: number, reason: string): void {
   const req = res.req
-  const socket = req.socket
   req.resume()
-  socket.end(rawErrorResponse(status, String(res.getHeader('Server') ?? 'msgbus'), reason))
-  setTimeout(() => socket.destroy(), LINGER_MS).unref()
+  endAndLinger(req.socket, rawErrorResponse(status, String(res.getHeader('Server') ?? 'msgbus'), reason))
 }
 
 /** Error bodies are one line of plain text, for curl users and logs alike. */

@@ -1,15 +1,14 @@
 import {createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import {createServer as createHttpsServer} from 'node:https'
 import type {Socket} from 'node:net'
+import {X509Certificate, createPrivateKey} from 'node:crypto'
 import {createSecureContext, type SecureContextOptions} from 'node:tls'
-import {ConnectionLimit} from './connection-limit.js'
-import {addressOf, type ServerContext} from './context.js'
+import {addressOf, peerOf, type ServerContext} from './context.js'
 import {rawErrorResponse} from './http-error.js'
+import {endAndLinger} from './linger.js'
 
 /** How often Node checks its connections for header timeouts; the timeout itself is `--header-timeout`. */
 const CHECK_INTERVAL_MS = 1000
-/** How long a refused connection may still be read (and ignored) so the client sees the answer, not a reset. */
-const REFUSE_LINGER_MS = 2000
 
 type Handler = (req: IncomingMessage, res: ServerResponse, expectsContinue?: boolean) => void
 
@@ -30,20 +29,34 @@ function refuseAfterPending(socket: Socket, response: string): void {
   // Only when the request before is whole: an error inside its own body ends it now.
   if (pending && !pending.writableFinished && pending.req.complete) {
     socket.pause()
-    pending.once('finish', () => socket.end(response))
-    pending.once('close', () => socket.writable && socket.end(response))
+    pending.once('finish', () => endAndLinger(socket, response))
+    pending.once('close', () => socket.writable && endAndLinger(socket, response))
     return
   }
 
-  socket.end(response)
+  endAndLinger(socket, response)
 }
 
-/** Checks a certificate and key before a listener is made with them: a one-line reason instead of a stack. */
+/**
+ * Checks a certificate and key before a listener is made with them: a
+ * one-line reason instead of a stack. OpenSSL takes a key that does not
+ * belong to the certificate without a word (every handshake then fails), so
+ * the pair is checked here too.
+ */
 export function secureOptions(cert: string | Buffer, key: string | Buffer): SecureContextOptions {
+  const unusable = (error: unknown) => new Error(`certificate or key unusable: ${(error as Error).message}`)
+  let matches: boolean
+  try {
+    matches = new X509Certificate(cert).checkPrivateKey(createPrivateKey(key))
+  } catch (error) {
+    throw unusable(error)
+  }
+
+  if (!matches) throw new Error('the key does not belong to the certificate (its public key is another)')
   try {
     createSecureContext({cert, key})
   } catch (error) {
-    throw new Error(`certificate or key unusable: ${(error as Error).message}`)
+    throw unusable(error)
   }
 
   return {cert, key, minVersion: 'TLSv1.2'}
@@ -67,6 +80,10 @@ export function createListener(ctx: ServerContext, handler: Handler, tls?: Secur
   server.keepAliveTimeout = options.idleTimeout * 1000
   server.on('request', (req: IncomingMessage, res: ServerResponse) => handler(req, res))
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handler(req, res, true))
+  // A TLS handshake that failed or timed out reaches 'clientError' too, but
+  // there is no HTTP to answer in, and ending such a socket politely leaves
+  // it open for good (CLOSE-WAIT once the client goes): destroy it first.
+  if (tls) server.prependListener('tlsClientError', (_error: Error, socket: Socket) => socket.destroy())
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     // Bytes after a subscription began are never answered (see handler.ts).
     if (!socket.writable || error.code === 'ECONNRESET' || ctx.streaming.has(socket)) {
@@ -78,22 +95,40 @@ export function createListener(ctx: ServerContext, handler: Handler, tls?: Secur
     const reason = status === 400 ? badRequestReason(error) : status === 408 ? `request head not received within ${options.headerTimeout} s` : undefined
     refuseAfterPending(socket, rawErrorResponse(status, ctx.serverHeader, reason))
   })
-  if (options.maxConnectionsPerIp > 0) limitConnections(ctx, server, new ConnectionLimit(options.maxConnectionsPerIp), Boolean(tls))
+  guardConnections(ctx, server, Boolean(tls))
   return server
 }
 
 /**
- * Refuses a client's connection past the limit with a 503 as soon as it is
- * made (over TLS once the handshake is done), and closes it. A request it
- * sends meanwhile is never handled (see handler.ts).
+ * The server-wide connection cap (connection-cap.ts) and the per-address
+ * limit. Past the cap an HTTP connection is answered 503 and closed; a TLS
+ * one is closed at once, before a handshake that would only cost CPU. Past
+ * the per-address limit a client gets 503 as soon as it is connected (over
+ * TLS once the handshake is done). A request sent on a refused connection
+ * meanwhile is never handled (see handler.ts).
  */
-function limitConnections(ctx: ServerContext, server: Server, limit: ConnectionLimit, secure: boolean): void {
-  server.on(secure ? 'secureConnection' : 'connection', (socket: Socket) => {
-    if (limit.admit(socket)) return
+function guardConnections(ctx: ServerContext, server: Server, secure: boolean): void {
+  const refuse = (socket: Socket, reason: string) => {
     ctx.refused.add(socket)
+    endAndLinger(socket, rawErrorResponse(503, ctx.serverHeader, reason, {'Retry-After': '5'}))
+  }
+
+  // Named while the peer is surely there to ask (see context.ts).
+  if (secure) server.on('secureConnection', peerOf)
+  server.on('connection', (socket: Socket) => {
+    if (!secure) peerOf(socket)
+    const admission = ctx.connections.admit(socket)
+    if (admission === 'admit') return
+    if (admission === 'drop' || secure) socket.destroy()
+    else refuse(socket, `the server is at its connection limit (${ctx.connections.max}); try again later`)
+  })
+
+  const limit = ctx.connectionsPerIp
+  if (!limit) return
+  server.on(secure ? 'secureConnection' : 'connection', (socket: Socket) => {
+    if (socket.destroyed || ctx.refused.has(socket) || limit.admit(socket)) return
     const reason = `too many connections from ${addressOf(socket)} (the limit is ${limit.max})`
     ctx.logger.warn('refuse', reason)
-    socket.end(rawErrorResponse(503, ctx.serverHeader, reason, {'Retry-After': '5'}))
-    setTimeout(() => socket.destroy(), REFUSE_LINGER_MS).unref()
+    refuse(socket, reason)
   })
 }

@@ -41,6 +41,11 @@ export interface BusServerOptions {
   bodyTimeout?: number
   /** Seconds a keep-alive connection may wait between requests. Default 30. Subscriptions are never idle-closed. */
   idleTimeout?: number
+  /**
+   * Most connections open at once, HTTP and HTTPS together; past it, 503.
+   * Default: the open-file limit less a reserve (fd-limit.ts); 0 for no cap.
+   */
+  maxConnections?: number
   /** Most connections open at once from one client address; 0 for no limit. */
   maxConnectionsPerIp?: number
   /** Publishes per second per client address (a token bucket, bursts of as many); past it, 429. 0 for no limit. */
@@ -54,7 +59,7 @@ export interface BusServerOptions {
   logger?: Logger
 }
 
-type Optional = 'cert' | 'key' | 'docroot' | 'secret' | 'acl' | 'boundary' | 'cors'
+type Optional = 'cert' | 'key' | 'docroot' | 'secret' | 'acl' | 'boundary' | 'cors' | 'maxConnections'
 
 export type ResolvedOptions = Required<Omit<BusServerOptions, Optional>> & Pick<BusServerOptions, Optional>
 

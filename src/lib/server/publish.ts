@@ -16,8 +16,10 @@ function watchForStall(ctx: ServerContext, req: IncomingMessage): () => void {
   const socket = req.socket
   const seconds = ctx.options.bodyTimeout
   if (seconds <= 0 || req.complete) return () => {}
+  // Named now: once the client is gone the socket may no longer know its peer.
+  const peer = peerOf(socket)
   const onStall = () => {
-    ctx.logger.warn('stall', `${peerOf(socket)}: no body byte for ${seconds} s, dropped`)
+    ctx.logger.warn('stall', `${peer}: no body byte for ${seconds} s, dropped`)
     socket.destroy()
   }
 

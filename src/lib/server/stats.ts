@@ -28,6 +28,7 @@ export function startStats(intervalMs: number, counters: () => ServerCounters, l
       LogLevel.Always,
       'stats',
       [
+        `connections=${now.connections}`,
         `subscribers=${now.subscribers}`,
         `channels=${now.channels}`,
         `published=${now.published}`,
@@ -36,6 +37,7 @@ export function startStats(intervalMs: number, counters: () => ServerCounters, l
         `deliver/s=${Math.round((now.delivered - last.delivered) / seconds)}`,
         `dropped=${now.dropped}`,
         `slow=${now.slowDisconnects}`,
+        `refused=${now.connectionsRefused}`,
         `rss=${(memory.rss / MiB).toFixed(1)}MiB`,
         `heap=${(memory.heapUsed / MiB).toFixed(1)}MiB`,
         `loop-p50=${ms(delay.percentile(50))}ms`,
