@@ -14,6 +14,7 @@ import {Docroot} from './docroot.js'
 import {createRequestHandler} from './handler.js'
 import {createListener, secureOptions} from './listener.js'
 import {RateLimiter} from './rate-limit.js'
+import {LoginGuard, type LoginCounters} from './login-guard.js'
 import {LogLevel, silentLogger} from './logger.js'
 import {DEFAULTS, type BusServerOptions, type ResolvedOptions} from './options.js'
 import {SocketWriter, type WriteTarget} from './socket-writer.js'
@@ -25,6 +26,12 @@ export interface ServerCounters extends BusCounters {
   dropped: number
   /** Slow subscribers disconnected (policy disconnect). */
   slowDisconnects: number
+  logins: LoginCounters & {
+    /** Logins answered from the verified cache (`--acl`). */
+    cached: number
+    /** Password hashes computed, by kind (`scrypt ln=15,r=8,p=1,keylen=32`, `bcrypt cost=10`), unknown users' decoys included. */
+    hashes: Record<string, number>
+  }
 }
 
 export interface Listening {
@@ -68,7 +75,9 @@ export class BusServer {
     const {options, logger} = this
     const docroot = options.docroot === undefined ? undefined : await Docroot.open(options.docroot)
     const cors = options.cors === undefined || options.cors.length === 0 ? undefined : new CorsPolicy(options.cors)
-    const access = await openAccess(options)
+    // Its sweep timer is unreferenced: a start that fails below leaves nothing running.
+    const logins = new LoginGuard(options.maxLoginFailures, logger)
+    const access = await openAccess(options, logins)
     const viewer = await Viewer.load()
     if (viewer instanceof Error) logger.warn('viewer', `${viewer.message}: browsers get 404 on bus URLs`)
     const who = (target: WriteTarget) => `${target.peer} ${channelLabel(target.channel)}`
@@ -93,6 +102,7 @@ export class BusServer {
       access,
       refused: new WeakSet(),
       rateLimiter: options.rateLimit > 0 ? new RateLimiter(options.rateLimit) : undefined,
+      logins,
     }
     this.context = context
     const handler = createRequestHandler(context)
@@ -181,6 +191,11 @@ export class BusServer {
       ...this.bus.counters(),
       dropped: this.context?.writer.droppedTotal ?? 0,
       slowDisconnects: this.context?.writer.slowDisconnects ?? 0,
+      logins: {
+        ...(this.context?.logins.counters ?? {failed: 0, refused: 0}),
+        cached: this.context?.access?.verifier.counters.hits ?? 0,
+        hashes: {...this.context?.access?.verifier.counters.byKind},
+      },
     }
   }
 
@@ -194,6 +209,7 @@ export class BusServer {
     this.stopHeartbeat()
     this.stopStats()
     this.context?.rateLimiter?.close()
+    this.context?.logins.close()
     const closed = this.closeServers()
     for (const subscription of this.subscriptions) subscription.end()
     for (const server of this.servers) server.closeIdleConnections()

@@ -5,6 +5,7 @@ import type {AccessControl} from './acl.js'
 import type {CorsPolicy} from './cors.js'
 import type {Docroot} from './docroot.js'
 import type {Logger} from './logger.js'
+import type {LoginGuard} from './login-guard.js'
 import type {RateLimiter} from './rate-limit.js'
 import type {ResolvedOptions} from './options.js'
 import type {SocketWriter} from './socket-writer.js'
@@ -34,6 +35,8 @@ export interface ServerContext {
   readonly refused: WeakSet<Socket>
   /** Publishes per second per client address (`--rate-limit`). */
   readonly rateLimiter: RateLimiter | undefined
+  /** Failed logins per client and user (`--max-login-failures`), for `--secret` and `--acl`. */
+  readonly logins: LoginGuard
 }
 
 /** The client's address; IPv4 clients of a dual-stack listener as plain IPv4, so limits count them as one. */
