@@ -76,7 +76,8 @@ describe('logins under attack', function () {
 
   it('--acl: 200 wrong passwords from one address hold up a first login from another by a hash or two, not 200', async () => {
     const acl = aclFile(`alice ${await makeScryptHash('alice pw')} * *\nbob ${await makeScryptHash('bob pw')} * *\n`)
-    const server = await startBus({acl})
+    const logger = recorder()
+    const server = await startBus({acl, logger})
     // One hash's time, idle, and a login that is then cached.
     const hash = await timed(() => login(server, '127.0.0.5', 'bob', 'bob pw'))
     assert.equal(hash.result.status, 204)
@@ -107,6 +108,9 @@ describe('logins under attack', function () {
     assert.deepEqual(Object.keys(counts).sort(), ['401', '429'])
     // At most the address's budget (10) and what was in the queue when it ran out (4) were checked.
     assert.ok(counts[401] <= 14, `${counts[401]} guesses checked`)
+    // Most of the flood found the address's share of the queue taken: logged once.
+    const full = logger.warnings.filter((line) => line.includes('being checked already'))
+    assert.deepEqual(full, ['login 4 logins from 127.0.0.1 are being checked already; more at once get 429'])
   })
 
   it('--secret: past 10 failed logins an address gets 429 unchecked, even with the secret; others log in; one warn line', async () => {

@@ -35,7 +35,7 @@ function network64(address: string): string {
  */
 export function clientOf(socket: Socket): string {
   const address = addressOf(socket)
-  return address.includes(':') ? network64(address) : address
+  return address.includes(':') && address !== '::1' ? network64(address) : address
 }
 
 function shown(user: string): string {
@@ -151,7 +151,7 @@ export class LoginGuard {
   /** The answer when the hash queue has no room: 429 for a client with too many logins at once, 503 for everyone. Logged. */
   queueFull(client: string, full: HashQueueFull): HttpError {
     if (full.scope === 'client') {
-      this.queueLog.warn(client, `${client}: ${full.message}; more at once get 429`)
+      this.queueLog.warn(client, `${full.message}; more at once get 429`)
       return this.refuse(429, full.retryAfter, full.message)
     }
 
