@@ -91,6 +91,12 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
       min: 0,
       helpValue: '<n>',
     }),
+    'max-login-failures': Flags.integer({
+      summary: 'Failed logins (--secret or --acl) per client address, in a burst and per minute; an ACL user gets ten times as many from all addresses (0: no limit). Past it, 429 with Retry-After, the password not checked.',
+      default: 10,
+      min: 0,
+      helpValue: '<n>',
+    }),
     'max-channels': Flags.integer({summary: 'Most channels with subscribers at once (0: no limit); past it, 503.', default: 0, min: 0}),
     stats: Flags.integer({
       summary: 'Log a stats line this often: subscribers, messages, memory, event-loop delay (0: never).',
@@ -136,6 +142,7 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
       maxConnections: flags['max-connections'],
       maxConnectionsPerIp: flags['max-connections-per-ip'],
       rateLimit: flags['rate-limit'],
+      maxLoginFailures: flags['max-login-failures'],
       maxChannels: flags['max-channels'],
       statsInterval: flags.stats,
       cors: flags.cors,

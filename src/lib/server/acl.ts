@@ -18,7 +18,10 @@ import type {Message} from '../bus/message.js'
 import {compilePatternList, type Matcher} from '../protocol/pattern.js'
 import type {MessageFilter} from '../protocol/filter.js'
 import type {Credentials} from './auth.js'
+import {DecoyHashes} from './decoy-hashes.js'
+import {HashQueueFull} from './hash-queue.js'
 import {HttpError} from './http-error.js'
+import type {LoginGuard} from './login-guard.js'
 import {HashFormatError, parseHash, PasswordVerifier, type PasswordHash} from './password-hash.js'
 
 export const ANONYMOUS = '*'
@@ -61,8 +64,8 @@ export class Acl {
   private constructor(
     readonly file: string,
     private readonly entries: Map<string, AclEntry>,
-    /** A hash with the parameters most users' have: unknown users are verified against it, so they take as long. */
-    readonly decoyHash: PasswordHash | undefined,
+    /** What unknown users are verified against, so that they take as long as real ones. */
+    private readonly decoys: DecoyHashes,
   ) {}
 
   /** Parses the text of an ACL; throws AclError naming `file` and the line. */
@@ -109,7 +112,8 @@ export class Acl {
     }
 
     if (entries.size === 0) throw new AclError(`${file}: no users (a line is: user password-hash publish subscribe)`)
-    return new Acl(file, entries, decoyOf(entries))
+    const hashes = [...entries.values()].flatMap(({hash}) => (hash ? [hash] : []))
+    return new Acl(file, entries, new DecoyHashes(hashes, text))
   }
 
   /** Reads and parses an ACL file; throws AclError (`file:line: ...`, or `cannot read file: ENOENT`). */
@@ -128,6 +132,11 @@ export class Acl {
     return this.entries.get(user)
   }
 
+  /** The hash to verify a user name that is not in the ACL against (DecoyHashes); undefined without users. */
+  decoyFor(user: string): PasswordHash | undefined {
+    return this.decoys.for(user)
+  }
+
   get anonymous(): AclEntry | undefined {
     return this.entries.get(ANONYMOUS)
   }
@@ -142,21 +151,6 @@ export class Acl {
     const users = `${this.userCount} user${this.userCount === 1 ? '' : 's'}`
     return this.anonymous ? `${users} and anonymous access` : users
   }
-}
-
-function decoyOf(entries: Map<string, AclEntry>): PasswordHash | undefined {
-  const seen = new Map<string, {hash: PasswordHash; count: number}>()
-  for (const {hash} of entries.values()) {
-    if (!hash) continue
-    const kind = hash.scheme === 'scrypt' ? `scrypt ${hash.ln} ${hash.r} ${hash.p} ${hash.hash.length}` : `bcrypt ${hash.cost}`
-    const known = seen.get(kind)
-    if (known) known.count++
-    else seen.set(kind, {hash, count: 1})
-  }
-
-  let best: {hash: PasswordHash; count: number} | undefined
-  for (const candidate of seen.values()) if (!best || candidate.count > best.count) best = candidate
-  return best?.hash
 }
 
 /** Who made a request: a user of the ACL, or anonymous (user undefined). */
@@ -178,10 +172,14 @@ function who(principal: Principal): string {
 export class AccessControl {
   readonly verifier = new PasswordVerifier()
 
-  constructor(private acl: Acl) {}
+  constructor(
+    private acl: Acl,
+    /** Failed-login limits, and the answers when the hash queue is full. */
+    private readonly guard: LoginGuard,
+  ) {}
 
-  static async load(file: string): Promise<AccessControl> {
-    return new AccessControl(await Acl.load(file))
+  static async load(file: string, guard: LoginGuard): Promise<AccessControl> {
+    return new AccessControl(await Acl.load(file), guard)
   }
 
   get current(): Acl {
@@ -195,24 +193,63 @@ export class AccessControl {
   }
 
   /**
-   * Who the request is from: credentials must name a user and carry the
-   * password, else 401 (unknown users are verified against a decoy hash, so
-   * they take as long as a wrong password); no credentials are anonymous,
-   * 401 unless the ACL has a `*` line.
+   * Who the request from `client` (clientOf) is: credentials must name a
+   * user and carry the password, else 401 (unknown users are verified
+   * against a decoy hash, so they take as long as a wrong password); no
+   * credentials are anonymous, 401 unless the ACL has a `*` line. A
+   * throttled client or user, or a full hash queue: 429 or 503, unchecked.
+   *
+   * While a user name is throttled (too many failures for it from all
+   * clients together), its credentials are not hashed: that would let the
+   * guesses through. Refusing them all would let anyone lock a user out,
+   * the publisher that has been logged in all along included; so a login
+   * still succeeds from the cache alone when it was verified before and
+   * lately used from this very client, and this client has had no failure
+   * lately. Both conditions are needed. A look in the cache costs an HMAC,
+   * not a hash: were it open to any client without failures, an attacker
+   * with many addresses could try one guess from each before it had a
+   * failure, far more than the user's budget. And an address the real user
+   * logs in from may be shared with an attacker (NAT): it is closed as soon
+   * as a guess from it fails. These refusals count against the client, so
+   * it cannot go on trying them; a 429 says nothing about the password, and
+   * unknown names are throttled alike, so a 429 does not tell users apart.
    */
-  async authenticate(credentials: Credentials | undefined): Promise<Principal> {
+  async authenticate(credentials: Credentials | undefined, client = 'local'): Promise<Principal> {
     const acl = this.acl
     if (!credentials) {
       if (!acl.anonymous) throw new HttpError(401, 'authentication required', CHALLENGE)
       return ANYONE
     }
 
-    const entry = credentials.user === ANONYMOUS ? undefined : acl.entry(credentials.user)
-    const ok = entry?.hash
-      ? await this.verifier.verify(credentials.user, credentials.password, entry.hash)
-      : acl.decoyHash && (await this.verifier.decoy(credentials.password, acl.decoyHash))
-    if (!ok) throw new HttpError(401, 'wrong user name or password', CHALLENGE)
-    return {user: credentials.user}
+    const guard = this.guard
+    guard.admit(client)
+    const {user, password} = credentials
+    const entry = user === ANONYMOUS ? undefined : acl.entry(user)
+    const hash = entry?.hash ?? acl.decoyFor(user)
+    const account = {name: user, known: entry?.hash !== undefined}
+    const wait = guard.userWait(account)
+    if (wait > 0) {
+      // Looked up for unknown names too (a decoy is never cached), so both take the time of an HMAC.
+      const cached = hash !== undefined && !guard.failedRecently(client) && this.verifier.cachedFrom(user, password, hash, client)
+      if (cached && account.known) return {user}
+      throw guard.refuseForUser(client, account, wait)
+    }
+
+    let ok = false
+    try {
+      if (entry?.hash) ok = await this.verifier.verify(user, password, entry.hash, client)
+      else if (hash) ok = await this.verifier.decoy(password, hash, client)
+    } catch (error) {
+      if (error instanceof HashQueueFull) throw guard.queueFull(client, error)
+      throw error
+    }
+
+    if (!ok) {
+      guard.failed(client, account)
+      throw new HttpError(401, 'wrong user name or password', CHALLENGE)
+    }
+
+    return {user}
   }
 
   private entryOf(principal: Principal | undefined): AclEntry | undefined {
@@ -256,8 +293,8 @@ export class AccessControl {
 }
 
 /** The server's access control from its options: undefined without `acl`; rejects when the file is unusable, or with `secret` too. */
-export async function openAccess(options: {acl?: string; secret?: string}): Promise<AccessControl | undefined> {
+export async function openAccess(options: {acl?: string; secret?: string}, guard: LoginGuard): Promise<AccessControl | undefined> {
   if (options.acl === undefined) return undefined
   if (options.secret !== undefined) throw new Error('acl and secret cannot be used together: give the ACL users instead of a shared secret')
-  return AccessControl.load(options.acl)
+  return AccessControl.load(options.acl, guard)
 }

@@ -17,6 +17,7 @@ import {ConnectionCap} from './connection-cap.js'
 import {ConnectionLimit} from './connection-limit.js'
 import {connectionsWithin, openFileLimit, reservedDescriptors} from './fd-limit.js'
 import {RateLimiter} from './rate-limit.js'
+import {LoginGuard, type LoginCounters} from './login-guard.js'
 import {LogLevel, silentLogger} from './logger.js'
 import {DEFAULTS, type BusServerOptions, type ResolvedOptions} from './options.js'
 import {SocketWriter, type WriteTarget} from './socket-writer.js'
@@ -32,6 +33,12 @@ export interface ServerCounters extends BusCounters {
   connections: number
   /** Connections refused at the server's connection cap since it started. */
   connectionsRefused: number
+  logins: LoginCounters & {
+    /** Logins answered from the verified cache (`--acl`). */
+    cached: number
+    /** Password hashes computed, by kind (`scrypt ln=15,r=8,p=1,keylen=32`, `bcrypt cost=10`), unknown users' decoys included. */
+    hashes: Record<string, number>
+  }
 }
 
 export interface Listening {
@@ -75,7 +82,9 @@ export class BusServer {
     const {options, logger} = this
     const docroot = options.docroot === undefined ? undefined : await Docroot.open(options.docroot, logger)
     const cors = options.cors === undefined || options.cors.length === 0 ? undefined : new CorsPolicy(options.cors)
-    const access = await openAccess(options)
+    // Its sweep timer is unreferenced: a start that fails below leaves nothing running.
+    const logins = new LoginGuard(options.maxLoginFailures, logger)
+    const access = await openAccess(options, logins)
     const viewer = await Viewer.load()
     if (viewer instanceof Error) logger.warn('viewer', `${viewer.message}: browsers get 404 on bus URLs`)
     const who = (target: WriteTarget) => `${target.peer} ${channelLabel(target.channel)}`
@@ -102,6 +111,7 @@ export class BusServer {
       connections: this.connectionCap(),
       connectionsPerIp: options.maxConnectionsPerIp > 0 ? new ConnectionLimit(options.maxConnectionsPerIp) : undefined,
       rateLimiter: options.rateLimit > 0 ? new RateLimiter(options.rateLimit) : undefined,
+      logins,
     }
     this.context = context
     const handler = createRequestHandler(context)
@@ -217,6 +227,11 @@ export class BusServer {
       slowDisconnects: this.context?.writer.slowDisconnects ?? 0,
       connections: this.context?.connections.open ?? 0,
       connectionsRefused: this.context?.connections.refusedTotal ?? 0,
+      logins: {
+        ...(this.context?.logins.counters ?? {failed: 0, refused: 0}),
+        cached: this.context?.access?.verifier.counters.hits ?? 0,
+        hashes: {...this.context?.access?.verifier.counters.byKind},
+      },
     }
   }
 
@@ -230,6 +245,7 @@ export class BusServer {
     this.stopHeartbeat()
     this.stopStats()
     this.context?.rateLimiter?.close()
+    this.context?.logins.close()
     const closed = this.closeServers()
     for (const subscription of this.subscriptions) subscription.end()
     for (const server of this.servers) server.closeIdleConnections()

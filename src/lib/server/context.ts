@@ -7,6 +7,7 @@ import type {ConnectionLimit} from './connection-limit.js'
 import type {CorsPolicy} from './cors.js'
 import type {Docroot} from './docroot.js'
 import type {Logger} from './logger.js'
+import type {LoginGuard} from './login-guard.js'
 import type {RateLimiter} from './rate-limit.js'
 import type {ResolvedOptions} from './options.js'
 import type {SocketWriter} from './socket-writer.js'
@@ -40,6 +41,8 @@ export interface ServerContext {
   readonly connectionsPerIp: ConnectionLimit | undefined
   /** Publishes per second per client address (`--rate-limit`). */
   readonly rateLimiter: RateLimiter | undefined
+  /** Failed logins per client and user (`--max-login-failures`), for `--secret` and `--acl`. */
+  readonly logins: LoginGuard
 }
 
 const ADDRESS = Symbol('msgbus.address')

@@ -1,9 +1,10 @@
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import {ChannelError, BUS_PREFIX, decodeChannel} from '../protocol/channel.js'
-import {parseBasicAuth, secretMatches} from './auth.js'
+import {parseBasicAuth, secretMatches, type Credentials} from './auth.js'
 import {peerOf, type ServerContext} from './context.js'
 import {HttpError, sendError} from './http-error.js'
 import {LogLevel} from './logger.js'
+import {clientOf} from './login-guard.js'
 import {publish} from './publish.js'
 import {framingError} from './request-checks.js'
 import {subscribe} from './subscribe.js'
@@ -25,16 +26,23 @@ function isPreflight(req: IncomingMessage): boolean {
   return req.method === 'OPTIONS' && req.headers.origin !== undefined && req.headers['access-control-request-method'] !== undefined
 }
 
+/** --secret: 401 without the secret; a throttled client's credentials are not even compared (429). */
+function checkSecret(ctx: ServerContext, secret: string, credentials: Credentials | undefined, req: IncomingMessage): void {
+  const challenge = {'WWW-Authenticate': 'Basic realm="msgbus"'}
+  if (!credentials) throw new HttpError(401, 'authentication required', challenge)
+  const client = clientOf(req.socket)
+  ctx.logins.admit(client)
+  if (secretMatches(secret, credentials.password)) return
+  ctx.logins.failed(client)
+  throw new HttpError(401, 'authentication required', challenge)
+}
+
 async function route(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): Promise<void> {
   const {path, query} = splitTarget(req.url ?? '/')
   const credentials = parseBasicAuth(req.headers.authorization)
-  if (ctx.options.secret !== undefined && !isPreflight(req)) {
-    if (!credentials || !secretMatches(ctx.options.secret, credentials.password)) {
-      throw new HttpError(401, 'authentication required', {'WWW-Authenticate': 'Basic realm="msgbus"'})
-    }
-  }
+  if (ctx.options.secret !== undefined && !isPreflight(req)) checkSecret(ctx, ctx.options.secret, credentials, req)
   // --acl: 401 unless the credentials check out (or are absent and the ACL admits anonymous requests).
-  const principal = ctx.access && !isPreflight(req) ? await ctx.access.authenticate(credentials) : undefined
+  const principal = ctx.access && !isPreflight(req) ? await ctx.access.authenticate(credentials, clientOf(req.socket)) : undefined
   // A client that left while its password was being hashed: nothing to answer (its close has been and gone).
   if (principal && req.socket.destroyed) return
 

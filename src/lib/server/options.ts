@@ -50,6 +50,13 @@ export interface BusServerOptions {
   maxConnectionsPerIp?: number
   /** Publishes per second per client address (a token bucket, bursts of as many); past it, 429. 0 for no limit. */
   rateLimit?: number
+  /**
+   * Failed logins (`secret` or `acl`) per client address, in a burst and per
+   * minute; a user name of the ACL gets ten times as many from all clients
+   * together. Past it, that client's (or user's) logins get 429 with
+   * Retry-After, unchecked. Default 10; 0 for no limit.
+   */
+  maxLoginFailures?: number
   /** Most channels with subscribers at once; a subscription that would add one more gets 503. 0 for no limit. */
   maxChannels?: number
   /** Seconds between `stats` log lines (counters, memory, event-loop delay); 0 for none. */
@@ -78,6 +85,7 @@ export const DEFAULTS = {
   idleTimeout: 30,
   maxConnectionsPerIp: 0,
   rateLimit: 0,
+  maxLoginFailures: 10,
   maxChannels: 0,
   statsInterval: 0,
   fanOutSlice: FAN_OUT_SLICE,

@@ -13,6 +13,7 @@
 import {createHmac, randomBytes, scrypt, timingSafeEqual, type ScryptOptions} from 'node:crypto'
 import {createRequire} from 'node:module'
 import {Worker} from 'node:worker_threads'
+import {HashQueue} from './hash-queue.js'
 
 export interface ScryptHash {
   scheme: 'scrypt'
@@ -170,25 +171,25 @@ class BcryptWorker {
 
 const bcryptWorker = new BcryptWorker()
 
-/** At most this many hashes at once: libuv's pool (4 threads) must keep room for files and DNS. */
-const MAX_CONCURRENT_HASHES = 2
-let running = 0
-const waiting: Array<() => void> = []
+/**
+ * Every verification waits its turn here, fairly per client. At most two
+ * hashes at once in the whole process: libuv's pool (4 threads) must keep room for
+ * files and DNS.
+ */
+const hashQueue = new HashQueue(2)
 
-async function limited<T>(work: () => Promise<T>): Promise<T> {
-  if (running >= MAX_CONCURRENT_HASHES) await new Promise<void>((resolve) => waiting.push(resolve))
-  running++
-  try {
-    return await work()
-  } finally {
-    running--
-    waiting.shift()?.()
-  }
+/** What a hash costs to verify, as a name: hashes of one kind take as long as each other. */
+export function hashKind(hash: PasswordHash): string {
+  return hash.scheme === 'scrypt' ? `scrypt ln=${hash.ln},r=${hash.r},p=${hash.p},keylen=${hash.hash.length}` : `bcrypt cost=${hash.cost}`
 }
 
-/** Hashes the password as `hash` says and compares in constant time. Always does the full work. */
-export function verifyHash(hash: PasswordHash, password: string): Promise<boolean> {
-  return limited(async () => {
+/**
+ * Hashes the password as `hash` says and compares in constant time. Always
+ * does the full work, in `client`'s turn of the hash queue; rejects with
+ * HashQueueFull when the queue has no room for it.
+ */
+export function verifyHash(hash: PasswordHash, password: string, client = 'local'): Promise<boolean> {
+  return hashQueue.run(client, async () => {
     if (hash.scheme === 'scrypt') {
       const derived = await scryptAsync(password, hash.salt, hash.hash.length, scryptOptions(hash))
       return timingSafeEqual(derived, hash.hash)
@@ -206,29 +207,63 @@ export interface VerifierCounters {
   hits: number
   /** Hashes computed (including those for unknown users). */
   hashes: number
+  /** Hashes computed, by kind (hashKind): unknown users' decoys show here as the kind they were verified as. */
+  byKind: Record<string, number>
+}
+
+/** Clients remembered per cached login (see `cachedFrom`). */
+const CLIENTS_PER_LOGIN = 4
+
+interface CachedLogin {
+  /** The hash the login was verified against. */
+  hash: string
+  /** The clients it was last used from, most recent first. */
+  clients: string[]
+}
+
+function remember(login: CachedLogin, client: string): void {
+  if (login.clients[0] === client) return
+  const at = login.clients.indexOf(client)
+  if (at >= 0) login.clients.splice(at, 1)
+  else if (login.clients.length >= CLIENTS_PER_LOGIN) login.clients.pop()
+  login.clients.unshift(client)
 }
 
 /**
  * Verifies passwords, remembering successes: a bounded map (least recently
  * used out first) from an HMAC-SHA-256 of `user:password`, under a key made
  * per process, to the hash it was verified against, so that a changed hash
- * (an ACL reload) is verified anew. Failures are not cached. Concurrent
- * requests with the same credentials share one hash.
+ * (an ACL reload) is verified anew, and to the clients it was used from.
+ * Failures are not cached. Concurrent requests with the same credentials
+ * share one hash.
  */
 export class PasswordVerifier {
   private readonly key = randomBytes(32)
-  private readonly cache = new Map<string, string>()
+  private readonly cache = new Map<string, CachedLogin>()
   private readonly inFlight = new Map<string, Promise<boolean>>()
-  readonly counters: VerifierCounters = {hits: 0, hashes: 0}
+  readonly counters: VerifierCounters = {hits: 0, hashes: 0, byKind: {}}
 
   constructor(readonly maxEntries = 1000) {}
 
-  async verify(user: string, password: string, hash: PasswordHash): Promise<boolean> {
-    const key = createHmac('sha256', this.key).update(`${user}:${password}`).digest('base64')
-    if (this.cache.get(key) === hash.text) {
+  private cacheKey(user: string, password: string): string {
+    return createHmac('sha256', this.key).update(`${user}:${password}`).digest('base64')
+  }
+
+  private hashed(hash: PasswordHash): void {
+    this.counters.hashes++
+    const kind = hashKind(hash)
+    this.counters.byKind[kind] = (this.counters.byKind[kind] ?? 0) + 1
+  }
+
+  /** Checks the password against `hash`, from the cache or in `client`'s turn of the hash queue (which may reject: HashQueueFull). */
+  async verify(user: string, password: string, hash: PasswordHash, client = 'local'): Promise<boolean> {
+    const key = this.cacheKey(user, password)
+    const login = this.cache.get(key)
+    if (login?.hash === hash.text) {
       // Most recently used goes last.
       this.cache.delete(key)
-      this.cache.set(key, hash.text)
+      this.cache.set(key, login)
+      remember(login, client)
       this.counters.hits++
       return true
     }
@@ -236,25 +271,43 @@ export class PasswordVerifier {
     const flightKey = `${key}${hash.text}`
     let flight = this.inFlight.get(flightKey)
     if (!flight) {
-      this.counters.hashes++
-      flight = verifyHash(hash, password).finally(() => this.inFlight.delete(flightKey))
+      flight = verifyHash(hash, password, client).finally(() => this.inFlight.delete(flightKey))
       this.inFlight.set(flightKey, flight)
+      // Counted once it has a place in the queue: a refusal hashes nothing.
+      flight.then(() => this.hashed(hash), () => {})
     }
 
     const ok = await flight
     if (ok) {
-      this.cache.delete(key)
-      this.cache.set(key, hash.text)
-      if (this.cache.size > this.maxEntries) this.cache.delete(this.cache.keys().next().value!)
+      const cached = this.cache.get(key)
+      if (cached?.hash === hash.text) {
+        remember(cached, client)
+      } else {
+        this.cache.delete(key)
+        this.cache.set(key, {hash: hash.text, clients: [client]})
+        if (this.cache.size > this.maxEntries) this.cache.delete(this.cache.keys().next().value!)
+      }
     }
 
     return ok
   }
 
+  /**
+   * Whether these credentials were verified against `hash` and used from
+   * `client` lately: the cache alone answers, nothing is hashed. (For logins
+   * while their user is throttled; see AccessControl.authenticate.)
+   */
+  cachedFrom(user: string, password: string, hash: PasswordHash, client: string): boolean {
+    const login = this.cache.get(this.cacheKey(user, password))
+    if (login?.hash !== hash.text || !login.clients.includes(client)) return false
+    this.counters.hits++
+    return true
+  }
+
   /** Spends the time a verification against `hash` takes, for a user that does not exist; always false. */
-  async decoy(password: string, hash: PasswordHash): Promise<false> {
-    this.counters.hashes++
-    await verifyHash(hash, password)
+  async decoy(password: string, hash: PasswordHash, client = 'local'): Promise<false> {
+    await verifyHash(hash, password, client)
+    this.hashed(hash)
     return false
   }
 }
