@@ -39,7 +39,9 @@ function render(page: string): {text: string; warnings: string; status: number |
 
 const serveFlags = Object.entries(Serve.flags).filter(([, flag]) => !flag.hidden)
 
-describe('man pages', () => {
+describe('man pages', function () {
+  // Each check runs scripts/man.ts through tsx, 3 to 5 s apiece on a busy machine.
+  this.timeout(60_000)
   it('man/ is what `npm run man` generates from the commands (else: run npm run man)', () => {
     const run = script('--check')
     assert.equal(run.status, 0, `${run.stderr}${run.stdout}`)
