@@ -72,27 +72,76 @@ export function endedChildrenCpuSeconds(): number {
   return (Number(fields[13]) + Number(fields[14])) / clkTck()
 }
 
+/** TCP states as /proc/net/tcp numbers them. */
+const TCP_STATES: Record<string, string> = {
+  '01': 'ESTABLISHED',
+  '02': 'SYN_SENT',
+  '03': 'SYN_RECV',
+  '04': 'FIN_WAIT1',
+  '05': 'FIN_WAIT2',
+  '06': 'TIME_WAIT',
+  '07': 'CLOSE',
+  '08': 'CLOSE_WAIT',
+  '09': 'LAST_ACK',
+  '0A': 'LISTEN',
+  '0B': 'CLOSING',
+}
+
+export interface TcpSocket {
+  localAddress: string
+  localPort: number
+  remoteAddress: string
+  remotePort: number
+  /** ESTABLISHED, CLOSE_WAIT, FIN_WAIT2... */
+  state: string
+  /** The socket's inode; 0 when no process holds a descriptor for it (a closed socket the kernel still winds down). */
+  inode: number
+}
+
+/** An address as /proc/net/tcp{,6} writes it: IPv4 as the hex of its 32 bits in host (little-endian) order (127.0.0.1 is 0100007F). */
+function procAddress(hex: string): string {
+  if (hex.length === 8) return (hex.match(/../g) ?? []).reverse().map((byte) => Number.parseInt(byte, 16)).join('.')
+  return hex
+}
+
+/** Every TCP socket of this machine's network namespace (IPv4 and IPv6), from /proc/net/tcp and tcp6. */
+export function tcpSockets(): TcpSocket[] {
+  const sockets: TcpSocket[] = []
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string
+    try {
+      text = readFileSync(file, 'latin1')
+    } catch {
+      continue
+    }
+
+    // "  sl  local_address rem_address   st tx_queue:rx_queue tr:tm->when retrnsmt   uid  timeout inode"
+    for (const line of text.split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/)
+      if (fields.length < 10) continue
+      const [localAddress, localPort] = fields[1].split(':')
+      const [remoteAddress, remotePort] = fields[2].split(':')
+      sockets.push({
+        localAddress: procAddress(localAddress),
+        localPort: Number.parseInt(localPort, 16),
+        remoteAddress: procAddress(remoteAddress),
+        remotePort: Number.parseInt(remotePort, 16),
+        state: TCP_STATES[fields[3]] ?? fields[3],
+        inode: Number(fields[9]),
+      })
+    }
+  }
+
+  return sockets
+}
+
 /**
  * TCP connections in state ESTABLISHED whose local end is `address`:`port`
  * (the server's side of each; IPv4). The address matters: a client bound to
  * 127.0.0.2 may well get the server's port number as its own.
  */
 export function establishedOn(port: number, address = '127.0.0.1'): number {
-  // /proc/net/tcp writes an IPv4 address as the hex of its 32 bits in host (little-endian) order: 127.0.0.1 is 0100007F.
-  const hexAddress = address
-    .split('.')
-    .reverse()
-    .map((octet) => Number(octet).toString(16).toUpperCase().padStart(2, '0'))
-    .join('')
-  const local = `${hexAddress}:${port.toString(16).toUpperCase().padStart(4, '0')}`
-  let count = 0
-  // "  sl  local_address rem_address   st ...": st 01 is ESTABLISHED.
-  for (const line of readFileSync('/proc/net/tcp', 'latin1').split('\n')) {
-    const fields = line.trim().split(/\s+/, 4)
-    if (fields[1] === local && fields[3] === '01') count++
-  }
-
-  return count
+  return tcpSockets().filter((socket) => socket.localPort === port && socket.localAddress === address && socket.state === 'ESTABLISHED').length
 }
 
 // ---------------------------------------------------------------- msgbus serve's own figures

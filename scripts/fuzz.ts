@@ -10,14 +10,21 @@
 // nor a close within 10 s, the liveness probe (HEAD /msgbus/ every second)
 // goes unanswered for 10 s, a subscriber misses or reorders a message the
 // publisher got a 204 for, or connections are left open on the server once
-// every fuzz socket is closed. A failing run replays with the same --seed
-// (timing aside: the inputs are the same, their interleaving may not be).
+// every fuzz socket is closed, or the server's RSS passes --max-rss MiB.
+// Besides the random requests it plays two attacks: subscriptions to every
+// channel whose filters are the worst cases of a wildcard matcher
+// (`*a*a*a*a*a*a*a*a*a*b`, in type= and sender=), held for the whole run
+// while bait content types and sender names are published; and publishers
+// that declare or send bodies of up to --max-message-size and hold back the
+// last byte. A failing run replays with the same --seed (timing aside: the
+// inputs are the same, their interleaving may not be).
 import {spawn} from 'node:child_process'
-import {readFileSync, writeFileSync} from 'node:fs'
+import {writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {request as httpRequest} from 'node:http'
 import {connect, type Socket} from 'node:net'
 import {fileURLToPath} from 'node:url'
+import {statusBytes, tcpSockets} from '../bench/proc.js'
 import {ChunkedDecoder} from '../src/lib/protocol/chunked-decoder.js'
 import {boundaryOf, MultipartParser} from '../src/lib/protocol/multipart-parser.js'
 
@@ -43,6 +50,10 @@ const HANG_MS = 10_000
 const INCOMPLETE_MS = Number(option('incomplete-deadline', '45')) * 1000
 const MAX_HELD = 200
 const SUBSCRIBERS = 3
+/** The server's resident memory may not pass this (MiB): held bodies must not add up. */
+const MAX_RSS_MIB = Number(option('max-rss', '1024'))
+/** Subscriptions with pathological filters, held open all run long. */
+const HOSTILE_SUBSCRIBERS = 4
 
 // ---------------------------------------------------------------------------
 // Seeded randomness (mulberry32)
@@ -79,6 +90,8 @@ const stats = {
   connectErrors: 0,
   published: 0,
   probes: 0,
+  heldBodies: 0,
+  peakRssMiB: 0,
 }
 const failures: string[] = []
 const lastInputs: string[] = []
@@ -197,6 +210,32 @@ class CheckSubscriber {
   }
 }
 
+/**
+ * A subscription to every channel whose filters are a wildcard matcher's
+ * worst cases, held open (and read) for the whole run, so every bait type or
+ * sender the fuzzer publishes is matched against them.
+ */
+class HostileSubscriber {
+  readonly socket: Socket
+  status = ''
+  closed = false
+
+  constructor(index: number, port: number) {
+    const patterns = ['*a*a*a*a*a*a*a*a*a*b', `*${'?'.repeat(200)}*b`, `${'*a'.repeat(30)}*b`, '*a?*a?*a?*a?*a?*b'][index % 4]
+    const list = Array.from({length: 10}, () => patterns).join(',')
+    const format = index % 2 === 0 ? '' : '&format=sse'
+    this.socket = connect(port, '127.0.0.1')
+    this.socket.on('connect', () => this.socket.write(`GET /msgbus/?type=${list}&sender=${list}${format} HTTP/1.1\r\nHost: fuzz\r\n\r\n`))
+    this.socket.on('data', (chunk: Buffer) => {
+      if (this.status === '') this.status = /^HTTP\/1\.1 (\d{3})/.exec(chunk.toString('latin1'))?.[1] ?? 'other'
+    })
+    this.socket.on('error', () => {})
+    this.socket.on('close', () => {
+      this.closed = true
+    })
+  }
+}
+
 /** One HTTP request with Node's client; undefined status on error or timeout. */
 function call(port: number, method: string, path: string, body?: Buffer, headers: Record<string, string> = {}): Promise<{status?: number; error?: string}> {
   return new Promise((resolve) => {
@@ -242,10 +281,28 @@ async function prober(port: number): Promise<void> {
 // Random requests
 
 const WORDS = ['fuzz', 'fuzz/a', 'a/b/c', 'x%20y', '%C3%BC', 'sensors/kitchen', '', 'fuzz-check-not', 'ü']
+/** Patterns that cost a backtracking (regular-expression) matcher exponential or polynomial time. */
+function pathologicalPatterns(): string {
+  const group = pick(['*a*a*a*a*a*a*a*a*a*b', `${'*a'.repeat(between(10, 40))}*b`, `*${'?'.repeat(between(20, 200))}*b`, `${'*'.repeat(between(2, 60))}b`, '*a?*a?*a?*a?*a?*b'])
+  return Array.from({length: pick([1, 10, between(2, 40)])}, () => group).join(',')
+}
+
+/** Values a backtracking matcher of those patterns chokes on: long runs that almost match. */
+function baitName(): string {
+  return pick(['a'.repeat(40), 'a'.repeat(between(100, 300)), `${'a'.repeat(between(20, 120))}c`, 'ab'.repeat(between(10, 80))])
+}
+
 const TYPES = ['text/plain', 'application/json', 'text/plain; charset=utf-8', 'image/png', 'x', '', 'text/', '/plain', 'text/plain;;', 'multipart/form-data', 'a/b; c="d']
 
+function contentType(): string {
+  return chance(0.15) ? `${pick(['text', 'a'.repeat(between(1, 140))])}/${baitName()}` : pick(TYPES)
+}
+
 function randomPath(): string {
-  const query = pick(['', '', '?type=text/*,!image/*', '?sender=a*,!b', '?format=sse', '?format=ndjson', '?format=raw', '?format=nope', '?type=application/x-*', `?${'q'.repeat(between(1, 3000))}`])
+  const query = pick([
+    '', '', '?type=text/*,!image/*', '?sender=a*,!b', '?format=sse', '?format=ndjson', '?format=raw', '?format=nope', '?type=application/x-*',
+    `?${'q'.repeat(between(1, 3000))}`, `?type=${pathologicalPatterns()}`, `?sender=${pathologicalPatterns()}`,
+  ])
   return pick([
     () => `/msgbus/${pick(WORDS)}${query}`,
     () => `/msgbus/${pick(WORDS)}`,
@@ -265,7 +322,7 @@ function formBody(): {type: string; body: Buffer} {
   for (let i = between(0, 4); i > 0; i--) {
     const file = chance(0.5)
     pieces.push(latin1(`--${boundary}\r\nContent-Disposition: form-data; name="f${i}"${file ? `; filename="a${i}.bin"` : ''}\r\n`))
-    if (file || chance(0.3)) pieces.push(latin1(`Content-Type: ${pick(TYPES)}\r\n`))
+    if (file || chance(0.3)) pieces.push(latin1(`Content-Type: ${contentType()}\r\n`))
     pieces.push(latin1('\r\n'), chance(0.5) ? randomBytes(between(0, 200)) : latin1(`value ${i}`), latin1('\r\n'))
   }
 
@@ -276,7 +333,7 @@ function formBody(): {type: string; body: Buffer} {
 function validRequest(): Buffer {
   const version = chance(0.85) ? 'HTTP/1.1' : 'HTTP/1.0'
   const headers: string[] = [`Host: fuzz`]
-  if (chance(0.2)) headers.push(`Authorization: Basic ${pick([Buffer.from(`${pick(['alice', 'b\u00fcb', 'x\ty', ''])}:pw`).toString('base64'), '!!!', 'YQ', ''])}`)
+  if (chance(0.2)) headers.push(`Authorization: Basic ${pick([Buffer.from(`${pick(['alice', 'b\u00fcb', 'x\ty', '', baitName()])}:pw`).toString('base64'), '!!!', 'YQ', ''])}`)
   if (chance(0.1)) headers.push(`Accept: ${pick(['text/event-stream', 'application/x-ndjson', 'application/json', '*/*', 'text/html'])}`)
   if (chance(0.1)) headers.push(`Origin: http://${pick(['fuzz', 'evil.example'])}`)
   if (chance(0.2)) headers.push(`Connection: ${pick(['close', 'keep-alive', 'upgrade'])}`)
@@ -285,7 +342,7 @@ function validRequest(): Buffer {
     // Publish with a Content-Length or chunked body.
     const form = chance(0.2) ? formBody() : undefined
     const body = form?.body ?? randomBytes(pick([0, 1, 10, 100, 1000, between(0, 70_000)]))
-    headers.push(`Content-Type: ${form?.type ?? pick(TYPES)}`)
+    headers.push(`Content-Type: ${form?.type ?? contentType()}`)
     if (chance(0.1)) headers.push('Expect: 100-continue')
     if (chance(0.3) && version === 'HTTP/1.1') {
       headers.push('Transfer-Encoding: chunked')
@@ -402,7 +459,17 @@ interface Attempt {
   halfClose: boolean
 }
 
+/** A publish that declares a body of up to the server's largest and sends all of it but the last byte, or some, or none. */
+function heldBody(): Buffer {
+  const length = pick([8 * 1024 * 1024, 8 * 1024 * 1024 - 1, between(1, 8 * 1024 * 1024)])
+  const sent = pick([length - 1, 0, int(length)])
+  stats.heldBodies++
+  const head = `POST /msgbus/${pick(WORDS)} HTTP/1.1\r\nHost: fuzz\r\nContent-Type: ${contentType()}\r\nContent-Length: ${length}\r\n\r\n`
+  return Buffer.concat([latin1(head), Buffer.alloc(sent, 0x61)])
+}
+
 function attempt(): Attempt {
+  if (chance(0.02)) return {bytes: heldBody(), mutations: ['held body'], pieces: 1, abort: false, halfClose: false}
   let bytes = validRequest()
   const mutations: string[] = []
   if (chance(0.7)) {
@@ -608,37 +675,25 @@ async function worker(port: number, until: number): Promise<void> {
   }
 }
 
+/** The server's resident memory, sampled; over --max-rss is a failure (once). */
+function watchRss(): void {
+  if (server.pid === undefined || serverGone) return
+  try {
+    const mib = statusBytes(server.pid, 'VmRSS') / 1024 / 1024
+    if (mib > MAX_RSS_MIB && stats.peakRssMiB <= MAX_RSS_MIB) fail(`the server's RSS reached ${mib.toFixed(0)} MiB (the limit is ${MAX_RSS_MIB} MiB)`)
+    stats.peakRssMiB = Math.max(stats.peakRssMiB, mib)
+  } catch {
+    // gone meanwhile
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Connections left on the server: /proc/net/tcp{,6}, local port = the server's
 
-function serverConnections(port: number): {established: number; closeWait: number; peers: string[]} {
-  let established = 0
-  let closeWait = 0
-  const peers: string[] = []
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text: string
-    try {
-      text = readFileSync(file, 'utf8')
-    } catch {
-      continue
-    }
-
-    for (const line of text.split('\n').slice(1)) {
-      const fields = line.trim().split(/\s+/)
-      if (fields.length < 4) continue
-      const localPort = Number.parseInt(fields[1].split(':')[1], 16)
-      if (localPort !== port) continue
-      if (fields[3] !== '01' && fields[3] !== '08') continue
-      if (fields[3] === '01') established++
-      else closeWait++
-      const [address, remotePort] = fields[2].split(':')
-      // IPv4 in /proc/net/tcp is little-endian hex.
-      const ip = address.length === 8 ? (address.match(/../g) ?? []).reverse().map((h) => Number.parseInt(h, 16)).join('.') : address
-      peers.push(`${fields[3] === '01' ? 'ESTABLISHED' : 'CLOSE_WAIT'} ${ip}:${Number.parseInt(remotePort, 16)}`)
-    }
-  }
-
-  return {established, closeWait, peers}
+function serverPeers(port: number): string[] {
+  return tcpSockets()
+    .filter((socket) => socket.localPort === port && (socket.state === 'ESTABLISHED' || socket.state === 'CLOSE_WAIT'))
+    .map((socket) => `${socket.state} ${socket.remoteAddress}:${socket.remotePort}`)
 }
 
 // ---------------------------------------------------------------------------
@@ -655,10 +710,12 @@ function summary(port: number | undefined): string {
     `closed without a response: ${stats.closedWithoutResponse}`,
     `requests left to the server's timeouts: ${stats.incomplete} incomplete, ${stats.unclear} malformed (closed by the server: ${late.length}, ${median}; still open at the end: ${stats.incompleteOpenAtEnd}; not held, over ${MAX_HELD}: ${stats.heldDropped})`,
     `well-behaved: ${stats.published} publishes (${acknowledged.length} acknowledged), ${stats.probes} probes, subscribers received ${subscribers.map((s) => s.received.length).join('/')}`,
+    `attacks: ${hostile.length} subscriptions with pathological filters (answered ${hostile.map((h) => h.status || '-').join('/')}, ${hostile.filter((h) => h.closed).length} closed by the server), ${stats.heldBodies} held bodies; server RSS peak ${stats.peakRssMiB.toFixed(0)} MiB`,
   ].join('\n')
 }
 
 let subscribers: CheckSubscriber[] = []
+let hostile: HostileSubscriber[] = []
 
 async function main(): Promise<number> {
   let port: number | undefined
@@ -668,8 +725,10 @@ async function main(): Promise<number> {
     const ready = Date.now() + 5000
     while (!subscribers.every((s) => s.ready) && Date.now() < ready) await sleep(20)
     if (!subscribers.every((s) => s.ready)) fail('well-behaved subscribers could not subscribe')
+    hostile = Array.from({length: HOSTILE_SUBSCRIBERS}, (_, i) => new HostileSubscriber(i, port!))
     const background = [publisher(port), prober(port)]
     const heldTimer = setInterval(watchHeld, 500)
+    const rssTimer = setInterval(watchRss, 250)
     const until = Date.now() + SECONDS * 1000
     await Promise.all(Array.from({length: CONCURRENCY}, () => worker(port!, until)))
 
@@ -681,6 +740,10 @@ async function main(): Promise<number> {
     stopping = true
     await Promise.all(background)
     clearInterval(heldTimer)
+    clearInterval(rssTimer)
+    watchRss()
+    const refusedHostile = hostile.filter((h) => h.status !== '200')
+    if (refusedHostile.length > 0) fail(`subscriptions with pathological filters (within the limits) were answered ${refusedHostile.map((h) => h.status || 'nothing').join(', ')}`)
     for (const s of subscribers) {
       const missing = acknowledged.filter((n) => !s.received.includes(n))
       if (missing.length > 0) fail(`subscriber ${s.index} missed acknowledged messages ${missing.slice(0, 20).join(', ')}${missing.length > 20 ? '...' : ''}`)
@@ -696,8 +759,8 @@ async function main(): Promise<number> {
     held.clear()
     // A leak is a server connection whose peer is not one of the subscribers (peers are
     // compared, not counts: /proc can list one connection twice while it changes state).
-    const mine = new Set(subscribers.filter((sub) => !sub.closed).map((sub) => `${sub.socket.localAddress}:${sub.socket.localPort}`))
-    const leakedPeers = () => [...new Set(serverConnections(port!).peers)].filter((peer) => !mine.has(peer.split(' ')[1]))
+    const mine = new Set([...subscribers, ...hostile].filter((sub) => !sub.closed).map((sub) => `${sub.socket.localAddress}:${sub.socket.localPort}`))
+    const leakedPeers = () => [...new Set(serverPeers(port!))].filter((peer) => !mine.has(peer.split(' ')[1]))
     const leakDeadline = Date.now() + 10_000
     await sleep(1000)
     let left = leakedPeers()
@@ -714,7 +777,7 @@ async function main(): Promise<number> {
     fail(`fuzzer error: ${(error as Error).stack}`)
   } finally {
     stopping = true
-    for (const s of subscribers) s.socket.destroy()
+    for (const s of [...subscribers, ...hostile]) s.socket.destroy()
     if (!serverGone) {
       server.kill('SIGTERM')
       const killer = setTimeout(() => server.kill('SIGKILL'), 5000)

@@ -9,5 +9,7 @@ describe('fuzzing msgbus serve', () => {
     this.timeout(90_000)
     const result = await run(process.execPath, ['--import', 'tsx/esm', `${ROOT}scripts/fuzz.ts`, '--seconds', '8'], {timeoutMs: 85_000})
     assert.equal(result.code, 0, `fuzz failed (exit ${result.code}, signal ${result.signal}):\n${result.stdout}\n${result.stderr}`)
+    // The seed (and what was thrown), so a run can be replayed.
+    console.log(result.stdout.trim().split('\n').map((line) => `      ${line}`).join('\n'))
   })
 })

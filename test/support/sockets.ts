@@ -1,20 +1,7 @@
 // The server side's TCP sockets, read from the kernel (/proc/net/tcp and
 // tcp6), so the descriptor tests count what the server really holds.
-import {readdirSync, readFileSync, readlinkSync} from 'node:fs'
-
-const STATES: Record<string, string> = {
-  '01': 'ESTABLISHED',
-  '02': 'SYN_SENT',
-  '03': 'SYN_RECV',
-  '04': 'FIN_WAIT1',
-  '05': 'FIN_WAIT2',
-  '06': 'TIME_WAIT',
-  '07': 'CLOSE',
-  '08': 'CLOSE_WAIT',
-  '09': 'LAST_ACK',
-  '0A': 'LISTEN',
-  '0B': 'CLOSING',
-}
+import {readdirSync, readlinkSync} from 'node:fs'
+import {tcpSockets} from '../../bench/proc.js'
 
 /**
  * Connections whose local port is `port` (the server's side of them), by
@@ -24,22 +11,9 @@ const STATES: Record<string, string> = {
  */
 export function serverSockets(port: number): Record<string, number> {
   const counts: Record<string, number> = {}
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text: string
-    try {
-      text = readFileSync(file, 'utf8')
-    } catch {
-      continue
-    }
-
-    for (const line of text.split('\n').slice(1)) {
-      const fields = line.trim().split(/\s+/)
-      if (fields.length < 10) continue
-      const localPort = Number.parseInt(fields[1].split(':').at(-1)!, 16)
-      const state = STATES[fields[3]] ?? fields[3]
-      if (localPort !== port || state === 'LISTEN' || fields[9] === '0') continue
-      counts[state] = (counts[state] ?? 0) + 1
-    }
+  for (const socket of tcpSockets()) {
+    if (socket.localPort !== port || socket.state === 'LISTEN' || socket.inode === 0) continue
+    counts[socket.state] = (counts[socket.state] ?? 0) + 1
   }
 
   return counts
