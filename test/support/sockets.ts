@@ -4,15 +4,16 @@ import {readdirSync, readlinkSync} from 'node:fs'
 import {tcpSockets} from '../../bench/proc.js'
 
 /**
- * Connections whose local port is `port` (the server's side of them), by
- * state, counting only those a process still holds a descriptor for: a
- * socket the server has closed may linger in the kernel (FIN-WAIT, TIME-WAIT)
- * with no descriptor, and inode 0.
+ * Connections whose local end is the server's `address`:`port` (the
+ * server's side of them; a client bound to another loopback address may get
+ * the same port number), by state, counting only those a process still
+ * holds a descriptor for: a socket the server has closed may linger in the
+ * kernel (FIN-WAIT, TIME-WAIT) with no descriptor, and inode 0.
  */
-export function serverSockets(port: number): Record<string, number> {
+export function serverSockets(port: number, address = '127.0.0.1'): Record<string, number> {
   const counts: Record<string, number> = {}
   for (const socket of tcpSockets()) {
-    if (socket.localPort !== port || socket.state === 'LISTEN' || socket.inode === 0) continue
+    if (socket.localPort !== port || socket.localAddress !== address || socket.state === 'LISTEN' || socket.inode === 0) continue
     counts[socket.state] = (counts[socket.state] ?? 0) + 1
   }
 
