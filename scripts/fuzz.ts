@@ -692,7 +692,7 @@ function watchRss(): void {
 
 function serverPeers(port: number): string[] {
   return tcpSockets()
-    .filter((socket) => socket.localPort === port && (socket.state === 'ESTABLISHED' || socket.state === 'CLOSE_WAIT'))
+    .filter((socket) => socket.localPort === port && socket.localAddress === '127.0.0.1' && (socket.state === 'ESTABLISHED' || socket.state === 'CLOSE_WAIT'))
     .map((socket) => `${socket.state} ${socket.remoteAddress}:${socket.remotePort}`)
 }
 
