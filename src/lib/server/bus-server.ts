@@ -4,9 +4,11 @@ import type {SecureContextOptions} from 'node:tls'
 import type {AddressInfo} from 'node:net'
 import {Bus, type BusCounters} from '../bus/bus.js'
 import {createEncoders} from '../protocol/formats.js'
+import {formatSize} from '../util/size.js'
 import {VERSION} from '../version.js'
 import {channelLabel, type ServerContext} from './context.js'
 import {openAccess} from './acl.js'
+import {BodyBudget} from './body-budget.js'
 import {CorsPolicy} from './cors.js'
 import {startHeartbeat} from './heartbeat.js'
 import {startStats} from './stats.js'
@@ -16,7 +18,7 @@ import {createListener, secureOptions} from './listener.js'
 import {RateLimiter} from './rate-limit.js'
 import {LogLevel, silentLogger} from './logger.js'
 import {DEFAULTS, type BusServerOptions, type ResolvedOptions} from './options.js'
-import {SocketWriter, type WriteTarget} from './socket-writer.js'
+import {hardBound, SocketWriter, type WriteTarget} from './socket-writer.js'
 import type {HttpSubscription} from './subscription.js'
 import {Viewer} from './viewer.js'
 
@@ -25,6 +27,10 @@ export interface ServerCounters extends BusCounters {
   dropped: number
   /** Slow subscribers disconnected (policy disconnect). */
   slowDisconnects: number
+  /** Bytes held by request bodies still arriving, as `--max-body-memory` counts them. */
+  bodyMemory: number
+  /** Publishes refused with 503 for want of body memory. */
+  bodyRefusals: number
 }
 
 export interface Listening {
@@ -66,22 +72,40 @@ export class BusServer {
   /** Binds the listeners. Rejects with a one-line reason (busy port, bad certificate, missing document root). */
   async start(): Promise<Listening> {
     const {options, logger} = this
+    const largestBody = Math.max(options.maxMessageSize, options.maxRequestSize)
+    if (options.maxBodyMemory > 0 && options.maxBodyMemory < largestBody) {
+      throw new Error(
+        `--max-body-memory (${formatSize(options.maxBodyMemory)}) is less than the largest body a publish may have ` +
+          `(${formatSize(largestBody)}, --max-message-size and --max-request-size): raise it, or lower those`,
+      )
+    }
+
     const docroot = options.docroot === undefined ? undefined : await Docroot.open(options.docroot)
     const cors = options.cors === undefined || options.cors.length === 0 ? undefined : new CorsPolicy(options.cors)
     const access = await openAccess(options)
     const viewer = await Viewer.load()
     if (viewer instanceof Error) logger.warn('viewer', `${viewer.message}: browsers get 404 on bus URLs`)
     const who = (target: WriteTarget) => `${target.peer} ${channelLabel(target.channel)}`
-    const writer = new SocketWriter(options.maxPending, options.slowPolicy, {
-      onSlowDisconnect: (target, pending) => logger.warn('slow', `${who(target)}: disconnected with ${pending} bytes unsent`),
-      onDropStart: (target, pending) => logger.warn('slow', `${who(target)}: dropping messages, ${pending} bytes unsent`),
-      onDropEnd: (target, dropped) => logger.warn('slow', `${who(target)}: caught up after ${dropped} dropped messages`),
-    })
+    const seconds = (ms: number) => (ms > 0 ? `, behind for ${(ms / 1000).toFixed(1)} s` : '')
+    const writer = new SocketWriter(
+      {
+        maxPending: options.maxPending,
+        slowTimeoutMs: options.slowTimeout * 1000,
+        hardBound: hardBound(options),
+        policy: options.slowPolicy,
+      },
+      {
+        onSlowDisconnect: (target, pending, ms) => logger.warn('slow', `${who(target)}: disconnected with ${pending} bytes unsent${seconds(ms)}`),
+        onDropStart: (target, pending, ms) => logger.warn('slow', `${who(target)}: dropping messages, ${pending} bytes unsent${seconds(ms)}`),
+        onDropEnd: (target, dropped) => logger.warn('slow', `${who(target)}: caught up after ${dropped} dropped messages`),
+      },
+    )
     const encoders = createEncoders(options.boundary)
     const context: ServerContext = {
       bus: this.bus,
       encoders,
       writer,
+      bodyBudget: new BodyBudget(options.maxBodyMemory, largestBody, logger),
       options,
       logger,
       docroot,
@@ -181,6 +205,8 @@ export class BusServer {
       ...this.bus.counters(),
       dropped: this.context?.writer.droppedTotal ?? 0,
       slowDisconnects: this.context?.writer.slowDisconnects ?? 0,
+      bodyMemory: this.context?.bodyBudget.held ?? 0,
+      bodyRefusals: this.context?.bodyBudget.refusals ?? 0,
     }
   }
 

@@ -24,11 +24,11 @@ const LINGER_MS = 2000
  * connection with unread data in it, and the client could lose the answer;
  * so this response is written to the socket directly.
  */
-function refuseAndLinger(res: ServerResponse, status: number, reason: string): void {
+function refuseAndLinger(res: ServerResponse, status: number, reason: string, headers: Record<string, string>): void {
   const req = res.req
   const socket = req.socket
   req.resume()
-  socket.end(rawErrorResponse(status, String(res.getHeader('Server') ?? 'msgbus'), reason))
+  socket.end(rawErrorResponse(status, String(res.getHeader('Server') ?? 'msgbus'), reason, headers))
   setTimeout(() => socket.destroy(), LINGER_MS).unref()
 }
 
@@ -40,7 +40,7 @@ export function sendError(res: ServerResponse, status: number, reason: string, h
   }
 
   if (closeAfter) {
-    refuseAndLinger(res, status, reason)
+    refuseAndLinger(res, status, reason, headers)
     return
   }
 
