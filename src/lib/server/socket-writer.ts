@@ -72,18 +72,22 @@ export class SocketWriter {
   private clockGeneration = 0
   droppedTotal = 0
   slowDisconnects = 0
+  /** rule.maxPending, read on every write. */
+  private readonly maxPending: number
 
   constructor(
     private readonly rule: SlowRule,
     private readonly events: SlowEvents,
-  ) {}
+  ) {
+    this.maxPending = rule.maxPending
+  }
 
   /** Returns true when the bytes were handed to the socket. */
   write(target: WriteTarget, bytes: Buffer): boolean {
     const socket = target.socket
     if (socket.destroyed) return false
     const pending = socket.writableLength
-    if (pending > this.rule.maxPending) {
+    if (pending > this.maxPending) {
       if (this.isSlow(target, pending)) return this.slow(target, pending)
     } else if (target.behindSince !== NOT_BEHIND) {
       target.behindSince = NOT_BEHIND
