@@ -115,13 +115,16 @@ describe('fan-out', function () {
     sub.close()
   })
 
-  describe('a subscriber that never reads', () => {
-    /** A fast subscriber in its own process: curl, writing the stream to a file. */
-    async function curlSubscriber(server: BusServer) {
+  describe('slow subscribers', () => {
+    const MiB = 1024 * 1024
+
+    /** A subscriber in its own process: curl, writing the stream to a file as fast as it can. */
+    async function curlSubscriber(server: BusServer, channel = 'flood') {
       const dir = mkdtempSync(join(tmpdir(), 'msgbus-fast-'))
-      const child = spawn('curl', ['-sN', '-o', join(dir, 'body'), `${server.url()}/msgbus/flood`], {stdio: 'ignore'})
+      const before = server.bus.subscriberCount
+      const child = spawn('curl', ['-sN', '-o', join(dir, 'body'), `${server.url()}/msgbus/${channel}`], {stdio: 'ignore'})
       const deadline = Date.now() + 5000
-      while (server.bus.subscriberCount === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+      while (server.bus.subscriberCount === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
       return {
         async parts(count: number) {
           const until = Date.now() + 30000
@@ -132,20 +135,26 @@ describe('fan-out', function () {
             await new Promise((r) => setTimeout(r, 100))
           }
         },
-        close: () => child.kill(),
+        /** Stops the process (SIGSTOP): it reads nothing until `resume`. */
+        stall: () => child.kill('SIGSTOP'),
+        resume: () => child.kill('SIGCONT'),
+        close: () => {
+          child.kill('SIGCONT')
+          child.kill()
+        },
       }
     }
 
-
     // Loopback socket buffers absorb several MiB before the server sees any
     // backlog, so publish until the policy acts, and report how much it took.
-    async function floodUntil(server: BusServer, done: () => boolean): Promise<{messages: number; bytes: number}> {
+    async function floodUntil(server: BusServer, done: () => boolean, pauseMs = 0): Promise<{messages: number; bytes: number}> {
       const body = Buffer.alloc(64 * 1024, 0x61)
       let messages = 0
       while (!done()) {
         if (messages * body.length > 256 * 1024 * 1024) throw new Error('policy never acted after 256 MiB')
         await pipelinePublish(server, 'flood', Array.from({length: 4}, () => body))
         messages += 4
+        if (pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs))
       }
 
       return {messages, bytes: messages * body.length}
@@ -158,60 +167,149 @@ describe('fan-out', function () {
       return stalled
     }
 
-    it('policy disconnect: it is cut off and counted, while a fast subscriber gets every message', async () => {
-      const warnings: string[] = []
-      const server = await startBus({boundary: B, logger: {level: 0, log() {}, warn: (e, d) => warnings.push(`${e} ${d}`)}})
-      const fast = await curlSubscriber(server)
-      const stalled = await stalledSubscriber(server)
-      const flood = await floodUntil(server, () => server.counters().slowDisconnects > 0)
-      assert.equal(server.counters().slowDisconnects, 1)
-      // The cut connection's close event comes a turn of the event loop later.
-      for (const deadline = Date.now() + 2000; server.bus.subscriberCount > 1 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10))
-      assert.equal(server.bus.subscriberCount, 1, 'only the fast subscriber is left')
-      assert.ok(warnings.some((w) => /^slow .*flood: disconnected/.test(w)), warnings.join('\n'))
-      const parts = await fast.parts(flood.messages)
-      assert.ok(parts.every((part) => part.body.length === 64 * 1024))
-      // The stalled one, once it reads, finds its stream cut short: no close delimiter, no last chunk.
-      stalled.socket.resume()
-      const text = await stalled.untilClosed(10000)
-      assert.ok(!text.endsWith('0\r\n\r\n'))
-      console.log(`      (took ${flood.messages} messages, ${(flood.bytes / 1048576).toFixed(0)} MiB, to fill the socket buffers)`)
-      fast.close()
-    })
+    /** The server's `slow` warning of what it did to the stalled subscriber: its unsent bytes, and for how long it had been behind. */
+    function slowWarning(warnings: string[], action: 'disconnected with' | 'dropping messages,'): {pending: number; behind: number} {
+      const line = warnings.find((w) => w.startsWith('slow ') && w.includes(action))
+      assert.ok(line, warnings.join('\n'))
+      const match = / (\d+) bytes unsent(?:, behind for ([\d.]+) s)?$/.exec(line)
+      assert.ok(match, line)
+      return {pending: Number(match[1]), behind: Number(match[2] ?? 0)}
+    }
 
-    it('policy drop: messages are skipped for it until it catches up, then it receives again', async () => {
-      const server = await startBus({boundary: B, slowPolicy: 'drop', logger: {level: 0, log() {}, warn() {}}})
-      const fast = await curlSubscriber(server)
-      const stalled = await stalledSubscriber(server)
-      const flood = await floodUntil(server, () => server.counters().dropped > 0)
-      const more = await pipelinePublish(server, 'flood', Array.from({length: 8}, () => Buffer.alloc(64 * 1024, 0x62)))
-      assert.equal(server.bus.subscriberCount, 2, 'nobody was disconnected')
-      assert.ok(server.counters().dropped >= 8)
-      await fast.parts(flood.messages + 8)
+    // A stalled reader is slow once it has been behind (over --max-pending at
+    // every message for it) for --slow-timeout, or at once when its unsent
+    // output passes the hard bound (--max-body-memory).
+    const triggers = [
+      {
+        name: 'by time: behind for --slow-timeout (1 s), far under the hard bound',
+        options: {slowTimeout: 1},
+        pauseMs: 20,
+        check(found: {pending: number; behind: number}, stalledMs: number) {
+          assert.ok(found.behind >= 1, `behind for ${found.behind} s`)
+          assert.ok(stalledMs >= 1000, `acted ${stalledMs} ms after the reader stopped`)
+          assert.ok(found.pending < 256 * MiB, `${found.pending} bytes unsent`)
+        },
+      },
+      {
+        name: 'at once past the hard bound (--max-body-memory, here 8 MiB), long before --slow-timeout',
+        options: {slowTimeout: 3600, maxBodyMemory: 8 * MiB, maxMessageSize: MiB, maxRequestSize: MiB},
+        pauseMs: 0,
+        check(found: {pending: number; behind: number}) {
+          assert.ok(found.pending > 8 * MiB, `${found.pending} bytes unsent`)
+          assert.ok(found.behind < 3600)
+        },
+      },
+    ]
 
-      // It reads everything it was handed, then a new message reaches it.
-      stalled.socket.resume()
-      const reply = await new Promise<string>((resolve, reject) => {
-        const started = Date.now()
-        const poll = async () => {
-          if (Date.now() - started > 15000) return reject(new Error('stalled subscriber never caught up'))
-          if (stalled.socket.readableLength === 0 && server.counters().dropped > 0) {
-            const r = await publish(server, 'flood', 'caught up')
-            if (r.headers['msgbus-subscribers'] === '2') return resolve(r.headers['msgbus-id'] as string)
+    for (const trigger of triggers) {
+      it(`policy disconnect, ${trigger.name}: it is cut off and counted, while a fast subscriber gets every message`, async () => {
+        const warnings: string[] = []
+        const server = await startBus({boundary: B, ...trigger.options, logger: {level: 0, log() {}, warn: (e, d) => warnings.push(`${e} ${d}`)}})
+        const fast = await curlSubscriber(server)
+        const stalled = await stalledSubscriber(server)
+        const stalledAt = Date.now()
+        const flood = await floodUntil(server, () => server.counters().slowDisconnects > 0, trigger.pauseMs)
+        const stalledMs = Date.now() - stalledAt
+        assert.equal(server.counters().slowDisconnects, 1)
+        // The cut connection's close event comes a turn of the event loop later.
+        for (const deadline = Date.now() + 2000; server.bus.subscriberCount > 1 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10))
+        assert.equal(server.bus.subscriberCount, 1, 'only the fast subscriber is left')
+        const found = slowWarning(warnings, 'disconnected with')
+        trigger.check(found, stalledMs)
+        const parts = await fast.parts(flood.messages)
+        assert.ok(parts.every((part) => part.body.length === 64 * 1024))
+        // The stalled one, once it reads, finds its stream cut short: no close delimiter, no last chunk.
+        stalled.socket.resume()
+        const text = await stalled.untilClosed(10000)
+        assert.ok(!text.endsWith('0\r\n\r\n'))
+        console.log(
+          `      (cut after ${flood.messages} messages, ${(flood.bytes / MiB).toFixed(0)} MiB, ${stalledMs} ms; ` +
+            `${(found.pending / MiB).toFixed(1)} MiB unsent, behind for ${found.behind} s)`,
+        )
+        fast.close()
+      })
+
+      it(`policy drop, ${trigger.name}: messages are skipped for it until it catches up, then it receives again`, async () => {
+        const warnings: string[] = []
+        const server = await startBus({boundary: B, slowPolicy: 'drop', ...trigger.options, logger: {level: 0, log() {}, warn: (e, d) => warnings.push(`${e} ${d}`)}})
+        const fast = await curlSubscriber(server)
+        const stalled = await stalledSubscriber(server)
+        const stalledAt = Date.now()
+        const flood = await floodUntil(server, () => server.counters().dropped > 0, trigger.pauseMs)
+        const stalledMs = Date.now() - stalledAt
+        trigger.check(slowWarning(warnings, 'dropping messages,'), stalledMs)
+        const more = await pipelinePublish(server, 'flood', Array.from({length: 8}, () => Buffer.alloc(64 * 1024, 0x62)))
+        assert.equal(server.bus.subscriberCount, 2, 'nobody was disconnected')
+        assert.ok(server.counters().dropped >= 8)
+        await fast.parts(flood.messages + 8)
+
+        // It reads everything it was handed, then a new message reaches it.
+        stalled.socket.resume()
+        const reply = await new Promise<string>((resolve, reject) => {
+          const started = Date.now()
+          const poll = async () => {
+            if (Date.now() - started > 15000) return reject(new Error('stalled subscriber never caught up'))
+            if (stalled.socket.readableLength === 0 && server.counters().dropped > 0) {
+              const r = await publish(server, 'flood', 'caught up')
+              if (r.headers['msgbus-subscribers'] === '2') return resolve(r.headers['msgbus-id'] as string)
+            }
+
+            setTimeout(poll, 50)
           }
 
-          setTimeout(poll, 50)
-        }
-
-        poll()
+          poll()
+        })
+        await stalled.until((t) => t.includes(`Message-ID: ${reply}\r\n`), 10000)
+        const payload = dechunk(stalled.data.subarray(stalled.data.indexOf('\r\n\r\n') + 4)).payload
+        const ids = splitParts(payload, B).map((p) => p.headers['message-id'])
+        assert.ok(ids.length < flood.messages + 9, 'some messages were dropped for it')
+        assert.ok(!ids.includes(more.at(-1)!), 'the messages published while it was slow were skipped')
+        assert.ok(warnings.some((w) => /^slow .*flood: caught up after \d+ dropped messages$/.test(w)), warnings.join('\n'))
+        fast.close()
+        stalled.close()
       })
-      await stalled.until((t) => t.includes(`Message-ID: ${reply}\r\n`), 10000)
-      const payload = dechunk(stalled.data.subarray(stalled.data.indexOf('\r\n\r\n') + 4)).payload
-      const ids = splitParts(payload, B).map((p) => p.headers['message-id'])
-      assert.ok(ids.length < flood.messages + 9, 'some messages were dropped for it')
-      assert.ok(!ids.includes(more.at(-1)!), 'the messages published while it was slow were skipped')
-      fast.close()
-      stalled.close()
+    }
+
+    it('a reader that stops for less than --slow-timeout while 32 MiB is published for it is not cut: it reads on and gets every message', async () => {
+      const server = await startBus({boundary: B})
+      const reader = await curlSubscriber(server)
+      reader.stall()
+      const stalledAt = Date.now()
+      // Far more than the socket buffers hold, so its unsent output is far over --max-pending (1 MiB) for a while.
+      const flood = await floodUntil(server, () => server.counters().published >= 512)
+      const stalledMs = Date.now() - stalledAt
+      reader.resume()
+      const parts = await reader.parts(flood.messages)
+      assert.equal(parts.length, flood.messages)
+      assert.deepEqual(
+        [server.counters().slowDisconnects, server.counters().dropped, server.bus.subscriberCount],
+        [0, 0, 1],
+        'nobody was cut, nothing dropped',
+      )
+      console.log(`      (stopped for ${stalledMs} ms while ${(flood.bytes / MiB).toFixed(0)} MiB was published for it)`)
+      reader.close()
+    })
+
+    it('default limits: twelve 8 MiB messages from twelve publishers at once reach three readers that keep reading; nobody is cut, every message arrives', async () => {
+      const server = await startBus({boundary: B})
+      const readers = []
+      for (let i = 0; i < 3; i++) readers.push(await curlSubscriber(server, 'burst'))
+      const bodies = Array.from({length: 12}, (_, i) => Buffer.alloc(8 * MiB, 0x41 + i))
+      const started = Date.now()
+      const replies = await Promise.all(bodies.map((body) => publish(server, 'burst', body, 'application/octet-stream')))
+      const publishedMs = Date.now() - started
+      assert.deepEqual(replies.map((reply) => `${reply.status} ${reply.headers['msgbus-subscribers']}`), bodies.map(() => '204 3'))
+      for (const reader of readers) {
+        const parts = await reader.parts(bodies.length)
+        assert.equal(parts.length, bodies.length)
+        const got = parts.map((part) => part.body).sort((a, b) => a[0] - b[0])
+        for (const [i, body] of bodies.entries()) assert.ok(got[i].equals(body), `message ${i} arrived whole`)
+      }
+
+      assert.equal(server.counters().slowDisconnects, 0)
+      assert.equal(server.bus.subscriberCount, 3)
+      console.log(`      (12 × 8 MiB published in ${publishedMs} ms, all delivered to 3 readers in ${Date.now() - started} ms)`)
+      for (const reader of readers) reader.close()
     })
   })
 

@@ -133,7 +133,7 @@ describe('msgbus serve', function () {
     const result = await run(process.execPath, [BIN, 'serve', '--help'])
     assert.equal(result.code, 0)
     for (const flag of ['--port', '--address', '--docroot', '--secret', '--cert', '--key', '--ssl-port', '--user', '--verbose',
-      '--max-message-size', '--max-request-size', '--max-pending', '--slow-policy', '--max-subscribers']) {
+      '--max-message-size', '--max-request-size', '--max-body-memory', '--max-pending', '--slow-timeout', '--slow-policy', '--max-subscribers']) {
       assert.ok(result.stdout.includes(flag), flag)
     }
   })

@@ -53,7 +53,20 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
     }),
     'max-message-size': sizeFlag({summary: 'Largest message body.', default: 8 * 1024 * 1024}),
     'max-request-size': sizeFlag({summary: 'Largest multipart/form-data request (all its parts).', default: 64 * 1024 * 1024}),
-    'max-pending': sizeFlag({summary: 'Unsent bytes past which a subscriber is slow.', default: 1024 * 1024}),
+    'max-body-memory': sizeFlag({
+      summary: 'Memory all request bodies still arriving may hold together (0: no limit); past it, publishes get 503 with Retry-After.',
+      default: 256 * 1024 * 1024,
+    }),
+    'max-pending': sizeFlag({
+      summary: 'Unsent bytes past which a subscriber is behind; it is slow once behind for --slow-timeout, or at once past --max-body-memory.',
+      default: 1024 * 1024,
+    }),
+    'slow-timeout': Flags.integer({
+      summary: 'Seconds a subscriber may stay behind (over --max-pending at every message for it) before it is slow (0: at once).',
+      default: 10,
+      min: 0,
+      helpValue: '<seconds>',
+    }),
     'slow-policy': Flags.string({
       summary: 'What to do with a slow subscriber: disconnect it, or drop messages for it until it catches up.',
       options: ['disconnect', 'drop'],
@@ -132,7 +145,9 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
       acl: flags.acl,
       maxMessageSize: flags['max-message-size'],
       maxRequestSize: flags['max-request-size'],
+      maxBodyMemory: flags['max-body-memory'],
       maxPending: flags['max-pending'],
+      slowTimeout: flags['slow-timeout'],
       slowPolicy: flags['slow-policy'] as 'disconnect' | 'drop',
       maxSubscribers: flags['max-subscribers'],
       heartbeat: flags.heartbeat,

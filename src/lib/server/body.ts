@@ -1,5 +1,6 @@
 import type {IncomingMessage} from 'node:http'
 import {formatSize} from '../util/size.js'
+import {CHUNK_COST, type BodyBudget} from './body-budget.js'
 import {HttpError} from './http-error.js'
 
 export function tooLarge(limit: number, what = 'message'): HttpError {
@@ -15,10 +16,12 @@ export function declaredLength(req: IncomingMessage): number | undefined {
 /**
  * Reads a request body into one Buffer, refusing it (413) the moment it is
  * known to be over the limit: up front from Content-Length, else as soon as
- * the bytes pass it. Resolves undefined when the client goes away before the
- * body is complete, so nothing half-received is ever published.
+ * the bytes pass it. Memory is taken from `budget` as the bytes arrive (a
+ * declared length reserves nothing), and the body is refused (503) when it
+ * would take the budget past its cap. Resolves undefined when the client goes
+ * away before the body is complete, so nothing half-received is ever published.
  */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+export function readBody(req: IncomingMessage, limit: number, budget: BodyBudget): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
     const length = declaredLength(req)
     if (length !== undefined && length > limit) {
@@ -26,35 +29,44 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 
       return
     }
 
-    // With a known length the body lands in one allocation; chunked bodies are gathered.
-    const whole = length === undefined ? undefined : Buffer.allocUnsafe(length)
+    // Node hands over each chunk as a Buffer of its own: they are kept as
+    // they come and joined once at the end (a body of one chunk not even then).
     const chunks: Buffer[] = []
     let received = 0
+    let held = 0
     let done = false
-    const finish = (result: Buffer | undefined, error?: HttpError): void => {
+    const finish = (error?: HttpError): void => {
       if (done) return
       done = true
       req.off('data', onData)
       req.resume()
+      const body = error || !req.complete ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, received)
+      chunks.length = 0
+      budget.release(held)
       if (error) reject(error)
-      else resolve(result)
+      else resolve(body)
     }
 
     const onData = (data: Buffer): void => {
       if (received + data.length > limit) {
-        finish(undefined, tooLarge(limit))
+        finish(tooLarge(limit))
         return
       }
 
-      if (whole) data.copy(whole, received)
-      else chunks.push(data)
+      if (!budget.take(data.length + CHUNK_COST)) {
+        finish(budget.refuse())
+        return
+      }
+
+      held += data.length + CHUNK_COST
+      chunks.push(data)
       received += data.length
     }
 
     req.on('data', onData)
-    req.on('end', () => finish(whole ?? (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, received))))
+    req.on('end', () => finish())
     req.on('close', () => {
-      if (!req.complete) finish(undefined)
+      if (!req.complete) finish()
     })
   })
 }

@@ -4,9 +4,11 @@ import type {SecureContextOptions} from 'node:tls'
 import type {AddressInfo} from 'node:net'
 import {Bus, type BusCounters} from '../bus/bus.js'
 import {createEncoders} from '../protocol/formats.js'
+import {formatSize} from '../util/size.js'
 import {VERSION} from '../version.js'
 import {channelLabel, type ServerContext} from './context.js'
 import {openAccess} from './acl.js'
+import {BodyBudget} from './body-budget.js'
 import {CorsPolicy} from './cors.js'
 import {startHeartbeat} from './heartbeat.js'
 import {startStats} from './stats.js'
@@ -20,7 +22,7 @@ import {RateLimiter} from './rate-limit.js'
 import {LoginGuard, type LoginCounters} from './login-guard.js'
 import {LogLevel, silentLogger} from './logger.js'
 import {DEFAULTS, type BusServerOptions, type ResolvedOptions} from './options.js'
-import {SocketWriter, type WriteTarget} from './socket-writer.js'
+import {hardBound, SocketWriter, type WriteTarget} from './socket-writer.js'
 import type {HttpSubscription} from './subscription.js'
 import {Viewer} from './viewer.js'
 
@@ -39,6 +41,10 @@ export interface ServerCounters extends BusCounters {
     /** Password hashes computed, by kind (`scrypt ln=15,r=8,p=1,keylen=32`, `bcrypt cost=10`), unknown users' decoys included. */
     hashes: Record<string, number>
   }
+  /** Bytes held by request bodies still arriving, as `--max-body-memory` counts them. */
+  bodyMemory: number
+  /** Publishes refused with 503 for want of body memory. */
+  bodyRefusals: number
 }
 
 export interface Listening {
@@ -80,6 +86,14 @@ export class BusServer {
   /** Binds the listeners. Rejects with a one-line reason (busy port, bad certificate, missing document root). */
   async start(): Promise<Listening> {
     const {options, logger} = this
+    const largestBody = Math.max(options.maxMessageSize, options.maxRequestSize)
+    if (options.maxBodyMemory > 0 && options.maxBodyMemory < largestBody) {
+      throw new Error(
+        `--max-body-memory (${formatSize(options.maxBodyMemory)}) is less than the largest body a publish may have ` +
+          `(${formatSize(largestBody)}, --max-message-size and --max-request-size): raise it, or lower those`,
+      )
+    }
+
     const docroot = options.docroot === undefined ? undefined : await Docroot.open(options.docroot, logger)
     const cors = options.cors === undefined || options.cors.length === 0 ? undefined : new CorsPolicy(options.cors)
     // Its sweep timer is unreferenced: a start that fails below leaves nothing running.
@@ -88,16 +102,26 @@ export class BusServer {
     const viewer = await Viewer.load()
     if (viewer instanceof Error) logger.warn('viewer', `${viewer.message}: browsers get 404 on bus URLs`)
     const who = (target: WriteTarget) => `${target.peer} ${channelLabel(target.channel)}`
-    const writer = new SocketWriter(options.maxPending, options.slowPolicy, {
-      onSlowDisconnect: (target, pending) => logger.warn('slow', `${who(target)}: disconnected with ${pending} bytes unsent`),
-      onDropStart: (target, pending) => logger.warn('slow', `${who(target)}: dropping messages, ${pending} bytes unsent`),
-      onDropEnd: (target, dropped) => logger.warn('slow', `${who(target)}: caught up after ${dropped} dropped messages`),
-    })
+    const seconds = (ms: number) => (ms > 0 ? `, behind for ${(ms / 1000).toFixed(1)} s` : '')
+    const writer = new SocketWriter(
+      {
+        maxPending: options.maxPending,
+        slowTimeoutMs: options.slowTimeout * 1000,
+        hardBound: hardBound(options),
+        policy: options.slowPolicy,
+      },
+      {
+        onSlowDisconnect: (target, pending, ms) => logger.warn('slow', `${who(target)}: disconnected with ${pending} bytes unsent${seconds(ms)}`),
+        onDropStart: (target, pending, ms) => logger.warn('slow', `${who(target)}: dropping messages, ${pending} bytes unsent${seconds(ms)}`),
+        onDropEnd: (target, dropped) => logger.warn('slow', `${who(target)}: caught up after ${dropped} dropped messages`),
+      },
+    )
     const encoders = createEncoders(options.boundary)
     const context: ServerContext = {
       bus: this.bus,
       encoders,
       writer,
+      bodyBudget: new BodyBudget(options.maxBodyMemory, largestBody, logger),
       options,
       logger,
       docroot,
@@ -232,6 +256,8 @@ export class BusServer {
         cached: this.context?.access?.verifier.counters.hits ?? 0,
         hashes: {...this.context?.access?.verifier.counters.byKind},
       },
+      bodyMemory: this.context?.bodyBudget.held ?? 0,
+      bodyRefusals: this.context?.bodyBudget.refusals ?? 0,
     }
   }
 

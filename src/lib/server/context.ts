@@ -4,6 +4,7 @@ import type {StreamEncoders} from '../protocol/formats.js'
 import type {AccessControl} from './acl.js'
 import type {ConnectionCap} from './connection-cap.js'
 import type {ConnectionLimit} from './connection-limit.js'
+import type {BodyBudget} from './body-budget.js'
 import type {CorsPolicy} from './cors.js'
 import type {Docroot} from './docroot.js'
 import type {Logger} from './logger.js'
@@ -19,6 +20,8 @@ export interface ServerContext {
   readonly bus: Bus
   readonly encoders: StreamEncoders
   readonly writer: SocketWriter
+  /** Memory held by request bodies still arriving (`--max-body-memory`). */
+  readonly bodyBudget: BodyBudget
   readonly options: ResolvedOptions
   readonly logger: Logger
   readonly docroot: Docroot | undefined

@@ -2,6 +2,7 @@ import type {IncomingMessage} from 'node:http'
 import busboy from 'busboy'
 import {parseMediaType, type MediaType} from '../protocol/media-type.js'
 import {tooLarge} from './body.js'
+import {CHUNK_COST, type BodyBudget} from './body-budget.js'
 import {HttpError} from './http-error.js'
 
 export interface FormPart extends MediaType {
@@ -44,9 +45,10 @@ export const MAX_FORM_PARTS = 500
  * message. A part over maxMessageSize or a form over maxRequestSize is a 413
  * the moment it is passed; a malformed form is a 400. All or nothing: the
  * parts are resolved together only once the whole form arrived intact, and
- * undefined when the client went away.
+ * undefined when the client went away. The form's bytes are taken from
+ * `budget` as they arrive, as a plain body's are (see readBody).
  */
-export function readForm(req: IncomingMessage, limits: FormLimits): Promise<FormPart[] | undefined> {
+export function readForm(req: IncomingMessage, limits: FormLimits, budget: BodyBudget): Promise<FormPart[] | undefined> {
   return new Promise((resolve, reject) => {
     let parser: busboy.Busboy
     try {
@@ -70,21 +72,34 @@ export function readForm(req: IncomingMessage, limits: FormLimits): Promise<Form
 
     const parts: FormPart[] = []
     let received = 0
+    let held = 0
     let done = false
     const finish = (result: FormPart[] | undefined, error?: HttpError): void => {
       if (done) return
       done = true
       req.unpipe(parser)
       req.off('data', count)
+      budget.release(held)
       // Whatever is still coming is read and thrown away, never buffered.
       req.resume()
       if (error) reject(error)
       else resolve(result)
     }
 
+    // busboy's parts are views into the request's chunks: what the request brought is what the form holds.
     const count = (data: Buffer): void => {
       received += data.length
-      if (received > limits.maxRequestSize) finish(undefined, tooLarge(limits.maxRequestSize, 'form'))
+      if (received > limits.maxRequestSize) {
+        finish(undefined, tooLarge(limits.maxRequestSize, 'form'))
+        return
+      }
+
+      if (!budget.take(data.length + CHUNK_COST)) {
+        finish(undefined, budget.refuse())
+        return
+      }
+
+      held += data.length + CHUNK_COST
     }
 
     const guard = (work: () => void): void => {

@@ -22,10 +22,10 @@ export class HttpError extends Error {
  * connection with unread data in it, and the client could lose the answer;
  * so this response is written to the socket directly.
  */
-function refuseAndLinger(res: ServerResponse, status: number, reason: string): void {
+function refuseAndLinger(res: ServerResponse, status: number, reason: string, headers: Record<string, string>): void {
   const req = res.req
   req.resume()
-  endAndLinger(req.socket, rawErrorResponse(status, String(res.getHeader('Server') ?? 'msgbus'), reason))
+  endAndLinger(req.socket, rawErrorResponse(status, String(res.getHeader('Server') ?? 'msgbus'), reason, headers))
 }
 
 /** Error bodies are one line of plain text, for curl users and logs alike. */
@@ -36,7 +36,7 @@ export function sendError(res: ServerResponse, status: number, reason: string, h
   }
 
   if (closeAfter) {
-    refuseAndLinger(res, status, reason)
+    refuseAndLinger(res, status, reason, headers)
     return
   }
 

@@ -23,8 +23,12 @@ export interface BusServerOptions {
   maxMessageSize?: number
   /** Largest multipart/form-data request in bytes. Default 64 MiB. */
   maxRequestSize?: number
-  /** Unsent bytes past which a subscriber is slow. Default 1 MiB. */
+  /** Bytes all request bodies still arriving may hold together; past it, new publishes get 503. 0 for no limit. Default 256 MiB. */
+  maxBodyMemory?: number
+  /** Unsent bytes past which a subscriber is behind: slow once it stays behind for `slowTimeout` seconds. Default 1 MiB. */
   maxPending?: number
+  /** Seconds a subscriber may stay behind (over `maxPending` at every message) before it is slow. Default 10. */
+  slowTimeout?: number
   /** What happens to a slow subscriber. Default disconnect. */
   slowPolicy?: SlowPolicy
   /** Most subscriptions at once; 0 for no limit. */
@@ -76,7 +80,9 @@ export const DEFAULTS = {
   address: '',
   maxMessageSize: 8 * 1024 * 1024,
   maxRequestSize: 64 * 1024 * 1024,
+  maxBodyMemory: 256 * 1024 * 1024,
   maxPending: 1024 * 1024,
+  slowTimeout: 10,
   slowPolicy: 'disconnect' as SlowPolicy,
   maxSubscribers: 0,
   heartbeat: 30,

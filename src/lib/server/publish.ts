@@ -59,17 +59,18 @@ export async function publish(
   const limit = isForm ? ctx.options.maxRequestSize : ctx.options.maxMessageSize
   const length = declaredLength(req)
   if (length !== undefined && length > limit) throw tooLarge(limit, isForm ? 'form' : 'message')
+  ctx.bodyBudget.admit(length)
   if (expectsContinue) res.writeContinue()
 
   let deliveries: Delivery[]
   const stopWatching = watchForStall(ctx, req)
   try {
     if (isForm) {
-      const parts = await readForm(req, ctx.options)
+      const parts = await readForm(req, ctx.options, ctx.bodyBudget)
       if (!parts) return
       deliveries = await ctx.bus.publishAll(parts.map((part) => ({channel, type: part.full, essence: part.essence, sender, body: part.body})))
     } else {
-      const body = await readBody(req, limit)
+      const body = await readBody(req, limit, ctx.bodyBudget)
       if (!body) return
       deliveries = [await ctx.bus.publish({channel, type: media.full, essence: media.essence, sender, body})]
     }

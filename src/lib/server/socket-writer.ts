@@ -2,6 +2,34 @@ import type {Socket} from 'node:net'
 
 export type SlowPolicy = 'disconnect' | 'drop'
 
+/** WriteTarget.behindSince of a target that keeps up. */
+export const NOT_BEHIND = -1
+
+/** Messages of the largest size that make the hard bound when request bodies have no cap. */
+const UNCAPPED_BURST_MESSAGES = 32
+
+/**
+ * Unsent bytes past which a subscriber is slow at once, however recently it
+ * fell behind: as much as every request body the server may hold can bring at
+ * once (`maxBodyMemory`), so no burst the server can take in cuts a reader
+ * that keeps reading, while the memory a stalled one pins stays bounded.
+ */
+export function hardBound(limits: {maxPending: number; maxBodyMemory: number; maxMessageSize: number}): number {
+  const burst = limits.maxBodyMemory > 0 ? limits.maxBodyMemory : UNCAPPED_BURST_MESSAGES * limits.maxMessageSize
+  return Math.max(limits.maxPending, burst)
+}
+
+/** When a subscriber is behind, and when it is slow. */
+export interface SlowRule {
+  /** Unsent bytes past which a subscriber is behind when a message for it arrives. */
+  maxPending: number
+  /** Milliseconds it may stay behind before it is slow. */
+  slowTimeoutMs: number
+  /** Unsent bytes past which it is slow at once (see hardBound). */
+  hardBound: number
+  policy: SlowPolicy
+}
+
 /** What the writer needs to know of a subscriber's connection. */
 export interface WriteTarget {
   readonly socket: Socket
@@ -13,13 +41,15 @@ export interface WriteTarget {
   corked: boolean
   /** Messages skipped since this target became slow; 0 while it keeps up. */
   dropped: number
+  /** When (performance.now()) a message first found it behind, NOT_BEHIND since one found it under the limit. */
+  behindSince: number
 }
 
 export interface SlowEvents {
-  /** A slow target was disconnected (policy disconnect). */
-  onSlowDisconnect(target: WriteTarget, pending: number): void
+  /** A slow target was disconnected (policy disconnect); it had been behind for `behindMs`. */
+  onSlowDisconnect(target: WriteTarget, pending: number, behindMs: number): void
   /** A target began or stopped dropping messages (policy drop). */
-  onDropStart(target: WriteTarget, pending: number): void
+  onDropStart(target: WriteTarget, pending: number, behindMs: number): void
   onDropEnd(target: WriteTarget, dropped: number): void
 }
 
@@ -27,31 +57,44 @@ export interface SlowEvents {
  * Writes framed messages to subscriber sockets. The first write to a socket
  * in a turn of the event loop goes straight to the kernel; any further ones in
  * the same turn are corked and leave together in one writev when the turn
- * ends. A socket whose unsent output is over the limit is slow and is handled
- * by the policy, never waited for.
+ * ends. A socket whose unsent output is over maxPending when a message comes
+ * is behind; one that stays behind for slowTimeoutMs, or whose unsent output
+ * passes the hard bound, is slow and is handled by the policy, never waited
+ * for. As nothing is added to a socket's output between two writes, a check
+ * at each write sees every return under the limit.
  */
 export class SocketWriter {
   private generation = 1
   private readonly corked: WriteTarget[] = []
   private flushScheduled = false
+  /** The time, read once in a generation (a turn of the event loop) and only when some target is behind. */
+  private clock = 0
+  private clockGeneration = 0
   droppedTotal = 0
   slowDisconnects = 0
+  /** rule.maxPending, read on every write. */
+  private readonly maxPending: number
 
   constructor(
-    private readonly maxPending: number,
-    private readonly policy: SlowPolicy,
+    private readonly rule: SlowRule,
     private readonly events: SlowEvents,
-  ) {}
+  ) {
+    this.maxPending = rule.maxPending
+  }
 
   /** Returns true when the bytes were handed to the socket. */
   write(target: WriteTarget, bytes: Buffer): boolean {
     const socket = target.socket
     if (socket.destroyed) return false
     const pending = socket.writableLength
-    if (pending > this.maxPending) return this.slow(target, pending)
-    if (target.dropped > 0) {
-      this.events.onDropEnd(target, target.dropped)
-      target.dropped = 0
+    if (pending > this.maxPending) {
+      if (this.isSlow(target, pending)) return this.slow(target, pending)
+    } else if (target.behindSince !== NOT_BEHIND) {
+      target.behindSince = NOT_BEHIND
+      if (target.dropped > 0) {
+        this.events.onDropEnd(target, target.dropped)
+        target.dropped = 0
+      }
     }
 
     if (target.generation === this.generation) {
@@ -62,27 +105,59 @@ export class SocketWriter {
       }
     } else {
       target.generation = this.generation
-      if (!this.flushScheduled) {
-        this.flushScheduled = true
-        setImmediate(this.flush)
-      }
+      this.scheduleFlush()
     }
 
     socket.write(bytes)
     return true
   }
 
+  /** For a target that is behind now: is it slow? Starts its time behind if it just fell behind. */
+  private isSlow(target: WriteTarget, pending: number): boolean {
+    // Dropping goes on until it is back under maxPending.
+    if (target.dropped > 0 || pending > this.rule.hardBound) return true
+    const now = this.now()
+    if (target.behindSince === NOT_BEHIND) {
+      target.behindSince = now
+      return false
+    }
+
+    return now - target.behindSince >= this.rule.slowTimeoutMs
+  }
+
   private slow(target: WriteTarget, pending: number): boolean {
-    if (this.policy === 'disconnect') {
+    const behindMs = target.behindSince === NOT_BEHIND ? 0 : this.now() - target.behindSince
+    if (this.rule.policy === 'disconnect') {
       this.slowDisconnects++
-      this.events.onSlowDisconnect(target, pending)
+      this.events.onSlowDisconnect(target, pending, behindMs)
       target.socket.destroy()
       return false
     }
 
-    if (target.dropped++ === 0) this.events.onDropStart(target, pending)
+    if (target.dropped++ === 0) {
+      if (target.behindSince === NOT_BEHIND) target.behindSince = this.now()
+      this.events.onDropStart(target, pending, behindMs)
+    }
+
     this.droppedTotal++
     return false
+  }
+
+  private now(): number {
+    if (this.clockGeneration !== this.generation) {
+      this.clockGeneration = this.generation
+      this.clock = performance.now()
+      // Moves the generation on after this turn even when nothing is written in it, so the clock is read afresh in the next.
+      this.scheduleFlush()
+    }
+
+    return this.clock
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return
+    this.flushScheduled = true
+    setImmediate(this.flush)
   }
 
   private readonly flush = (): void => {
