@@ -1,5 +1,5 @@
 import type {Message} from '../bus/message.js'
-import {compilePatternList} from './pattern.js'
+import {compilePatternList, foldCase} from './pattern.js'
 
 export interface FilterSpec {
   /** Patterns over the media type, e.g. `text/*,image/*`; case-insensitive. */
@@ -10,9 +10,14 @@ export interface FilterSpec {
 
 export type MessageFilter = (message: Message) => boolean
 
-/** Compiles a subscription's filters once; undefined when it has none, so the hot path skips the call. */
+/**
+ * Compiles a subscription's filters once; undefined when it has none, so the
+ * hot path skips the call. Throws PatternListError (pattern.ts) for a list
+ * over the limits.
+ */
 export function compileFilter(spec: FilterSpec): MessageFilter | undefined {
-  const type = spec.type ? compilePatternList(spec.type.toLowerCase(), {ignoreCase: true}) : undefined
+  // Essences are lower-cased already (MessageInput), so folding the patterns once is enough.
+  const type = spec.type ? compilePatternList(foldCase(spec.type)) : undefined
   const sender = spec.sender ? compilePatternList(spec.sender) : undefined
   if (type && sender) return (m) => type(m.essence) && m.sender !== undefined && sender(m.sender)
   if (type) return (m) => type(m.essence)
