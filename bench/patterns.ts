@@ -6,43 +6,42 @@
  * against the longest values (255 characters).
  *
  *     npm run bench:patterns
- *     npm run bench:patterns -- --module /tmp/old/filter.mts --common-only   # another implementation, same figures
+ *     npm run bench:patterns -- --against /tmp/old/filter.mts   # beside another implementation (common lists only)
  *
  * Each figure is the median of --rounds rounds of about --ms milliseconds of
  * this process's CPU time (less disturbed than wall time by other processes
- * on a shared machine). It is a script that prints figures, not a test.
+ * on a shared machine). With --against, the two implementations' rounds
+ * alternate, so both see the same machine. It is a script that prints
+ * figures, not a test.
  */
 import {resolve} from 'node:path'
 import {pathToFileURL} from 'node:url'
 import {parseArgs} from 'node:util'
-import {exitOnHelp, numberOption} from './args.js'
-
 import type {Message} from '../src/lib/bus/message.js'
-import type {FilterSpec, MessageFilter} from '../src/lib/protocol/filter.js'
+import {compileFilter, type FilterSpec, type MessageFilter} from '../src/lib/protocol/filter.js'
+import {exitOnHelp, numberOption} from './args.js'
 
 type Compile = (spec: FilterSpec) => MessageFilter | undefined
 
-const HELP = `usage: npm run bench:patterns -- [--module FILE] [--common-only] [--rounds N] [--ms N]
-  --module FILE    a module exporting compileFilter (default: src/lib/protocol/filter.ts)
-  --common-only    skip the worst-case lists (a regular-expression matcher would not finish them)
-  --rounds N       rounds per figure, the median is printed (default 5)
-  --ms N           milliseconds per round (default 300)
+const HELP = `usage: npm run bench:patterns -- [--against FILE] [--rounds N] [--ms N]
+  --against FILE   also time a module exporting compileFilter (an older one), on the common lists only:
+                   a backtracking matcher would never finish the worst ones
+  --rounds N       rounds per figure, the median is printed (default 7)
+  --ms N           milliseconds of CPU per round (default 300)
 `
 
 const {values: args} = parseArgs({
   options: {
-    module: {type: 'string'},
-    'common-only': {type: 'boolean', default: false},
+    against: {type: 'string'},
     rounds: {type: 'string'},
     ms: {type: 'string'},
     help: {type: 'boolean', short: 'h', default: false},
   },
 })
 exitOnHelp(args.help, HELP)
-const rounds = numberOption(args.rounds, 'rounds', 5, 1)
+const rounds = numberOption(args.rounds, 'rounds', 7, 1)
 const roundMs = numberOption(args.ms, 'ms', 300, 10)
-const modulePath = args.module ? pathToFileURL(resolve(args.module)).href : '../src/lib/protocol/filter.js'
-const {compileFilter} = (await import(modulePath)) as {compileFilter: Compile}
+const against = args.against ? ((await import(pathToFileURL(resolve(args.against)).href)) as {compileFilter: Compile}).compileFilter : undefined
 
 const TYPES = ['text/plain', 'image/png', 'application/json', 'image/jpeg', 'text/html', 'multipart/form-data']
 const SENDERS = ['alice', 'bob', 'bert', 'mallory', 'Alice', 'robert']
@@ -83,38 +82,48 @@ const cpuMs = (): number => {
 }
 
 function messageOf(field: Case['field'], value: string): Message {
-  return {id: '1-1', time: 0, channel: 'bench', type: field === 'type' ? value : 'text/plain', essence: field === 'type' ? value : 'text/plain', sender: field === 'sender' ? value : 'x', body: Buffer.alloc(0)}
+  const essence = field === 'type' ? value : 'text/plain'
+  return {id: '1-1', time: 0, channel: 'bench', type: essence, essence, sender: field === 'sender' ? value : 'x', body: Buffer.alloc(0)}
 }
 
-function measure(test: MessageFilter, messages: Message[]): number {
-  const rates: number[] = []
-  for (let round = 0; round < rounds; round++) {
-    let count = 0
-    let sink = 0
-    const started = cpuMs()
-    let elapsed = 0
-    while (elapsed < roundMs) {
-      for (let batch = 0; batch < 100; batch++) {
-        for (const message of messages) if (test(message)) sink++
-      }
+type Round = (filter: MessageFilter, messages: Message[], ms: number, clock: () => number) => number
 
-      count += 100 * messages.length
-      elapsed = cpuMs() - started
-    }
-
-    if (sink < 0) console.log(sink)
-    rates.push((count / elapsed) * 1000)
-  }
-
-  return rates.sort((a, b) => a - b)[Math.floor(rates.length / 2)]
+/**
+ * A fresh copy of the timing loop (matches per second over one round): each
+ * filter gets its own, so the call site `filter(message)` learns one
+ * filter's shape and not a mix of all the cases before it.
+ */
+function freshRound(): Round {
+  // eslint-disable-next-line no-new-func
+  return new Function(
+    'filter',
+    'messages',
+    'ms',
+    'clock',
+    `let count = 0, sink = 0, elapsed = 0
+     const started = clock()
+     while (elapsed < ms) {
+       for (let batch = 0; batch < 100; batch++) for (let i = 0; i < messages.length; i++) if (filter(messages[i])) sink++
+       count += 100 * messages.length
+       elapsed = clock() - started
+     }
+     return sink < 0 ? 0 : (count / elapsed) * 1000`,
+  ) as Round
 }
 
+const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
 const format = (rate: number): string => (rate >= 1e6 ? `${(rate / 1e6).toFixed(2)} M` : `${Math.round(rate / 1e3).toLocaleString('en')} k`)
 
-console.log(`module: ${args.module ?? 'src/lib/protocol/filter.ts'}; median of ${rounds} rounds of ${roundMs} ms of CPU`)
+console.log(`median of ${rounds} rounds of ${roundMs} ms of CPU${against ? `; beside ${args.against}, rounds alternating` : ''}`)
 for (const item of cases) {
-  if (item.worst && args['common-only']) continue
-  const test = compileFilter({[item.field]: item.list})!
-  const rate = measure(test, item.values.map((value) => messageOf(item.field, value)))
-  console.log(`${item.name.padEnd(48)} ${format(rate).padStart(9)} matches/s  (${(1e6 / rate).toFixed(3)} µs each)`)
+  const messages = item.values.map((value) => messageOf(item.field, value))
+  const contenders: Array<{filter: MessageFilter; round: Round; rates: number[]}> = [{filter: compileFilter({[item.field]: item.list})!, round: freshRound(), rates: []}]
+  if (against && !item.worst) contenders.push({filter: against({[item.field]: item.list})!, round: freshRound(), rates: []})
+  for (let round = 0; round < rounds; round++) {
+    for (const contender of contenders) contender.rates.push(contender.round(contender.filter, messages, roundMs, cpuMs))
+  }
+
+  const [ours, theirs] = contenders.map((contender) => median(contender.rates))
+  const line = `${item.name.padEnd(44)} ${format(ours).padStart(9)} matches/s (${(1e6 / ours).toFixed(3)} µs each)`
+  console.log(theirs === undefined ? line : `${line}   against ${format(theirs).padStart(9)}/s: ×${(ours / theirs).toFixed(2)}`)
 }

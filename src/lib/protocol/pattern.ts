@@ -10,7 +10,7 @@
  * for the empty string, which no filter is ever asked about).
  */
 import {countChars} from './code-points.js'
-import {compileWildcard, type WildcardTest} from './wildcard.js'
+import {Wildcard} from './wildcard.js'
 
 export type Matcher = (value: string) => boolean
 
@@ -38,8 +38,6 @@ export const MAX_PATTERN_CHARS = 256
 /** A pattern list over the limits above; the message is one line saying which. */
 export class PatternListError extends Error {}
 
-const NOTHING: Matcher = () => false
-
 function shown(pattern: string): string {
   return JSON.stringify(pattern.length > 40 ? `${pattern.slice(0, 40)}…` : pattern)
 }
@@ -64,36 +62,56 @@ export function foldCase(value: string): string {
   return value
 }
 
-function anyOf(tests: WildcardTest[]): WildcardTest {
-  if (tests.length === 1) return tests[0]
-  return (value) => {
-    for (let index = 0; index < tests.length; index++) if (tests[index](value)) return true
-    return false
+/**
+ * A pattern list, compiled once so that a subscription's filter costs a few
+ * string comparisons per message. `new PatternList(list)` throws
+ * PatternListError when the list has more than MAX_PATTERNS patterns or one
+ * longer than MAX_PATTERN_CHARS.
+ */
+export class PatternList {
+  private readonly positive: Wildcard[] = []
+  private readonly negative: Wildcard[] = []
+  /** Per pattern, the unit a match starts with (-1: any): patterns that cannot match are skipped at a glance. */
+  private readonly positiveLeads: number[]
+  private readonly negativeLeads: number[]
+
+  /** `list` as given; with ignoreCase its ASCII letters are folded here, and matches() must be given folded values (foldCase). */
+  constructor(list: string, options: PatternOptions = {}) {
+    const patterns = list.split(',')
+    checkLimits(patterns)
+    for (const pattern of patterns) {
+      const negated = pattern.startsWith('!')
+      const text = negated ? pattern.slice(1) : pattern
+      const wildcard = new Wildcard(options.ignoreCase ? foldCase(text) : text)
+      if (negated) this.negative.push(wildcard)
+      else this.positive.push(wildcard)
+    }
+
+    this.positiveLeads = this.positive.map((pattern) => pattern.lead)
+    this.negativeLeads = this.negative.map((pattern) => pattern.lead)
+  }
+
+  /** Whether a positive pattern matches the value and no negated one does. */
+  matches(value: string): boolean {
+    // NaN for the empty string: then only patterns without a lead are tried.
+    const first = value.charCodeAt(0)
+    if (!anyMatches(this.positive, this.positiveLeads, value, first)) return false
+    return this.negative.length === 0 || !anyMatches(this.negative, this.negativeLeads, value, first)
   }
 }
 
-/**
- * Compiles a pattern list once, so a subscription's filter costs a few
- * string comparisons per message. Throws PatternListError when the list has
- * more than MAX_PATTERNS patterns or one longer than MAX_PATTERN_CHARS.
- */
-export function compilePatternList(list: string, options: PatternOptions = {}): Matcher {
-  const patterns = list.split(',')
-  checkLimits(patterns)
-  const fold = options.ignoreCase ? foldCase : undefined
-  const positive: WildcardTest[] = []
-  const negative: WildcardTest[] = []
-  for (const pattern of patterns) {
-    const negated = pattern.startsWith('!')
-    const text = negated ? pattern.slice(1) : pattern
-    const test = compileWildcard(fold ? fold(text) : text)
-    if (negated) negative.push(test)
-    else positive.push(test)
+/** Whether a pattern matches the value; those that must start with another unit than `first` are not tried. */
+function anyMatches(patterns: Wildcard[], leads: number[], value: string, first: number): boolean {
+  for (let index = 0; index < patterns.length; index++) {
+    const lead = leads[index]
+    if ((lead < 0 || lead === first) && patterns[index].matches(value)) return true
   }
 
-  if (positive.length === 0) return NOTHING
-  const anyPositive = anyOf(positive)
-  const anyNegative = negative.length > 0 ? anyOf(negative) : undefined
-  const test = anyNegative ? (value: string) => anyPositive(value) && !anyNegative(value) : anyPositive
-  return fold ? (value) => test(fold(value)) : test
+  return false
+}
+
+/** A PatternList as a function; with ignoreCase, values are folded before matching. Throws PatternListError as PatternList does. */
+export function compilePatternList(list: string, options: PatternOptions = {}): Matcher {
+  const compiled = new PatternList(list, options)
+  return options.ignoreCase ? (value) => compiled.matches(foldCase(value)) : (value) => compiled.matches(value)
 }
