@@ -641,6 +641,77 @@ describe('properties', function () {
         {numRuns: 2000},
       )
     })
+
+    // The matcher cuts patterns at `*` and finds the pieces between with indexOf or a bit-parallel
+    // search: these lists aim at where that could go wrong. Subjects are never empty, as above: on the
+    // empty string a trailing comma is the one place the matcher departs from the reference (see pattern.ts).
+
+    /** Patterns made of slices of the subject (which may cut a surrogate pair in two), `*`, `**`, `?`, and stray characters. */
+    function piecesListArb(alphabet: string[], subject: string): fc.Arbitrary<string> {
+      const slice = fc.tuple(fc.nat({max: subject.length}), fc.nat({max: subject.length})).map(([a, b]) => subject.slice(Math.min(a, b), Math.max(a, b)))
+      const token = fc.oneof(slice, slice, fc.constantFrom('*', '**', '?', '??', '*?', '?*', '*?*'), fc.constantFrom(...alphabet))
+      const pattern = fc.tuple(fc.boolean(), fc.array(token, {maxLength: 6})).map(([negate, tokens]) => (negate ? '!' : '') + tokens.join(''))
+      return fc.array(pattern, {minLength: 1, maxLength: 3}).map((list) => list.join(','))
+    }
+
+    it('surrogate pairs and lone halves, `**`, empty segments, `?` at either end: as the reference says', () => {
+      // Half a pair in a pattern must not match half of a pair in the subject, as under the `u` flag.
+      const alphabet = ['a', 'b', 'é', '😀', '😁', '\uD83D', '\uDE00', '\uDE01']
+      let matched = 0
+      fc.assert(
+        fc.property(
+          subjectOf(alphabet).chain((subject) => fc.tuple(fc.constant(subject), piecesListArb(alphabet, subject))),
+          ([subject, list]) => {
+            const expected = matchPatternList(subject, list) === 1
+            if (expected) matched++
+            assert.equal(compilePatternList(list)(subject), expected, `${JSON.stringify(list)} on ${JSON.stringify(subject)}`)
+          },
+        ),
+        {numRuns: 5000},
+      )
+      assert.ok(matched > 150, `only ${matched} of 5000 lists matched`)
+    })
+
+    it('long subjects and long runs of `?` (over 32 characters: several words of search state): as the reference says', () => {
+      // Patterns from the subject, its characters kept or made `?`, seldom a `*`; half of them then damaged in one place.
+      const edit = {k: (c: string) => c, q: () => '?', s: () => '*'}
+      const damage = (pattern: string, at: number | null): string => {
+        if (at === null) return pattern
+        const i = at % pattern.length
+        return pattern.slice(0, i) + (pattern[i] === 'a' ? 'b' : 'a') + pattern.slice(i + 1)
+      }
+      const fromSubject = (subject: string): fc.Arbitrary<string> =>
+        fc
+          .tuple(fc.array(fc.constantFrom(...'kkkkkkkqqqqqs'), {minLength: subject.length, maxLength: subject.length}), fc.option(fc.nat(), {freq: 2}))
+          .map(([edits, at]) => damage(Array.from(subject, (c, i) => edit[edits[i] as keyof typeof edit](c)).join(''), at))
+      const longArb = fc
+        .string({unit: fc.constantFrom('a', 'b', 'a', '😀'), minLength: 30, maxLength: 200})
+        .chain((subject) => fc.tuple(fc.constant(subject), fromSubject(subject)))
+      let matched = 0
+      fc.assert(
+        fc.property(longArb, ([subject, list]) => {
+          const expected = matchPatternList(subject, list) === 1
+          if (expected) matched++
+          assert.equal(compilePatternList(list)(subject), expected, `${JSON.stringify(list)} on ${JSON.stringify(subject)}`)
+        }),
+        {numRuns: 2000},
+      )
+      assert.ok(matched > 200 && matched < 1800, `${matched} of 2000 lists matched`)
+    })
+
+    it('ignoreCase folds ASCII letters only, as OpenSSH does (media types are ASCII)', () => {
+      const alphabet = ['a', 'A', 'k', 'K', '\u212a', 'é', 'É', 'ß', '*', '?', '!', ',']
+      fc.assert(
+        fc.property(
+          subjectOf(alphabet.filter((c) => c !== ',')).chain((subject) => fc.tuple(fc.constant(subject), listArb(alphabet, subject))),
+          ([subject, list]) => {
+            const expected = matchPatternList(subject, list, true) === 1
+            assert.equal(compilePatternList(list, {ignoreCase: true})(subject), expected, `${JSON.stringify(list)} on ${JSON.stringify(subject)}`)
+          },
+        ),
+        {numRuns: 2000},
+      )
+    })
   })
 
   describe('channel names', () => {

@@ -1,5 +1,5 @@
 import type {Message} from '../bus/message.js'
-import {compilePatternList} from './pattern.js'
+import {foldCase, PatternList, PatternListError} from './pattern.js'
 
 export interface FilterSpec {
   /** Patterns over the media type, e.g. `text/*,image/*`; case-insensitive. */
@@ -10,13 +10,28 @@ export interface FilterSpec {
 
 export type MessageFilter = (message: Message) => boolean
 
-/** Compiles a subscription's filters once; undefined when it has none, so the hot path skips the call. */
+/** A filter's list compiled; its PatternListError names the filter (`the type= filter: ...`). */
+function compileList(name: keyof FilterSpec, list: string): PatternList {
+  try {
+    return new PatternList(list)
+  } catch (error) {
+    if (error instanceof PatternListError) throw new PatternListError(`the ${name}= filter: ${error.message}`)
+    throw error
+  }
+}
+
+/**
+ * Compiles a subscription's filters once; undefined when it has none, so the
+ * hot path skips the call. Throws PatternListError (pattern.ts) for a list
+ * over the limits.
+ */
 export function compileFilter(spec: FilterSpec): MessageFilter | undefined {
-  const type = spec.type ? compilePatternList(spec.type.toLowerCase(), {ignoreCase: true}) : undefined
-  const sender = spec.sender ? compilePatternList(spec.sender) : undefined
-  if (type && sender) return (m) => type(m.essence) && m.sender !== undefined && sender(m.sender)
-  if (type) return (m) => type(m.essence)
-  if (sender) return (m) => m.sender !== undefined && sender(m.sender)
+  // Essences are lower-cased already (MessageInput), so folding the patterns once is enough.
+  const type = spec.type ? compileList('type', foldCase(spec.type)) : undefined
+  const sender = spec.sender ? compileList('sender', spec.sender) : undefined
+  if (type && sender) return (m) => type.matches(m.essence) && m.sender !== undefined && sender.matches(m.sender)
+  if (type) return (m) => type.matches(m.essence)
+  if (sender) return (m) => m.sender !== undefined && sender.matches(m.sender)
   return undefined
 }
 

@@ -7,13 +7,37 @@ export interface MediaType {
   essence: string
 }
 
-/** Parses a Content-Type header value per RFC 9110; undefined when it is not a media type. */
+/**
+ * RFC 6838 (4.2): a type or subtype name is at most 127 characters. Past
+ * that it is not a media type, and no filter is ever asked to match it.
+ */
+export const MAX_MEDIA_NAME_CHARS = 127
+
+/**
+ * Parses a Content-Type header value per RFC 9110 and RFC 6838: the media
+ * type, or when it is not one, why (one line: the value itself, or what is
+ * wrong with it).
+ */
+export function mediaTypeOrReason(value: string): MediaType | string {
+  const full = value.trim()
+  let essence: string
+  try {
+    essence = contentType.parse(full).type
+  } catch {
+    return JSON.stringify(value)
+  }
+
+  const slash = essence.indexOf('/')
+  if (slash > MAX_MEDIA_NAME_CHARS || essence.length - slash - 1 > MAX_MEDIA_NAME_CHARS) {
+    return `a type or subtype name has at most ${MAX_MEDIA_NAME_CHARS} characters (RFC 6838), not ${Math.max(slash, essence.length - slash - 1)}`
+  }
+
+  return {full, essence}
+}
+
+/** Parses a Content-Type header value per RFC 9110 and RFC 6838; undefined when it is not a media type. */
 export function parseMediaType(value: string | undefined): MediaType | undefined {
   if (value === undefined) return undefined
-  const full = value.trim()
-  try {
-    return {full, essence: contentType.parse(full).type}
-  } catch {
-    return undefined
-  }
+  const result = mediaTypeOrReason(value)
+  return typeof result === 'string' ? undefined : result
 }

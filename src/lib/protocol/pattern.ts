@@ -4,41 +4,114 @@
  * leading `!` negates. A string matches the list when some positive pattern
  * matches it and no negated pattern does; a negated match wins over any
  * positive one, and a list of only negated patterns matches nothing (write
- * `*,!image/*` to mean "everything but images").
+ * `*,!image/*` to mean "everything but images"). Every comma separates, so
+ * a leading, doubled or trailing one adds the empty pattern, which matches
+ * only the empty string (OpenSSH ignores a trailing one; this differs only
+ * for the empty string, which no filter is ever asked about).
  */
+import {countChars} from './code-points.js'
+import {Wildcard} from './wildcard.js'
+
 export type Matcher = (value: string) => boolean
 
 export interface PatternOptions {
-  /** Compare without regard to case (media types); sender names are case-sensitive. */
+  /** Compare ASCII letters without regard to case (media types, which are ASCII); sender names are case-sensitive. */
   ignoreCase?: boolean
 }
 
-function toRegExpSource(pattern: string): string {
-  let source = ''
-  for (const char of pattern) {
-    if (char === '*') source += '.*'
-    else if (char === '?') source += '.'
-    // The syntax characters only: under the `u` flag an escaped `-` is an error.
-    else source += char.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&')
-  }
+/**
+ * The most patterns in one list. Lists are written by hand (`text/*,image/*`)
+ * and a wildcard covers many names, so 32 is more than any real list needs;
+ * with MAX_PATTERN_CHARS it bounds what one list costs per message (each
+ * pattern is at most one pass over the value per segment, wildcard.ts).
+ */
+export const MAX_PATTERNS = 32
 
-  return source
+/**
+ * The longest pattern, in characters, its `!` not counted. What is matched
+ * is at most 255 long (a channel or user name: 255 bytes; a media type:
+ * 127 + 1 + 127 characters), so a pattern for any one name fits, with a `*`
+ * to spare.
+ */
+export const MAX_PATTERN_CHARS = 256
+
+/** A pattern list over the limits above; the message is one line saying which. */
+export class PatternListError extends Error {}
+
+function shown(pattern: string): string {
+  return JSON.stringify(pattern.length > 40 ? `${pattern.slice(0, 40)}…` : pattern)
 }
 
-/** Compiles a pattern list once, so a subscription's filter costs one RegExp test per message. */
-export function compilePatternList(list: string, options: PatternOptions = {}): Matcher {
-  const positive: string[] = []
-  const negative: string[] = []
-  for (const raw of list.split(',')) {
-    if (raw.startsWith('!')) negative.push(toRegExpSource(raw.slice(1)))
-    else positive.push(toRegExpSource(raw))
+function checkLimits(patterns: string[]): void {
+  if (patterns.length > MAX_PATTERNS) throw new PatternListError(`a list has at most ${MAX_PATTERNS} patterns, not ${patterns.length}`)
+  for (const pattern of patterns) {
+    const chars = countChars(pattern.startsWith('!') ? pattern.slice(1) : pattern)
+    if (chars > MAX_PATTERN_CHARS) throw new PatternListError(`a pattern has at most ${MAX_PATTERN_CHARS} characters, not ${chars}: ${shown(pattern)}`)
+  }
+}
+
+const ASCII_UPPER = /[A-Z]/g
+
+/** ASCII letters lower-cased, as OpenSSH's tolower; the string itself (no copy) when it has no capitals. */
+export function foldCase(value: string): string {
+  for (let index = 0; index < value.length; index++) {
+    const unit = value.charCodeAt(index)
+    if (unit >= 0x41 && unit <= 0x5a) return value.replace(ASCII_UPPER, (letter) => letter.toLowerCase())
   }
 
-  // `s` so `*` crosses any character, `u` so `?` is one code point, not one UTF-16 unit.
-  const flags = options.ignoreCase ? 'isu' : 'su'
-  const anyPositive = positive.length > 0 ? new RegExp(`^(?:${positive.join('|')})$`, flags) : undefined
-  const anyNegative = negative.length > 0 ? new RegExp(`^(?:${negative.join('|')})$`, flags) : undefined
-  if (!anyPositive) return () => false
-  if (!anyNegative) return (value) => anyPositive.test(value)
-  return (value) => anyPositive.test(value) && !anyNegative.test(value)
+  return value
+}
+
+/**
+ * A pattern list, compiled once so that a subscription's filter costs a few
+ * string comparisons per message. `new PatternList(list)` throws
+ * PatternListError when the list has more than MAX_PATTERNS patterns or one
+ * longer than MAX_PATTERN_CHARS.
+ */
+export class PatternList {
+  private readonly positive: Wildcard[] = []
+  private readonly negative: Wildcard[] = []
+  /** Per pattern, the unit a match starts with (-1: any): patterns that cannot match are skipped at a glance. */
+  private readonly positiveLeads: number[]
+  private readonly negativeLeads: number[]
+
+  /** `list` as given; with ignoreCase its ASCII letters are folded here, and matches() must be given folded values (foldCase). */
+  constructor(list: string, options: PatternOptions = {}) {
+    const patterns = list.split(',')
+    checkLimits(patterns)
+    for (const pattern of patterns) {
+      const negated = pattern.startsWith('!')
+      const text = negated ? pattern.slice(1) : pattern
+      const wildcard = new Wildcard(options.ignoreCase ? foldCase(text) : text)
+      if (negated) this.negative.push(wildcard)
+      else this.positive.push(wildcard)
+    }
+
+    this.positiveLeads = this.positive.map((pattern) => pattern.lead)
+    this.negativeLeads = this.negative.map((pattern) => pattern.lead)
+  }
+
+  /** Whether a positive pattern matches the value and no negated one does. */
+  matches(value: string): boolean {
+    // NaN for the empty string: then only patterns without a lead are tried.
+    const first = value.charCodeAt(0)
+    if (!anyMatches(this.positive, this.positiveLeads, value, first)) return false
+    return this.negative.length === 0 || !anyMatches(this.negative, this.negativeLeads, value, first)
+  }
+}
+
+/** Whether a pattern matches the value; those that must start with another unit than `first` are not tried. */
+function anyMatches(patterns: Wildcard[], leads: number[], value: string, first: number): boolean {
+  for (let index = 0; index < patterns.length; index++) {
+    const lead = leads[index]
+    if ((lead < 0 || lead === first) && patterns[index].matches(value)) return true
+  }
+
+  return false
+}
+
+/** A PatternList as a function; with ignoreCase, values are folded before matching. Throws PatternListError as PatternList does. */
+export function compilePatternList(list: string, options: PatternOptions = {}): Matcher {
+  const compiled = new PatternList(list, options)
+  return options.ignoreCase ? (value) => compiled.matches(foldCase(value)) : (value) => compiled.matches(value)
 }

@@ -15,9 +15,9 @@
  */
 import {readFile} from 'node:fs/promises'
 import type {Message} from '../bus/message.js'
-import {compilePatternList, type Matcher} from '../protocol/pattern.js'
+import {compilePatternList, PatternListError, type Matcher} from '../protocol/pattern.js'
 import type {MessageFilter} from '../protocol/filter.js'
-import type {Credentials} from './auth.js'
+import {MAX_USER_BYTES, type Credentials} from './auth.js'
 import {DecoyHashes} from './decoy-hashes.js'
 import {HashQueueFull} from './hash-queue.js'
 import {HttpError} from './http-error.js'
@@ -56,7 +56,12 @@ function compileList(list: string, what: string, fail: (what: string) => never):
     fail(`the ${what} list "${list}" has only negated patterns, so it allows nothing (write "*,${list}" for all but those, or "-" for nothing)`)
   }
 
-  return compilePatternList(list)
+  try {
+    return compilePatternList(list)
+  } catch (error) {
+    if (error instanceof PatternListError) fail(`the ${what} list: ${error.message}`)
+    throw error
+  }
 }
 
 /** A parsed ACL file. */
@@ -89,6 +94,7 @@ export class Acl {
       const [user, hashText, publishList, subscribeList] = fields
       if (fields.some((field) => CONTROL.test(field))) fail('control character in the line')
       if (user.includes(':')) fail(`user name "${user}" contains ":", which Basic auth cannot carry`)
+      if (Buffer.byteLength(user) > MAX_USER_BYTES) fail(`a user name has at most ${MAX_USER_BYTES} bytes (it could never log in), not ${Buffer.byteLength(user)}`)
       const earlier = entries.get(user)
       if (earlier) fail(`${user === ANONYMOUS ? 'the anonymous entry "*"' : `user "${user}"`} is already on line ${earlier.line}`)
       let hash: PasswordHash | undefined

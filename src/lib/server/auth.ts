@@ -10,10 +10,18 @@ const CONTROL = /[\u0000-\u001F\u007F]/
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
 
 /**
+ * The longest user name, in bytes of UTF-8: as long as a channel name. The
+ * name becomes the message's sender, which `?sender=` filters match and
+ * every subscriber's stream carries, so it is bounded like everything else
+ * they see.
+ */
+export const MAX_USER_BYTES = 255
+
+/**
  * Reads HTTP Basic credentials (RFC 7617, UTF-8). Other schemes are not ours
  * and are ignored; Basic credentials that cannot be read are a 400, as is a
  * user name with control characters, which would otherwise reach every
- * subscriber's stream as a `From:` header.
+ * subscriber's stream as a `From:` header, or one over MAX_USER_BYTES.
  */
 export function parseBasicAuth(header: string | undefined): Credentials | undefined {
   if (!header) return undefined
@@ -26,6 +34,8 @@ export function parseBasicAuth(header: string | undefined): Credentials | undefi
   if (colon < 0) throw new HttpError(400, 'malformed Basic credentials: no colon between user and password')
   const user = decoded.slice(0, colon)
   if (CONTROL.test(user)) throw new HttpError(400, 'control characters are not allowed in a user name')
+  const bytes = Buffer.byteLength(user)
+  if (bytes > MAX_USER_BYTES) throw new HttpError(400, `a user name has at most ${MAX_USER_BYTES} bytes, not ${bytes}`)
   return {user, password: decoded.slice(colon + 1)}
 }
 

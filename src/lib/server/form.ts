@@ -1,6 +1,6 @@
 import type {IncomingMessage} from 'node:http'
 import busboy from 'busboy'
-import {parseMediaType, type MediaType} from '../protocol/media-type.js'
+import {mediaTypeOrReason, type MediaType} from '../protocol/media-type.js'
 import {tooLarge} from './body.js'
 import {CHUNK_COST, type BodyBudget} from './body-budget.js'
 import {HttpError} from './http-error.js'
@@ -16,10 +16,9 @@ export interface FormLimits {
 
 /** busboy reports a part's type without parameters; plain text fields are UTF-8 once decoded. */
 function partType(mimeType: string, isField: boolean): MediaType {
-  const full = isField && mimeType.startsWith('text/') ? `${mimeType}; charset=utf-8` : mimeType
-  const parsed = parseMediaType(full)
-  if (!parsed) throw new HttpError(400, `form part has an invalid content type: ${JSON.stringify(mimeType)}`)
-  return parsed
+  const parsed = mediaTypeOrReason(mimeType)
+  if (typeof parsed === 'string') throw new HttpError(400, `form part has an invalid content type: ${parsed}`)
+  return isField && mimeType.startsWith('text/') ? {full: `${parsed.full}; charset=utf-8`, essence: parsed.essence} : parsed
 }
 
 /**

@@ -1,6 +1,6 @@
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import type {Delivery} from '../bus/bus.js'
-import {parseMediaType} from '../protocol/media-type.js'
+import {mediaTypeOrReason} from '../protocol/media-type.js'
 import {declaredLength, readBody, tooLarge} from './body.js'
 import {addressOf, peerOf, type ServerContext} from './context.js'
 import {readForm} from './form.js'
@@ -53,8 +53,8 @@ export async function publish(
 
   const header = req.headers['content-type']
   if (header === undefined) throw new HttpError(400, 'a message needs a Content-Type')
-  const media = parseMediaType(header)
-  if (!media) throw new HttpError(400, `not a media type: ${JSON.stringify(header)}`)
+  const media = mediaTypeOrReason(header)
+  if (typeof media === 'string') throw new HttpError(400, `not a media type: ${media}`)
   const isForm = media.essence === 'multipart/form-data'
   const limit = isForm ? ctx.options.maxRequestSize : ctx.options.maxMessageSize
   const length = declaredLength(req)

@@ -1,7 +1,8 @@
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import type {Socket} from 'node:net'
 import {STATUS_CODES} from 'node:http'
-import {bothFilters, compileFilter, type MessageFilter} from '../protocol/filter.js'
+import {bothFilters, compileFilter, type FilterSpec, type MessageFilter} from '../protocol/filter.js'
+import {PatternListError} from '../protocol/pattern.js'
 import type {StreamEncoder} from '../protocol/stream-encoder.js'
 import {isMessageId} from '../bus/message-id.js'
 import {channelLabel, peerOf, type ServerContext} from './context.js'
@@ -46,6 +47,16 @@ function rawHead(headers: Record<string, string>): string {
   return head + '\r\n'
 }
 
+/** The subscription's `?type=` and `?sender=` filters; a list over the limits (pattern.ts) is a 400. */
+function filterOf(spec: FilterSpec): MessageFilter | undefined {
+  try {
+    return compileFilter(spec)
+  } catch (error) {
+    if (error instanceof PatternListError) throw new HttpError(400, error.message)
+    throw error
+  }
+}
+
 /** `Last-Event-ID` (an EventSource reconnecting) or `?last_event_id=`: checked now, used once history keeps messages. */
 function lastEventId(req: IncomingMessage, params: URLSearchParams): string | undefined {
   const header = req.headers['last-event-id']
@@ -74,7 +85,7 @@ export function subscribe(
   const params = new URLSearchParams(query)
   const representation = chooseRepresentation(req.headers, params.get('format'))
   const filterText = {type: params.getAll('type').join(','), sender: params.getAll('sender').join(',')}
-  const accepts = bothFilters(permitted, compileFilter(filterText))
+  const accepts = bothFilters(permitted, filterOf(filterText))
   if (representation === 'html') {
     if (ctx.viewer instanceof Error) throw new HttpError(404, 'the viewer page is not installed; ask for a stream with ?format=')
     ctx.viewer.serve(req, res, {Vary: negotiatedVary(cors)})
