@@ -219,10 +219,13 @@ class HostileSubscriber {
   readonly socket: Socket
   status = ''
   closed = false
+  /** Closed before the run ended: cut as slow, or refused. */
+  closedByServer = false
 
   constructor(index: number, port: number) {
-    const patterns = ['*a*a*a*a*a*a*a*a*a*b', `*${'?'.repeat(200)}*b`, `${'*a'.repeat(30)}*b`, '*a?*a?*a?*a?*a?*b'][index % 4]
-    const list = Array.from({length: 10}, () => patterns).join(',')
+    const pattern = ['*a*a*a*a*a*a*a*a*a*b', `*${'?'.repeat(250)}*b`, `${'*a'.repeat(30)}*b`, '*a?*a?*a?*a?*a?*b'][index % 4]
+    // As many as a list may hold (1,024 characters), up to the issue's 10.
+    const list = Array.from({length: Math.min(10, Math.floor(1024 / pattern.length))}, () => pattern).join(',')
     const format = index % 2 === 0 ? '' : '&format=sse'
     this.socket = connect(port, '127.0.0.1')
     this.socket.on('connect', () => this.socket.write(`GET /msgbus/?type=${list}&sender=${list}${format} HTTP/1.1\r\nHost: fuzz\r\n\r\n`))
@@ -232,6 +235,7 @@ class HostileSubscriber {
     this.socket.on('error', () => {})
     this.socket.on('close', () => {
       this.closed = true
+      if (!stopping) this.closedByServer = true
     })
   }
 }
@@ -710,7 +714,7 @@ function summary(port: number | undefined): string {
     `closed without a response: ${stats.closedWithoutResponse}`,
     `requests left to the server's timeouts: ${stats.incomplete} incomplete, ${stats.unclear} malformed (closed by the server: ${late.length}, ${median}; still open at the end: ${stats.incompleteOpenAtEnd}; not held, over ${MAX_HELD}: ${stats.heldDropped})`,
     `well-behaved: ${stats.published} publishes (${acknowledged.length} acknowledged), ${stats.probes} probes, subscribers received ${subscribers.map((s) => s.received.length).join('/')}`,
-    `attacks: ${hostile.length} subscriptions with pathological filters (answered ${hostile.map((h) => h.status || '-').join('/')}, ${hostile.filter((h) => h.closed).length} closed by the server), ${stats.heldBodies} held bodies; server RSS peak ${stats.peakRssMiB.toFixed(0)} MiB`,
+    `attacks: ${hostile.length} subscriptions with pathological filters (answered ${hostile.map((h) => h.status || '-').join('/')}, ${hostile.filter((h) => h.closedByServer).length} closed by the server), ${stats.heldBodies} held bodies; server RSS peak ${stats.peakRssMiB.toFixed(0)} MiB`,
   ].join('\n')
 }
 

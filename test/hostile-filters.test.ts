@@ -10,9 +10,10 @@ import bcrypt from 'bcryptjs'
 import {assertError, basic, post, raw} from './support/answers.js'
 import {dechunk, RawClient, ROOT, run, ServeProcess, splitParts, startBus, stopAll, tempFolder, type Reply} from './support/harness.js'
 
-// The limits README states (pattern.ts: MAX_PATTERNS, MAX_PATTERN_CHARS).
+// The limits README states (pattern.ts: MAX_PATTERNS, MAX_PATTERN_CHARS, MAX_LIST_CHARS).
 const MAX_PATTERNS = 32
 const MAX_PATTERN_CHARS = 256
+const MAX_LIST_CHARS = 1024
 const times = (count: number, pattern: string): string => Array.from({length: count}, () => pattern).join(',')
 const ISSUE = times(10, '*a*a*a*a*a*a*a*a*a*b')
 /** 256 characters, all `*`, `?` and one letter: the slowest shape for the matcher (a long run of `?` to find). */
@@ -34,7 +35,7 @@ describe('hostile filters', function () {
       for (const item of cases) console.log(`      (${item.matches} matches of ${item.name}: ${item.cpuMs.toFixed(1)} ms of CPU, ${item.wallMs.toFixed(1)} ms)`)
       assert.equal(result.signal, null, `the matcher was still busy after ${deadlineMs / 1000} s, at case ${cases.length + 1}; ${result.stderr}`)
       assert.equal(result.code, 0, result.stderr)
-      assert.equal(cases.length, 16)
+      assert.equal(cases.length, 18)
       for (const item of cases) {
         assert.equal(item.passed, 0, `${item.name}: the list is made not to match`)
         // Measured here at up to 70 ms of CPU for 200 matches of the worst list: a 10x margin and more.
@@ -53,8 +54,8 @@ describe('hostile filters', function () {
 
     it("the issue's patterns and the worst at the limits, in type= and sender=: 204 at once, others served meanwhile, each subscription gets what matches", async () => {
       const port = serve.port()
-      // 28 of the worst patterns fill what a request target may hold (8 KiB).
-      const worstList = times(28, WORST)
+      // Four of the worst patterns fill a list (1,024 characters).
+      const worstList = times(MAX_LIST_CHARS / WORST.length, WORST)
       const paths = {
         issueType: `?type=${ISSUE}`,
         issueSender: `?sender=${ISSUE}`,
@@ -119,7 +120,7 @@ describe('hostile filters', function () {
     afterEach(stopAll)
     const inTemp = tempFolder('msgbus-filters-')
 
-    it(`a filter list of more than ${MAX_PATTERNS} patterns, or a pattern over ${MAX_PATTERN_CHARS} characters; at the limits it subscribes`, async () => {
+    it(`a filter list of more than ${MAX_PATTERNS} patterns, a pattern over ${MAX_PATTERN_CHARS} characters, or over ${MAX_LIST_CHARS} in all; at the limits it subscribes`, async () => {
       const server = await startBus()
       const many = times(MAX_PATTERNS + 1, 'a*')
       const long = `${'?'.repeat(MAX_PATTERN_CHARS)}*`
@@ -133,6 +134,8 @@ describe('hostile filters', function () {
         [`sender=!${long}`, /^the sender= filter: a pattern has at most 256 characters, not 257/],
         // Characters, not bytes or UTF-16 units: 257 emoji are 257 characters.
         [`sender=${encodeURIComponent('😀'.repeat(257))}`, /not 257/],
+        [`type=${times(5, 'a'.repeat(205))}`, /^the type= filter: a list has at most 1024 characters of patterns, not 1025\n$/],
+        [`sender=${times(4, 'b'.repeat(256))},!c`, /^the sender= filter: a list has at most 1024 characters of patterns, not 1025\n$/],
       ]
       for (const [query, reason] of refused) {
         for (const method of ['GET', 'HEAD']) {
@@ -143,7 +146,7 @@ describe('hostile filters', function () {
       }
 
       assert.equal(server.bus.subscriberCount, 0)
-      for (const query of [`type=${times(MAX_PATTERNS, 'a*')}`, `sender=${'?'.repeat(MAX_PATTERN_CHARS - 1)}*`, `sender=!${'x'.repeat(MAX_PATTERN_CHARS)},*`, `sender=${encodeURIComponent('😀'.repeat(256))}`]) {
+      for (const query of [`type=${times(MAX_PATTERNS, 'a*')}`, `type=${times(4, 'a'.repeat(MAX_LIST_CHARS / 4))}`, `sender=${'?'.repeat(MAX_PATTERN_CHARS - 1)}*`, `sender=!${'x'.repeat(MAX_PATTERN_CHARS)},*`, `sender=${encodeURIComponent('😀'.repeat(256))}`]) {
         const answer = await raw(server, 'HEAD', `/msgbus/foo?${query}`)
         assert.equal(answer.status, 200, query.slice(0, 60))
       }

@@ -23,7 +23,8 @@ export interface PatternOptions {
  * The most patterns in one list. Lists are written by hand (`text/*,image/*`)
  * and a wildcard covers many names, so 32 is more than any real list needs;
  * with MAX_PATTERN_CHARS it bounds what one list costs per message (each
- * pattern is at most one pass over the value per segment, wildcard.ts).
+ * pattern is at most one pass over the value per segment, wildcard.ts),
+ * as MAX_LIST_CHARS does.
  */
 export const MAX_PATTERNS = 32
 
@@ -35,6 +36,15 @@ export const MAX_PATTERNS = 32
  */
 export const MAX_PATTERN_CHARS = 256
 
+/**
+ * The most characters of patterns in one list, `!`s and commas not counted.
+ * A list's cost per message grows with its length: 32 patterns of 256
+ * characters each cost some 0.1 ms a match against a 255-character value,
+ * which a few thousand subscriptions would turn into seconds per message.
+ * A kibibyte is room for any list written by hand.
+ */
+export const MAX_LIST_CHARS = 1024
+
 /** A pattern list over the limits above; the message is one line saying which. */
 export class PatternListError extends Error {}
 
@@ -44,10 +54,14 @@ function shown(pattern: string): string {
 
 function checkLimits(patterns: string[]): void {
   if (patterns.length > MAX_PATTERNS) throw new PatternListError(`a list has at most ${MAX_PATTERNS} patterns, not ${patterns.length}`)
+  let total = 0
   for (const pattern of patterns) {
     const chars = countChars(pattern.startsWith('!') ? pattern.slice(1) : pattern)
     if (chars > MAX_PATTERN_CHARS) throw new PatternListError(`a pattern has at most ${MAX_PATTERN_CHARS} characters, not ${chars}: ${shown(pattern)}`)
+    total += chars
   }
+
+  if (total > MAX_LIST_CHARS) throw new PatternListError(`a list has at most ${MAX_LIST_CHARS} characters of patterns, not ${total}`)
 }
 
 const ASCII_UPPER = /[A-Z]/g
@@ -65,8 +79,8 @@ export function foldCase(value: string): string {
 /**
  * A pattern list, compiled once so that a subscription's filter costs a few
  * string comparisons per message. `new PatternList(list)` throws
- * PatternListError when the list has more than MAX_PATTERNS patterns or one
- * longer than MAX_PATTERN_CHARS.
+ * PatternListError when the list has more than MAX_PATTERNS patterns, one
+ * longer than MAX_PATTERN_CHARS, or more than MAX_LIST_CHARS in all.
  */
 export class PatternList {
   private readonly positive: Wildcard[] = []
