@@ -8,6 +8,7 @@ import {join} from 'node:path'
 import bcrypt from 'bcryptjs'
 import type {BusServer} from '../src/lib/index.js'
 import {BIN, ServeProcess, Subscription, curl, publish, request, run, startBus, stopAll} from './support/harness.js'
+import {waitFor} from './support/answers.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'msgbus-acl-'))
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`
@@ -294,7 +295,8 @@ carol    ${carolHash}    *,!alerts/*    -
     const path = aclFile(`alice ${aliceHash} chat *\nbob ${bobHash} - chat\n`)
     const serve = await ServeProcess.start(['--port', '0', '--address', '127.0.0.1', '--acl', path])
     try {
-      assert.match(serve.stderr, new RegExp(`listen acl ${path} \\(2 users\\)`))
+      // The acl line follows the listen line, maybe in a later read of the pipe.
+      await waitFor(() => new RegExp(`listen acl ${path} \\(2 users\\)`).test(serve.stderr), `the acl line in ${JSON.stringify(serve.stderr)}`)
       const url = `http://127.0.0.1:${serve.port()}/msgbus`
       const sub = await Subscription.open({addresses: {http: {port: serve.port()}}} as unknown as BusServer, '/msgbus/', `Authorization: ${basic('bob', 'bob pw')}\r\n`)
       const send = (channel: string, body: string) =>
