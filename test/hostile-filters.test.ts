@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import {request as httpRequest} from 'node:http'
 import {writeFileSync} from 'node:fs'
 import bcrypt from 'bcryptjs'
+import {ISSUE_LIST as ISSUE, LONGEST_NAME, LONGEST_TYPE, times, WORST_PATTERNS} from '../bench/hostile-patterns.js'
 import {assertError, basic, post, raw} from './support/answers.js'
 import {dechunk, RawClient, ROOT, run, ServeProcess, splitParts, startBus, stopAll, tempFolder, type Reply} from './support/harness.js'
 
@@ -14,13 +15,8 @@ import {dechunk, RawClient, ROOT, run, ServeProcess, splitParts, startBus, stopA
 const MAX_PATTERNS = 32
 const MAX_PATTERN_CHARS = 256
 const MAX_LIST_CHARS = 1024
-const times = (count: number, pattern: string): string => Array.from({length: count}, () => pattern).join(',')
-const ISSUE = times(10, '*a*a*a*a*a*a*a*a*a*b')
 /** 256 characters, all `*`, `?` and one letter: the slowest shape for the matcher (a long run of `?` to find). */
-const WORST = `*${'a?'.repeat(126)}ab*`
-/** A media type's essence as long as RFC 6838 allows, and a user name of 255 bytes: the longest values a filter meets. */
-const LONGEST_TYPE = `${'a'.repeat(127)}/${'a'.repeat(127)}`
-const LONGEST_NAME = 'a'.repeat(255)
+const WORST = WORST_PATTERNS['one long ? run: *a?a?…a?ab*']
 
 describe('hostile filters', function () {
   this.timeout(60000)

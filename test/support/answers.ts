@@ -58,6 +58,8 @@ export function assertError(answer: Answer | Reply, status: number, reason?: Reg
   const body = answer.body.toString()
   assert.equal(answer.status, status, `${what}: expected ${status}, got ${answer.status} ${body}`)
   assert.equal(headers['content-type'], 'text/plain; charset=utf-8', what)
+  // A reason may quote what the client sent: a browser must never read it as anything but text.
+  assert.equal(headers['x-content-type-options'], 'nosniff', what)
   assert.match(body, /^[^\r\n]+\n$/, `${what}: one line`)
   if (reason) assert.match(body, reason, what)
   assert.match(String(headers.server), SERVER, what)

@@ -85,9 +85,6 @@ export function foldCase(value: string): string {
 export class PatternList {
   private readonly positive: Wildcard[] = []
   private readonly negative: Wildcard[] = []
-  /** Per pattern, the unit a match starts with (-1: any): patterns that cannot match are skipped at a glance. */
-  private readonly positiveLeads: number[]
-  private readonly negativeLeads: number[]
 
   /** `list` as given; with ignoreCase its ASCII letters are folded here, and matches() must be given folded values (foldCase). */
   constructor(list: string, options: PatternOptions = {}) {
@@ -100,25 +97,22 @@ export class PatternList {
       if (negated) this.negative.push(wildcard)
       else this.positive.push(wildcard)
     }
-
-    this.positiveLeads = this.positive.map((pattern) => pattern.lead)
-    this.negativeLeads = this.negative.map((pattern) => pattern.lead)
   }
 
   /** Whether a positive pattern matches the value and no negated one does. */
   matches(value: string): boolean {
     // NaN for the empty string: then only patterns without a lead are tried.
     const first = value.charCodeAt(0)
-    if (!anyMatches(this.positive, this.positiveLeads, value, first)) return false
-    return this.negative.length === 0 || !anyMatches(this.negative, this.negativeLeads, value, first)
+    if (!anyMatches(this.positive, value, first)) return false
+    return this.negative.length === 0 || !anyMatches(this.negative, value, first)
   }
 }
 
-/** Whether a pattern matches the value; those that must start with another unit than `first` are not tried. */
-function anyMatches(patterns: Wildcard[], leads: number[], value: string, first: number): boolean {
+/** Whether a pattern matches the value; those that must start with another unit than `first` (Wildcard.lead) are not tried. */
+function anyMatches(patterns: Wildcard[], value: string, first: number): boolean {
   for (let index = 0; index < patterns.length; index++) {
-    const lead = leads[index]
-    if ((lead < 0 || lead === first) && patterns[index].matches(value)) return true
+    const pattern = patterns[index]
+    if ((pattern.lead < 0 || pattern.lead === first) && pattern.matches(value)) return true
   }
 
   return false

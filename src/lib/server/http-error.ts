@@ -28,6 +28,11 @@ function refuseAndLinger(res: ServerResponse, status: number, reason: string, he
   endAndLinger(req.socket, rawErrorResponse(status, String(res.getHeader('Server') ?? 'msgbus'), reason, headers))
 }
 
+/** An error's body: the reason on one line, whatever it quotes. */
+function errorBody(reason: string): string {
+  return `${reason.replace(/[\r\n]+/g, ' ')}\n`
+}
+
 /** Error bodies are one line of plain text, for curl users and logs alike. */
 export function sendError(res: ServerResponse, status: number, reason: string, headers: Record<string, string> = {}, closeAfter = false): void {
   if (res.headersSent) {
@@ -40,10 +45,12 @@ export function sendError(res: ServerResponse, status: number, reason: string, h
     return
   }
 
-  const body = Buffer.from(`${reason.replace(/[\r\n]+/g, ' ')}\n`)
+  const body = Buffer.from(errorBody(reason))
   res.writeHead(status, {
     ...headers,
     'Content-Type': 'text/plain; charset=utf-8',
+    // The reason may quote what the client sent (a pattern, a user name): never anything but text.
+    'X-Content-Type-Options': 'nosniff',
     'Content-Length': String(body.length),
   })
   res.end(res.req.method === 'HEAD' ? undefined : body)
@@ -52,10 +59,10 @@ export function sendError(res: ServerResponse, status: number, reason: string, h
 /** The same one-line error, as raw bytes, for sockets that never became a request (clientError). */
 export function rawErrorResponse(status: number, serverHeader: string, reason?: string, headers: Record<string, string> = {}): string {
   const text = STATUS_CODES[status] ?? 'Error'
-  const body = `${reason ?? text.toLowerCase()}\n`
+  const body = errorBody(reason ?? text.toLowerCase())
   const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('')
   return (
-    `HTTP/1.1 ${status} ${text}\r\nServer: ${serverHeader}\r\n${extra}Content-Type: text/plain; charset=utf-8\r\n` +
+    `HTTP/1.1 ${status} ${text}\r\nServer: ${serverHeader}\r\n${extra}Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n` +
     `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
   )
 }
