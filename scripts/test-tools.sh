@@ -1,7 +1,7 @@
 #!/bin/sh
 # What the tests drive besides Node: curl, openssl (TLS certificates), jq
-# (the README's load-test script) and Debian's chromium (the browser tests,
-# through playwright-core: no browser download). Installs whatever is
+# (the README's load-test script), Debian's chromium and firefox-esr (the browser
+# tests, through puppeteer-core: no browser download). Installs whatever is
 # missing with apt-get when run as root; otherwise says what is missing (the
 # tests that need it then fail or, for the browser, are skipped).
 need=""
@@ -9,6 +9,7 @@ command -v curl >/dev/null 2>&1 || need="$need curl"
 command -v openssl >/dev/null 2>&1 || need="$need openssl"
 command -v jq >/dev/null 2>&1 || need="$need jq"
 [ -x /usr/bin/chromium ] || need="$need chromium"
+[ -x /usr/bin/firefox-esr ] || need="$need firefox-esr"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing the tests' tools:$need" >&2

@@ -1,0 +1,110 @@
+// Helpers for the browser tests: Debian's Chromium and Firefox ESR, both
+// driven by puppeteer-core (Chromium over CDP, Firefox over WebDriver BiDi;
+// no browser download), pictures made on the spot, screenshots kept.
+import {existsSync, mkdirSync} from 'node:fs'
+import {createServer, type AddressInfo} from 'node:net'
+import {join} from 'node:path'
+import {crc32, deflateSync} from 'node:zlib'
+import puppeteer, {type Browser, type Page} from 'puppeteer-core'
+import {ROOT} from './harness.js'
+
+export type BrowserName = 'chromium' | 'firefox'
+
+/** Each browser, where Debian installs it (scripts/test-tools.sh installs both). */
+export const BROWSERS: Record<BrowserName, {path: string; package: string}> = {
+  chromium: {path: '/usr/bin/chromium', package: 'chromium'},
+  firefox: {path: '/usr/bin/firefox-esr', package: 'firefox-esr'},
+}
+
+export const SCREENSHOTS = join(ROOT, 'test-output', 'browser')
+
+export function hasBrowser(name: BrowserName): boolean {
+  return existsSync(BROWSERS[name].path)
+}
+
+/** Why a browser's tests are skipped, printed by the suite that skips them. */
+export function missing(name: BrowserName): string {
+  return `skipped: no browser at ${BROWSERS[name].path} (Debian: apt-get install ${BROWSERS[name].package})`
+}
+
+/**
+ * Starts a headless browser with a fresh profile. Chromium's background
+ * networking is off: this machine's closed network refuses it, many
+ * connections at a time. Firefox gets the same quiet through preferences.
+ */
+export function launch(name: BrowserName): Promise<Browser> {
+  if (name === 'chromium') {
+    return puppeteer.launch({
+      browser: 'chrome',
+      executablePath: BROWSERS.chromium.path,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    })
+  }
+
+  return puppeteer.launch({
+    browser: 'firefox',
+    executablePath: BROWSERS.firefox.path,
+    headless: true,
+    extraPrefsFirefox: {
+      'app.update.enabled': false,
+      'browser.safebrowsing.malware.enabled': false,
+      'browser.safebrowsing.phishing.enabled': false,
+      'network.captive-portal-service.enabled': false,
+      'network.connectivity-service.enabled': false,
+      // A URL with user:password@ would otherwise ask "log in to this site?" first.
+      'network.http.phishy-userpass-length': 255,
+    },
+  })
+}
+
+/** Keeps what the page looks like now, to see what a failing (or passing) test saw. */
+export async function screenshot(page: Page, name: string): Promise<void> {
+  mkdirSync(SCREENSHOTS, {recursive: true})
+  await page.screenshot({path: join(SCREENSHOTS, `${name}.png`) as `${string}.png`, fullPage: true})
+}
+
+function chunk(type: string, data: Buffer): Buffer {
+  const length = Buffer.alloc(4)
+  length.writeUInt32BE(data.length)
+  const body = Buffer.concat([Buffer.from(type, 'latin1'), data])
+  const crc = Buffer.alloc(4)
+  crc.writeUInt32BE(crc32(body))
+  return Buffer.concat([length, body, crc])
+}
+
+/** A valid PNG of one colour, so a test can tell pictures apart by their size. */
+export function png(width: number, height: number, [r, g, b]: [number, number, number]): Buffer {
+  const header = Buffer.alloc(13)
+  header.writeUInt32BE(width, 0)
+  header.writeUInt32BE(height, 4)
+  header[8] = 8 // bits per sample
+  header[9] = 2 // truecolour RGB
+  const row = Buffer.alloc(1 + width * 3) // filter byte 0 (none), then the pixels
+  for (let x = 0; x < width; x++) row.set([r, g, b], 1 + x * 3)
+  const pixels = Buffer.concat(Array.from({length: height}, () => row))
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header),
+    chunk('IDAT', deflateSync(pixels)),
+    chunk('IEND', Buffer.alloc(0)),
+  ])
+}
+
+/** A loopback port nobody listens on now, for a server that must come back on the same one. */
+export async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const {port} = server.address() as AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+/** Polls `test` every 20 ms until it holds, failing with `what` after `timeoutMs`. */
+export async function until(test: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await test())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
