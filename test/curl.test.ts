@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import {readFileSync, writeFileSync} from 'node:fs'
 import type {BusServer} from '../src/lib/index.js'
-import {curl, run, ServeProcess, startBus, stopAll, assertIncreasing, tempFolder} from './support/harness.js'
+import {curl, request, run, ServeProcess, startBus, stopAll, assertIncreasing, tempFolder} from './support/harness.js'
 import {makeCertificate} from './support/tls.js'
 import {CurlStream} from './support/curl-stream.js'
 
@@ -373,7 +373,7 @@ describe('curl', function () {
       writeFileSync(inTemp('y.png'), png)
     })
 
-    it('two files: two messages in order with their own types; Msgbus-Id and Msgbus-Subscribers are lists', async () => {
+    it('two files: two messages in order with their own types and file names; Msgbus-Id and Msgbus-Subscribers are lists', async () => {
       const server = await startBus({boundary: B})
       const url = `${server.url()}/msgbus/form`
       const all = await CurlStream.open(url)
@@ -385,9 +385,9 @@ describe('curl', function () {
       const list = ids(reply)
       assertIncreasing(list)
       const parts = await all.waitParts(2)
-      assert.equal(parts[0].headers['content-type'], 'text/plain')
+      assert.equal(parts[0].headers['content-type'], 'text/plain; name="x.txt"')
       assert.equal(parts[0].body.toString(), text)
-      assert.equal(parts[1].headers['content-type'], 'image/png')
+      assert.equal(parts[1].headers['content-type'], 'image/png; name="y.png"')
       assert.deepEqual(parts[1].body, png)
       assert.deepEqual(parts.map((p) => p.headers['message-id']), list)
       const [image] = await images.waitParts(1)
@@ -406,9 +406,29 @@ describe('curl', function () {
         parts.map((p) => [p.headers['content-type'], p.body.toString(), p.headers.from]),
         [
           ['text/plain; charset=utf-8', 'grüße', 'carol'],
-          ['application/x-thing', text, 'carol'],
+          ['application/x-thing; name="x.txt"', text, 'carol'],
           ['text/plain; charset=utf-8', '2', 'carol'],
         ],
+      )
+    })
+
+    it('a file name is carried as the type\'s name parameter, quoted; no name, no parameter', async () => {
+      const server = await startBus({boundary: B})
+      const url = `${server.url()}/msgbus/form`
+      const subscriber = await CurlStream.open(url)
+      const part = (disposition: string, type: string) => `--F\r\nContent-Disposition: form-data; ${disposition}\r\nContent-Type: ${type}\r\n\r\nbody\r\n`
+      const form = [
+        part('name="a"; filename="say \\"hi\\".txt"', 'text/plain'),
+        // busboy hands a part's type over without its parameters: the part's file name is the one.
+        part('name="b"; filename="new.png"', 'image/png; name="old.png"'),
+        part('name="c"; filename=""', 'application/octet-stream'),
+      ].join('') + '--F--\r\n'
+      const reply = await request(url, {method: 'POST', headers: {'Content-Type': 'multipart/form-data; boundary=F'}, body: form})
+      assert.equal(reply.status, 204, reply.body.toString())
+      const parts = await subscriber.waitParts(3)
+      assert.deepEqual(
+        parts.map((p) => p.headers['content-type']),
+        ['text/plain; name="say \\"hi\\".txt"', 'image/png; name="new.png"', 'application/octet-stream'],
       )
     })
 

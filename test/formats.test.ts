@@ -280,24 +280,107 @@ describe('the viewer page', () => {
     assert.equal(server.bus.subscriberCount, 0, 'the page is not a subscription')
   })
 
-  it('?format=html asks for the page, and ?format= wins over a navigation', async () => {
+  it('?format=html asks for the page; a load that renders as a document never gets multipart, even when it asks', async () => {
     const server = await startBus()
     const page = await request(`${server.url()}/msgbus/foo?format=html`)
     assert.equal(page.headers['content-type'], 'text/html; charset=utf-8')
-    const client = await RawClient.open(portOf(server), get('/msgbus/foo?format=multipart', navigation))
-    const text = await client.until((t) => t.includes('\r\n\r\n'))
-    assert.ok(headOf(text).some((line) => line.startsWith('Content-Type: multipart/x-mixed-replace;boundary=')))
+    // A tab, a frame, an embed, or a browser without Fetch Metadata that asks for HTML:
+    // each would render the parts as pages of this origin.
+    const loads: Array<Record<string, string>> = [
+      navigation,
+      {Accept: '*/*', 'Sec-Fetch-Dest': 'iframe'},
+      {Accept: '*/*', 'Sec-Fetch-Dest': 'frame'},
+      {Accept: '*/*', 'Sec-Fetch-Dest': 'embed'},
+      {Accept: '*/*', 'Sec-Fetch-Dest': 'object'},
+      {Accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8'},
+    ]
+    for (const headers of loads) {
+      const reply = await request(`${server.url()}/msgbus/foo?format=multipart`, {headers})
+      assert.equal(reply.status, 200, JSON.stringify(headers))
+      assert.equal(reply.headers['content-type'], 'text/html; charset=utf-8', JSON.stringify(headers))
+      assert.match(String(reply.headers['content-security-policy']), /frame-ancestors 'self'/)
+      assert.equal(reply.headers['x-frame-options'], 'SAMEORIGIN')
+    }
+
+    assert.equal(server.bus.subscriberCount, 0, 'no load became a subscription')
+    // Asked for by name, the text formats are given: no browser renders them as a page.
+    for (const [format, type] of [['raw', 'text/plain; charset=utf-8'], ['sse', 'text/event-stream; charset=utf-8'], ['ndjson', 'application/x-ndjson']]) {
+      const client = await RawClient.open(portOf(server), get(`/msgbus/foo?format=${format}`, navigation))
+      const head = headOf(await client.until((t) => t.includes('\r\n\r\n')))
+      assert.ok(head.includes(`Content-Type: ${type}`), `${format}: ${head.join(' | ')}`)
+      client.close()
+    }
+  })
+
+  it('every stream forbids rendering and framing: sandbox, frame-ancestors none, nosniff, X-Frame-Options DENY', async () => {
+    const server = await startBus()
+    for (const [headers, format] of [
+      [{}, 'multipart'],
+      [{Accept: 'image/*,*/*;q=0.8', 'Sec-Fetch-Dest': 'image'}, 'multipart'],
+      [{}, 'sse'],
+      [{}, 'ndjson'],
+      [navigation, 'raw'],
+    ] as const) {
+      const client = await RawClient.open(portOf(server), get(`/msgbus/foo?format=${format}`, headers))
+      const head = headOf(await client.until((t) => t.includes('\r\n\r\n')))
+      for (const line of ["Content-Security-Policy: sandbox; frame-ancestors 'none'", 'X-Content-Type-Options: nosniff', 'X-Frame-Options: DENY']) {
+        assert.ok(head.includes(line), `${format} ${JSON.stringify(headers)}: no ${line}`)
+      }
+      client.close()
+    }
+
+    const head = await request(`${server.url()}/msgbus/foo`, {method: 'HEAD'})
+    assert.equal(head.headers['content-security-policy'], "sandbox; frame-ancestors 'none'")
   })
 })
 
 describe('CORS (serve --cors)', () => {
   afterEach(stopAll)
 
-  it('without --cors no response carries CORS headers', async () => {
+  it('without --cors no response carries CORS headers, and no page of another origin publishes', async () => {
     const server = await startBus()
     const reply = await publish(server, 'foo', 'x', 'text/plain', {Origin: 'https://app.example'})
-    assert.equal(reply.status, 204)
+    assert.equal(reply.status, 403)
+    assert.equal(reply.body.toString(), 'a page of https://app.example may not publish here (cross-origin; see serve --cors)\n')
     assert.equal(reply.headers['access-control-allow-origin'], undefined)
+    const subscription = await request(`${server.url()}/msgbus/foo`, {method: 'HEAD', headers: {Origin: 'https://app.example'}})
+    assert.equal(subscription.headers['access-control-allow-origin'], undefined)
+    assert.equal(server.counters().published, 0)
+  })
+
+  it('a forged publish is told apart by Origin or Fetch Metadata; curl, the server\'s own pages and typed URLs are not', async () => {
+    const server = await startBus()
+    const own = server.url()
+    const cases: Array<[Record<string, string>, number]> = [
+      [{}, 204],
+      [{Origin: own}, 204],
+      [{Origin: own, 'Sec-Fetch-Site': 'same-origin'}, 204],
+      // Behind a proxy the Host may differ from what the page sees; the browser's own word is enough.
+      [{Origin: 'https://bus.example', 'Sec-Fetch-Site': 'same-origin'}, 204],
+      [{'Sec-Fetch-Site': 'none'}, 204],
+      [{Origin: 'null'}, 403],
+      [{Origin: 'http://127.0.0.1:1'}, 403],
+      [{Origin: own, 'Sec-Fetch-Site': 'cross-site'}, 403],
+      [{'Sec-Fetch-Site': 'same-site'}, 403],
+    ]
+    for (const [headers, status] of cases) {
+      const reply = await publish(server, 'foo', 'x', 'text/plain', headers)
+      assert.equal(reply.status, status, `${JSON.stringify(headers)}: ${reply.body}`)
+    }
+
+    assert.equal(server.counters().published, 5)
+  })
+
+  it('a forged publish is refused before any password is checked (--secret): no 401, no login failure counted', async () => {
+    const server = await startBus({secret: 's3cret', maxLoginFailures: 2})
+    const auth = {Authorization: `Basic ${Buffer.from('alice:wrong').toString('base64')}`}
+    for (let i = 0; i < 5; i++) {
+      const forged = await publish(server, 'inbox', 'x', 'text/plain', {...auth, Origin: 'https://evil.example'})
+      assert.equal(forged.status, 403)
+    }
+
+    const right = {Authorization: `Basic ${Buffer.from('alice:s3cret').toString('base64')}`}
+    assert.equal((await publish(server, 'inbox', 'x', 'text/plain', right)).status, 204)
   })
 
   it('a named origin: preflight, credentials, exposed publish headers, and the stream', async () => {
@@ -331,7 +414,7 @@ describe('CORS (serve --cors)', () => {
     await client.until((t) => t.includes('\r\n\r\n'))
     const refused = await publish(server, 'foo', 'forged', 'text/plain', {Origin: 'https://evil.example'})
     assert.equal(refused.status, 403)
-    assert.equal(refused.body.toString(), 'origin https://evil.example may not publish (see serve --cors)\n')
+    assert.equal(refused.body.toString(), 'a page of https://evil.example may not publish here (cross-origin; see serve --cors)\n')
     assert.equal(refused.headers['access-control-allow-origin'], undefined)
     const own = await publish(server, 'foo', 'mine', 'text/plain', {Origin: server.url()})
     assert.equal(own.status, 204)
@@ -339,12 +422,19 @@ describe('CORS (serve --cors)', () => {
     assert.equal(server.counters().published, 1)
   })
 
-  it('* lets any origin in, without credentials', async () => {
+  it('* lets any origin in, without credentials: a page of any origin publishes only anonymously', async () => {
     const server = await startBus({cors: ['*']})
-    const reply = await publish(server, 'foo', 'x', 'text/plain', {Origin: 'https://anywhere.example'})
+    const reply = await publish(server, 'foo', 'x', 'text/plain', {Origin: 'https://anywhere.example', 'Sec-Fetch-Site': 'cross-site'})
     assert.equal(reply.status, 204)
     assert.equal(reply.headers['access-control-allow-origin'], '*')
     assert.equal(reply.headers['access-control-allow-credentials'], undefined)
+    // A form's post carries the credentials the browser holds for the bus: that is not the page's to use.
+    const credentials = {Authorization: `Basic ${Buffer.from('alice:').toString('base64')}`}
+    const forged = await publish(server, 'foo', 'x', 'text/plain', {...credentials, Origin: 'https://anywhere.example'})
+    assert.equal(forged.status, 403)
+    assert.match(forged.body.toString(), /^a page of https:\/\/anywhere\.example may publish only without credentials under --cors '\*'/)
+    const named = await startBus({cors: ['*', 'https://app.example']})
+    assert.equal((await publish(named, 'foo', 'x', 'text/plain', {...credentials, Origin: 'https://app.example'})).status, 204)
   })
 
   it('msgbus serve --cors with something that is not an origin: a one-line error and a non-zero exit', async () => {

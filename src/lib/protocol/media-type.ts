@@ -41,3 +41,19 @@ export function parseMediaType(value: string | undefined): MediaType | undefined
   const result = mediaTypeOrReason(value)
   return typeof result === 'string' ? undefined : result
 }
+
+/**
+ * A file's name carried in its message's media type, as the `name`
+ * parameter (RFC 2045's convention, which mail and browsers' downloads
+ * read): `text/plain; name="notes.txt"`. Added only when the type names no
+ * file yet; control characters are dropped, `"` and `\` escaped (RFC 9110
+ * quoted-string), so the result parses as the type it was.
+ */
+export function withFileName(type: MediaType, fileName: string): MediaType {
+  // eslint-disable-next-line no-control-regex
+  const name = fileName.replace(/[\u0000-\u001f\u007f]/g, '')
+  if (name === '') return type
+  const parameters = contentType.parse(type.full).parameters
+  if (parameters.name !== undefined || parameters.filename !== undefined) return type
+  return {full: `${type.full}; name="${name.replace(/["\\]/g, '\\$&')}"`, essence: type.essence}
+}

@@ -14,8 +14,8 @@ export class CorsOptionError extends Error {}
  * Cross-origin access to bus URLs (`serve --cors`). `*` lets any page
  * subscribe and publish without credentials; named origins are echoed back
  * and may send credentials (Basic auth, the shared secret). A page from any
- * other origin gets no CORS headers, and its publishes are refused: a
- * cross-site form could otherwise post into the bus.
+ * other origin gets no CORS headers (and publish-origin.ts refuses its
+ * publishes).
  */
 export class CorsPolicy {
   private readonly any: boolean
@@ -31,6 +31,12 @@ export class CorsPolicy {
     return this.any || this.origins.has(origin)
   }
 
+  /** How far a page of `origin` is let in: by name (credentials too), as one of any (`*`), or not at all. */
+  admits(origin: string): 'named' | 'any' | 'none' {
+    if (this.origins.has(origin)) return 'named'
+    return this.any ? 'any' : 'none'
+  }
+
   /** The headers every response to a cross-origin request on a bus URL carries. */
   responseHeaders(req: IncomingMessage): Record<string, string> {
     const origin = req.headers.origin
@@ -42,14 +48,6 @@ export class CorsPolicy {
       'Access-Control-Expose-Headers': EXPOSED_HEADERS,
       Vary: 'Origin',
     }
-  }
-
-  /** True for a request from a page of an origin that is neither allowed nor the server's own. */
-  refuses(req: IncomingMessage): boolean {
-    const origin = req.headers.origin
-    if (origin === undefined || this.allows(origin)) return false
-    const scheme = (req.socket as {encrypted?: boolean}).encrypted ? 'https' : 'http'
-    return origin !== `${scheme}://${req.headers.host}`
   }
 
   /** Answers a preflight (OPTIONS with Origin and Access-Control-Request-Method). */

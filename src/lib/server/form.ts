@@ -1,6 +1,6 @@
 import type {IncomingMessage} from 'node:http'
 import busboy from 'busboy'
-import {mediaTypeOrReason, type MediaType} from '../protocol/media-type.js'
+import {mediaTypeOrReason, withFileName, type MediaType} from '../protocol/media-type.js'
 import {tooLarge} from './body.js'
 import {CHUNK_COST, type BodyBudget} from './body-budget.js'
 import {HttpError} from './http-error.js'
@@ -119,7 +119,8 @@ export function readForm(req: IncomingMessage, limits: FormLimits, budget: BodyB
       const chunks: Buffer[] = []
       let type: MediaType
       guard(() => {
-        type = partType(info.mimeType, false)
+        // An uploaded file keeps its name: a viewer or chat can offer it for download as that.
+        type = withFileName(partType(info.mimeType, false), info.filename ?? '')
       })
       const index = parts.length
       parts.push(undefined as unknown as FormPart)

@@ -6,6 +6,7 @@ import {HttpError, sendError} from './http-error.js'
 import {LogLevel} from './logger.js'
 import {clientOf} from './login-guard.js'
 import {publish} from './publish.js'
+import {foreignPublisher} from './publish-origin.js'
 import {framingError} from './request-checks.js'
 import {subscribe} from './subscribe.js'
 
@@ -39,6 +40,12 @@ function checkSecret(ctx: ServerContext, secret: string, credentials: Credential
 
 async function route(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): Promise<void> {
   const {path, query} = splitTarget(req.url ?? '/')
+  // Before any password is checked: a forged publish costs no hashing and no login failure.
+  if (req.method === 'POST' && path.startsWith(BUS_PREFIX)) {
+    const refusal = foreignPublisher(req, ctx.cors)
+    if (refusal !== undefined) throw new HttpError(403, refusal)
+  }
+
   const credentials = parseBasicAuth(req.headers.authorization)
   if (ctx.options.secret !== undefined && !isPreflight(req)) checkSecret(ctx, ctx.options.secret, credentials, req)
   // --acl: 401 unless the credentials check out (or are absent and the ACL admits anonymous requests).
@@ -67,7 +74,6 @@ async function route(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
       case 'HEAD':
         return subscribe(ctx, req, res, channel, query, cors, ctx.access?.subscriptionFilter(principal, channel))
       case 'POST':
-        if (ctx.cors?.refuses(req)) throw new HttpError(403, `origin ${req.headers.origin} may not publish (see serve --cors)`)
         ctx.access?.checkPublish(principal, channel)
         return publish(ctx, req, res, channel, credentials?.user || undefined, expectsContinue)
       case 'OPTIONS':

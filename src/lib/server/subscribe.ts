@@ -29,7 +29,10 @@ function streamHeaders(ctx: ServerContext, cors: Record<string, string>, encoder
     // Proxies (nginx's X-Accel-Buffering) must pass each message on as it comes, not batch or cache the stream.
     'Cache-Control': 'no-cache',
     'X-Accel-Buffering': 'no',
+    // What a message carries never runs as this origin, even where a browser renders the stream itself.
     'X-Content-Type-Options': 'nosniff',
+    'Content-Security-Policy': "sandbox; frame-ancestors 'none'",
+    'X-Frame-Options': 'DENY',
     ...cors,
     Vary: negotiatedVary(cors),
     ...(chunked ? {'Transfer-Encoding': 'chunked'} : {Connection: 'close'}),

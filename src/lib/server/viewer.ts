@@ -18,6 +18,8 @@ const CONTENT_SECURITY_POLICY = [
   "connect-src 'self'",
   "base-uri 'none'",
   "form-action 'none'",
+  // Same-origin pages may embed it; a foreign page may not frame it to trick clicks.
+  "frame-ancestors 'self'",
 ].join('; ')
 
 /** The live page a browser gets when it navigates to a bus URL: it subscribes with EventSource and shows messages by type. */
@@ -42,6 +44,7 @@ export class Viewer {
       'Content-Length': String(this.page.length),
       'Content-Security-Policy': CONTENT_SECURITY_POLICY,
       'X-Content-Type-Options': 'nosniff',
+      'X-Frame-Options': 'SAMEORIGIN',
       'Referrer-Policy': 'no-referrer',
     })
     res.end(req.method === 'HEAD' ? undefined : this.page)
