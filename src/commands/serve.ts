@@ -118,7 +118,7 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
       helpValue: '<seconds>',
     }),
     cors: Flags.string({
-      summary: 'Let pages from this origin (or * for any) subscribe and publish. Repeatable, or comma-separated.',
+      summary: 'Let pages from this origin subscribe and publish, credentials and all (* for any origin: without credentials). Repeatable, or comma-separated.',
       multiple: true,
       helpValue: '<origin>',
     }),
