@@ -802,7 +802,8 @@ describe('properties', function () {
         let count = 0
         await fc.assert(
           fc.asyncProperty(
-            nameArb.filter((name) => name !== ''),
+            // Not dot segments (`.`, `a/..`): URL parsers resolve them, `%2E` included (WHATWG), so no URL reaches such a channel.
+            nameArb.filter((name) => name !== '' && !name.split('/').some((segment) => segment === '.' || segment === '..')),
             async (name) => {
               const path = channelPath(name)
               const reply = await publish(server, path.slice(BUS_PREFIX.length), `message ${count}`)

@@ -111,7 +111,8 @@ describe('msgbus send', function () {
       const parts = await subscriber.waitParts(5)
       assert.deepEqual(
         parts.map((part) => part.headers['content-type']),
-        ['text/html', 'image/png', 'application/json', 'application/vnd.example+json', 'text/csv'],
+        // A file's name goes with it, as its type's name parameter.
+        ['text/html; name="page.html"', 'image/png; name="pixel.png"', 'application/json; name="data.json"', 'application/vnd.example+json; name="data.json"', 'text/csv'],
       )
       assert.deepEqual(parts.slice(0, 3).map((part) => part.body), Object.values(files))
       assert.equal(parts[4].body.toString(), 'a,b\n')
@@ -129,7 +130,7 @@ describe('msgbus send', function () {
       assert.equal(result.stderr, '')
       const parts = await first.waitParts(3)
       assert.deepEqual(first.bodies(), ['body 1', 'body 2', 'body 3'])
-      assert.deepEqual(parts.map((part) => part.headers['content-type']), ['text/plain', 'text/html', 'application/json'])
+      assert.deepEqual(parts.map((part) => part.headers['content-type']), ['text/plain; name="one.txt"', 'text/html; name="two.html"', 'application/json; name="three.json"'])
       await second.waitParts(3)
       assert.deepEqual(second.bodies(), ['body 1', 'body 2', 'body 3'])
       const lines = result.stdout.split('\n')
@@ -335,8 +336,8 @@ describe('msgbus send', function () {
         const viaStdin = await msgbus(['send', 'bin', '-t', 'application/octet-stream', '--url', server.url()], {input: bytes})
         assert.equal(viaStdin.code, 0, viaStdin.stderr)
         const parts = await subscriber.waitParts(2, 10000)
+        assert.deepEqual(parts.map((part) => part.headers['content-type']), ['application/octet-stream; name="blob.bin"', 'application/octet-stream'])
         for (const part of parts) {
-          assert.equal(part.headers['content-type'], 'application/octet-stream')
           assert.equal(part.body.length, bytes.length)
           assert.ok(part.body.equals(bytes), 'the same bytes')
         }

@@ -43,6 +43,7 @@ async function readFiles(files: string[], type: string | undefined) {
  */
 export async function send(options: SendOptions): Promise<number> {
   const {publish, publishAll, PipelinedPublisher} = await import('../client/publish.js')
+  const {withFileName} = await import('../protocol/media-type.js')
   const report = options.onPublished ?? (() => {})
   if (options.lines) {
     const publisher = new PipelinedPublisher(options.target, {...options, onPublished: report})
@@ -66,7 +67,8 @@ export async function send(options: SendOptions): Promise<number> {
 
   const parts = await readFiles(files, options.type)
   if (parts.length === 1) {
-    report(await publish(options.target, parts[0].body, {...options, type: parts[0].type}))
+    // Named as a form's file parts are named by the server, so one file and several arrive alike.
+    report(await publish(options.target, parts[0].body, {...options, type: withFileName(parts[0].type, parts[0].name ?? '')}))
     return 1
   }
 

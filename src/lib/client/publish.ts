@@ -22,7 +22,7 @@ export interface Published {
 export interface FilePart {
   body: Buffer
   type: string
-  /** The file name sent in the form (informational). */
+  /** The file's name: the server adds it to the message's type as its `name` parameter. */
   name?: string
 }
 
@@ -66,7 +66,7 @@ export async function publish(target: string, body: Buffer | string | Readable, 
 export async function publishAll(target: string, parts: FilePart[], options: PublishOptions = {}): Promise<Published[]> {
   const resolved = resolveTarget(target, options)
   const form = new FormData()
-  parts.forEach((part, i) => form.append(`m${i}`, new Blob([part.body], {type: part.type}), part.name ?? `message-${i}`))
+  parts.forEach((part, i) => form.append(`m${i}`, new Blob([part.body], {type: part.type}), part.name ?? ''))
   const results = await post(resolved, {}, form, options)
   if (results.length !== parts.length) throw new ClientError(`${resolved.display}: ${parts.length} messages sent, ${results.length} acknowledged`)
   return results

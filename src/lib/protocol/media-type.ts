@@ -46,14 +46,21 @@ export function parseMediaType(value: string | undefined): MediaType | undefined
  * A file's name carried in its message's media type, as the `name`
  * parameter (RFC 2045's convention, which mail and browsers' downloads
  * read): `text/plain; name="notes.txt"`. Added only when the type names no
- * file yet; control characters are dropped, `"` and `\` escaped (RFC 9110
- * quoted-string), so the result parses as the type it was.
+ * file yet (and not to what is not a media type); control characters are
+ * dropped, `"` and `\` escaped (RFC 9110 quoted-string), so the result
+ * parses as the type it was.
  */
-export function withFileName(type: MediaType, fileName: string): MediaType {
+export function withFileName(type: string, fileName: string): string {
   // eslint-disable-next-line no-control-regex
   const name = fileName.replace(/[\u0000-\u001f\u007f]/g, '')
   if (name === '') return type
-  const parameters = contentType.parse(type.full).parameters
+  let parameters: Record<string, string>
+  try {
+    parameters = contentType.parse(type).parameters
+  } catch {
+    return type
+  }
+
   if (parameters.name !== undefined || parameters.filename !== undefined) return type
-  return {full: `${type.full}; name="${name.replace(/["\\]/g, '\\$&')}"`, essence: type.essence}
+  return `${type.trim()}; name="${name.replace(/["\\]/g, '\\$&')}"`
 }

@@ -120,7 +120,8 @@ export function readForm(req: IncomingMessage, limits: FormLimits, budget: BodyB
       let type: MediaType
       guard(() => {
         // An uploaded file keeps its name: a viewer or chat can offer it for download as that.
-        type = withFileName(partType(info.mimeType, false), info.filename ?? '')
+        const own = partType(info.mimeType, false)
+        type = {full: withFileName(own.full, info.filename ?? ''), essence: own.essence}
       })
       const index = parts.length
       parts.push(undefined as unknown as FormPart)
