@@ -1,15 +1,15 @@
-// The web side in a real browser (headless Chromium): the chat demo, the
-// viewer page a browser gets at a bus URL, and <img> on an MJPEG-style stream,
-// each against real servers over real sockets.
+// The web side in a real browser (headless Chromium, driven by puppeteer-core):
+// the chat demo, the viewer page a browser gets at a bus URL, and <img> on an
+// MJPEG-style stream, each against real servers over real sockets.
 import assert from 'node:assert/strict'
 import {once} from 'node:events'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {createServer as createHttpServer} from 'node:http'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import type {Browser, BrowserContext, Page} from 'playwright-core'
+import type {Browser, BrowserContext, ElementHandle, Page} from 'puppeteer-core'
 import type {BusServer} from '../src/lib/index.js'
-import {CHROMIUM, freePort, hasChromium, launchChromium, png, screenshot} from './support/browser.js'
+import {freePort, hasBrowser, launch, missing, png, screenshot, until} from './support/browsers.js'
 import {BIN, ROOT, ServeProcess, curl, publish, run, startBus, stopAll} from './support/harness.js'
 
 const CHATDEMO = join(ROOT, 'web', 'chatdemo')
@@ -20,15 +20,13 @@ declare const DataTransfer: new () => {items: {add(file: unknown): void}}
 declare const File: new (bits: Uint8Array[], name: string, options: {type: string}) => unknown
 declare const ClipboardEvent: new (type: string, init: {clipboardData: unknown; bubbles: boolean; cancelable: boolean}) => unknown
 declare const DragEvent: new (type: string, init: {dataTransfer: unknown; bubbles: boolean; cancelable: boolean}) => unknown
-declare const document: {querySelector(selector: string): {dispatchEvent(event: unknown): boolean}}
-
-async function until(test: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!test()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
+interface PageElement {
+  textContent: string | null
+  dataset: Record<string, string | undefined>
+  querySelector(selector: string): PageElement | null
+  dispatchEvent(event: unknown): boolean
 }
+declare const document: {querySelector(selector: string): PageElement; querySelectorAll(selector: string): Iterable<PageElement>}
 
 /** Waits until the server holds this many subscriptions, so what is published next reaches them all. */
 function subscribers(server: BusServer, count: number): Promise<void> {
@@ -39,10 +37,35 @@ function subscribers(server: BusServer, count: number): Promise<void> {
 async function widthsBecome(page: Page, selector: string, expected: number[]): Promise<void> {
   const deadline = Date.now() + 5000
   for (;;) {
-    const widths = await page.locator(selector).evaluateAll((images) => images.map((image) => image.naturalWidth as number))
+    const widths = await page.$$eval(selector, (images) => images.map((image) => (image as unknown as {naturalWidth: number}).naturalWidth))
     if (JSON.stringify(widths) === JSON.stringify(expected) || Date.now() > deadline) return assert.deepEqual(widths, expected, selector)
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
+}
+
+/** The first element matching `selector` whose text holds `text`, once there is one. */
+async function find(page: Page, selector: string, text = ''): Promise<ElementHandle> {
+  const handle = await page.waitForFunction(
+    (selector, text) => [...document.querySelectorAll(selector)].find((item) => item.textContent!.includes(text)),
+    {},
+    selector,
+    text,
+  )
+  return handle.asElement() as ElementHandle
+}
+
+function attribute(handle: ElementHandle, name: string): Promise<string | null> {
+  return handle.evaluate((item, name) => item.getAttribute(name), name)
+}
+
+function innerText(page: Page | ElementHandle, selector: string): Promise<string> {
+  return page.$eval(selector, (item) => (item as unknown as {innerText: string}).innerText)
+}
+
+/** Not shown: absent, or there but not rendered (as Playwright's isHidden). */
+async function isHidden(page: Page, selector: string): Promise<boolean> {
+  const handle = await page.$(selector)
+  return handle === null || (await handle.isHidden())
 }
 
 describe('browsers', function () {
@@ -51,18 +74,20 @@ describe('browsers', function () {
   const contexts: BrowserContext[] = []
   /** Uncaught exceptions and CSP refusals in any page: a page that works must have none. */
   const pageErrors: string[] = []
+  const files = mkdtempSync(join(tmpdir(), 'msgbus-files-'))
 
   before(async function () {
-    if (!hasChromium()) {
-      console.log(`      skipped: no browser at ${CHROMIUM} (Debian: apt-get install chromium)`)
+    if (!hasBrowser('chromium')) {
+      console.log(`      ${missing('chromium')}`)
       this.skip()
     }
 
-    browser = await launchChromium()
+    browser = await launch('chromium')
   })
 
   after(async () => {
     await browser?.close()
+    rmSync(files, {recursive: true, force: true})
   })
 
   afterEach(async () => {
@@ -73,11 +98,12 @@ describe('browsers', function () {
 
   /** A page in a browser context of its own: its own storage, as another person's browser. */
   async function open(url: string): Promise<Page> {
-    const context = await browser.newContext()
-    context.setDefaultTimeout(8000)
+    const context = await browser.createBrowserContext()
     contexts.push(context)
     const page = await context.newPage()
-    page.on('pageerror', (error) => pageErrors.push(`${url}: ${error.message}`))
+    page.setDefaultTimeout(8000)
+    page.on('pageerror', (error) => pageErrors.push(`${url}: ${(error as Error).message ?? error}`))
+    // CSP refusals come as console errors (Chromium logs them from its Log domain).
     page.on('console', (message) => {
       if (message.type() === 'error' && /Content.Security.Policy|Refused to/i.test(message.text())) pageErrors.push(`${url}: ${message.text()}`)
     })
@@ -87,25 +113,26 @@ describe('browsers', function () {
   }
 
   async function live(page: Page): Promise<void> {
-    await page.locator('#status[data-state="live"]').waitFor()
+    await page.waitForSelector('#status[data-state="live"]')
   }
 
   /** The chat page with a nickname typed in, subscribed. */
   async function openChat(base: string, nick: string): Promise<Page> {
     const page = await open(`${base}/`)
     await page.locator('#nick').fill(nick)
-    await page.locator('#nick').blur()
+    await page.$eval('#nick', (input) => (input as unknown as {blur(): void}).blur())
     await live(page)
     return page
   }
 
   async function say(page: Page, text: string): Promise<void> {
     await page.locator('#message').fill(text)
-    await page.locator('#message').press('Enter')
+    await page.focus('#message')
+    await page.keyboard.press('Enter')
   }
 
-  function message(page: Page, text: string, sender?: string) {
-    return page.locator(sender === undefined ? '#log .message:not([data-sender])' : `#log .message[data-sender="${sender}"]`, {hasText: text})
+  function message(page: Page, text: string, sender?: string, extra = ''): Promise<ElementHandle> {
+    return find(page, sender === undefined ? `#log .message${extra}:not([data-sender])` : `#log .message${extra}[data-sender="${sender}"]`, text)
   }
 
   it('chat: two pages talk to each other, to msgbus send and to msgbus dump', async () => {
@@ -116,15 +143,15 @@ describe('browsers', function () {
     await subscribers(server, 2)
 
     await say(alice, 'hello bob')
-    await message(bob, 'hello bob', 'alice').waitFor()
-    await message(alice, 'hello bob', 'alice').and(alice.locator('.own')).waitFor()
-    assert.equal(await message(bob, 'hello bob', 'alice').getAttribute('class'), 'message', 'not own on the other page')
+    await message(bob, 'hello bob', 'alice')
+    await message(alice, 'hello bob', 'alice', '.own')
+    assert.equal(await attribute(await message(bob, 'hello bob', 'alice'), 'class'), 'message', 'not own on the other page')
     await say(bob, 'hi alice')
-    await message(alice, 'hi alice', 'bøb 🐝').waitFor()
+    await message(alice, 'hi alice', 'bøb 🐝')
 
     const sent = await run(process.execPath, [BIN, 'send', 'chatdemo', '--url', server.url()], {input: 'hello from the shell'})
     assert.equal(sent.code, 0, sent.stderr)
-    await Promise.all([message(alice, 'hello from the shell').waitFor(), message(bob, 'hello from the shell').waitFor()])
+    await Promise.all([message(alice, 'hello from the shell'), message(bob, 'hello from the shell')])
 
     const dumping = run(process.execPath, [BIN, 'dump', 'chatdemo', '--url', server.url(), '--json', '--count', '1', '--timeout', '10'])
     await subscribers(server, 3)
@@ -138,13 +165,15 @@ describe('browsers', function () {
     assert.match(record.type, /^text\/plain; ?charset=utf-8$/)
 
     // The nickname is remembered across visits.
-    await alice.reload()
-    assert.equal(await alice.locator('#nick').inputValue(), 'alice')
+    await alice.reload({waitUntil: 'domcontentloaded'})
+    assert.equal(await alice.$eval('#nick', (input) => (input as unknown as {value: string}).value), 'alice')
     await live(alice)
     await say(alice, 'back again')
-    await message(bob, 'back again', 'alice').waitFor()
+    await message(bob, 'back again', 'alice')
     assert.deepEqual(
-      await bob.locator('#log .message').evaluateAll((items) => items.map((item) => [item.dataset.sender ?? null, item.querySelector('.text').textContent])),
+      await bob.$$eval('#log .message', (items) =>
+        items.map((item) => [(item as unknown as PageElement).dataset.sender ?? null, (item as unknown as PageElement).querySelector('.text')!.textContent]),
+      ),
       [
         ['alice', 'hello bob'],
         ['bøb 🐝', 'hi alice'],
@@ -176,21 +205,24 @@ describe('browsers', function () {
         },
         {kind, bytes: [...png(width, 20, [200, 40, 40])]},
       )
-      await bob.locator(`#log .message[data-sender="alice"] img`).nth(kind === 'paste' ? 0 : 1).waitFor()
+      await bob.waitForFunction((count) => [...document.querySelectorAll('#log .message[data-sender="alice"] img')].length >= count, {}, kind === 'paste' ? 1 : 2)
     }
 
-    await alice.locator('#file').setInputFiles({name: 'picked.png', mimeType: 'image/png', buffer: png(50, 20, [40, 120, 200])})
+    // Picked in the file dialog: the browser reads a file from disk and types it by its name.
+    writeFileSync(join(files, 'picked.png'), png(50, 20, [40, 120, 200]))
+    writeFileSync(join(files, 'big.bin'), Buffer.alloc(100 * 1024))
+    const picker = (await alice.$('#file')) as ElementHandle<never>
+    await picker.uploadFile(join(files, 'picked.png'))
     await widthsBecome(bob, '#log .message[data-sender="alice"] img', [30, 40, 50])
     await widthsBecome(alice, '#log .message.own img', [30, 40, 50])
 
     await curl(['-H', 'Content-Type: application/zip', '--data-binary', '@-', `${server.url()}/msgbus/chatdemo`], {input: Buffer.alloc(2048, 7)})
-    const file = bob.locator('#log .message[data-type="application/zip"] .file')
-    await file.waitFor()
-    assert.match(await file.innerText(), /^application\/zip, 2\.0 KiB download$/)
-    assert.notEqual(await file.locator('a').getAttribute('download'), null)
+    const file = await bob.waitForSelector('#log .message[data-type="application/zip"] .file')
+    assert.match(await file!.evaluate((item) => (item as unknown as {innerText: string}).innerText), /^application\/zip, 2\.0 KiB download$/)
+    assert.notEqual(await file!.$eval('a', (link) => link.getAttribute('download')), null)
 
-    await alice.locator('#file').setInputFiles({name: 'big.bin', mimeType: 'application/octet-stream', buffer: Buffer.alloc(100 * 1024)})
-    await alice.locator('#error', {hasText: 'message larger than the limit of 64 KiB'}).waitFor()
+    await picker.uploadFile(join(files, 'big.bin'))
+    await find(alice, '#error', 'message larger than the limit of 64 KiB')
     await screenshot(alice, 'chat-refused')
     await screenshot(bob, 'chat-pictures')
     assert.deepEqual(pageErrors, [])
@@ -203,11 +235,11 @@ describe('browsers', function () {
     const texts = await open(`${server.url()}/msgbus/?format=html&type=text/*`)
     await Promise.all([live(viewer), live(texts)])
     await subscribers(server, 2)
-    assert.equal(await viewer.locator('#channel').innerText(), 'foo')
-    assert.equal(await texts.locator('#channel').innerText(), 'every channel')
-    assert.equal(await texts.locator('#filters-type dd').innerText(), 'text/*')
-    assert.equal(await texts.locator('#filters-sender').isHidden(), true)
-    assert.equal(await viewer.locator('#filters-type').isHidden(), true)
+    assert.equal(await innerText(viewer, '#channel'), 'foo')
+    assert.equal(await innerText(texts, '#channel'), 'every channel')
+    assert.equal(await innerText(texts, '#filters-type dd'), 'text/*')
+    assert.equal(await isHidden(texts, '#filters-sender'), true)
+    assert.equal(await isHidden(viewer, '#filters-type'), true)
 
     const url = `${server.url()}/msgbus/foo`
     const html = '<h1>Hello from curl</h1><script>document.body.dataset.ran = "yes"</script>'
@@ -219,33 +251,35 @@ describe('browsers', function () {
       const {code, stderr} = await post()
       assert.equal(code, 0, stderr)
     }
-    await viewer.locator('#count', {hasText: '3'}).waitFor()
+    await find(viewer, '#count', '3')
 
-    const frame = viewer.locator('.message[data-type="text/html"] iframe')
-    assert.equal(await frame.getAttribute('sandbox'), '', 'sandboxed: no scripts, an origin of its own')
-    await viewer.frameLocator('.message[data-type="text/html"] iframe').locator('h1', {hasText: 'Hello from curl'}).waitFor()
-    assert.equal(await viewer.frameLocator('.message[data-type="text/html"] iframe').locator('body').getAttribute('data-ran'), null, 'its script did not run')
+    const frameElement = await viewer.waitForSelector('.message[data-type="text/html"] iframe')
+    assert.equal(await attribute(frameElement!, 'sandbox'), '', 'sandboxed: no scripts, an origin of its own')
+    const frame = (await frameElement!.contentFrame())!
+    await frame.waitForFunction(() => document.querySelector('h1')?.textContent?.includes('Hello from curl'))
+    assert.equal(await frame.$eval('body', (body) => body.getAttribute('data-ran')), null, 'its script did not run')
 
-    const text = viewer.locator('.message[data-type="text/plain"]')
-    assert.equal(await text.locator('pre').textContent(), 'plain <b>text</b>, not markup')
-    assert.equal(await text.locator('b').count(), 0)
-    assert.equal(await text.locator('.sender').innerText(), 'carol')
+    const text = (await viewer.$('.message[data-type="text/plain"]'))!
+    assert.equal(await text.$eval('pre', (pre) => pre.textContent), 'plain <b>text</b>, not markup')
+    assert.equal((await text.$$('b')).length, 0)
+    assert.equal(await innerText(text, '.sender'), 'carol')
     await widthsBecome(viewer, '.message[data-type="image/png"] img', [64])
 
     // Newest first, each with its channel, sender, time and id.
-    assert.deepEqual(await viewer.locator('.message').evaluateAll((items) => items.map((item) => item.dataset.type)), ['image/png', 'text/plain', 'text/html'])
-    for (const item of await viewer.locator('.message').all()) {
-      assert.equal(await item.locator('.channel').innerText(), 'foo')
-      assert.match(await item.locator('.sender').innerText(), /^(carol|anonymous)$/)
-      assert.match(String(await item.locator('time').getAttribute('datetime')), /^\d{4}-\d\d-\d\dT[\d:.]+Z$/)
-      assert.match(await item.locator('.id').innerText(), /^\d+-\d+$/)
+    const types = (page: Page) => page.$$eval('.message', (items) => items.map((item) => (item as unknown as PageElement).dataset.type))
+    assert.deepEqual(await types(viewer), ['image/png', 'text/plain', 'text/html'])
+    for (const item of await viewer.$$('.message')) {
+      assert.equal(await innerText(item, '.channel'), 'foo')
+      assert.match(await innerText(item, '.sender'), /^(carol|anonymous)$/)
+      assert.match(String(await item.$eval('time', (time) => time.getAttribute('datetime'))), /^\d{4}-\d\d-\d\dT[\d:.]+Z$/)
+      assert.match(await innerText(item, '.id'), /^\d+-\d+$/)
     }
 
     // The filtered page subscribed with its own query: text only, from any channel.
-    await texts.locator('#count', {hasText: '2'}).waitFor()
-    assert.deepEqual(await texts.locator('.message').evaluateAll((items) => items.map((item) => item.dataset.type)), ['text/plain', 'text/html'])
+    await find(texts, '#count', '2')
+    assert.deepEqual(await types(texts), ['text/plain', 'text/html'])
     await screenshot(viewer, 'viewer')
-    await viewer.emulateMedia({colorScheme: 'dark'})
+    await viewer.emulateMediaFeatures([{name: 'prefers-color-scheme', value: 'dark'}])
     await screenshot(viewer, 'viewer-dark')
     await screenshot(texts, 'viewer-text-only')
     assert.deepEqual(pageErrors, [])
@@ -270,10 +304,10 @@ describe('browsers', function () {
       // Chromium completes a part only once the next part's headers arrive; the
       // server frames streams for <img> so that each picture shows on arrival.
       const widths = [40, 80, 24, 60]
-      const seen = (): Promise<number[]> => page.evaluate('seen')
+      const seen = (): Promise<number[]> => page.evaluate('seen') as Promise<number[]>
       for (const [k, width] of widths.entries()) {
         assert.equal((await publish(server, 'cam', png(width, width, [width * 3, 90, 200]), 'image/png')).status, 204)
-        await page.waitForFunction(`seen.at(-1) === ${width}`, undefined, {timeout: 3000})
+        await page.waitForFunction(`seen.at(-1) === ${width}`, {timeout: 3000})
         if (k === 2) await screenshot(page, 'cam')
       }
 
@@ -291,7 +325,7 @@ describe('browsers', function () {
     /** Stops the running server, waits for the page to notice, and runs what stands in for it meanwhile. */
     async function restart(page: Page, meanwhile: () => Promise<void> = async () => {}): Promise<void> {
       assert.equal((await servers.at(-1)!.stop()).code, 0)
-      await page.locator('#status[data-state="reconnecting"]').waitFor()
+      await page.waitForSelector('#status[data-state="reconnecting"]')
       await meanwhile()
       servers.push(await ServeProcess.start(args))
       await live(page)
@@ -304,12 +338,12 @@ describe('browsers', function () {
         if (request.url().includes('format=sse')) streams.push(request.url())
       })
       await say(page, 'before the restart')
-      await message(page, 'before the restart', 'dana').waitFor()
+      await message(page, 'before the restart', 'dana')
 
       // EventSource itself reconnects when the stream ends.
       await restart(page, () => screenshot(page, 'chat-restart-down'))
       await say(page, 'after the restart')
-      await message(page, 'after the restart', 'dana').waitFor()
+      await message(page, 'after the restart', 'dana')
 
       // An error answer (a proxy's 503 while the server is down) makes
       // EventSource give up for good; the page starts over by itself.
@@ -324,11 +358,11 @@ describe('browsers', function () {
         await new Promise((resolve) => proxy.close(resolve))
       })
       // The new stream resumes after the last message the page showed.
-      const lastShown = await message(page, 'after the restart', 'dana').getAttribute('data-id')
+      const lastShown = await attribute(await message(page, 'after the restart', 'dana'), 'data-id')
       assert.match(streams.at(-1)!, new RegExp(`[?&]last_event_id=${lastShown}$`))
       await say(page, 'after the proxy error')
-      await message(page, 'after the proxy error', 'dana').waitFor()
-      assert.equal(await page.locator('#error').isHidden(), true)
+      await message(page, 'after the proxy error', 'dana')
+      assert.equal(await isHidden(page, '#error'), true)
       await screenshot(page, 'chat-restart')
       assert.deepEqual(pageErrors, [])
     } finally {
