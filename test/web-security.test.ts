@@ -328,8 +328,8 @@ for (const name of ['chromium', 'firefox'] as BrowserName[]) {
         const {page: chat} = await newPage(await profile())
         go(chat, `${server.url()}/`)
         await chat.waitForSelector('#status[data-state="live"]')
-        await chat.locator('#message').fill('same origin')
-        await chat.focus('#message')
+        // Typed, not filled: puppeteer's fill runs code the chat's CSP refuses in Firefox.
+        await chat.type('#message', 'same origin')
         await chat.keyboard.press('Enter')
         await chat.waitForSelector('#log .message[data-type="text/plain"] .text')
         assert.equal(await chat.$eval('#log .message .text', (text) => text.textContent), 'same origin')
