@@ -2,7 +2,6 @@
 // real server: what a person watching a channel relies on. Screenshots go to
 // test-output/browser/viewer-*.png.
 import assert from 'node:assert/strict'
-import {once} from 'node:events'
 import {mkdirSync, writeFileSync} from 'node:fs'
 import {createServer as createHttpServer} from 'node:http'
 import {join} from 'node:path'
@@ -117,8 +116,9 @@ for (const name of ['chromium', 'firefox'] as BrowserName[]) {
 
     /** Light, then dark: the page and what messages show must read well in both. */
     async function bothSchemes(page: Page, shot: string): Promise<void> {
-      // A page behind another tab (one a link opened) draws nothing to take.
+      // A page behind another tab (one a link opened) draws nothing to take; scrolled down, the sticky header would show mid-page.
       await page.bringToFront()
+      await js(page, 'window.scrollTo(0, 0)')
       // Firefox's BiDi cannot emulate a colour scheme: its pages are seen in light only.
       if (name === 'firefox') return screenshot(page, shot)
       await page.emulateMediaFeatures([{name: 'prefers-color-scheme', value: 'light'}])
@@ -591,5 +591,3 @@ for (const name of ['chromium', 'firefox'] as BrowserName[]) {
     })
   })
 }
-
-void once
