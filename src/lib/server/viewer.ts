@@ -6,7 +6,9 @@ import {WEB_ROOT} from '../assets.js'
 /**
  * The page is served at the bus URL itself, so it is one self-contained
  * file; it reaches nothing but its own origin, and what messages carry can
- * show only as data: or blob: URLs and inside sandboxed frames.
+ * show only as data: or blob: images and media, and as HTML in sandboxed
+ * srcdoc frames (which frame-src does not govern). No frame may load a
+ * blob: or data: URL: a blob: document has the bus's origin.
  */
 const CONTENT_SECURITY_POLICY = [
   "default-src 'none'",
@@ -14,7 +16,6 @@ const CONTENT_SECURITY_POLICY = [
   "style-src 'unsafe-inline'",
   'img-src data: blob:',
   'media-src data: blob:',
-  'frame-src blob: data:',
   "connect-src 'self'",
   "base-uri 'none'",
   "form-action 'none'",
