@@ -8,7 +8,7 @@ import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import type {Browser, BrowserContext, Page} from 'puppeteer-core'
 import type {BusServer} from '../src/lib/index.js'
-import {hasBrowser, launch, missing, png, screenshot, until, type BrowserName} from './support/browsers.js'
+import {hasBrowser, launch, missing, newProfile, png, screenshot, type BrowserName, until} from './support/browsers.js'
 import {ROOT, Subscription, curl, publish, startBus, stopAll, tempFolder} from './support/harness.js'
 
 const CHATDEMO = join(ROOT, 'web', 'chatdemo')
@@ -157,7 +157,7 @@ for (const name of ['chromium', 'firefox'] as BrowserName[]) {
 
     /** A page in a browser context of its own: its own storage, as another person's browser. */
     async function open(url: string): Promise<Page> {
-      const context = await browser.createBrowserContext()
+      const context = await newProfile(browser)
       contexts.push(context)
       const page = await context.newPage()
       page.setDefaultTimeout(8000)

@@ -7,7 +7,7 @@ import {createServer as createHttpServer} from 'node:http'
 import {join} from 'node:path'
 import type {Browser, BrowserContext, Page} from 'puppeteer-core'
 import type {BusServer} from '../src/lib/index.js'
-import {SCREENSHOTS, freePort, hasBrowser, launch, missing, png, screenshot, until, type BrowserName} from './support/browsers.js'
+import {freePort, hasBrowser, launch, missing, newProfile, png, screenshot, SCREENSHOTS, type BrowserName, until} from './support/browsers.js'
 import {Subscription, curl, publish, run, startBus, stopAll, tempFolder} from './support/harness.js'
 
 const RASTER = ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif', 'image/bmp', 'image/x-icon', 'image/vnd.microsoft.icon']
@@ -94,8 +94,7 @@ for (const name of ['chromium', 'firefox'] as BrowserName[]) {
     })
 
     async function newPage(): Promise<Page> {
-      // A download link opened by a test must not leave files in the home folder (Firefox's BiDi cannot say so: it opens none).
-      const context = await browser.createBrowserContext(name === 'chromium' ? {downloadBehavior: {policy: 'deny'}} : {})
+      const context = await newProfile(browser)
       contexts.push(context)
       const page = await context.newPage()
       page.setDefaultTimeout(8000)

@@ -11,7 +11,7 @@ import type {AddressInfo} from 'node:net'
 import {join} from 'node:path'
 import type {Browser, BrowserContext, Page} from 'puppeteer-core'
 import type {BusServer} from '../src/lib/index.js'
-import {hasBrowser, launch, missing, png, screenshot, until, type BrowserName} from './support/browsers.js'
+import {hasBrowser, launch, missing, newProfile, png, screenshot, type BrowserName, until} from './support/browsers.js'
 import {ROOT, Subscription, publish, startBus, stopAll, tempFolder, type Part} from './support/harness.js'
 
 const CHATDEMO = join(ROOT, 'web', 'chatdemo')
@@ -107,7 +107,7 @@ for (const name of ['chromium', 'firefox'] as BrowserName[]) {
 
     /** A browser profile of its own (cookies, cached passwords, blob URLs). */
     async function profile(): Promise<BrowserContext> {
-      const context = await browser.createBrowserContext()
+      const context = await newProfile(browser)
       contexts.push(context)
       return context
     }
@@ -247,6 +247,8 @@ for (const name of ['chromium', 'firefox'] as BrowserName[]) {
       ]
       for (const [type, body] of cases) assert.equal((await publish(server, 'chatdemo', body, type)).status, 204)
       for (const page of [viewer, chat]) {
+        // In front: the viewer draws what came once a frame, and a background tab gets no frames.
+        await page.bringToFront()
         await until(async () => (await count(page, '.message[data-type]')) === cases.length, `${cases.length} messages shown`)
       }
 
@@ -286,7 +288,7 @@ for (const name of ['chromium', 'firefox'] as BrowserName[]) {
     describe('S3: a page of another site cannot publish', () => {
       /**
        * Another site's page that posts into the bus twice: a no-cors fetch
-       * and, a moment later, a form that takes the whole tab along (a
+       * and, once that is answered, a form that takes the whole tab along (a
        * top-level navigation carries the password a user entered for the bus;
        * neither browser sends it with another site's fetch, even with
        * credentials: 'include', and Firefox then stalls the page on a 401).
@@ -295,8 +297,9 @@ for (const name of ['chromium', 'firefox'] as BrowserName[]) {
         return `<!doctype html><title>another site</title><h1>another site</h1>
 <form method="post" enctype="text/plain" action="${busUrl}"><input name="form" value="posted"></form>
 <script>
-  ${fetch ? `fetch(${JSON.stringify(busUrl)}, {method: 'POST', mode: 'no-cors', body: 'fetched'})` : ''}
-  setTimeout(() => document.forms[0].submit(), 300)
+  // The form goes once the fetch is answered: leaving the page earlier would cancel the fetch (on a loaded machine).
+  const submit = () => setTimeout(() => document.forms[0].submit(), 100)
+  ${fetch ? `fetch(${JSON.stringify(busUrl)}, {method: 'POST', mode: 'no-cors', body: 'fetched'}).then(submit, submit)` : 'submit()'}
 </script>`
       }
 

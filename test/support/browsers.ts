@@ -1,11 +1,12 @@
 // Helpers for the browser tests: Debian's Chromium and Firefox ESR, both
 // driven by puppeteer-core (Chromium over CDP, Firefox over WebDriver BiDi;
 // no browser download), pictures made on the spot, screenshots kept.
-import {existsSync, mkdirSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, rmSync} from 'node:fs'
 import {createServer, type AddressInfo} from 'node:net'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {crc32, deflateSync} from 'node:zlib'
-import puppeteer, {type Browser, type Page} from 'puppeteer-core'
+import puppeteer, {type Browser, type BrowserContext, type Page} from 'puppeteer-core'
 import {ROOT} from './harness.js'
 
 export type BrowserName = 'chromium' | 'firefox'
@@ -27,22 +28,30 @@ export function missing(name: BrowserName): string {
   return `skipped: no browser at ${BROWSERS[name].path} (Debian: apt-get install ${BROWSERS[name].package})`
 }
 
+/** Which browser each launched one is, for what only one of them needs. */
+const launched = new WeakMap<Browser, BrowserName>()
+
 /**
  * Starts a headless browser with a fresh profile. Chromium's background
  * networking is off: this machine's closed network refuses it, many
- * connections at a time. Firefox gets the same quiet through preferences.
+ * connections at a time. Firefox gets the same quiet through preferences,
+ * and saves downloads in a folder of its own, removed when it closes (its
+ * WebDriver BiDi cannot refuse them, as Chromium's profiles do).
  */
-export function launch(name: BrowserName): Promise<Browser> {
+export async function launch(name: BrowserName): Promise<Browser> {
   if (name === 'chromium') {
-    return puppeteer.launch({
+    const browser = await puppeteer.launch({
       browser: 'chrome',
       executablePath: BROWSERS.chromium.path,
       headless: true,
       args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
     })
+    launched.set(browser, name)
+    return browser
   }
 
-  return puppeteer.launch({
+  const downloads = mkdtempSync(join(tmpdir(), 'msgbus-firefox-downloads-'))
+  const browser = await puppeteer.launch({
     browser: 'firefox',
     executablePath: BROWSERS.firefox.path,
     headless: true,
@@ -54,8 +63,23 @@ export function launch(name: BrowserName): Promise<Browser> {
       'network.connectivity-service.enabled': false,
       // A URL with user:password@ would otherwise ask "log in to this site?" first.
       'network.http.phishy-userpass-length': 255,
+      'browser.download.folderList': 2,
+      'browser.download.dir': downloads,
+      'browser.download.useDownloadDir': true,
     },
   })
+  browser.once('disconnected', () => rmSync(downloads, {recursive: true, force: true}))
+  launched.set(browser, name)
+  return browser
+}
+
+/**
+ * A browser profile of its own (storage, cached passwords, blob URLs), as
+ * another person's browser. A download a test opens never reaches the home
+ * folder: Chromium's are refused, Firefox's land in its own folder.
+ */
+export function newProfile(browser: Browser): Promise<BrowserContext> {
+  return browser.createBrowserContext(launched.get(browser) === 'chromium' ? {downloadBehavior: {policy: 'deny'}} : {})
 }
 
 /** Keeps what the page looks like now, to see what a failing (or passing) test saw. */
