@@ -335,12 +335,12 @@ for (const name of ['chromium', 'firefox'] as BrowserName[]) {
       }
 
       const [notes, data, unicode, picture] = await shown(bob, 4)
-      // On the wire: the name is the media type's name parameter, quoted per RFC 9110, UTF-8 bytes.
+      // On the wire: the name is the media type's name parameter, quoted per RFC 9110, or RFC 2231's UTF-8 form beyond ASCII.
       const types = (await wire.waitParts(4)).map((part) => part.headers['content-type'])
       assert.deepEqual(types, [
         'text/plain; name="notes.txt"',
         'application/octet-stream; name="data.bin"',
-        'text/plain; name="Grüße \\"2025\\" \\\\ ok.txt"',
+        "text/plain; name*=UTF-8''Gr%C3%BC%C3%9Fe%20%222025%22%20%5C%20ok.txt",
         'image/png; name="image.png"',
       ])
       wire.close()

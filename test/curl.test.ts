@@ -422,13 +422,15 @@ describe('curl', function () {
         // busboy hands a part's type over without its parameters: the part's file name is the one.
         part('name="b"; filename="new.png"', 'image/png; name="old.png"'),
         part('name="c"; filename=""', 'application/octet-stream'),
+        // Beyond ASCII (as curl and browsers send it, UTF-8): RFC 2231's form, so the type stays ASCII.
+        part('name="d"; filename="café (1).txt"', 'text/plain'),
       ].join('') + '--F--\r\n'
-      const reply = await request(url, {method: 'POST', headers: {'Content-Type': 'multipart/form-data; boundary=F'}, body: form})
+      const reply = await request(url, {method: 'POST', headers: {'Content-Type': 'multipart/form-data; boundary=F'}, body: Buffer.from(form)})
       assert.equal(reply.status, 204, reply.body.toString())
-      const parts = await subscriber.waitParts(3)
+      const parts = await subscriber.waitParts(4)
       assert.deepEqual(
         parts.map((p) => p.headers['content-type']),
-        ['text/plain; name="say \\"hi\\".txt"', 'image/png; name="new.png"', 'application/octet-stream'],
+        ['text/plain; name="say \\"hi\\".txt"', 'image/png; name="new.png"', 'application/octet-stream', "text/plain; name*=UTF-8''caf%C3%A9%20%281%29.txt"],
       )
     })
 

@@ -84,15 +84,15 @@ async function sendText() {
 }
 
 /**
- * A file travels with its name as the `name` parameter of its media type,
- * quoted per RFC 9110. Header values are bytes, so the name goes as its
- * UTF-8 bytes (what curl sends from a UTF-8 terminal); control characters
- * are dropped, as a header cannot carry them.
+ * The file's name as its type's `name` parameter: quoted (RFC 9110) when it
+ * is printable ASCII, else RFC 2231's `name*=UTF-8''...`, so the type stays
+ * ASCII in every header and JSON it passes through. The viewer does the same.
  */
 function typeWithName(type, name) {
-  const bytes = new TextEncoder().encode(name.replace(/\p{Cc}/gu, ''))
-  const quoted = String.fromCharCode(...bytes).replace(/["\\]/g, '\\$&')
-  return `${type}; name="${quoted}"`
+  const clean = name.replace(/\p{Cc}/gu, '')
+  if (/^[\x20-\x7e]*$/.test(clean)) return `${type}; name="${clean.replace(/["\\]/g, '\\$&')}"`
+  const encoded = encodeURIComponent(clean).replace(/['()*!]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+  return `${type}; name*=UTF-8''${encoded}`
 }
 
 async function sendFiles(files) {

@@ -42,17 +42,24 @@ export function parseMediaType(value: string | undefined): MediaType | undefined
   return typeof result === 'string' ? undefined : result
 }
 
+/** RFC 8187 attr-chars that encodeURIComponent leaves alone but a parameter value may not hold bare. */
+const NOT_ATTR_CHARS = /['()*]/g
+
 /**
  * A file's name carried in its message's media type, as the `name`
  * parameter (RFC 2045's convention, which mail and browsers' downloads
- * read): `text/plain; name="notes.txt"`. Added only when the type names no
- * file yet (and not to what is not a media type); control characters are
- * dropped, `"` and `\` escaped (RFC 9110 quoted-string), so the result
- * parses as the type it was.
+ * read): `text/plain; name="notes.txt"`, quoted as RFC 9110 says when the
+ * name is printable ASCII, else RFC 2231's `name*=UTF-8''caf%C3%A9.txt`, so
+ * the type stays ASCII in every header and JSON it passes through. Added
+ * only when the type names no file yet (and not to what is not a media
+ * type); control characters are dropped.
  */
 export function withFileName(type: string, fileName: string): string {
-  // eslint-disable-next-line no-control-regex
-  const name = fileName.replace(/[\u0000-\u001f\u007f]/g, '')
+  // Control characters dropped; a lone surrogate (which encodeURIComponent refuses) becomes U+FFFD.
+  const name = fileName
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\u0000-\u001f\u007f\u0080-\u009f]/g, '')
+    .replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd')
   if (name === '') return type
   let parameters: Record<string, string>
   try {
@@ -61,6 +68,8 @@ export function withFileName(type: string, fileName: string): string {
     return type
   }
 
-  if (parameters.name !== undefined || parameters.filename !== undefined) return type
-  return `${type.trim()}; name="${name.replace(/["\\]/g, '\\$&')}"`
+  if (['name', 'filename', 'name*', 'filename*'].some((key) => parameters[key] !== undefined)) return type
+  if (/^[\x20-\x7e]*$/.test(name)) return `${type.trim()}; name="${name.replace(/["\\]/g, '\\$&')}"`
+  const encoded = encodeURIComponent(name).replace(NOT_ATTR_CHARS, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`)
+  return `${type.trim()}; name*=UTF-8''${encoded}`
 }

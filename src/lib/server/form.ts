@@ -62,6 +62,8 @@ export function readForm(req: IncomingMessage, limits: FormLimits, budget: BodyB
         // recovered exactly, whatever the field holds (UTF-8 text, or a PNG
         // sent as `-F 'img=<f.png;type=image/png'`).
         defCharset: 'latin1',
+        // A file name as curl and browsers send it: UTF-8 (withFileName keeps it as RFC 2231 asks).
+        defParamCharset: 'utf8',
         limits: {fileSize: partLimit, fieldSize: partLimit, parts: MAX_FORM_PARTS + 1},
       })
     } catch (error) {
