@@ -423,6 +423,20 @@ for (const name of ['chromium', 'firefox'] as BrowserName[]) {
       assert.deepEqual(pageErrors.filter((error) => !/can.t establish a connection to the server/.test(error)), [])
     })
 
+    both('4: a filter the server refuses: the page shows the server\'s reason, and waits', async () => {
+      const server = await startBus()
+      const patterns = Array.from({length: 40}, (_, i) => `t${i}/*`).join(',')
+      const page = await open(`${server.url()}/msgbus/cams?type=${patterns}`)
+      await waitFor(page, `document.getElementById('status').dataset.state === 'failed'`, 10000)
+      assert.equal(
+        await js(page, `document.querySelector('#problem span').textContent`),
+        'The server refused the stream: 400 the type= filter: a list has at most 32 patterns, not 40',
+      )
+      assert.equal(server.counters().subscribers, 0)
+      assert.equal(await js(page, `document.getElementById('retry').hidden`), false, 'a Retry button, for after the URL is fixed')
+      await screenshot(page, `viewer-bad-filter-${name}`)
+    })
+
     both('4: a filter of only negated patterns is said to match nothing', async () => {
       const server = await startBus()
       const page = await viewer(server, 'cams?type=!image/*&sender=!bob,!eve')

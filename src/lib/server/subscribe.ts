@@ -87,13 +87,15 @@ export function subscribe(
 ): void {
   const params = new URLSearchParams(query)
   const representation = chooseRepresentation(req.headers, params.get('format'))
-  const filterText = {type: params.getAll('type').join(','), sender: params.getAll('sender').join(',')}
-  const accepts = bothFilters(permitted, filterOf(filterText))
+  // The page, whatever its filters: it subscribes itself, and shows why the server refuses what it asks for.
   if (representation === 'html') {
     if (ctx.viewer instanceof Error) throw new HttpError(404, 'the viewer page is not installed; ask for a stream with ?format=')
     ctx.viewer.serve(req, res, {Vary: negotiatedVary(cors)})
     return
   }
+
+  const filterText = {type: params.getAll('type').join(','), sender: params.getAll('sender').join(',')}
+  const accepts = bothFilters(permitted, filterOf(filterText))
 
   lastEventId(req, params)
   const {maxSubscribers} = ctx.options
