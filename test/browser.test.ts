@@ -7,9 +7,9 @@ import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {createServer as createHttpServer} from 'node:http'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import type {Browser, BrowserContext, ElementHandle, Page} from 'puppeteer-core'
+import type {ElementHandle, Page} from 'puppeteer-core'
 import type {BusServer} from '../src/lib/index.js'
-import {freePort, hasBrowser, launch, missing, newProfile, png, screenshot, until} from './support/browsers.js'
+import {browserSuite, freePort, png, screenshot, until} from './support/browsers.js'
 import {BIN, ROOT, ServeProcess, curl, publish, run, startBus, stopAll} from './support/harness.js'
 
 const CHATDEMO = join(ROOT, 'web', 'chatdemo')
@@ -70,43 +70,17 @@ async function isHidden(page: Page, selector: string): Promise<boolean> {
 
 describe('browsers', function () {
   this.timeout(30000)
-  let browser: Browser
-  const contexts: BrowserContext[] = []
+  const suite = browserSuite('chromium')
   /** Uncaught exceptions and CSP refusals in any page: a page that works must have none. */
-  const pageErrors: string[] = []
+  const pageErrors = suite.problems
   const files = mkdtempSync(join(tmpdir(), 'msgbus-files-'))
 
-  before(async function () {
-    if (!hasBrowser('chromium')) {
-      console.log(`      ${missing('chromium')}`)
-      this.skip()
-    }
-
-    browser = await launch('chromium')
-  })
-
-  after(async () => {
-    await browser?.close()
-    rmSync(files, {recursive: true, force: true})
-  })
-
-  afterEach(async () => {
-    await Promise.all(contexts.splice(0).map((context) => context.close()))
-    await stopAll()
-    pageErrors.length = 0
-  })
+  after(() => rmSync(files, {recursive: true, force: true}))
+  afterEach(stopAll)
 
   /** A page in a browser context of its own: its own storage, as another person's browser. */
   async function open(url: string): Promise<Page> {
-    const context = await newProfile(browser)
-    contexts.push(context)
-    const page = await context.newPage()
-    page.setDefaultTimeout(8000)
-    page.on('pageerror', (error) => pageErrors.push(`${url}: ${(error as Error).message ?? error}`))
-    // CSP refusals come as console errors (Chromium logs them from its Log domain).
-    page.on('console', (message) => {
-      if (message.type() === 'error' && /Content.Security.Policy|Refused to/i.test(message.text())) pageErrors.push(`${url}: ${message.text()}`)
-    })
+    const page = await suite.page()
     // Not 'load': a page holding an endless <img> stream never finishes loading.
     await page.goto(url, {waitUntil: 'domcontentloaded'})
     return page

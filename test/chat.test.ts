@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict'
 import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import type {Browser, BrowserContext, Page} from 'puppeteer-core'
+import type {Page} from 'puppeteer-core'
 import type {BusServer} from '../src/lib/index.js'
-import {hasBrowser, launch, missing, newProfile, png, screenshot, type BrowserName, until} from './support/browsers.js'
+import {browserSuite, png, screenshot, type BrowserName, until} from './support/browsers.js'
 import {ROOT, Subscription, curl, publish, startBus, stopAll, tempFolder} from './support/harness.js'
 
 const CHATDEMO = join(ROOT, 'web', 'chatdemo')
@@ -130,46 +130,20 @@ function subscribers(server: BusServer, count: number): Promise<void> {
 for (const name of ['chromium', 'firefox'] as BrowserName[]) {
   describe(`chat demo in ${name}`, function () {
     this.timeout(40000)
-    let browser: Browser
-    const contexts: BrowserContext[] = []
+    const suite = browserSuite(name)
     /** Uncaught exceptions and CSP refusals in any page: a page that works must have none. */
-    const problems: string[] = []
+    const problems = suite.problems
     const inTemp = tempFolder('msgbus-chat-')
-
-    before(async function () {
-      if (!hasBrowser(name)) {
-        console.log(`      ${missing(name)}`)
-        this.skip()
-      }
-
-      browser = await launch(name)
-    })
-
-    after(async () => {
-      await browser?.close()
-    })
-
-    afterEach(async () => {
-      await Promise.all(contexts.splice(0).map((context) => context.close()))
-      await stopAll()
-      problems.length = 0
-    })
+    afterEach(stopAll)
 
     /** A page in a browser context of its own: its own storage, as another person's browser. */
     async function open(url: string): Promise<Page> {
-      const context = await newProfile(browser)
-      contexts.push(context)
-      const page = await context.newPage()
-      page.setDefaultTimeout(8000)
+      // Warnings too: Firefox warns of a directive it does not know.
+      const page = await suite.page({warnings: true})
       // Tall enough that a screenshot shows a whole conversation (the log scrolls inside the page).
       // Firefox 140 lacks the screen orientation command puppeteer sends with a viewport.
       if (name === 'chromium') await page.setViewport({width: 900, height: 1100})
       await page.evaluateOnNewDocument(PRELOAD)
-      page.on('pageerror', (error) => problems.push(`${url}: ${(error as Error).message ?? error}`))
-      // Warnings too: Firefox warns of a directive it does not know.
-      page.on('console', (message) => {
-        if (/Content.Security.Policy|Refused to/i.test(message.text())) problems.push(`${url}: console ${message.type()}: ${message.text()}`)
-      })
       await page.goto(url, {waitUntil: 'load'})
       return page
     }

@@ -5,9 +5,9 @@ import assert from 'node:assert/strict'
 import {mkdirSync, writeFileSync} from 'node:fs'
 import {createServer as createHttpServer} from 'node:http'
 import {join} from 'node:path'
-import type {Browser, BrowserContext, Page} from 'puppeteer-core'
+import type {Page} from 'puppeteer-core'
 import type {BusServer} from '../src/lib/index.js'
-import {freePort, hasBrowser, launch, missing, newProfile, png, screenshot, SCREENSHOTS, type BrowserName, until} from './support/browsers.js'
+import {browserSuite, freePort, png, screenshot, SCREENSHOTS, type BrowserName, until} from './support/browsers.js'
 import {Subscription, curl, publish, run, startBus, stopAll, tempFolder} from './support/harness.js'
 
 const RASTER = ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif', 'image/bmp', 'image/x-icon', 'image/vnd.microsoft.icon']
@@ -65,45 +65,20 @@ async function published(server: BusServer, channel: string, body: Buffer | stri
 for (const name of ['chromium', 'firefox'] as BrowserName[]) {
   describe(`viewer (${name})`, function () {
     this.timeout(60000)
-    let browser: Browser
-    const contexts: BrowserContext[] = []
+    const suite = browserSuite(name)
     /** Uncaught exceptions and CSP refusals in any page: a page that works must have none. */
-    const pageErrors: string[] = []
+    const pageErrors = suite.problems
     const inTemp = tempFolder('msgbus-viewer-')
     /** Tests of what the browser itself decides (origins, sandboxes, fetch): run in both; the rest in Chromium. */
     const both = it
     const chromiumOnly = name === 'chromium' ? it : it.skip
 
-    before(async function () {
-      if (!hasBrowser(name)) {
-        console.log(`      ${missing(name)}`)
-        this.skip()
-      }
-
-      browser = await launch(name)
-    })
-
-    after(async () => {
-      await browser?.close()
-    })
-
-    afterEach(async () => {
-      await Promise.all(contexts.splice(0).map((context) => context.close()))
-      await stopAll()
-      pageErrors.length = 0
-    })
+    afterEach(stopAll)
 
     async function newPage(): Promise<Page> {
-      const context = await newProfile(browser)
-      contexts.push(context)
-      const page = await context.newPage()
-      page.setDefaultTimeout(8000)
+      const page = await suite.page()
       // Firefox's WebDriver BiDi has no viewport emulation yet; it keeps its own 800 x 600.
       if (name === 'chromium') await page.setViewport({width: 1000, height: 800})
-      page.on('pageerror', (error) => pageErrors.push(`${page.url()}: ${(error as Error).message}`))
-      page.on('console', (message) => {
-        if (message.type() === 'error' && /Content.Security.Policy|Refused to/i.test(message.text())) pageErrors.push(`${page.url()}: ${message.text()}`)
-      })
       return page
     }
 
@@ -210,7 +185,7 @@ for (const name of ['chromium', 'firefox'] as BrowserName[]) {
       await frame.waitForSelector('h1')
       assert.equal(await frame.evaluate('document.body.dataset.ran ?? null'), null, 'its script did not run')
 
-      const opened = new Promise<string>((resolve) => browser.on('targetcreated', (created) => resolve(created.url())))
+      const opened = new Promise<string>((resolve) => suite.browser.on('targetcreated', (created) => resolve(created.url())))
       // A click where the link shows, as a person would (Firefox's BiDi cannot click into a frame by selector).
       const [x, y] = await frame.evaluate(`(() => { const box = document.getElementById('go').getBoundingClientRect(); return [box.x + box.width / 2, box.y + box.height / 2] })()`) as [number, number]
       const [left, top] = await js<[number, number]>(page, `(() => { const box = document.querySelector('li[data-type="text/html"] iframe').getBoundingClientRect(); return [box.x, box.y] })()`)

@@ -9,9 +9,9 @@ import {writeFileSync} from 'node:fs'
 import {createServer, type Server} from 'node:http'
 import type {AddressInfo} from 'node:net'
 import {join} from 'node:path'
-import type {Browser, BrowserContext, Page} from 'puppeteer-core'
+import type {BrowserContext, Page} from 'puppeteer-core'
 import type {BusServer} from '../src/lib/index.js'
-import {hasBrowser, launch, missing, newProfile, png, screenshot, type BrowserName, until} from './support/browsers.js'
+import {browserSuite, png, screenshot, type BrowserName, until} from './support/browsers.js'
 import {ROOT, Subscription, publish, startBus, stopAll, tempFolder, type Part} from './support/harness.js'
 
 const CHATDEMO = join(ROOT, 'web', 'chatdemo')
@@ -69,8 +69,8 @@ interface Seen {
 for (const name of ['chromium', 'firefox'] as BrowserName[]) {
   describe(`web security in ${name} (issue 11)`, function () {
     this.timeout(20000)
-    let browser: Browser
-    const contexts: BrowserContext[] = []
+    // Pages are not watched for errors here: hostile scripts refused are what these tests expect.
+    const suite = browserSuite(name)
     const subscriptions: Subscription[] = []
     /** Another site: `localhost` is a different site from the bus at 127.0.0.1. */
     let foreign: Server
@@ -78,39 +78,27 @@ for (const name of ['chromium', 'firefox'] as BrowserName[]) {
     let foreignPage = ''
     const inTemp = tempFolder('msgbus-web-security-')
 
-    before(async function () {
-      if (!hasBrowser(name)) {
-        console.log(`      ${missing(name)}`)
-        this.skip()
-      }
-
+    before(async () => {
       foreign = createServer((req, res) => {
         res.writeHead(200, {'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store'})
         res.end(foreignPage)
       })
       await new Promise<void>((resolve) => foreign.listen(0, '127.0.0.1', resolve))
       foreignOrigin = `http://localhost:${(foreign.address() as AddressInfo).port}`
-      browser = await launch(name)
     })
 
     after(async () => {
-      await browser?.close()
       foreign?.closeAllConnections()
       await new Promise((resolve) => (foreign ? foreign.close(resolve) : resolve(undefined)))
     })
 
     afterEach(async () => {
       for (const subscription of subscriptions.splice(0)) subscription.close()
-      await Promise.all(contexts.splice(0).map((context) => context.close()))
       await stopAll()
     })
 
     /** A browser profile of its own (cookies, cached passwords, blob URLs). */
-    async function profile(): Promise<BrowserContext> {
-      const context = await newProfile(browser)
-      contexts.push(context)
-      return context
-    }
+    const profile = (): Promise<BrowserContext> => suite.profile()
 
     /** A page that notes every answer it gets, the frames' and subresources' too. */
     async function newPage(context: BrowserContext): Promise<{page: Page; seen: Seen[]}> {

@@ -132,3 +132,77 @@ export async function until(test: () => boolean | Promise<boolean>, what: string
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
 }
+
+/** What the browser tests of one suite share: one browser, a profile of its own per page, and what went wrong in the pages. */
+export interface BrowserSuite {
+  /** The suite's browser, launched by its `before`. */
+  readonly browser: Browser
+  /** A profile of its own (see newProfile), closed after the test. */
+  profile(): Promise<BrowserContext>
+  /** A page in a profile of its own, watched for problems. */
+  page(options?: WatchOptions): Promise<Page>
+  /** Watches a page: its uncaught exceptions and CSP refusals go to `problems`. */
+  watch(page: Page, options?: WatchOptions): void
+  /** Uncaught exceptions and CSP refusals in the watched pages of this test: a page that works has none. */
+  readonly problems: string[]
+}
+
+export interface WatchOptions {
+  /** Console warnings count too (Firefox warns of a CSP directive it does not know); else errors only. */
+  warnings?: boolean
+}
+
+/**
+ * Sets up a describe block's browser: launched before its tests (which are
+ * skipped, saying why, when the browser is not installed), closed after
+ * them, and the profiles of each test closed after it.
+ */
+export function browserSuite(name: BrowserName): BrowserSuite {
+  let browser: Browser | undefined
+  const profiles: BrowserContext[] = []
+  const problems: string[] = []
+  before(async function () {
+    if (!hasBrowser(name)) {
+      console.log(`      ${missing(name)}`)
+      this.skip()
+    }
+
+    browser = await launch(name)
+  })
+  after(async () => {
+    await browser?.close()
+  })
+  afterEach(async () => {
+    await Promise.all(profiles.splice(0).map((profile) => profile.close()))
+    problems.length = 0
+  })
+
+  const suite: BrowserSuite = {
+    get browser(): Browser {
+      if (!browser) throw new Error(`${name} is not running: browserSuite() starts it in a before hook`)
+      return browser
+    },
+    async profile() {
+      const profile = await newProfile(suite.browser)
+      profiles.push(profile)
+      return profile
+    },
+    async page(options) {
+      const page = await (await suite.profile()).newPage()
+      page.setDefaultTimeout(8000)
+      suite.watch(page, options)
+      return page
+    },
+    watch(page, {warnings = false} = {}) {
+      page.on('pageerror', (error) => problems.push(`${page.url()}: ${(error as Error).message ?? error}`))
+      // CSP refusals come as console messages (Chromium logs them from its Log domain).
+      page.on('console', (message) => {
+        if ((warnings || message.type() === 'error') && /Content.Security.Policy|Refused to/i.test(message.text())) {
+          problems.push(`${page.url()}: console ${message.type()}: ${message.text()}`)
+        }
+      })
+    },
+    problems,
+  }
+  return suite
+}
