@@ -462,7 +462,7 @@ The message's media type, without parameters, case\-insensitively
 .TP
 .BI ?sender= patterns
 The publisher's user name (\fB?sender=alice,b*\fR).
-Messages without a sender never match a sender filter.
+A message without a sender is matched as the empty name: \fB*\fR lets it through, \fBalice\fR or \fBb*\fR do not.
 .SS Authentication
 The user name of HTTP Basic authentication becomes the sender of what is published
 (the \fBFrom\fR header of its part).

@@ -199,7 +199,7 @@ describe('curl', function () {
       await checkFilters(server, Object.keys(expected), messages, expected)
     })
 
-    it('?sender= with *, ?, ! matches the Basic auth user, case-sensitively; messages without a sender never match', async () => {
+    it('?sender= with *, ?, ! matches the Basic auth user, case-sensitively; a message without a sender is the empty name (* lets it through)', async () => {
       const server = await startBus({boundary: B})
       const messages = [
         {body: 'from alice', type: 'text/plain', user: 'alice'},
@@ -213,11 +213,14 @@ describe('curl', function () {
       const expected: Record<string, string[]> = {
         'sender=alice,b*': ['from alice', 'from bob', 'from bert', 'bob picture'],
         'sender=!alice': [],
-        'sender=*,!alice': ['from bob', 'from bert', 'from rob', 'from Alice', 'bob picture'],
+        'sender=*,!alice': ['from bob', 'from bert', 'from rob', 'from Alice', 'anonymous', 'bob picture'],
+        'sender=?*': ['from alice', 'from bob', 'from bert', 'from rob', 'from Alice', 'bob picture'],
         'sender=?ob': ['from bob', 'from rob', 'bob picture'],
         'sender=Alice': ['from Alice'],
         'type=text/*&sender=bob': ['from bob'],
-        'sender=*': ['from alice', 'from bob', 'from bert', 'from rob', 'from Alice', 'bob picture'],
+        'sender=*': ['from alice', 'from bob', 'from bert', 'from rob', 'from Alice', 'anonymous', 'bob picture'],
+        // What the 2007 clients (libevmsg) always ask for.
+        'type=%2A&sender=%2A': ['from alice', 'from bob', 'from bert', 'from rob', 'from Alice', 'anonymous', 'bob picture'],
       }
       await checkFilters(server, Object.keys(expected), messages, expected)
     })

@@ -257,6 +257,44 @@ describe('stream formats', () => {
   })
 })
 
+describe('the sender filter in every format', () => {
+  afterEach(stopAll)
+
+  it('a message without a sender is the empty name: sender=* lets it through, sender=alice or a* does not (multipart, SSE, NDJSON, raw)', async () => {
+    const server = await startBus()
+    const alice = {Authorization: `Basic ${Buffer.from('alice:pw').toString('base64')}`}
+    const cases: Array<[string, string[]]> = [
+      ['sender=*', ['from alice', 'anonymous']],
+      ['sender=%2A&type=%2A', ['from alice', 'anonymous']],
+      ['sender=alice', ['from alice']],
+      ['sender=a*', ['from alice']],
+      ['sender=*,!alice', ['anonymous']],
+    ]
+    const clients: Array<[string, string, string[], RawClient]> = []
+    for (const format of ['multipart', 'sse', 'ndjson', 'raw']) {
+      for (const [query, want] of cases) {
+        clients.push([format, query, want, await RawClient.open(portOf(server), get(`/msgbus/who?format=${format}&${query}`))])
+      }
+    }
+    await until(clients[0][3], () => server.counters().subscribers === clients.length, 'every subscription')
+    assert.equal((await publish(server, 'who', 'from alice', 'text/plain', alice)).status, 204)
+    assert.equal((await publish(server, 'who', 'anonymous', 'text/plain')).status, 204)
+    // A last message every subscription takes, so that what came before it has come.
+    assert.equal((await publish(server, 'who', 'end', 'text/plain', alice)).status, 204)
+    for (const [format, query, want, client] of clients) {
+      if (query === 'sender=*,!alice') continue
+      const body = await until(client, (text) => text.includes('end'), `${format} ?${query}: the last message`)
+      const got = ['from alice', 'anonymous'].filter((text) => body.includes(text))
+      assert.deepEqual(got, want, `${format} ?${query}`)
+    }
+    for (const [format, query, , client] of clients.filter(([, query]) => query === 'sender=*,!alice')) {
+      const body = await until(client, (text) => text.includes('anonymous'), `${format} ?${query}`)
+      assert.ok(!body.includes('from alice'), `${format} ?${query}: ${body}`)
+      client.close()
+    }
+  })
+})
+
 describe('the viewer page', () => {
   afterEach(stopAll)
 

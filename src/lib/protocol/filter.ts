@@ -29,9 +29,10 @@ export function compileFilter(spec: FilterSpec): MessageFilter | undefined {
   // Essences are lower-cased already (MessageInput), so folding the patterns once is enough.
   const type = spec.type ? compileList('type', foldCase(spec.type)) : undefined
   const sender = spec.sender ? compileList('sender', spec.sender) : undefined
-  if (type && sender) return (m) => type.matches(m.essence) && m.sender !== undefined && sender.matches(m.sender)
+  // A message without a sender is matched as the empty name: `sender=*` (what the 2007 clients always ask for) lets it through, `alice` or `b*` do not.
+  if (type && sender) return (m) => type.matches(m.essence) && sender.matches(m.sender ?? '')
   if (type) return (m) => type.matches(m.essence)
-  if (sender) return (m) => m.sender !== undefined && sender.matches(m.sender)
+  if (sender) return (m) => sender.matches(m.sender ?? '')
   return undefined
 }
 

@@ -4,10 +4,10 @@
  * leading `!` negates. A string matches the list when some positive pattern
  * matches it and no negated pattern does; a negated match wins over any
  * positive one, and a list of only negated patterns matches nothing (write
- * `*,!image/*` to mean "everything but images"). Every comma separates, so
- * a leading, doubled or trailing one adds the empty pattern, which matches
- * only the empty string (OpenSSH ignores a trailing one; this differs only
- * for the empty string, which no filter is ever asked about).
+ * `*,!image/*` to mean "everything but images"). As in OpenSSH, a leading
+ * or doubled comma adds the empty pattern, which matches only the empty
+ * string (a message without a sender, to `sender=`), and a trailing one
+ * adds nothing.
  */
 import {countChars} from './code-points.js'
 import {Wildcard} from './wildcard.js'
@@ -88,7 +88,8 @@ export class PatternList {
 
   /** `list` as given; with ignoreCase its ASCII letters are folded here, and matches() must be given folded values (foldCase). */
   constructor(list: string, options: PatternOptions = {}) {
-    const patterns = list.split(',')
+    const patterns = list === '' ? [] : list.split(',')
+    if (patterns.length > 1 && patterns[patterns.length - 1] === '') patterns.pop()
     checkLimits(patterns)
     for (const pattern of patterns) {
       const negated = pattern.startsWith('!')
