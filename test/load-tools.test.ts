@@ -547,6 +547,29 @@ describe('load tools: test-pub and test-sub', function () {
       assert.match(lines[3], /^connected 3\/3 failed 0 \|/, 'then the summary')
     })
 
+    it('--print against a 2007 msgbus (no Content-Location): each line names the channel subscribed to', async () => {
+      // The recorded 2007 stream, replayed to whoever subscribes; the connection then stays open.
+      const raw = readFileSync(join(ROOT, 'test/fixtures/msgbus2007-channel-http11.raw'))
+      const old = createServer((socket: Socket) => {
+        socket.on('error', () => {})
+        socket.once('data', () => socket.write(raw))
+      })
+      await new Promise<void>((resolve) => old.listen(0, '127.0.0.1', resolve))
+      try {
+        const url = `http://127.0.0.1:${(old.address() as {port: number}).port}`
+        const result = await msgbus(['test-sub', '--url', url, '-c', 'interop', '--print', '-n', '1', '-d', '2'])
+        assert.equal(result.code, 0, result.stderr)
+        assert.deepEqual(result.stdout.trimEnd().split('\n').slice(0, 4), [
+          'interop text/plain - [hello from 2007]',
+          'interop text/html - [<h1>hello world</h1>]',
+          'interop application/octet-stream - [300 bytes]',
+          'interop text/plain alice [from alice]',
+        ])
+      } finally {
+        old.close()
+      }
+    })
+
     it('10,000 subscriptions in one process, inside the 20000-file limit', async function () {
       this.timeout(45000)
       const server = await serve()

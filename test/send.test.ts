@@ -321,6 +321,52 @@ describe('msgbus send', function () {
     })
   })
 
+  describe('against a 2007 msgbus, which answers a publish with a bare 200', () => {
+    /**
+     * Stands in for the 2007 server's publish answer: `200 OK`, no body, no
+     * Msgbus-Id or Msgbus-Subscribers. Keeps each request's body.
+     */
+    async function server2007(): Promise<{url: string; bodies: string[]; close(): Promise<void>}> {
+      const {createServer: createHttpServer} = await import('node:http')
+      const bodies: string[] = []
+      const server = createHttpServer((req, res) => {
+        const chunks: Buffer[] = []
+        req.on('data', (chunk: Buffer) => chunks.push(chunk))
+        req.on('end', () => {
+          bodies.push(Buffer.concat(chunks).toString('latin1'))
+          res.writeHead(200, {'Content-Length': '0'})
+          res.end()
+        })
+      })
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+      const url = `http://127.0.0.1:${(server.address() as {port: number}).port}`
+      return {url, bodies, close: () => new Promise((resolve) => server.close(() => resolve()))}
+    }
+
+    it('stdin, a file, several files (a form) and --lines: exit 0, quiet; -v says the server gave no id', async () => {
+      const old = await server2007()
+      try {
+        const quiet = await msgbus(['send', 'foo', '--url', old.url], {input: 'hello 2007'})
+        assert.deepEqual([quiet.code, quiet.stdout, quiet.stderr], [0, '', ''])
+        const verbose = await msgbus(['send', 'foo', '--url', old.url, '-v'], {input: 'again'})
+        assert.deepEqual([verbose.code, verbose.stdout, verbose.stderr], [0, 'published (the server gave no id)\n', ''])
+        writeFileSync(inTemp('a.txt'), 'file a')
+        writeFileSync(inTemp('b.txt'), 'file b')
+        const one = await msgbus(['send', 'foo', inTemp('a.txt'), '--url', old.url])
+        assert.deepEqual([one.code, one.stderr], [0, ''])
+        const form = await msgbus(['send', 'foo', inTemp('a.txt'), inTemp('b.txt'), '--url', old.url, '-v'])
+        assert.deepEqual([form.code, form.stdout, form.stderr], [0, 'published (the server gave no id)\n'.repeat(2), ''])
+        const lines = await msgbus(['send', 'foo', '--lines', '--url', old.url, '-v'], {input: 'one\ntwo\nthree\n'})
+        assert.deepEqual([lines.code, lines.stdout, lines.stderr], [0, 'published (the server gave no id)\n'.repeat(3), ''])
+        assert.deepEqual(old.bodies.slice(0, 3), ['hello 2007', 'again', 'file a'])
+        assert.match(old.bodies[3], /file a[\s\S]*file b/, 'the form')
+        assert.deepEqual(old.bodies.slice(4), ['one', 'two', 'three'])
+      } finally {
+        await old.close()
+      }
+    })
+  })
+
   describe('binary bodies, byte for byte', () => {
     const all256 = Buffer.from(Array.from({length: 256}, (_, i) => i))
     const random = randomBytes(5 * 1024 * 1024)

@@ -42,7 +42,7 @@ export default class Send extends MsgbusCommand {
       type: flags.type,
       lines: flags.lines,
       stdin: process.stdin,
-      onPublished: flags.verbose ? ({id, subscribers}) => process.stdout.write(`id=${id} subscribers=${subscribers}\n`) : undefined,
+      onPublished: flags.verbose ? ({id, subscribers}) => process.stdout.write(id === undefined ? 'published (the server gave no id)\n' : `id=${id} subscribers=${subscribers}\n`) : undefined,
     })
   }
 }

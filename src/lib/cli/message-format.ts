@@ -61,9 +61,10 @@ export function formatMessage(message: ReceivedMessage, format: OutputFormat, co
 }
 
 /** A message as the 2007 test-sub printed it: `channel type sender [body]`. */
-export function formatTestSubPrint(part: {headers: Record<string, string>; body: Buffer}): string {
+export function formatTestSubPrint(part: {headers: Record<string, string>; body: Buffer}, subscribed: string): string {
+  // The 2007 msgbus sends no Content-Location: then the channel is the one subscribed to, as dump says it.
   const location = part.headers['content-location'] ?? ''
-  const channel = location.startsWith('/msgbus/') ? location.slice('/msgbus/'.length) : location || '-'
+  const channel = location.startsWith('/msgbus/') ? location.slice('/msgbus/'.length) : location || subscribed || '-'
   const type = (part.headers['content-type'] ?? 'text/plain').replace(/\s+/g, '')
   const body = isTextBody(type, part.body) ? escapeText(part.body.toString('utf8')) : `${part.body.length} bytes`
   return `${channel} ${type} ${part.headers.from ?? '-'} [${body}]\n`

@@ -8,7 +8,8 @@ export interface SendOptions extends ClientOptions {
   type?: string
   lines: boolean
   /** Called with each message's id and subscriber count, in order. */
-  onPublished?: (result: {id: string; subscribers: number}) => void
+  /** Each message's answer; id and subscribers are undefined from a server that names none (the 2007 msgbus). */
+  onPublished?: (result: {id?: string; subscribers?: number}) => void
   stdin: NodeJS.ReadableStream
 }
 

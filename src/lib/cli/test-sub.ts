@@ -17,7 +17,7 @@ export interface TestSubOptions extends Omit<SubscriberPoolOptions, 'onMessage'>
  * signal), reports every interval, and returns the final report.
  */
 export async function testSub(options: TestSubOptions): Promise<TestSubReport> {
-  const pool = new SubscriberPool({...options, onMessage: options.print ? (part) => options.output.write(formatTestSubPrint(part)) : undefined})
+  const pool = new SubscriberPool({...options, onMessage: options.print ? (part, channel) => options.output.write(formatTestSubPrint(part, channel)) : undefined})
   const progress = new Progress()
   const totals = new Window()
   const started = performance.now()

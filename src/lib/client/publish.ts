@@ -12,11 +12,15 @@ export interface PublishOptions extends ClientOptions {
   dispatcher?: Dispatcher
 }
 
-/** What the server said of one published message. */
+/**
+ * What the server said of one published message. A server that names no id
+ * (the 2007 msgbus answers a publish with a bare 200) leaves both undefined:
+ * its 2xx is still a success.
+ */
 export interface Published {
-  id: string
+  id?: string
   /** How many subscriptions it was handed to. */
-  subscribers: number
+  subscribers?: number
 }
 
 export interface FilePart {
@@ -31,22 +35,27 @@ function headerList(value: string | string[] | undefined): string[] {
   return text.split(',').map((item) => item.trim()).filter(Boolean)
 }
 
-/** Reads Msgbus-Id and Msgbus-Subscribers, one entry per message. */
-function published(headers: Record<string, string | string[] | undefined>): Published[] {
+/** Reads Msgbus-Id and Msgbus-Subscribers, one entry per message of the `count` sent; without them, `count` entries that say nothing. */
+function published(headers: Record<string, string | string[] | undefined>, count: number): Published[] {
   const ids = headerList(headers['msgbus-id'])
+  if (ids.length === 0) return Array.from({length: count}, () => ({}))
   const counts = headerList(headers['msgbus-subscribers'])
   return ids.map((id, i) => ({id, subscribers: Number(counts[i] ?? 0)}))
 }
 
-async function post(target: Target, headers: Record<string, string>, body: Dispatcher.DispatchOptions['body'] | FormData, options: PublishOptions): Promise<Published[]> {
+function isSuccess(status: number): boolean {
+  return status >= 200 && status < 300
+}
+
+async function post(target: Target, headers: Record<string, string>, body: Dispatcher.DispatchOptions['body'] | FormData, count: number, options: PublishOptions): Promise<Published[]> {
   if (target.channel === '') throw new ClientError(`${target.display}: name a channel to publish to`)
   if (target.authorization) headers.authorization = target.authorization
   const dispatcher = options.dispatcher ?? dispatcherFor(options)
   try {
     const response = await request(target.url, {method: 'POST', headers, body, signal: options.signal, dispatcher})
-    if (response.statusCode !== 204 && response.statusCode !== 200) throw await statusError(target, response.statusCode, response.body)
+    if (!isSuccess(response.statusCode)) throw await statusError(target, response.statusCode, response.body)
     await response.body.dump()
-    return published(response.headers)
+    return published(response.headers, count)
   } catch (error) {
     throw describeFailure(target, error)
   } finally {
@@ -57,8 +66,7 @@ async function post(target: Target, headers: Record<string, string>, body: Dispa
 /** Publishes one message; resolves with its id and how many subscribers got it. */
 export async function publish(target: string, body: Buffer | string | Readable, options: PublishOptions = {}): Promise<Published> {
   const resolved = resolveTarget(target, options)
-  const [result] = await post(resolved, {'content-type': options.type ?? DEFAULT_TYPE}, body, options)
-  if (!result) throw new ClientError(`${resolved.display}: the server did not say the message's id`)
+  const [result] = await post(resolved, {'content-type': options.type ?? DEFAULT_TYPE}, body, 1, options)
   return result
 }
 
@@ -67,7 +75,7 @@ export async function publishAll(target: string, parts: FilePart[], options: Pub
   const resolved = resolveTarget(target, options)
   const form = new FormData()
   parts.forEach((part, i) => form.append(`m${i}`, new Blob([part.body], {type: part.type}), part.name ?? ''))
-  const results = await post(resolved, {}, form, options)
+  const results = await post(resolved, {}, form, parts.length, options)
   if (results.length !== parts.length) throw new ClientError(`${resolved.display}: ${parts.length} messages sent, ${results.length} acknowledged`)
   return results
 }
@@ -117,11 +125,10 @@ export class PipelinedPublisher {
     const done: Promise<void> = this.client
       .request({path: this.path, method: 'POST', headers, body, signal: this.options.signal, idempotent: true, blocking: false})
       .then(async (response) => {
-        if (response.statusCode !== 204) throw await statusError(this.target, response.statusCode, response.body)
+        if (!isSuccess(response.statusCode)) throw await statusError(this.target, response.statusCode, response.body)
         await response.body.dump()
         this.acknowledged++
-        const [result] = published(response.headers)
-        if (result) this.options.onPublished?.(result)
+        this.options.onPublished?.(published(response.headers, 1)[0])
       })
       .catch((error: unknown) => {
         if (this.failure) return

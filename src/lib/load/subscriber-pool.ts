@@ -16,8 +16,8 @@ export interface SubscriberPoolOptions extends ClientOptions {
   /** Connection i subscribes to `<channel>-<i mod N>` (as test-pub --channels N publishes). Default 1: the channel itself. */
   channels?: number
   signal?: AbortSignal
-  /** Called for every message on the first connection (test-sub --print). */
-  onMessage?: (part: Part) => void
+  /** Called for every message on the first connection (test-sub --print), with the channel that connection subscribed to. */
+  onMessage?: (part: Part, channel: string) => void
 }
 
 const MAX_CONNECTING = 200
@@ -111,7 +111,9 @@ export class SubscriberPool {
         }
         resolve()
         const chunked = response.headers['transfer-encoding'] === 'chunked'
-        stream = new SubscriptionStream(boundary, chunked, tally, index === 0 ? this.options.onMessage : undefined)
+        const {onMessage} = this.options
+        const channel = this.targetOf(index).channel
+        stream = new SubscriptionStream(boundary, chunked, tally, index === 0 && onMessage ? (part) => onMessage(part, channel) : undefined)
         const rest = head.subarray(headEnd + 4)
         head = undefined
         if (rest.length > 0) stream.write(rest, rest.length)
