@@ -562,6 +562,32 @@ describe('msgbus dump', function () {
       }
     })
 
+    it('dump keeps a 2007 body whole: trailing line ends, leading dashes, an empty and a binary body, byte for byte', async () => {
+      // As the 2007 server frames them (the recording's shape): LF header lines, no Content-Length, one message per chunk,
+      // the delimiter right after the body.
+      const bodies = [Buffer.from('hi\n'), Buffer.from('line1\nline2\n\n'), Buffer.from('ends in crlf\r\n'), Buffer.from('--starts with dashes'), Buffer.alloc(0), Buffer.from([0, 1, 0xff, 0x0a])]
+      const chunk = (payload: Buffer): Buffer => Buffer.concat([Buffer.from(`${payload.length.toString(16)}\r\n`), payload, Buffer.from('\r\n')])
+      const stream = Buffer.concat([
+        Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace;boundary=00MsgBus00\r\nTransfer-Encoding: chunked\r\n\r\n'),
+        chunk(Buffer.from('--00MsgBus00\n')),
+        ...bodies.map((body) => chunk(Buffer.concat([Buffer.from('Content-Type: application/octet-stream\n\n'), body, Buffer.from('--00MsgBus00\n')]))),
+      ])
+      const old = createServer((socket: Socket) => {
+        socket.on('error', () => {})
+        socket.once('data', () => socket.write(stream))
+      })
+      servers.add(old)
+      await new Promise<void>((resolve) => old.listen(0, '127.0.0.1', resolve))
+      const url = `http://127.0.0.1:${(old.address() as {port: number}).port}`
+      const result = await msgbus(['interop', '--url', url, '--json', '-n', String(bodies.length), '--no-reconnect'], {timeoutMs: 8000})
+      assert.equal(result.code, 0, result.stderr)
+      const got = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as {body: string; encoding?: string; length: number})
+      assert.deepEqual(
+        got.map((object) => Buffer.from(object.body, object.encoding === 'base64' ? 'base64' : 'utf8').toString('hex')),
+        bodies.map((body) => body.toString('hex')),
+      )
+    })
+
     it('the default line format, and -t/-s travel to the server as query parameters', async () => {
       const replay = await replayServer()
       const lines = await msgbus(['interop', '--url', replay.url, '-n', '4', '--no-reconnect'])

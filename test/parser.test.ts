@@ -229,12 +229,23 @@ describe('multipart parser', function () {
       }
     })
 
-    it('only one line end before a delimiter is stripped: the body keeps its own line ends', () => {
+    it('only one line end before a delimiter is stripped (RFC 2046), and none in the 2007 dialect: the body keeps its own line ends', () => {
       const {parts} = assertSplitInvariant('B', bytes('--B\r\nContent-Type: text/plain\r\n\r\nline\r\n\r\n--B\nContent-Type: text/plain\n\nline\n\n--B--'))
       assert.deepEqual(
         parts.map((p) => p.body.toString()),
-        ['line\r\n', 'line\n'],
+        // Headers ended by a bare LF: the 2007 msgbus, which puts the delimiter right after the body.
+        ['line\r\n', 'line\n\n'],
       )
+    })
+
+    it('2007 dialect (bare LF headers, no Content-Length): every byte before the delimiter is body', () => {
+      const bodies = ['hi\n', 'line1\nline2\n\n', 'ends in crlf\r\n', '--starts with dashes', '', '\x00\x01binary\xff\n']
+      const stream = bodies.map((body) => `--00MsgBus00\nContent-Type: application/octet-stream\n\n${body}`).join('') + '--00MsgBus00\n'
+      const {parts} = assertSplitInvariant('00MsgBus00', Buffer.from(stream, 'latin1'))
+      assert.deepEqual(parts.map((p) => p.body.toString('latin1')), bodies)
+      // Where a part has a Content-Length, it wins.
+      const sized = assertSplitInvariant('B', bytes('--B\nContent-Length: 2\n\nhi\n\n--B--')).parts
+      assert.deepEqual(sized.map((p) => p.body.toString()), ['hi'])
     })
 
     it('header lines may end in a bare LF; names are case-insensitive and trimmed, repeats are joined, junk lines skipped', () => {
@@ -899,7 +910,8 @@ const streamArb = boundaryArb.chain((boundary) => {
  * A deliberately simple whole-buffer reader, written from RFC 2046 and
  * PROTOCOL.md rather than from the streaming parser: find a delimiter, read
  * header lines up to the blank one, take Content-Length bytes (or up to the
- * next delimiter, less one line end), repeat; `--` after a delimiter closes.
+ * next delimiter, less one line end unless the part has headers ended by a bare `\n`),
+ * repeat; `--` after a delimiter closes.
  */
 function referenceParse(stream: Buffer, boundary: string): Parsed {
   const text = stream.toString('latin1')
@@ -917,11 +929,14 @@ function referenceParse(stream: Buffer, boundary: string): Parsed {
     const headers: Record<string, string> = {}
     let named = false
     let complete = false
+    /** The blank line that ended the headers was a bare `\n`: the 2007 dialect, whose body keeps its trailing line ends. */
+    let bare = false
     for (;;) {
       if (text.startsWith(delimiter, at)) break // a delimiter where headers should be: an empty part
       const lf = text.indexOf('\n', at)
       if (lf < 0) return {parts, closed: false}
       const line = text.slice(at, text[lf - 1] === '\r' && lf - 1 >= at ? lf - 1 : lf)
+      bare = lf === at
       at = lf + 1
       if (line === '') {
         complete = true
@@ -951,7 +966,7 @@ function referenceParse(stream: Buffer, boundary: string): Parsed {
     } else {
       const next = text.indexOf(delimiter, at)
       if (next < 0) break
-      body = text.slice(at, next).replace(/\r?\n$/, '')
+      body = bare && named ? text.slice(at, next) : text.slice(at, next).replace(/\r?\n$/, '')
       at = next
     }
 

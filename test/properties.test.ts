@@ -284,16 +284,20 @@ function build(spec: StreamSpec): Built {
     }
 
     const isSized = sized
+    // Headers ended by a bare LF: the 2007 dialect, where every byte before the delimiter is the body's.
+    const bare = part.eol === '\n' && model.size > 0
+    let meant = body
     if (!isSized) {
       body = noDelimiter(body)
-      // The parser strips the dashes of an RFC 2046 delimiter and one line end before the delimiter: they must not be the body's.
+      // The parser strips the dashes of an RFC 2046 delimiter and (but in the 2007 dialect) one line end before the delimiter.
       const readBack = (candidate: string): string => {
         let raw = candidate + part.beforeDelimiter + written.slice(0, written.length - delimiter.length)
         if (dashed && raw.endsWith('--')) raw = raw.slice(0, -2)
-        return raw.replace(/\r?\n$/, '')
+        return bare ? raw : raw.replace(/\r?\n$/, '')
       }
 
-      if (!firstAtEnd(body + part.beforeDelimiter) || readBack(body) !== body) body += '#'
+      if (!firstAtEnd(body + part.beforeDelimiter) || (!bare && readBack(body) !== body)) body += '#'
+      meant = readBack(body)
     }
 
     // Headers straight after the delimiter only when the first line cannot be taken for padding, a line end or the close.
@@ -311,7 +315,7 @@ function build(spec: StreamSpec): Built {
     }
 
     out += written
-    if (model.size > 0 || body !== '') expected.push({headers: Object.fromEntries(model), body: latin1(body)})
+    if (model.size > 0 || meant !== '') expected.push({headers: Object.fromEntries(model), body: latin1(meant)})
   }
 
   out += spec.close ? `--${spec.epilogue}` : spec.tail

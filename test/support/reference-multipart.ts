@@ -21,7 +21,9 @@
  * - A Content-Length of decimal digits: the body is that many bytes; then
  *   everything up to the next delimiter is skipped. Otherwise the body runs
  *   to the next delimiter, less the two dashes of a dashed boundary's
- *   delimiter, then less one `\r\n` or `\n`.
+ *   delimiter, then less one `\r\n` or `\n`, unless the part has headers
+ *   and the empty line that ended them was a bare `\n` (the 2007 dialect):
+ *   then no line end is taken off.
  * - A part with no header and an empty body is not a part.
  * - A part whose body is not complete when the input ends is not a part.
  */
@@ -66,6 +68,8 @@ export function referenceParse(stream: Buffer, boundary: string): ReferenceResul
     else if (text[at] === '\n') at += 1
 
     const headers = new Map<string, string>()
+    /** Whether the last header line read (in the end the empty one) ended with a bare `\n`. */
+    let bare = false
     for (;;) {
       const abandon = delimiterAtLineStart(at)
       if (abandon >= 0) {
@@ -76,6 +80,7 @@ export function referenceParse(stream: Buffer, boundary: string): ReferenceResul
       const lf = text.indexOf('\n', at)
       if (lf < 0) return unfinished()
       const line = text.slice(at, lf).replace(/\r$/, '')
+      bare = lf === at
       at = lf + 1
       if (line === '') break
       const colon = line.indexOf(':')
@@ -99,7 +104,7 @@ export function referenceParse(stream: Buffer, boundary: string): ReferenceResul
       if (next < 0) return unfinished()
       let raw = text.slice(at, next)
       if (dashed && raw.endsWith('--')) raw = raw.slice(0, -2)
-      body = raw.replace(/\r?\n$/, '')
+      body = bare && headers.size > 0 ? raw : raw.replace(/\r?\n$/, '')
     }
 
     if (headers.size > 0 || body !== '') parts.push({headers: Object.fromEntries(headers), body: Buffer.from(body, 'latin1')})

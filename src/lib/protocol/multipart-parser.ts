@@ -80,6 +80,12 @@ export class MultipartParser {
   private bodyChunks: Buffer[] = []
   private bodyLength = 0
   private partHasHeaders = false
+  /**
+   * The part had headers and their block ended with a bare LF: the 2007
+   * dialect, whose body is every byte before the delimiter, trailing line
+   * ends included.
+   */
+  private bareHeaders = false
 
   constructor(
     boundary: string,
@@ -210,7 +216,8 @@ export class MultipartParser {
         // The tail kept above always holds the dashes and line end before a delimiter, so they are here to strip.
         let end = found
         if (this.dashed && end - 2 >= at && data[end - 1] === DASH && data[end - 2] === DASH) end -= 2
-        if (end > at && data[end - 1] === LF) end -= end - 1 > at && data[end - 2] === CR ? 2 : 1
+        // RFC 2046: the line end before a delimiter belongs to it. Not in the 2007 dialect, whose bodies run up to the dashes.
+        if (!this.bareHeaders && end > at && data[end - 1] === LF) end -= end - 1 > at && data[end - 2] === CR ? 2 : 1
         this.addBody(data.subarray(at, end))
         this.emitPart()
         return this.afterDelimiter(found)
@@ -240,6 +247,7 @@ export class MultipartParser {
     this.bodyChunks = []
     this.bodyLength = 0
     this.partHasHeaders = false
+    this.bareHeaders = false
   }
 
   /**
@@ -290,6 +298,7 @@ export class MultipartParser {
     this.headerBytes += lf + 1 - at
     if (this.headerBytes > this.maxHeaderSize) throw new MultipartError('part headers too large')
     if (end === at) {
+      this.bareHeaders = lf === at && this.partHasHeaders
       this.beginBody()
       return lf + 1
     }
