@@ -472,7 +472,13 @@ describe('CORS (serve --cors)', () => {
     assert.equal(forged.status, 403)
     assert.match(forged.body.toString(), /^a page of https:\/\/anywhere\.example may publish only without credentials under --cors '\*'/)
     const named = await startBus({cors: ['*', 'https://app.example']})
-    assert.equal((await publish(named, 'foo', 'x', 'text/plain', {...credentials, Origin: 'https://app.example'})).status, 204)
+    const fromNamed = await publish(named, 'foo', 'x', 'text/plain', {...credentials, Origin: 'https://app.example'})
+    assert.equal(fromNamed.status, 204)
+    // Beside `*`, a named origin is still echoed with credentials, so its page can read the answer.
+    assert.equal(fromNamed.headers['access-control-allow-origin'], 'https://app.example')
+    assert.equal(fromNamed.headers['access-control-allow-credentials'], 'true')
+    const fromAny = await publish(named, 'foo', 'x', 'text/plain', {Origin: 'https://other.example'})
+    assert.deepEqual([fromAny.headers['access-control-allow-origin'], fromAny.headers.vary], ['*', 'Origin'])
   })
 
   it('msgbus serve --cors with something that is not an origin: a one-line error and a non-zero exit', async () => {

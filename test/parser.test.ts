@@ -12,6 +12,7 @@ import {fileURLToPath} from 'node:url'
 import fc from 'fast-check'
 import type {Message} from '../src/lib/bus/message.js'
 import {partToMessage, type ReceivedMessage} from '../src/lib/client/message.js'
+import {referenceParse} from './support/reference-multipart.js'
 import {MultipartStream} from '../src/lib/client/multipart-stream.js'
 import {subscribe} from '../src/lib/client/subscribe.js'
 import {MultipartEncoder} from '../src/lib/protocol/multipart-encoder.js'
@@ -905,73 +906,3 @@ const streamArb = boundaryArb.chain((boundary) => {
       return {boundary, stream: Buffer.concat(out)}
     })
 })
-
-/**
- * A deliberately simple whole-buffer reader, written from RFC 2046 and
- * PROTOCOL.md rather than from the streaming parser: find a delimiter, read
- * header lines up to the blank one, take Content-Length bytes (or up to the
- * next delimiter, less one line end unless the part has headers ended by a bare `\n`),
- * repeat; `--` after a delimiter closes.
- */
-function referenceParse(stream: Buffer, boundary: string): Parsed {
-  const text = stream.toString('latin1')
-  const delimiter = `--${boundary}`
-  const parts: Part[] = []
-  let at = text.indexOf(delimiter)
-  while (at >= 0) {
-    at += delimiter.length
-    if (text.length - at < 2) break
-    if (text.startsWith('--', at)) return {parts, closed: true}
-    while (text[at] === ' ' || text[at] === '\t') at++
-    if (text.startsWith('\r\n', at)) at += 2
-    else if (text[at] === '\n') at += 1
-
-    const headers: Record<string, string> = {}
-    let named = false
-    let complete = false
-    /** The blank line that ended the headers was a bare `\n`: the 2007 dialect, whose body keeps its trailing line ends. */
-    let bare = false
-    for (;;) {
-      if (text.startsWith(delimiter, at)) break // a delimiter where headers should be: an empty part
-      const lf = text.indexOf('\n', at)
-      if (lf < 0) return {parts, closed: false}
-      const line = text.slice(at, text[lf - 1] === '\r' && lf - 1 >= at ? lf - 1 : lf)
-      bare = lf === at
-      at = lf + 1
-      if (line === '') {
-        complete = true
-        break
-      }
-
-      const colon = line.indexOf(':')
-      if (colon > 0) {
-        const name = line.slice(0, colon).trim().toLowerCase()
-        const value = line.slice(colon + 1).trim()
-        headers[name] = name in headers ? `${headers[name]}, ${value}` : value
-        named = true
-      }
-    }
-
-    if (!complete) {
-      at = text.indexOf(delimiter, at)
-      continue
-    }
-
-    const length = headers['content-length']
-    let body: string
-    if (length !== undefined && /^\d+$/.test(length)) {
-      if (at + Number(length) > text.length) break
-      body = text.slice(at, at + Number(length))
-      at = text.indexOf(delimiter, at + Number(length))
-    } else {
-      const next = text.indexOf(delimiter, at)
-      if (next < 0) break
-      body = bare && named ? text.slice(at, next) : text.slice(at, next).replace(/\r?\n$/, '')
-      at = next
-    }
-
-    if (named || body.length > 0) parts.push({headers, body: bytes(body)})
-  }
-
-  return {parts, closed: false}
-}

@@ -1,4 +1,5 @@
 import {readFile} from 'node:fs/promises'
+import type {Published} from '../client/publish.js'
 import type {ClientOptions} from '../client/target.js'
 import {readLines} from './lines.js'
 
@@ -7,9 +8,8 @@ export interface SendOptions extends ClientOptions {
   files: string[]
   type?: string
   lines: boolean
-  /** Called with each message's id and subscriber count, in order. */
-  /** Each message's answer; id and subscribers are undefined from a server that names none (the 2007 msgbus). */
-  onPublished?: (result: {id?: string; subscribers?: number}) => void
+  /** Called with each message's answer, in order (see Published: a 2007 server names no id). */
+  onPublished?: (result: Published) => void
   stdin: NodeJS.ReadableStream
 }
 

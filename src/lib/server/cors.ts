@@ -27,10 +27,6 @@ export class CorsPolicy {
     this.origins = new Set(origins.filter((origin) => origin !== '*').map(normalizeOrigin))
   }
 
-  private allows(origin: string): boolean {
-    return this.any || this.origins.has(origin)
-  }
-
   /** How far a page of `origin` is let in: by name (credentials too), as one of any (`*`), or not at all. */
   admits(origin: string): 'named' | 'any' | 'none' {
     if (this.origins.has(origin)) return 'named'
@@ -40,8 +36,11 @@ export class CorsPolicy {
   /** The headers every response to a cross-origin request on a bus URL carries. */
   responseHeaders(req: IncomingMessage): Record<string, string> {
     const origin = req.headers.origin
-    if (origin === undefined || !this.allows(origin)) return this.any ? {} : {Vary: 'Origin'}
-    if (this.any) return {'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': EXPOSED_HEADERS}
+    // A named origin is echoed (credentials and all) even beside `*`, as publish-origin.ts lets it publish with them;
+    // then every answer depends on the origin.
+    const vary: Record<string, string> = this.origins.size > 0 ? {Vary: 'Origin'} : {}
+    if (origin === undefined || this.admits(origin) === 'none') return vary
+    if (this.admits(origin) === 'any') return {'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': EXPOSED_HEADERS, ...vary}
     return {
       'Access-Control-Allow-Origin': origin,
       'Access-Control-Allow-Credentials': 'true',
