@@ -463,6 +463,17 @@ The message's media type, without parameters, case\-insensitively
 .BI ?sender= patterns
 The publisher's user name (\fB?sender=alice,b*\fR).
 A message without a sender is matched as the empty name: \fB*\fR lets it through, \fBalice\fR or \fBb*\fR do not.
+.PP
+The clients of the 2007 msgbus (libevmsg, Python 2's urllib) read a body up to the delimiter that follows it,
+so their streams carry none of RFC 2046's line end between a body and the next delimiter.
+The server knows them by their
+.BR User\-Agent ;
+.B ?framing=2007
+or
+.B ?framing=rfc2046
+chooses for any other client, and
+.B msgbus serve \-\-framing
+for every one.
 .SS Authentication
 The user name of HTTP Basic authentication becomes the sender of what is published
 (the \fBFrom\fR header of its part).

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import {spawn, type ChildProcess} from 'node:child_process'
 import {once} from 'node:events'
-import {existsSync, readFileSync} from 'node:fs'
+import {readFileSync} from 'node:fs'
 import {createServer, type Server, type Socket} from 'node:net'
 import {join} from 'node:path'
 import type {BusServer} from '../src/lib/index.js'
@@ -509,7 +509,7 @@ describe('msgbus dump', function () {
   })
 
   describe('a recorded 2007 msgbus stream', () => {
-    const fixtures = existsSync(join(ROOT, 'test/fixtures/msgbus2007-channel-http11.raw')) ? join(ROOT, 'test/fixtures') : join(ROOT, '../shared/fixtures')
+    const fixtures = join(ROOT, 'test/fixtures')
     const raw = readFileSync(join(fixtures, 'msgbus2007-channel-http11.raw'))
     const expected = (JSON.parse(readFileSync(join(fixtures, 'msgbus2007-channel-http11.json'), 'utf8')) as {
       messages: Array<{type: string; sender: string | null; body_b64: string}>

@@ -1,4 +1,4 @@
-// The error statuses of PROTOCOL.md, each with its one-line reason, and the
+// The error statuses of docs/protocol.md, each with its one-line reason, and the
 // request handling around them: methods, HEAD, limits, disconnects, pipelining.
 import assert from 'node:assert/strict'
 import type {BusServer} from '../src/lib/index.js'

@@ -1,4 +1,4 @@
-// The client's streaming multipart parser, per PROTOCOL.md "Clients must accept":
+// The client's streaming multipart parser, per docs/protocol.md "Clients must accept":
 // our own framing, the 2007 msgbus (a recorded stream), nchan's multipart/mixed,
 // an MJPEG camera, limits, and property tests against random re-chunking and an
 // independent reference parser.

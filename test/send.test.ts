@@ -321,12 +321,13 @@ describe('msgbus send', function () {
     })
   })
 
-  describe('against a 2007 msgbus, which answers a publish with a bare 200', () => {
+  describe('against a 2007 msgbus, which answers a publish with a bare 204', () => {
     /**
-     * Stands in for the 2007 server's publish answer: `200 OK`, no body, no
-     * Msgbus-Id or Msgbus-Subscribers. Keeps each request's body.
+     * Stands in for the 2007 server's publish answer (msgbus.c:
+     * `evhttp_send_reply(req, HTTP_NOCONTENT, "OK", NULL)`): `204 OK`, no
+     * Msgbus-Id or Msgbus-Subscribers; or another bare 2xx. Keeps each request's body.
      */
-    async function server2007(): Promise<{url: string; bodies: string[]; close(): Promise<void>}> {
+    async function server2007(status = 204): Promise<{url: string; bodies: string[]; close(): Promise<void>}> {
       const {createServer: createHttpServer} = await import('node:http')
       const bodies: string[] = []
       const server = createHttpServer((req, res) => {
@@ -334,7 +335,7 @@ describe('msgbus send', function () {
         req.on('data', (chunk: Buffer) => chunks.push(chunk))
         req.on('end', () => {
           bodies.push(Buffer.concat(chunks).toString('latin1'))
-          res.writeHead(200, {'Content-Length': '0'})
+          res.writeHead(status, 'OK', {Server: 'msgbus'})
           res.end()
         })
       })
@@ -363,6 +364,14 @@ describe('msgbus send', function () {
         assert.deepEqual(old.bodies.slice(4), ['one', 'two', 'three'])
       } finally {
         await old.close()
+      }
+
+      const other = await server2007(200)
+      try {
+        const result = await msgbus(['send', 'foo', '--url', other.url, '-v'], {input: 'a bare 200'})
+        assert.deepEqual([result.code, result.stdout, result.stderr, other.bodies], [0, 'published (the server gave no id)\n', '', ['a bare 200']])
+      } finally {
+        await other.close()
       }
     })
   })

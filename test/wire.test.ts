@@ -1,4 +1,4 @@
-// The exact bytes of PROTOCOL.md, pinned over raw sockets for HTTP/1.0 and HTTP/1.1.
+// The exact bytes of docs/protocol.md, pinned over raw sockets for HTTP/1.0 and HTTP/1.1.
 import assert from 'node:assert/strict'
 import {assertIncreasing, dechunk, publish, RawClient, startBus, stopAll, portOf} from './support/harness.js'
 

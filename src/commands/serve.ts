@@ -4,6 +4,7 @@ import {sizeFlag} from '../lib/cli/flags.js'
 import {normalizeVerbosity} from '../lib/cli/verbosity.js'
 import {hashPasswordFromStdin} from '../lib/cli/hash-password.js'
 import {serve} from '../lib/cli/serve.js'
+import type {FramingPolicy} from '../lib/server/framing.js'
 import {streamLogger} from '../lib/server/logger.js'
 
 export default class Serve extends MsgbusCommand {
@@ -73,6 +74,11 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
       default: 'disconnect',
     }),
     'max-subscribers': Flags.integer({summary: 'Most subscriptions at once (0: no limit); past it, 503.', default: 0, min: 0}),
+    framing: Flags.string({
+      summary: 'How multipart streams are framed when the URL does not say (?framing=): auto gives the 2007 framing to the 2007 clients (User-Agent libevmsg, Python-urllib/1.x or 2.x) and RFC 2046 to everyone else; 2007 or rfc2046 give it to all.',
+      options: ['auto', '2007', 'rfc2046'],
+      default: 'auto',
+    }),
     heartbeat: Flags.integer({
       summary: 'Seconds between heartbeat comments on SSE streams, which keep proxies from closing idle ones (0: none).',
       default: 30,
@@ -150,6 +156,7 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
       slowTimeout: flags['slow-timeout'],
       slowPolicy: flags['slow-policy'] as 'disconnect' | 'drop',
       maxSubscribers: flags['max-subscribers'],
+      framing: flags.framing as FramingPolicy,
       heartbeat: flags.heartbeat,
       headerTimeout: flags['header-timeout'],
       bodyTimeout: flags['body-timeout'],

@@ -1,4 +1,4 @@
-// Reading raw HTTP answers, and asserting the one-line errors PROTOCOL.md asks for.
+// Reading raw HTTP answers, and asserting the one-line errors docs/protocol.md asks for.
 import assert from 'node:assert/strict'
 import type {BusServer} from '../../src/lib/index.js'
 import {portOf, RawClient, type Reply} from './harness.js'

@@ -1,7 +1,7 @@
 /**
  * A reference reader of multipart streams for property tests: the whole
  * stream at once, as a latin1 string, one rule after the other as
- * PROTOCOL.md "Clients must accept" and the README state them. Slow and
+ * docs/protocol.md "Clients must accept" and the README state them. Slow and
  * simple on purpose; it shares no code with src/lib/protocol/multipart-parser.ts.
  *
  * The rules:

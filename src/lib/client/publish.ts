@@ -14,7 +14,7 @@ export interface PublishOptions extends ClientOptions {
 
 /**
  * What the server said of one published message. A server that names no id
- * (the 2007 msgbus answers a publish with a bare 200) leaves both undefined:
+ * (the 2007 msgbus answers a publish with a bare 204) leaves both undefined:
  * its 2xx is still a success.
  */
 export interface Published {

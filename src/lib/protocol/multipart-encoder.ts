@@ -10,7 +10,19 @@ export function makeBoundary(): string {
   return `msgbus-${randomBytes(12).toString('hex')}`
 }
 
-/** Frames messages as parts of a multipart/x-mixed-replace stream: the default format, and the 2007 one. */
+/**
+ * How the parts of a multipart stream are delimited (docs/protocol.md,
+ * "Stream formats"). `rfc2046`: a line end between a body and the next
+ * delimiter, which belongs to the delimiter. `2007`: the delimiter straight
+ * after the body, as the 2007 msgbus sent it: its clients (libevmsg, Python
+ * 2's urllib) take every byte before the delimiter, or read Content-Length
+ * bytes and then expect the delimiter line at once.
+ */
+export type MultipartFraming = 'rfc2046' | '2007'
+
+export const MULTIPART_FRAMINGS: readonly MultipartFraming[] = ['rfc2046', '2007']
+
+/** Frames messages as parts of a multipart/x-mixed-replace stream, each part one chunk starting with its headers. */
 export class MultipartEncoder extends CachingEncoder {
   readonly format = 'multipart'
   readonly contentType: string
@@ -19,17 +31,23 @@ export class MultipartEncoder extends CachingEncoder {
   readonly close: Frame
   private readonly delimiter: string
 
-  constructor(readonly boundary: string = makeBoundary()) {
+  constructor(
+    readonly boundary: string = makeBoundary(),
+    readonly framing: MultipartFraming = 'rfc2046',
+  ) {
     super()
+    const lineEnd = framing === 'rfc2046' ? CRLF : ''
     this.contentType = `multipart/x-mixed-replace;boundary=${boundary}`
-    this.delimiter = `${CRLF}--${boundary}${CRLF}`
+    this.delimiter = `${lineEnd}--${boundary}${CRLF}`
     this.open = textFrame(`--${boundary}${CRLF}`)
-    this.close = closingFrame(textFrame(`${CRLF}--${boundary}--${CRLF}`))
+    this.close = closingFrame(textFrame(`${lineEnd}--${boundary}--${CRLF}`))
   }
 
   protected build(message: Message): Frame {
     // The type is written back byte for byte as it arrived (latin1, as Node
     // hands header values over); the sender is UTF-8 text from Basic auth.
+    // Header lines end in CRLF in both framings: libevent's line reader,
+    // after a blank line of a bare LF, would swallow a body's leading CR.
     let head = `Content-Type: ${message.type}${CRLF}Content-Length: ${message.body.length}${CRLF}`
     head += `Content-Location: ${channelPath(message.channel)}${CRLF}Message-ID: ${message.id}${CRLF}`
     const from = message.sender === undefined ? undefined : Buffer.from(`From: ${message.sender}${CRLF}`, 'utf8')

@@ -1,6 +1,6 @@
 /**
  * A streaming reader of multipart streams (multipart/x-mixed-replace,
- * multipart/mixed), lenient in what it accepts as PROTOCOL.md's "Clients
+ * multipart/mixed), lenient in what it accepts as docs/protocol.md's "Clients
  * must accept" asks: `\r\n` or bare `\n` line ends, parts with or without
  * Content-Length, a delimiter with or without a line end before it, a
  * preamble, transport padding, empty parts, the close delimiter anywhere,

@@ -10,6 +10,7 @@ import {channelLabel, type ServerContext} from './context.js'
 import {openAccess} from './acl.js'
 import {BodyBudget} from './body-budget.js'
 import {CorsPolicy} from './cors.js'
+import {FRAMING_POLICIES} from './framing.js'
 import {startHeartbeat} from './heartbeat.js'
 import {startStats} from './stats.js'
 import {Docroot} from './docroot.js'
@@ -92,6 +93,10 @@ export class BusServer {
         `--max-body-memory (${formatSize(options.maxBodyMemory)}) is less than the largest body a publish may have ` +
           `(${formatSize(largestBody)}, --max-message-size and --max-request-size): raise it, or lower those`,
       )
+    }
+
+    if (!FRAMING_POLICIES.includes(options.framing)) {
+      throw new Error(`unknown framing ${JSON.stringify(options.framing)} (known: ${FRAMING_POLICIES.join(', ')})`)
     }
 
     const docroot = options.docroot === undefined ? undefined : await Docroot.open(options.docroot, logger)

@@ -1,6 +1,7 @@
 import {FAN_OUT_SLICE} from '../bus/bus.js'
 import type {SlowPolicy} from './socket-writer.js'
 import type {Logger} from './logger.js'
+import type {FramingPolicy} from './framing.js'
 
 export interface BusServerOptions {
   /** HTTP port; 0 picks a free one. Default 8888. */
@@ -35,6 +36,12 @@ export interface BusServerOptions {
   maxSubscribers?: number
   /** The multipart boundary; default a random one per server. */
   boundary?: string
+  /**
+   * How multipart streams are framed when the URL does not say (`?framing=`):
+   * `auto` (default) frames them the 2007 way for the 2007 clients, known by
+   * their User-Agent, and by RFC 2046 for everyone else.
+   */
+  framing?: FramingPolicy
   /** Seconds between SSE heartbeat comments; 0 for none. Default 30. */
   heartbeat?: number
   /** Origins allowed cross-origin access (`*` for any); default none, and no CORS headers. */
@@ -85,6 +92,7 @@ export const DEFAULTS = {
   slowTimeout: 10,
   slowPolicy: 'disconnect' as SlowPolicy,
   maxSubscribers: 0,
+  framing: 'auto' as FramingPolicy,
   heartbeat: 30,
   headerTimeout: 10,
   bodyTimeout: 30,

@@ -8,7 +8,8 @@ import {isMessageId} from '../bus/message-id.js'
 import {channelLabel, peerOf, type ServerContext} from './context.js'
 import {HttpError} from './http-error.js'
 import {LogLevel} from './logger.js'
-import {chooseRepresentation} from './negotiate.js'
+import {defaultFraming, framingParam} from './framing.js'
+import {chooseRepresentation, type Representation} from './negotiate.js'
 import {HttpSubscription} from './subscription.js'
 import {takeOver} from './takeover.js'
 
@@ -19,6 +20,20 @@ function isImageRequest(req: IncomingMessage): boolean {
 
 function isHttp11(req: IncomingMessage): boolean {
   return req.httpVersionMajor > 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1)
+}
+
+/**
+ * The encoder a stream is written with. A multipart stream's framing is the
+ * URL's `?framing=` when given; else an `<img>` gets the image framing; else
+ * the server's `--framing` (under `auto`, the 2007 framing for the 2007
+ * clients, known by their User-Agent).
+ */
+function encoderFor(ctx: ServerContext, req: IncomingMessage, representation: Exclude<Representation, 'html'>, params: URLSearchParams): StreamEncoder {
+  const asked = framingParam(params.get('framing'))
+  if (representation !== 'multipart') return ctx.encoders[representation]
+  if (asked === undefined && isImageRequest(req)) return ctx.encoders.image
+  const framing = asked ?? defaultFraming(ctx.options.framing, req.headers)
+  return framing === '2007' ? ctx.encoders.multipart2007 : ctx.encoders.multipart
 }
 
 /** The stream's headers, for GET and HEAD alike. */
@@ -39,7 +54,12 @@ function streamHeaders(ctx: ServerContext, cors: Record<string, string>, encoder
   }
 }
 
-/** What a bus URL's answer depends on: the format is negotiated, and CORS may echo the origin. */
+/**
+ * What a bus URL's answer depends on: the format is negotiated, and CORS may
+ * echo the origin. The User-Agent is not named although it picks a
+ * multipart stream's framing (framing.ts): an endless stream is never
+ * complete, so no cache ever stores one to hand to another client.
+ */
 function negotiatedVary(cors: Record<string, string>): string {
   return cors.Vary ? `${cors.Vary}, Accept, Sec-Fetch-Dest` : 'Accept, Sec-Fetch-Dest'
 }
@@ -96,6 +116,7 @@ export function subscribe(
 
   const filterText = {type: params.getAll('type').join(','), sender: params.getAll('sender').join(',')}
   const accepts = bothFilters(permitted, filterOf(filterText))
+  const encoder = encoderFor(ctx, req, representation, params)
 
   lastEventId(req, params)
   const {maxSubscribers} = ctx.options
@@ -108,7 +129,6 @@ export function subscribe(
     throw new HttpError(503, `too many channels (the limit is ${maxChannels})`, {'Retry-After': '5'})
   }
 
-  const encoder = representation === 'multipart' && isImageRequest(req) ? ctx.encoders.image : ctx.encoders[representation]
   const chunked = isHttp11(req)
   const headers = streamHeaders(ctx, cors, encoder, chunked)
   if (req.method === 'HEAD') {
@@ -121,6 +141,7 @@ export function subscribe(
   ctx.streaming.add(req.socket)
   const details = [
     representation !== 'multipart' && `format=${representation}`,
+    encoder === ctx.encoders.multipart2007 && 'framing=2007',
     filterText.type && `type=${filterText.type}`,
     filterText.sender && `sender=${filterText.sender}`,
   ].filter(Boolean)
