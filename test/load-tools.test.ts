@@ -339,6 +339,19 @@ describe('load tools: test-pub and test-sub', function () {
       assert.ok(watcher.parts().every((part) => part.headers['content-location'] === '/msgbus/c-1'))
     })
 
+    it('against a server that frames every stream the 2007 way (serve --framing 2007): every message counted, bytes included', async () => {
+      const server = await startBus({framing: '2007'})
+      const sub = await subscribed(server, ['-d', '4', '--json'], 20)
+      const pub = await msgbus(['test-pub', '--url', server.url(), '--connections', '2', '--count', '100', '--json'])
+      assert.equal(pub.code, 0, pub.stderr)
+      const result = await sub.exit(10000)
+      assert.equal(result.code, 0, result.stderr)
+      const report = documentOf<SubReport>(result)
+      assert.equal(report.received, 20 * 100)
+      assert.deepEqual([report.lost, report.duplicates, report.out_of_order], [0, 0, 0])
+      assert.equal(report.bytes, 20 * defaultBodyBytes(100))
+    })
+
     it('-n 1000 -d 6 --json while test-pub -r 100 -d 3 runs: every message to every connection, nothing lost, every key', async function () {
       const server = await startBus()
       const sub = await subscribed(server, ['-d', '6', '--json'], 1000)
