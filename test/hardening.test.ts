@@ -98,6 +98,9 @@ describe('hardening: bad input', function () {
       /^transfer coding "gzip" is not supported \(only chunked\)/,
     ],
     ['two Host headers', 'POST /msgbus/foo HTTP/1.1\r\nHost: a\r\nHost: b\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello', 400, /^more than one Host header/],
+    ['an HTTP/1.1 request without Host', 'POST /msgbus/foo HTTP/1.1\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello', 400, /^an HTTP\/1\.1 request needs a Host header/],
+    ['an Expect other than 100-continue', 'POST /msgbus/foo HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello', 417, /^expectation "200-ok" is not supported \(only 100-continue\)/],
+    ['CONNECT (this is no proxy)', 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', 405, /^method CONNECT is not allowed: this is not a proxy/],
     ['HTTP/2.0 in an HTTP/1 request line', 'GET /msgbus/foo HTTP/2.0\r\nHost: x\r\n\r\n', 505, /^HTTP\/2\.0 is not supported here: msgbus speaks HTTP\/1\.0 and HTTP\/1\.1/],
   ]
   for (const [what, bytes, status, reason] of refusedFraming) {

@@ -4,7 +4,7 @@ import type {Socket} from 'node:net'
 import {X509Certificate, createPrivateKey} from 'node:crypto'
 import {createSecureContext, type SecureContextOptions} from 'node:tls'
 import {addressOf, peerOf, type ServerContext} from './context.js'
-import {rawErrorResponse} from './http-error.js'
+import {rawErrorResponse, sendError} from './http-error.js'
 import {endAndLinger} from './linger.js'
 
 /** How often Node checks its connections for header timeouts; the timeout itself is `--header-timeout`. */
@@ -69,9 +69,11 @@ export function secureOptions(cert: string | Buffer, key: string | Buffer): Secu
  */
 export function createListener(ctx: ServerContext, handler: Handler, tls?: SecureContextOptions): Server {
   const {options} = ctx
+  // A missing Host is refused by the handler (request-checks.ts), with a reason.
+  const common = {connectionsCheckingInterval: CHECK_INTERVAL_MS, requireHostHeader: false}
   const server = tls
-    ? (createHttpsServer({...tls, connectionsCheckingInterval: CHECK_INTERVAL_MS, handshakeTimeout: options.headerTimeout * 1000}) as unknown as Server)
-    : createHttpServer({connectionsCheckingInterval: CHECK_INTERVAL_MS})
+    ? (createHttpsServer({...tls, ...common, handshakeTimeout: options.headerTimeout * 1000}) as unknown as Server)
+    : createHttpServer(common)
   // The whole head within the header timeout (slowloris); a body may take as
   // long as it keeps moving (publish.ts watches it stall); idle keep-alive
   // connections close after the idle timeout.
@@ -80,6 +82,18 @@ export function createListener(ctx: ServerContext, handler: Handler, tls?: Secur
   server.keepAliveTimeout = options.idleTimeout * 1000
   server.on('request', (req: IncomingMessage, res: ServerResponse) => handler(req, res))
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handler(req, res, true))
+  // Without these Node answers by itself: a bare 417, and for CONNECT nothing but a closed connection.
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    res.setHeader('Server', ctx.serverHeader)
+    // Closed after: the body that may follow is not read.
+    sendError(res, 417, `expectation ${JSON.stringify(req.headers.expect)} is not supported (only 100-continue)`, {}, true)
+  })
+  server.on('connect', (_req: IncomingMessage, socket: Socket) => {
+    socket.on('error', () => {})
+    if (ctx.refused.has(socket)) return void socket.destroy()
+    const reason = 'method CONNECT is not allowed: this is not a proxy'
+    endAndLinger(socket, rawErrorResponse(405, ctx.serverHeader, reason, {Allow: 'GET, HEAD, POST, OPTIONS'}))
+  })
   // A TLS handshake that failed or timed out reaches 'clientError' too, but
   // there is no HTTP to answer in, and ending such a socket politely leaves
   // it open for good (CLOSE-WAIT once the client goes): destroy it first.

@@ -16,6 +16,8 @@ export function framingError(req: IncomingMessage): HttpError | undefined {
   let hosts = 0
   for (let i = 0; i < raw.length; i += 2) if (raw[i].length === 4 && raw[i].toLowerCase() === 'host') hosts++
   if (hosts > 1) return new HttpError(400, 'more than one Host header', {}, true)
+  // RFC 9112 3.2; checked here rather than by Node (requireHostHeader), whose 400 has no reason and no Server header.
+  if (hosts === 0 && req.httpVersionMinor >= 1) return new HttpError(400, 'an HTTP/1.1 request needs a Host header', {}, true)
 
   // The parser has checked that chunked comes last, once; a coding before it
   // we cannot undo, and the body would be published as it came, gzip bytes and all.
