@@ -9,8 +9,8 @@ import {writeFileSync} from 'node:fs'
 import {Agent, request as httpRequest} from 'node:http'
 import bcrypt from 'bcryptjs'
 import type {BusServer, BusServerOptions, Logger} from '../src/lib/index.js'
-import {HashQueue, HashQueueFull} from '../src/lib/server/hash-queue.js'
-import {makeScryptHash} from '../src/lib/server/password-hash.js'
+import {HashQueue, HashQueueFull} from '../src/lib/server/access/hash-queue.js'
+import {makeScryptHash} from '../src/lib/server/access/password-hash.js'
 import {startBus, stopAll, tempFolder, type Reply} from './support/harness.js'
 
 const inTemp = tempFolder('msgbus-logins-')

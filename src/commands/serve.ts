@@ -4,8 +4,8 @@ import {sizeFlag} from '../lib/cli/flags.js'
 import {normalizeVerbosity} from '../lib/cli/verbosity.js'
 import {hashPasswordFromStdin} from '../lib/cli/hash-password.js'
 import {serve} from '../lib/cli/serve.js'
-import type {FramingPolicy} from '../lib/server/framing.js'
-import {streamLogger} from '../lib/server/logger.js'
+import type {FramingPolicy} from '../lib/server/stream/framing.js'
+import {streamLogger} from '../lib/server/ops/logger.js'
 
 export default class Serve extends MsgbusCommand {
   static override summary = 'Run the message bus server.'

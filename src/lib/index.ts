@@ -4,9 +4,9 @@
  */
 export {createBus, BusServer, type Listening, type ServerCounters} from './server/bus-server.js'
 export type {BusServerOptions} from './server/options.js'
-export type {SlowPolicy} from './server/socket-writer.js'
-export type {FramingPolicy} from './server/framing.js'
-export {streamLogger, silentLogger, LogLevel, type Logger} from './server/logger.js'
+export type {SlowPolicy} from './server/stream/socket-writer.js'
+export type {FramingPolicy} from './server/stream/framing.js'
+export {streamLogger, silentLogger, LogLevel, type Logger} from './server/ops/logger.js'
 export {Bus, FAN_OUT_SLICE, type BusOptions, type Delivery, type BusCounters} from './bus/bus.js'
 export type {Message, MessageInput, Subscriber} from './bus/message.js'
 export {MessageIdGenerator, compareMessageIds, isMessageId} from './bus/message-id.js'

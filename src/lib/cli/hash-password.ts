@@ -1,4 +1,4 @@
-import {makeScryptHash} from '../server/password-hash.js'
+import {makeScryptHash} from '../server/access/password-hash.js'
 
 /** The first line of a stream (without its line end), as soon as it has come; the whole stream if it has no newline. */
 export function readLine(stream: NodeJS.ReadableStream): Promise<string> {

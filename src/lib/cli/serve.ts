@@ -1,8 +1,8 @@
 import {readFile} from 'node:fs/promises'
 import {createBus, type BusServer} from '../server/bus-server.js'
-import {LogLevel, type Logger} from '../server/logger.js'
+import {LogLevel, type Logger} from '../server/ops/logger.js'
 import type {BusServerOptions} from '../server/options.js'
-import {dropPrivileges, resolveUser} from '../server/privileges.js'
+import {dropPrivileges, resolveUser} from '../server/ops/privileges.js'
 
 export interface ServeOptions extends Omit<BusServerOptions, 'cert' | 'key' | 'logger'> {
   /** PEM files, read now and again on SIGHUP. */

@@ -1,7 +1,7 @@
 import {FAN_OUT_SLICE} from '../bus/bus.js'
-import type {SlowPolicy} from './socket-writer.js'
-import type {Logger} from './logger.js'
-import type {FramingPolicy} from './framing.js'
+import type {SlowPolicy} from './stream/socket-writer.js'
+import type {Logger} from './ops/logger.js'
+import type {FramingPolicy} from './stream/framing.js'
 
 export interface BusServerOptions {
   /** HTTP port; 0 picks a free one. Default 8888. */

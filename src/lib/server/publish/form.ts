@@ -1,9 +1,9 @@
 import type {IncomingMessage} from 'node:http'
 import busboy from 'busboy'
-import {mediaTypeOrReason, withFileName, type MediaType} from '../protocol/media-type.js'
+import {mediaTypeOrReason, withFileName, type MediaType} from '../../protocol/media-type.js'
 import {tooLarge} from './body.js'
 import {CHUNK_COST, type BodyBudget} from './body-budget.js'
-import {HttpError} from './http-error.js'
+import {HttpError} from '../http/http-error.js'
 
 export interface FormPart extends MediaType {
   body: Buffer

@@ -1,7 +1,7 @@
 import type {IncomingHttpHeaders} from 'node:http'
 import Negotiator from 'negotiator'
-import type {StreamFormat} from '../protocol/stream-encoder.js'
-import {HttpError} from './http-error.js'
+import type {StreamFormat} from '../../protocol/stream-encoder.js'
+import {HttpError} from '../http/http-error.js'
 
 /** What a GET on a bus URL can answer with: a stream, or the viewer page. */
 export type Representation = StreamFormat | 'html'

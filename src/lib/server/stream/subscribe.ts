@@ -1,13 +1,13 @@
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import type {Socket} from 'node:net'
 import {STATUS_CODES} from 'node:http'
-import {bothFilters, compileFilter, type FilterSpec, type MessageFilter} from '../protocol/filter.js'
-import {PatternListError} from '../protocol/pattern.js'
-import type {StreamEncoder} from '../protocol/stream-encoder.js'
-import {isMessageId} from '../bus/message-id.js'
-import {channelLabel, peerOf, type ServerContext} from './context.js'
-import {HttpError} from './http-error.js'
-import {LogLevel} from './logger.js'
+import {bothFilters, compileFilter, type FilterSpec, type MessageFilter} from '../../protocol/filter.js'
+import {PatternListError} from '../../protocol/pattern.js'
+import type {StreamEncoder} from '../../protocol/stream-encoder.js'
+import {isMessageId} from '../../bus/message-id.js'
+import {channelLabel, peerOf, type ServerContext} from '../context.js'
+import {HttpError} from '../http/http-error.js'
+import {LogLevel} from '../ops/logger.js'
 import {defaultFraming, framingParam} from './framing.js'
 import {chooseRepresentation, type Representation} from './negotiate.js'
 import {HttpSubscription} from './subscription.js'
@@ -137,7 +137,7 @@ export function subscribe(
     return
   }
 
-  // No request behind this one is answered (see handler.ts), from now on.
+  // No request behind this one is answered (see router.ts), from now on.
   ctx.streaming.add(req.socket)
   const details = [
     representation !== 'multipart' && `format=${representation}`,

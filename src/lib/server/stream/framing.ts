@@ -1,6 +1,6 @@
 import type {IncomingHttpHeaders} from 'node:http'
-import {MULTIPART_FRAMINGS, type MultipartFraming} from '../protocol/multipart-encoder.js'
-import {HttpError} from './http-error.js'
+import {MULTIPART_FRAMINGS, type MultipartFraming} from '../../protocol/multipart-encoder.js'
+import {HttpError} from '../http/http-error.js'
 
 /** `serve --framing`: a framing for every multipart subscription, or `auto`, by User-Agent. */
 export type FramingPolicy = 'auto' | MultipartFraming

@@ -1,5 +1,5 @@
 import {createHash, timingSafeEqual} from 'node:crypto'
-import {HttpError} from './http-error.js'
+import {HttpError} from '../http/http-error.js'
 
 export interface Credentials {
   user: string

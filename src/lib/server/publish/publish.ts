@@ -1,11 +1,11 @@
 import type {IncomingMessage, ServerResponse} from 'node:http'
-import type {Delivery} from '../bus/bus.js'
-import {mediaTypeOrReason} from '../protocol/media-type.js'
+import type {Delivery} from '../../bus/bus.js'
+import {mediaTypeOrReason} from '../../protocol/media-type.js'
 import {declaredLength, readBody, tooLarge} from './body.js'
-import {addressOf, peerOf, type ServerContext} from './context.js'
+import {addressOf, peerOf, type ServerContext} from '../context.js'
 import {readForm} from './form.js'
-import {HttpError} from './http-error.js'
-import {LogLevel} from './logger.js'
+import {HttpError} from '../http/http-error.js'
+import {LogLevel} from '../ops/logger.js'
 
 /**
  * Drops the connection when the body stops arriving for `--body-timeout`

@@ -1,7 +1,7 @@
 import type {IncomingMessage} from 'node:http'
-import {formatSize} from '../util/size.js'
+import {formatSize} from '../../util/size.js'
 import {CHUNK_COST, type BodyBudget} from './body-budget.js'
-import {HttpError} from './http-error.js'
+import {HttpError} from '../http/http-error.js'
 
 export function tooLarge(limit: number, what = 'message'): HttpError {
   return new HttpError(413, `${what} larger than the limit of ${formatSize(limit)}`, {}, true)

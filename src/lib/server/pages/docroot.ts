@@ -3,9 +3,9 @@ import type {IncomingMessage, ServerResponse} from 'node:http'
 import {STATUS_CODES} from 'node:http'
 import {join, normalize, sep} from 'node:path'
 import send from 'send'
-import {ChannelError, percentDecode} from '../protocol/channel.js'
-import {HttpError, sendError} from './http-error.js'
-import {silentLogger, type Logger} from './logger.js'
+import {ChannelError, percentDecode} from '../../protocol/channel.js'
+import {HttpError, sendError} from '../http/http-error.js'
+import {silentLogger, type Logger} from '../ops/logger.js'
 
 export const DOCUMENT_METHODS = 'GET, HEAD, OPTIONS'
 

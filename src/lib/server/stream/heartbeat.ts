@@ -1,4 +1,4 @@
-import type {Frame} from '../protocol/stream-encoder.js'
+import type {Frame} from '../../protocol/stream-encoder.js'
 import type {HttpSubscription} from './subscription.js'
 
 /**

@@ -14,13 +14,13 @@
  * its hash is `-`.
  */
 import {readFile} from 'node:fs/promises'
-import type {Message} from '../bus/message.js'
-import {compilePatternList, PatternListError, type Matcher} from '../protocol/pattern.js'
-import type {MessageFilter} from '../protocol/filter.js'
-import {MAX_USER_BYTES, type Credentials} from './auth.js'
+import type {Message} from '../../bus/message.js'
+import {compilePatternList, PatternListError, type Matcher} from '../../protocol/pattern.js'
+import type {MessageFilter} from '../../protocol/filter.js'
+import {MAX_USER_BYTES, type Credentials} from './basic-auth.js'
 import {DecoyHashes} from './decoy-hashes.js'
 import {HashQueueFull} from './hash-queue.js'
-import {HttpError} from './http-error.js'
+import {HttpError} from '../http/http-error.js'
 import type {LoginGuard} from './login-guard.js'
 import {HashFormatError, parseHash, PasswordVerifier, type PasswordHash} from './password-hash.js'
 

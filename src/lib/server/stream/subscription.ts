@@ -1,7 +1,7 @@
 import type {Socket} from 'node:net'
-import type {Message, Subscriber} from '../bus/message.js'
-import type {MessageFilter} from '../protocol/filter.js'
-import type {Frame, StreamEncoder} from '../protocol/stream-encoder.js'
+import type {Message, Subscriber} from '../../bus/message.js'
+import type {MessageFilter} from '../../protocol/filter.js'
+import type {Frame, StreamEncoder} from '../../protocol/stream-encoder.js'
 import {NOT_BEHIND, type SocketWriter, type WriteTarget} from './socket-writer.js'
 
 /** A subscriber at the end of one HTTP connection, streaming in the format it asked for. */

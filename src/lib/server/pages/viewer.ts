@@ -1,7 +1,7 @@
 import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import type {IncomingMessage, ServerResponse} from 'node:http'
-import {WEB_ROOT} from '../assets.js'
+import {WEB_ROOT} from '../../assets.js'
 
 /**
  * The page is served at the bus URL itself, so it is one self-contained

@@ -1,5 +1,5 @@
 import type {Socket} from 'node:net'
-import {LogLevel, type Logger} from './logger.js'
+import {LogLevel, type Logger} from '../ops/logger.js'
 
 export type Admission = 'admit' | 'refuse' | 'drop'
 

@@ -1,11 +1,11 @@
 import {createHash} from 'node:crypto'
 import type {Socket} from 'node:net'
-import {addressOf} from './context.js'
+import {addressOf} from '../context.js'
 import {FailureBudget, type ThrottleStart} from './failure-budget.js'
 import type {HashQueueFull} from './hash-queue.js'
-import {HttpError} from './http-error.js'
-import {LogBudget} from './log-budget.js'
-import type {Logger} from './logger.js'
+import {HttpError} from '../http/http-error.js'
+import {LogBudget} from '../ops/log-budget.js'
+import type {Logger} from '../ops/logger.js'
 
 /** A user name's budget is this many times a client's: it adds up failures from every client. */
 export const USER_BUDGET_FACTOR = 10

@@ -3,7 +3,7 @@ import {createServer as createHttpsServer} from 'node:https'
 import type {Socket} from 'node:net'
 import {X509Certificate, createPrivateKey} from 'node:crypto'
 import {createSecureContext, type SecureContextOptions} from 'node:tls'
-import {addressOf, peerOf, type ServerContext} from './context.js'
+import {addressOf, peerOf, type ServerContext} from '../context.js'
 import {rawErrorResponse, sendError} from './http-error.js'
 import {endAndLinger} from './linger.js'
 
@@ -99,7 +99,7 @@ export function createListener(ctx: ServerContext, handler: Handler, tls?: Secur
   // it open for good (CLOSE-WAIT once the client goes): destroy it first.
   if (tls) server.prependListener('tlsClientError', (_error: Error, socket: Socket) => socket.destroy())
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
-    // Bytes after a subscription began are never answered (see handler.ts).
+    // Bytes after a subscription began are never answered (see router.ts).
     if (!socket.writable || error.code === 'ECONNRESET' || ctx.streaming.has(socket)) {
       socket.destroy()
       return
@@ -119,7 +119,7 @@ export function createListener(ctx: ServerContext, handler: Handler, tls?: Secur
  * one is closed at once, before a handshake that would only cost CPU. Past
  * the per-address limit a client gets 503 as soon as it is connected (over
  * TLS once the handshake is done). A request sent on a refused connection
- * meanwhile is never handled (see handler.ts).
+ * meanwhile is never handled (see router.ts).
  */
 function guardConnections(ctx: ServerContext, server: Server, secure: boolean): void {
   const refuse = (socket: Socket, reason: string) => {
