@@ -6,7 +6,8 @@ import {Bus, type BusCounters} from '../bus/bus.js'
 import {createEncoders} from '../protocol/formats.js'
 import {formatSize} from '../util/size.js'
 import {VERSION} from '../version.js'
-import {channelLabel, type ServerContext} from './context.js'
+import {type ServerContext} from './context.js'
+import {channelLabel} from './http/peer.js'
 import {openAccess} from './access/acl.js'
 import {BodyBudget} from './publish/body-budget.js'
 import {CorsPolicy} from './access/cors.js'
@@ -24,6 +25,7 @@ import {LoginGuard, type LoginCounters} from './access/login-guard.js'
 import {LogLevel, silentLogger} from './ops/logger.js'
 import {DEFAULTS, type BusServerOptions, type ResolvedOptions} from './options.js'
 import {hardBound, SocketWriter, type WriteTarget} from './stream/socket-writer.js'
+import {Streams} from './stream/streams.js'
 import type {HttpSubscription} from './stream/subscription.js'
 import {Viewer} from './pages/viewer.js'
 
@@ -68,7 +70,7 @@ export class BusServer {
   readonly options: ResolvedOptions
   private readonly servers: Server[] = []
   private httpsServer: (Server & {setSecureContext(options: SecureContextOptions): void}) | undefined
-  private readonly subscriptions = new Set<HttpSubscription>()
+  private streams: Streams | undefined
   private context: ServerContext | undefined
   private listening: Listening | undefined
   private stopHeartbeat = () => {}
@@ -122,6 +124,8 @@ export class BusServer {
       },
     )
     const encoders = createEncoders(options.boundary)
+    const streams = new Streams(this.bus, writer, logger)
+    this.streams = streams
     const context: ServerContext = {
       bus: this.bus,
       encoders,
@@ -133,8 +137,7 @@ export class BusServer {
       viewer,
       cors,
       serverHeader: `msgbus/${VERSION}`,
-      subscriptions: this.subscriptions,
-      streaming: new WeakSet(),
+      streams,
       access,
       refused: new WeakSet(),
       connections: this.connectionCap(),
@@ -158,7 +161,7 @@ export class BusServer {
       listening = {http: await this.bind(http, options.port, 'HTTP')}
       if (https) listening.https = await this.bind(https, options.sslPort, 'HTTPS')
       this.listening = listening
-      this.stopHeartbeat = startHeartbeat(options.heartbeat * 1000, this.subscriptions, 'sse', encoders.sse.heartbeat)
+      this.stopHeartbeat = startHeartbeat(options.heartbeat * 1000, streams, 'sse', encoders.sse.heartbeat)
       this.stopStats = startStats(options.statsInterval * 1000, () => this.counters(), logger)
     } catch (error) {
       await this.closeServers()
@@ -226,6 +229,11 @@ export class BusServer {
     return this.listening
   }
 
+  /** The open subscription streams: each one's socket, channel, peer and what it has received. */
+  get subscriptions(): Iterable<HttpSubscription> {
+    return this.streams ?? []
+  }
+
   /**
    * Re-reads the ACL file (`--acl`; serve calls this on SIGHUP). Open
    * subscriptions follow the new ACL from their next message on. On any error
@@ -272,18 +280,17 @@ export class BusServer {
    */
   async stop(graceMs = 500): Promise<void> {
     if (this.servers.length === 0) return
-    this.logger.log(LogLevel.Always, 'stop', `ending ${this.subscriptions.size} subscriptions`)
+    this.logger.log(LogLevel.Always, 'stop', `ending ${this.streams?.size ?? 0} subscriptions`)
     this.stopHeartbeat()
     this.stopStats()
     this.context?.rateLimiter?.close()
     this.context?.logins.close()
     const closed = this.closeServers()
-    for (const subscription of this.subscriptions) subscription.end()
+    this.streams?.endAll()
     for (const server of this.servers) server.closeIdleConnections()
     const timer = setTimeout(() => {
       for (const server of this.servers) server.closeAllConnections()
-      // Streams are no longer the HTTP server's to close (see takeover.ts).
-      for (const subscription of this.subscriptions) subscription.socket.destroy()
+      this.streams?.destroyAll()
     }, graceMs)
     await closed
     clearTimeout(timer)

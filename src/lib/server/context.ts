@@ -12,7 +12,7 @@ import type {LoginGuard} from './access/login-guard.js'
 import type {RateLimiter} from './access/rate-limit.js'
 import type {ResolvedOptions} from './options.js'
 import type {SocketWriter} from './stream/socket-writer.js'
-import type {HttpSubscription} from './stream/subscription.js'
+import type {Streams} from './stream/streams.js'
 import type {Viewer} from './pages/viewer.js'
 
 /** What every request handler shares: one per server, for HTTP and HTTPS alike. */
@@ -30,10 +30,8 @@ export interface ServerContext {
   /** Cross-origin access (`--cors`); undefined: no CORS headers at all. */
   readonly cors: CorsPolicy | undefined
   readonly serverHeader: string
-  /** Live subscriptions, to end them properly on shutdown. */
-  readonly subscriptions: Set<HttpSubscription>
-  /** Connections that became subscription streams: no further request is read from them. */
-  readonly streaming: WeakSet<Socket>
+  /** The connections that became subscription streams. */
+  readonly streams: Streams
   /** Users and what they may do (`--acl`); undefined: no ACL. */
   readonly access?: AccessControl
   /** Connections refused at connect time (the server's cap, or too many from one address): their requests are never handled. */
@@ -46,35 +44,4 @@ export interface ServerContext {
   readonly rateLimiter: RateLimiter | undefined
   /** Failed logins per client and user (`--max-login-failures`), for `--secret` and `--acl`. */
   readonly logins: LoginGuard
-}
-
-const ADDRESS = Symbol('msgbus.address')
-const PEER = Symbol('msgbus.peer')
-type Named = Socket & {[ADDRESS]?: string; [PEER]?: string}
-
-/**
- * The client's address; IPv4 clients of a dual-stack listener as plain IPv4,
- * so limits count them as one. Kept on the socket once known: a socket whose
- * peer has reset it no longer knows its address, and would count as "?".
- */
-export function addressOf(socket: Socket): string {
-  const named = socket as Named
-  if (named[ADDRESS] !== undefined) return named[ADDRESS]
-  const address = socket.remoteAddress
-  if (address === undefined) return '?'
-  return (named[ADDRESS] = address.replace(/^::ffff:(?=\d+\.)/, ''))
-}
-
-/** The client's address and port, for the log; kept on the socket as addressOf is. */
-export function peerOf(socket: Socket): string {
-  const named = socket as Named
-  if (named[PEER] !== undefined) return named[PEER]
-  const address = addressOf(socket)
-  if (address === '?') return '?'
-  return (named[PEER] = address.includes(':') ? `[${address}]:${socket.remotePort}` : `${address}:${socket.remotePort}`)
-}
-
-/** A channel as the log names it. */
-export function channelLabel(channel: string): string {
-  return channel === '' ? '(every channel)' : channel
 }

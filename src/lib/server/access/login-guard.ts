@@ -1,6 +1,6 @@
 import {createHash} from 'node:crypto'
 import type {Socket} from 'node:net'
-import {addressOf} from '../context.js'
+import {addressOf} from '../http/peer.js'
 import {FailureBudget, type ThrottleStart} from './failure-budget.js'
 import type {HashQueueFull} from './hash-queue.js'
 import {HttpError} from '../http/http-error.js'

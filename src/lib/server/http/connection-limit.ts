@@ -1,5 +1,5 @@
 import type {Socket} from 'node:net'
-import {addressOf} from '../context.js'
+import {addressOf} from './peer.js'
 
 /** Open connections per client address, for `--max-connections-per-ip`. */
 export class ConnectionLimit {

@@ -3,7 +3,8 @@ import {createServer as createHttpsServer} from 'node:https'
 import type {Socket} from 'node:net'
 import {X509Certificate, createPrivateKey} from 'node:crypto'
 import {createSecureContext, type SecureContextOptions} from 'node:tls'
-import {addressOf, peerOf, type ServerContext} from '../context.js'
+import {type ServerContext} from '../context.js'
+import {addressOf, peerOf} from './peer.js'
 import {rawErrorResponse, sendError} from './http-error.js'
 import {endAndLinger} from './linger.js'
 
@@ -100,7 +101,7 @@ export function createListener(ctx: ServerContext, handler: Handler, tls?: Secur
   if (tls) server.prependListener('tlsClientError', (_error: Error, socket: Socket) => socket.destroy())
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     // Bytes after a subscription began are never answered (see router.ts).
-    if (!socket.writable || error.code === 'ECONNRESET' || ctx.streaming.has(socket)) {
+    if (!socket.writable || error.code === 'ECONNRESET' || ctx.streams.isStream(socket)) {
       socket.destroy()
       return
     }

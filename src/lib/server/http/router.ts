@@ -1,7 +1,8 @@
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import {ChannelError, BUS_PREFIX, decodeChannel} from '../../protocol/channel.js'
 import {parseBasicAuth, secretMatches, type Credentials} from '../access/basic-auth.js'
-import {peerOf, type ServerContext} from '../context.js'
+import {type ServerContext} from '../context.js'
+import {peerOf} from './peer.js'
 import {HttpError, sendError} from './http-error.js'
 import {LogLevel} from '../ops/logger.js'
 import {clientOf} from '../access/login-guard.js'
@@ -107,7 +108,7 @@ export function createRequestHandler(ctx: ServerContext) {
     // A client that pipelines a request behind its subscription can never get
     // an answer: the stream never ends. Close it rather than queue requests
     // forever. A connection refused at connect time has had its answer.
-    if (ctx.streaming.has(req.socket) || ctx.refused.has(req.socket)) {
+    if (ctx.streams.isStream(req.socket) || ctx.refused.has(req.socket)) {
       req.socket.destroy()
       return
     }

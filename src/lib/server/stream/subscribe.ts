@@ -1,17 +1,13 @@
 import type {IncomingMessage, ServerResponse} from 'node:http'
-import type {Socket} from 'node:net'
 import {STATUS_CODES} from 'node:http'
 import {bothFilters, compileFilter, type FilterSpec, type MessageFilter} from '../../protocol/filter.js'
 import {PatternListError} from '../../protocol/pattern.js'
 import type {StreamEncoder} from '../../protocol/stream-encoder.js'
 import {isMessageId} from '../../bus/message-id.js'
-import {channelLabel, peerOf, type ServerContext} from '../context.js'
+import type {ServerContext} from '../context.js'
 import {HttpError} from '../http/http-error.js'
-import {LogLevel} from '../ops/logger.js'
 import {defaultFraming, framingParam} from './framing.js'
 import {chooseRepresentation, type Representation} from './negotiate.js'
-import {HttpSubscription} from './subscription.js'
-import {takeOver} from './takeover.js'
 
 /** An `<img>` (or CSS image) loading the stream. */
 function isImageRequest(req: IncomingMessage): boolean {
@@ -137,56 +133,11 @@ export function subscribe(
     return
   }
 
-  // No request behind this one is answered (see router.ts), from now on.
-  ctx.streaming.add(req.socket)
   const details = [
     representation !== 'multipart' && `format=${representation}`,
     encoder === ctx.encoders.multipart2007 && 'framing=2007',
     filterText.type && `type=${filterText.type}`,
     filterText.sender && `sender=${filterText.sender}`,
   ].filter(Boolean)
-  const stream: StreamSpec = {channel, chunked, accepts, encoder, head: rawHead(headers), details: details.join(' ')}
-  // A subscription pipelined behind another request waits until the answer
-  // to that one is out and the connection is its own. Node's parser may then
-  // still hold bytes of requests behind this one: the connection stays with
-  // Node, which hands them to the handler, which closes it.
-  if (res.socket) {
-    const socket = startStream(ctx, req.socket, stream)
-    if (socket) takeOver(socket, req, res)
-  } else {
-    res.once('socket', () => startStream(ctx, req.socket, stream))
-  }
-}
-
-interface StreamSpec {
-  channel: string
-  chunked: boolean
-  accepts: MessageFilter | undefined
-  encoder: StreamEncoder
-  head: string
-  /** For the log: the format and filters asked for. */
-  details: string
-}
-
-/**
- * Makes the connection a subscription. Kept apart from the request so that
- * what outlives it (the subscription and its close listener) holds nothing
- * of the request or the response. Returns the socket, or undefined when it
- * is gone already.
- */
-function startStream(ctx: ServerContext, socket: Socket, spec: StreamSpec): Socket | undefined {
-  if (socket.destroyed) return undefined
-  const subscription = new HttpSubscription(socket, spec.channel, spec.chunked, spec.accepts, spec.encoder, ctx.writer, peerOf(socket))
-  socket.setNoDelay(true)
-  subscription.start(spec.head)
-  ctx.bus.subscribe(subscription)
-  ctx.subscriptions.add(subscription)
-  const described = `${subscription.peer} ${channelLabel(spec.channel)}${spec.details ? ` ${spec.details}` : ''}`
-  ctx.logger.log(LogLevel.Subscriptions, 'subscribe', described)
-  socket.once('close', () => {
-    ctx.bus.unsubscribe(subscription)
-    ctx.subscriptions.delete(subscription)
-    ctx.logger.log(LogLevel.Subscriptions, 'unsubscribe', `${described} after ${subscription.received} messages`)
-  })
-  return socket
+  ctx.streams.open(req, res, {channel, chunked, accepts, encoder, head: rawHead(headers), details: details.join(' ')})
 }

@@ -1,0 +1,102 @@
+import type {IncomingMessage, ServerResponse} from 'node:http'
+import type {Socket} from 'node:net'
+import type {Bus} from '../../bus/bus.js'
+import type {MessageFilter} from '../../protocol/filter.js'
+import type {StreamEncoder} from '../../protocol/stream-encoder.js'
+import {channelLabel, peerOf} from '../http/peer.js'
+import {LogLevel, type Logger} from '../ops/logger.js'
+import type {SocketWriter} from './socket-writer.js'
+import {HttpSubscription} from './subscription.js'
+import {takeOver} from './takeover.js'
+
+/** What a new stream is: decided by subscribe.ts from the request. */
+export interface StreamSpec {
+  channel: string
+  /** HTTP/1.1: chunked framing; HTTP/1.0: the raw bytes and a close at the end. */
+  chunked: boolean
+  accepts: MessageFilter | undefined
+  encoder: StreamEncoder
+  /** The response head, written with the stream's opening bytes. */
+  head: string
+  /** For the log: the format, framing and filters asked for. */
+  details: string
+}
+
+/**
+ * Owns every connection that has become a subscription stream, from the
+ * moment it is one to its close: marks it (no request behind it is ever
+ * answered), takes it over from Node's HTTP server, starts its
+ * subscription on the bus, and cleans up when it closes; ends them all on
+ * shutdown.
+ */
+export class Streams implements Iterable<HttpSubscription> {
+  private readonly sockets = new WeakSet<Socket>()
+  private readonly live = new Set<HttpSubscription>()
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly writer: SocketWriter,
+    private readonly logger: Logger,
+  ) {}
+
+  /** The connection is a stream: what else arrives on it is never a request to answer. */
+  isStream(socket: Socket): boolean {
+    return this.sockets.has(socket)
+  }
+
+  get size(): number {
+    return this.live.size
+  }
+
+  [Symbol.iterator](): Iterator<HttpSubscription> {
+    return this.live.values()
+  }
+
+  /**
+   * Makes the request's connection a stream. A subscription pipelined
+   * behind another request waits until the answer to that one is out and
+   * the connection is its own. Node's parser may then still hold bytes of
+   * requests behind this one: the connection stays with Node, which hands
+   * them to the router, which closes it.
+   */
+  open(req: IncomingMessage, res: ServerResponse, spec: StreamSpec): void {
+    this.sockets.add(req.socket)
+    if (res.socket) {
+      if (this.start(req.socket, spec)) takeOver(req.socket, req, res)
+    } else {
+      res.once('socket', () => this.start(req.socket, spec))
+    }
+  }
+
+  /**
+   * Starts the subscription. Kept apart from the request so that what
+   * outlives it (the subscription and its close listener) holds nothing of
+   * the request or the response. False when the connection is gone already.
+   */
+  private start(socket: Socket, spec: StreamSpec): boolean {
+    if (socket.destroyed) return false
+    const subscription = new HttpSubscription(socket, spec.channel, spec.chunked, spec.accepts, spec.encoder, this.writer, peerOf(socket))
+    socket.setNoDelay(true)
+    subscription.start(spec.head)
+    this.bus.subscribe(subscription)
+    this.live.add(subscription)
+    const described = `${subscription.peer} ${channelLabel(spec.channel)}${spec.details ? ` ${spec.details}` : ''}`
+    this.logger.log(LogLevel.Subscriptions, 'subscribe', described)
+    socket.once('close', () => {
+      this.bus.unsubscribe(subscription)
+      this.live.delete(subscription)
+      this.logger.log(LogLevel.Subscriptions, 'unsubscribe', `${described} after ${subscription.received} messages`)
+    })
+    return true
+  }
+
+  /** Ends every stream properly: the format's closing bytes, then the end of the connection. */
+  endAll(): void {
+    for (const subscription of this.live) subscription.end()
+  }
+
+  /** Closes what is left of them: streams are no longer the HTTP server's to close (see takeover.ts). */
+  destroyAll(): void {
+    for (const subscription of this.live) subscription.socket.destroy()
+  }
+}
