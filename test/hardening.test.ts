@@ -2,7 +2,11 @@
 // server lives on, and that a subscriber on another connection saw nothing
 // wrong (every message published to it, nothing else).
 import assert from 'node:assert/strict'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {request as httpRequest} from 'node:http'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {makeScryptHash} from '../src/lib/server/access/password-hash.js'
 import type {BusServer, BusServerOptions} from '../src/lib/index.js'
 import {answers, assertError, settle, waitFor} from './support/answers.js'
 import {portOf, publish, RawClient, run, BIN, ServeProcess, startBus, stopAll, Subscription, type Reply} from './support/harness.js'
@@ -248,20 +252,36 @@ describe('hardening: bad input', function () {
   })
 
   it('bytes after a subscription began close it: garbage, a bad request behind an HTTP/1.0 one, a request behind one with a body', async () => {
-    const {server, check} = await startWithWitness()
+    await bytesAfterASubscription({})
+  })
+
+  it('the same while the subscription waits for its password to be hashed (--acl)', async function () {
+    this.timeout(30000)
+    const dir = mkdtempSync(join(tmpdir(), 'msgbus-hardening-'))
+    try {
+      // An ACL where anonymous requests may subscribe: the subscription is checked, asynchronously, before it starts.
+      writeFileSync(join(dir, 'acl'), `alice ${await makeScryptHash('pw', {ln: 4, r: 8, p: 1})} * *\n* - * *\n`)
+      await bytesAfterASubscription({acl: join(dir, 'acl')}, `Authorization: Basic ${Buffer.from('alice:pw').toString('base64')}\r\n`)
+    } finally {
+      rmSync(dir, {recursive: true, force: true})
+    }
+  })
+
+  async function bytesAfterASubscription(options: BusServerOptions, credentials = ''): Promise<void> {
+    const {server, check} = await startWithWitness(options)
     for (const text of [
       'GET /msgbus/x HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE\r\n\r\n',
       'GET /msgbus/x HTTP/1.0\r\n\r\nGET /msgbus/%%%09 HTTP/1.1\r\n\r\n',
       // A body makes Node's parser call back into JavaScript between requests of one read (found by the fuzzer).
       'GET /msgbus/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nxGET /msgbus/y HTTP/1.1\r\nHost: x\r\n\r\n',
     ]) {
-      const client = await RawClient.open(portOf(server), text)
+      const client = await RawClient.open(portOf(server), text.replace('\r\n', `\r\n${credentials}`))
       await client.untilClosed(3000)
     }
 
     await waitFor(() => server.bus.subscriberCount === 1, 'only the witness left')
     await check()
-  })
+  }
 
   it('a form cut off inside a file part: 400, and the server lives on', async () => {
     const {server, check} = await startWithWitness()

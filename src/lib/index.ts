@@ -2,7 +2,8 @@
  * msgbus as a library: run a bus in-process, or use its pieces (the bus
  * core, the multipart framing, the pattern filters).
  */
-export {createBus, BusServer, type Listening, type ServerCounters} from './server/bus-server.js'
+export {createBus, BusServer, type Listening} from './server/bus-server.js'
+export type {ServerCounters} from './server/ops/counters.js'
 export type {BusServerOptions} from './server/options.js'
 export type {SlowPolicy} from './server/stream/socket-writer.js'
 export type {FramingPolicy} from './server/stream/framing.js'

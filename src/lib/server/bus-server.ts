@@ -2,13 +2,13 @@ import {once} from 'node:events'
 import type {Server} from 'node:http'
 import type {SecureContextOptions} from 'node:tls'
 import type {AddressInfo} from 'node:net'
-import {Bus, type BusCounters} from '../bus/bus.js'
+import {Bus} from '../bus/bus.js'
 import {createEncoders} from '../protocol/formats.js'
 import {formatSize} from '../util/size.js'
 import {VERSION} from '../version.js'
-import {type ServerContext} from './context.js'
 import {channelLabel} from './http/peer.js'
-import {openAccess} from './access/acl.js'
+import {AccessControl, openAccess} from './access/acl.js'
+import {Gate} from './access/gate.js'
 import {BodyBudget} from './publish/body-budget.js'
 import {CorsPolicy} from './access/cors.js'
 import {FRAMING_POLICIES} from './stream/framing.js'
@@ -21,34 +21,15 @@ import {ConnectionCap} from './http/connection-cap.js'
 import {ConnectionLimit} from './http/connection-limit.js'
 import {connectionsWithin, openFileLimit, reservedDescriptors} from './http/fd-limit.js'
 import {RateLimiter} from './access/rate-limit.js'
-import {LoginGuard, type LoginCounters} from './access/login-guard.js'
+import {LoginGuard} from './access/login-guard.js'
+import {Admission} from './http/admission.js'
+import type {ServerCounters} from './ops/counters.js'
 import {LogLevel, silentLogger} from './ops/logger.js'
 import {DEFAULTS, type BusServerOptions, type ResolvedOptions} from './options.js'
 import {hardBound, SocketWriter, type WriteTarget} from './stream/socket-writer.js'
 import {Streams} from './stream/streams.js'
 import type {HttpSubscription} from './stream/subscription.js'
 import {Viewer} from './pages/viewer.js'
-
-export interface ServerCounters extends BusCounters {
-  /** Messages skipped for slow subscribers (policy drop). */
-  dropped: number
-  /** Slow subscribers disconnected (policy disconnect). */
-  slowDisconnects: number
-  /** Connections open now, subscriptions included, HTTP and HTTPS together. */
-  connections: number
-  /** Connections refused at the server's connection cap since it started. */
-  connectionsRefused: number
-  logins: LoginCounters & {
-    /** Logins answered from the verified cache (`--acl`). */
-    cached: number
-    /** Password hashes computed, by kind (`scrypt ln=15,r=8,p=1,keylen=32`, `bcrypt cost=10`), unknown users' decoys included. */
-    hashes: Record<string, number>
-  }
-  /** Bytes held by request bodies still arriving, as `--max-body-memory` counts them. */
-  bodyMemory: number
-  /** Publishes refused with 503 for want of body memory. */
-  bodyRefusals: number
-}
 
 export interface Listening {
   http: AddressInfo
@@ -58,6 +39,18 @@ export interface Listening {
 function hostForUrl(address: AddressInfo): string {
   const host = address.address === '::' || address.address === '0.0.0.0' || address.address === '' ? '127.0.0.1' : address.address
   return host.includes(':') ? `[${host}]` : host
+}
+
+/** The running server's parts that outlive start(): for counters, reloads and stop. */
+interface Parts {
+  writer: SocketWriter
+  streams: Streams
+  admission: Admission
+  gate: Gate
+  logins: LoginGuard
+  /** `--acl`, to reload. */
+  acl: AccessControl | undefined
+  bodyBudget: BodyBudget
 }
 
 /**
@@ -70,8 +63,7 @@ export class BusServer {
   readonly options: ResolvedOptions
   private readonly servers: Server[] = []
   private httpsServer: (Server & {setSecureContext(options: SecureContextOptions): void}) | undefined
-  private streams: Streams | undefined
-  private context: ServerContext | undefined
+  private parts: Parts | undefined
   private listening: Listening | undefined
   private stopHeartbeat = () => {}
   private stopStats = () => {}
@@ -124,34 +116,39 @@ export class BusServer {
       },
     )
     const encoders = createEncoders(options.boundary)
+    const serverHeader = `msgbus/${VERSION}`
     const streams = new Streams(this.bus, writer, logger)
-    this.streams = streams
-    const context: ServerContext = {
-      bus: this.bus,
-      encoders,
-      writer,
-      bodyBudget: new BodyBudget(options.maxBodyMemory, largestBody, logger),
-      options,
-      logger,
+    const bodyBudget = new BodyBudget(options.maxBodyMemory, largestBody, logger)
+    const connectionsPerIp = options.maxConnectionsPerIp > 0 ? new ConnectionLimit(options.maxConnectionsPerIp) : undefined
+    const admission = new Admission(this.connectionCap(), connectionsPerIp, serverHeader, logger)
+    const gate = new Gate(access, cors, options.rateLimit > 0 ? new RateLimiter(options.rateLimit) : undefined)
+    const acl = access instanceof AccessControl ? access : undefined
+    this.parts = {writer, streams, admission, gate, logins, acl, bodyBudget}
+    const handler = createRequestHandler({
+      gate,
+      publisher: {bus: this.bus, limits: options, bodyBudget, logger, serverHeader},
+      subscriber: {
+        bus: this.bus,
+        encoders,
+        framing: options.framing,
+        maxSubscribers: options.maxSubscribers,
+        maxChannels: options.maxChannels,
+        viewer,
+        streams,
+        serverHeader,
+      },
       docroot,
-      viewer,
-      cors,
-      serverHeader: `msgbus/${VERSION}`,
       streams,
-      access,
-      refused: new WeakSet(),
-      connections: this.connectionCap(),
-      connectionsPerIp: options.maxConnectionsPerIp > 0 ? new ConnectionLimit(options.maxConnectionsPerIp) : undefined,
-      rateLimiter: options.rateLimit > 0 ? new RateLimiter(options.rateLimit) : undefined,
-      logins,
-    }
-    this.context = context
-    const handler = createRequestHandler(context)
-    const http = createListener(context, handler)
+      admission,
+      logger,
+      serverHeader,
+    })
+    const listenerContext = {headerTimeout: options.headerTimeout, idleTimeout: options.idleTimeout, serverHeader, streams, admission}
+    const http = createListener(listenerContext, handler)
     this.servers.push(http)
     let https: Server | undefined
     if (options.cert !== undefined) {
-      https = createListener(context, handler, secureOptions(options.cert, options.key ?? options.cert))
+      https = createListener(listenerContext, handler, secureOptions(options.cert, options.key ?? options.cert))
       this.httpsServer = https as typeof this.httpsServer
       this.servers.push(https)
     }
@@ -172,7 +169,7 @@ export class BusServer {
     logger.log(LogLevel.Always, 'listen', `HTTP on ${where(listening.http)}`)
     if (listening.https) logger.log(LogLevel.Always, 'listen', `HTTPS on ${where(listening.https)}`)
     if (docroot) logger.log(LogLevel.Always, 'listen', `document root ${docroot.root}`)
-    if (access) logger.log(LogLevel.Always, 'listen', `acl ${access.current.file} (${access.current.describe()})`)
+    if (acl) logger.log(LogLevel.Always, 'listen', `acl ${acl.current.file} (${acl.current.describe()})`)
     return listening
   }
 
@@ -231,7 +228,7 @@ export class BusServer {
 
   /** The open subscription streams: each one's socket, channel, peer and what it has received. */
   get subscriptions(): Iterable<HttpSubscription> {
-    return this.streams ?? []
+    return this.parts?.streams ?? []
   }
 
   /**
@@ -240,8 +237,8 @@ export class BusServer {
    * the ACL in force stays, and this rejects with a one-line `file:line:` reason.
    */
   async reloadAcl(): Promise<{file: string; users: number; description: string}> {
-    const access = this.context?.access
-    if (!access) throw new Error(this.context ? 'no ACL to reload (the server runs without --acl)' : 'the server has not started')
+    const access = this.parts?.acl
+    if (!access) throw new Error(this.parts ? 'no ACL to reload (the server runs without --acl)' : 'the server has not started')
     const acl = await access.reload()
     return {file: acl.file, users: acl.userCount, description: acl.describe()}
   }
@@ -258,19 +255,20 @@ export class BusServer {
   }
 
   counters(): ServerCounters {
+    const parts = this.parts
     return {
       ...this.bus.counters(),
-      dropped: this.context?.writer.droppedTotal ?? 0,
-      slowDisconnects: this.context?.writer.slowDisconnects ?? 0,
-      connections: this.context?.connections.open ?? 0,
-      connectionsRefused: this.context?.connections.refusedTotal ?? 0,
+      dropped: parts?.writer.droppedTotal ?? 0,
+      slowDisconnects: parts?.writer.slowDisconnects ?? 0,
+      connections: parts?.admission.cap.open ?? 0,
+      connectionsRefused: parts?.admission.cap.refusedTotal ?? 0,
       logins: {
-        ...(this.context?.logins.counters ?? {failed: 0, refused: 0}),
-        cached: this.context?.access?.verifier.counters.hits ?? 0,
-        hashes: {...this.context?.access?.verifier.counters.byKind},
+        ...(parts?.logins.counters ?? {failed: 0, refused: 0}),
+        cached: parts?.acl?.verifier.counters.hits ?? 0,
+        hashes: {...parts?.acl?.verifier.counters.byKind},
       },
-      bodyMemory: this.context?.bodyBudget.held ?? 0,
-      bodyRefusals: this.context?.bodyBudget.refusals ?? 0,
+      bodyMemory: parts?.bodyBudget.held ?? 0,
+      bodyRefusals: parts?.bodyBudget.refusals ?? 0,
     }
   }
 
@@ -280,17 +278,17 @@ export class BusServer {
    */
   async stop(graceMs = 500): Promise<void> {
     if (this.servers.length === 0) return
-    this.logger.log(LogLevel.Always, 'stop', `ending ${this.streams?.size ?? 0} subscriptions`)
+    this.logger.log(LogLevel.Always, 'stop', `ending ${this.parts?.streams.size ?? 0} subscriptions`)
     this.stopHeartbeat()
     this.stopStats()
-    this.context?.rateLimiter?.close()
-    this.context?.logins.close()
+    this.parts?.gate.close()
+    this.parts?.logins.close()
     const closed = this.closeServers()
-    this.streams?.endAll()
+    this.parts?.streams.endAll()
     for (const server of this.servers) server.closeIdleConnections()
     const timer = setTimeout(() => {
       for (const server of this.servers) server.closeAllConnections()
-      this.streams?.destroyAll()
+      this.parts?.streams.destroyAll()
     }, graceMs)
     await closed
     clearTimeout(timer)

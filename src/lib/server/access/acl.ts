@@ -17,6 +17,7 @@ import {readFile} from 'node:fs/promises'
 import type {Message} from '../../bus/message.js'
 import {compilePatternList, PatternListError, type Matcher} from '../../protocol/pattern.js'
 import type {MessageFilter} from '../../protocol/filter.js'
+import {ANONYMOUS as ANYONE, CHALLENGE, OpenAccess, SecretAccess, type Access, type Principal} from './access.js'
 import {MAX_USER_BYTES, type Credentials} from './basic-auth.js'
 import {DecoyHashes} from './decoy-hashes.js'
 import {HashQueueFull} from './hash-queue.js'
@@ -25,7 +26,6 @@ import type {LoginGuard} from './login-guard.js'
 import {HashFormatError, parseHash, PasswordVerifier, type PasswordHash} from './password-hash.js'
 
 export const ANONYMOUS = '*'
-const CHALLENGE = {'WWW-Authenticate': 'Basic realm="msgbus"'}
 const CONTROL = /[\u0000-\u001F\u007F]/
 const NOTHING: Matcher = () => false
 
@@ -159,13 +159,6 @@ export class Acl {
   }
 }
 
-/** Who made a request: a user of the ACL, or anonymous (user undefined). */
-export interface Principal {
-  user: string | undefined
-}
-
-const ANYONE: Principal = {user: undefined}
-
 function who(principal: Principal): string {
   return principal.user === undefined ? 'anonymous users' : principal.user
 }
@@ -175,7 +168,7 @@ function who(principal: Principal): string {
  * `reload()` swaps in a new ACL; open subscriptions follow it from their next
  * message on.
  */
-export class AccessControl {
+export class AccessControl implements Access {
   readonly verifier = new PasswordVerifier()
 
   constructor(
@@ -220,7 +213,7 @@ export class AccessControl {
    * it cannot go on trying them; a 429 says nothing about the password, and
    * unknown names are throttled alike, so a 429 does not tell users apart.
    */
-  async authenticate(credentials: Credentials | undefined, client = 'local'): Promise<Principal> {
+  async authenticate(credentials: Credentials | undefined, client: string): Promise<Principal> {
     const acl = this.acl
     if (!credentials) {
       if (!acl.anonymous) throw new HttpError(401, 'authentication required', CHALLENGE)
@@ -258,8 +251,8 @@ export class AccessControl {
     return {user}
   }
 
-  private entryOf(principal: Principal | undefined): AclEntry | undefined {
-    return principal?.user === undefined ? this.acl.anonymous : this.acl.entry(principal.user)
+  private entryOf(principal: Principal): AclEntry | undefined {
+    return principal.user === undefined ? this.acl.anonymous : this.acl.entry(principal.user)
   }
 
   /** A refusal: 403 for a user, 401 for anonymous requests (credentials may get further). */
@@ -269,9 +262,9 @@ export class AccessControl {
   }
 
   /** Throws unless the principal may publish to the channel. The empty channel is left to publish() to refuse (400). */
-  checkPublish(principal: Principal | undefined, channel: string): void {
+  checkPublish(principal: Principal, channel: string): void {
     if (channel === '') return
-    if (!this.entryOf(principal)?.mayPublish(channel)) throw this.refuse(principal ?? ANYONE, 'publish to', channel)
+    if (!this.entryOf(principal)?.mayPublish(channel)) throw this.refuse(principal, 'publish to', channel)
   }
 
   /**
@@ -280,8 +273,7 @@ export class AccessControl {
    * keeps the subscription to the channels the ACL in force permits, checked
    * per message, so a reload applies to open subscriptions too.
    */
-  subscriptionFilter(principal: Principal | undefined, channel: string): MessageFilter {
-    const asking = principal ?? ANYONE
+  subscriptionFilter(asking: Principal, channel: string): MessageFilter {
     const entry = this.entryOf(asking)
     if (!entry || (channel === '' ? !entry.subscribesAny : !entry.maySubscribe(channel))) throw this.refuse(asking, 'subscribe to', channel)
 
@@ -298,9 +290,9 @@ export class AccessControl {
   }
 }
 
-/** The server's access control from its options: undefined without `acl`; rejects when the file is unusable, or with `secret` too. */
-export async function openAccess(options: {acl?: string; secret?: string}, guard: LoginGuard): Promise<AccessControl | undefined> {
-  if (options.acl === undefined) return undefined
+/** The server's Access from its options: open, `--secret` or `--acl`; rejects when the ACL file is unusable, or with both. */
+export async function openAccess(options: {acl?: string; secret?: string}, guard: LoginGuard): Promise<Access> {
+  if (options.acl === undefined) return options.secret === undefined ? new OpenAccess() : new SecretAccess(options.secret, guard)
   if (options.secret !== undefined) throw new Error('acl and secret cannot be used together: give the ACL users instead of a shared secret')
   return AccessControl.load(options.acl, guard)
 }

@@ -1,7 +1,7 @@
 import type {Socket} from 'node:net'
 import {LogLevel, type Logger} from '../ops/logger.js'
 
-export type Admission = 'admit' | 'refuse' | 'drop'
+export type CapVerdict = 'admit' | 'refuse' | 'drop'
 
 /**
  * The server's open connections, HTTP and HTTPS together, against the cap
@@ -30,7 +30,7 @@ export class ConnectionCap {
   ) {}
 
   /** Counts a new connection until it closes, and says what to do with it. */
-  admit(socket: Socket): Admission {
+  admit(socket: Socket): CapVerdict {
     this.open++
     socket.once('close', this.release)
     if (this.max === 0 || this.open <= this.max) return 'admit'

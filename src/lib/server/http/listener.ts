@@ -3,10 +3,21 @@ import {createServer as createHttpsServer} from 'node:https'
 import type {Socket} from 'node:net'
 import {X509Certificate, createPrivateKey} from 'node:crypto'
 import {createSecureContext, type SecureContextOptions} from 'node:tls'
-import {type ServerContext} from '../context.js'
-import {addressOf, peerOf} from './peer.js'
+import type {Streams} from '../stream/streams.js'
+import type {Admission} from './admission.js'
 import {rawErrorResponse, sendError} from './http-error.js'
 import {endAndLinger} from './linger.js'
+
+/** What a listener needs besides its request handler. */
+export interface ListenerContext {
+  /** Seconds a client has to send a request's whole head (and, over TLS, to finish its handshake). */
+  readonly headerTimeout: number
+  /** Seconds a keep-alive connection may wait between requests. */
+  readonly idleTimeout: number
+  readonly serverHeader: string
+  readonly streams: Streams
+  readonly admission: Admission
+}
 
 /** How often Node checks its connections for header timeouts; the timeout itself is `--header-timeout`. */
 const CHECK_INTERVAL_MS = 1000
@@ -66,10 +77,10 @@ export function secureOptions(cert: string | Buffer, key: string | Buffer): Secu
 /**
  * An HTTP or HTTPS listener for the bus: the request handler, answers for
  * requests Node's parser refused, the timeouts that keep slow or idle
- * clients from holding connections, and the per-address connection limit.
+ * clients from holding connections, and admission (admission.ts).
  */
-export function createListener(ctx: ServerContext, handler: Handler, tls?: SecureContextOptions): Server {
-  const {options} = ctx
+export function createListener(ctx: ListenerContext, handler: Handler, tls?: SecureContextOptions): Server {
+  const options = ctx
   // A missing Host is refused by the handler (request-checks.ts), with a reason.
   const common = {connectionsCheckingInterval: CHECK_INTERVAL_MS, requireHostHeader: false}
   const server = tls
@@ -91,7 +102,7 @@ export function createListener(ctx: ServerContext, handler: Handler, tls?: Secur
   })
   server.on('connect', (_req: IncomingMessage, socket: Socket) => {
     socket.on('error', () => {})
-    if (ctx.refused.has(socket)) return void socket.destroy()
+    if (ctx.admission.isRefused(socket)) return void socket.destroy()
     const reason = 'method CONNECT is not allowed: this is not a proxy'
     endAndLinger(socket, rawErrorResponse(405, ctx.serverHeader, reason, {Allow: 'GET, HEAD, POST, OPTIONS'}))
   })
@@ -108,42 +119,10 @@ export function createListener(ctx: ServerContext, handler: Handler, tls?: Secur
 
     const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
     const reason = status === 400 ? badRequestReason(error) : status === 408 ? `request head not received within ${options.headerTimeout} s` : undefined
+    // The request before may still become a stream (once its password is checked): then this closes it.
+    ctx.streams.condemn(socket)
     refuseAfterPending(socket, rawErrorResponse(status, ctx.serverHeader, reason))
   })
-  guardConnections(ctx, server, Boolean(tls))
+  ctx.admission.watch(server, Boolean(tls))
   return server
-}
-
-/**
- * The server-wide connection cap (connection-cap.ts) and the per-address
- * limit. Past the cap an HTTP connection is answered 503 and closed; a TLS
- * one is closed at once, before a handshake that would only cost CPU. Past
- * the per-address limit a client gets 503 as soon as it is connected (over
- * TLS once the handshake is done). A request sent on a refused connection
- * meanwhile is never handled (see router.ts).
- */
-function guardConnections(ctx: ServerContext, server: Server, secure: boolean): void {
-  const refuse = (socket: Socket, reason: string) => {
-    ctx.refused.add(socket)
-    endAndLinger(socket, rawErrorResponse(503, ctx.serverHeader, reason, {'Retry-After': '5'}))
-  }
-
-  // Named while the peer is surely there to ask (see context.ts).
-  if (secure) server.on('secureConnection', peerOf)
-  server.on('connection', (socket: Socket) => {
-    if (!secure) peerOf(socket)
-    const admission = ctx.connections.admit(socket)
-    if (admission === 'admit') return
-    if (admission === 'drop' || secure) socket.destroy()
-    else refuse(socket, `the server is at its connection limit (${ctx.connections.max}); try again later`)
-  })
-
-  const limit = ctx.connectionsPerIp
-  if (!limit) return
-  server.on(secure ? 'secureConnection' : 'connection', (socket: Socket) => {
-    if (socket.destroyed || ctx.refused.has(socket) || limit.admit(socket)) return
-    const reason = `too many connections from ${addressOf(socket)} (the limit is ${limit.max})`
-    ctx.logger.warn('refuse', reason)
-    refuse(socket, reason)
-  })
 }

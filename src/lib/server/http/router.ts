@@ -1,15 +1,27 @@
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import {ChannelError, BUS_PREFIX, decodeChannel} from '../../protocol/channel.js'
-import {parseBasicAuth, secretMatches, type Credentials} from '../access/basic-auth.js'
-import {type ServerContext} from '../context.js'
-import {peerOf} from './peer.js'
+import type {Gate} from '../access/gate.js'
+import {LogLevel, type Logger} from '../ops/logger.js'
+import type {Docroot} from '../pages/docroot.js'
+import {publish, type PublishContext} from '../publish/publish.js'
+import type {Streams} from '../stream/streams.js'
+import {subscribe, type SubscribeContext} from '../stream/subscribe.js'
+import type {Admission} from './admission.js'
 import {HttpError, sendError} from './http-error.js'
-import {LogLevel} from '../ops/logger.js'
-import {clientOf} from '../access/login-guard.js'
-import {publish} from '../publish/publish.js'
-import {foreignPublisher} from '../access/publish-origin.js'
+import {peerOf} from './peer.js'
 import {framingError} from './request-checks.js'
-import {subscribe} from '../stream/subscribe.js'
+
+/** What the router hands requests to, and what it checks first. */
+export interface RouterContext {
+  readonly gate: Gate
+  readonly publisher: PublishContext
+  readonly subscriber: SubscribeContext
+  readonly docroot: Docroot | undefined
+  readonly streams: Streams
+  readonly admission: Admission
+  readonly logger: Logger
+  readonly serverHeader: string
+}
 
 const BUS_METHODS = 'GET, HEAD, POST, OPTIONS'
 /** Longer request targets get 414: a channel is at most 255 bytes (765 percent-encoded), filters a few more. */
@@ -24,35 +36,12 @@ function splitTarget(url: string): {path: string; query: string} {
   return mark < 0 ? {path: bare, query: ''} : {path: bare.slice(0, mark), query: bare.slice(mark + 1)}
 }
 
-function isPreflight(req: IncomingMessage): boolean {
-  return req.method === 'OPTIONS' && req.headers.origin !== undefined && req.headers['access-control-request-method'] !== undefined
-}
-
-/** --secret: 401 without the secret; a throttled client's credentials are not even compared (429). */
-function checkSecret(ctx: ServerContext, secret: string, credentials: Credentials | undefined, req: IncomingMessage): void {
-  const challenge = {'WWW-Authenticate': 'Basic realm="msgbus"'}
-  if (!credentials) throw new HttpError(401, 'authentication required', challenge)
-  const client = clientOf(req.socket)
-  ctx.logins.admit(client)
-  if (secretMatches(secret, credentials.password)) return
-  ctx.logins.failed(client)
-  throw new HttpError(401, 'authentication required', challenge)
-}
-
-async function route(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): Promise<void> {
+async function route(ctx: RouterContext, req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): Promise<void> {
   const {path, query} = splitTarget(req.url ?? '/')
-  // Before any password is checked: a forged publish costs no hashing and no login failure.
-  if (req.method === 'POST' && path.startsWith(BUS_PREFIX)) {
-    const refusal = foreignPublisher(req, ctx.cors)
-    if (refusal !== undefined) throw new HttpError(403, refusal)
-  }
-
-  const credentials = parseBasicAuth(req.headers.authorization)
-  if (ctx.options.secret !== undefined && !isPreflight(req)) checkSecret(ctx, ctx.options.secret, credentials, req)
-  // --acl: 401 unless the credentials check out (or are absent and the ACL admits anonymous requests).
-  const principal = ctx.access && !isPreflight(req) ? await ctx.access.authenticate(credentials, clientOf(req.socket)) : undefined
+  const admitted = ctx.gate.admit(req, req.method === 'POST' && path.startsWith(BUS_PREFIX))
+  const principal = admitted instanceof Promise ? await admitted : admitted
   // A client that left while its password was being hashed: nothing to answer (its close has been and gone).
-  if (principal && req.socket.destroyed) return
+  if (req.socket.destroyed) return
 
   if (path === '/msgbus') {
     const location = BUS_PREFIX + (query ? `?${query}` : '')
@@ -60,7 +49,7 @@ async function route(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
   }
 
   if (path.startsWith(BUS_PREFIX)) {
-    const cors = ctx.cors?.responseHeaders(req) ?? {}
+    const cors = ctx.gate.corsHeaders(req)
     for (const [name, value] of Object.entries(cors)) res.setHeader(name, value)
     let channel: string
     try {
@@ -73,12 +62,13 @@ async function route(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
     switch (req.method) {
       case 'GET':
       case 'HEAD':
-        return subscribe(ctx, req, res, channel, query, cors, ctx.access?.subscriptionFilter(principal, channel))
+        return subscribe(ctx.subscriber, req, res, channel, query, cors, ctx.gate.subscriptionFilter(principal, channel))
       case 'POST':
-        ctx.access?.checkPublish(principal, channel)
-        return publish(ctx, req, res, channel, credentials?.user || undefined, expectsContinue)
+        if (channel === '') throw new HttpError(400, 'cannot publish to every channel: name a channel, as in /msgbus/foo')
+        ctx.gate.checkPublish(req, principal, channel)
+        return publish(ctx.publisher, req, res, channel, principal.user, expectsContinue)
       case 'OPTIONS':
-        if (ctx.cors && isPreflight(req)) return ctx.cors.preflight(req, res)
+        if (ctx.gate.preflight(req, res)) return
         res.writeHead(204, {Allow: BUS_METHODS})
         res.end()
         return
@@ -103,12 +93,12 @@ async function route(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
  * for requests that asked for `100 Continue`, which is sent only once the
  * request passed every check that does not need its body.
  */
-export function createRequestHandler(ctx: ServerContext) {
+export function createRequestHandler(ctx: RouterContext) {
   return (req: IncomingMessage, res: ServerResponse, expectsContinue = false): void => {
     // A client that pipelines a request behind its subscription can never get
     // an answer: the stream never ends. Close it rather than queue requests
     // forever. A connection refused at connect time has had its answer.
-    if (ctx.streams.isStream(req.socket) || ctx.refused.has(req.socket)) {
+    if (ctx.streams.isStream(req.socket) || ctx.admission.isRefused(req.socket)) {
       req.socket.destroy()
       return
     }

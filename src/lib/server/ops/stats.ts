@@ -1,5 +1,5 @@
 import {monitorEventLoopDelay} from 'node:perf_hooks'
-import type {ServerCounters} from '../bus-server.js'
+import type {ServerCounters} from './counters.js'
 import {LogLevel, type Logger} from './logger.js'
 
 const MiB = 1024 * 1024

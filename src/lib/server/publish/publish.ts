@@ -1,21 +1,34 @@
 import type {IncomingMessage, ServerResponse} from 'node:http'
-import type {Delivery} from '../../bus/bus.js'
+import type {Bus, Delivery} from '../../bus/bus.js'
 import {mediaTypeOrReason} from '../../protocol/media-type.js'
 import {declaredLength, readBody, tooLarge} from './body.js'
-import {type ServerContext} from '../context.js'
-import {addressOf, peerOf} from '../http/peer.js'
-import {readForm} from './form.js'
+import {peerOf} from '../http/peer.js'
+import {readForm, type FormLimits} from './form.js'
 import {HttpError} from '../http/http-error.js'
-import {LogLevel} from '../ops/logger.js'
+import type {BodyBudget} from './body-budget.js'
+import {LogLevel, type Logger} from '../ops/logger.js'
+
+/** What a publish needs: the bus, the limits on bodies, and where to log. */
+export interface PublishContext {
+  readonly bus: Bus
+  readonly limits: FormLimits & {
+    /** Seconds a body may stall before the connection is dropped; 0 for never. */
+    readonly bodyTimeout: number
+  }
+  /** Memory held by request bodies still arriving (`--max-body-memory`). */
+  readonly bodyBudget: BodyBudget
+  readonly logger: Logger
+  readonly serverHeader: string
+}
 
 /**
  * Drops the connection when the body stops arriving for `--body-timeout`
  * seconds: the publish is then incomplete, and nothing of it is published.
  * Returns the function that stops watching.
  */
-function watchForStall(ctx: ServerContext, req: IncomingMessage): () => void {
+function watchForStall(ctx: PublishContext, req: IncomingMessage): () => void {
   const socket = req.socket
-  const seconds = ctx.options.bodyTimeout
+  const seconds = ctx.limits.bodyTimeout
   if (seconds <= 0 || req.complete) return () => {}
   // Named now: once the client is gone the socket may no longer know its peer.
   const peer = peerOf(socket)
@@ -33,31 +46,24 @@ function watchForStall(ctx: ServerContext, req: IncomingMessage): () => void {
 }
 
 /**
- * POST on a bus URL: one message, or one per part of a multipart/form-data
- * body. Everything that can be refused is refused before `100 Continue`.
+ * POST on a bus URL, once the gate has let it through (gate.ts): one
+ * message, or one per part of a multipart/form-data body. Everything that
+ * can be refused is refused before `100 Continue`.
  */
 export async function publish(
-  ctx: ServerContext,
+  ctx: PublishContext,
   req: IncomingMessage,
   res: ServerResponse,
   channel: string,
   sender: string | undefined,
   expectsContinue: boolean,
 ): Promise<void> {
-  if (channel === '') throw new HttpError(400, 'cannot publish to every channel: name a channel, as in /msgbus/foo')
-  const wait = ctx.rateLimiter?.take(addressOf(req.socket)) ?? 0
-  if (wait > 0) {
-    throw new HttpError(429, `more than ${ctx.rateLimiter!.rate} publishes a second from ${addressOf(req.socket)}`, {
-      'Retry-After': String(Math.ceil(wait)),
-    })
-  }
-
   const header = req.headers['content-type']
   if (header === undefined) throw new HttpError(400, 'a message needs a Content-Type')
   const media = mediaTypeOrReason(header)
   if (typeof media === 'string') throw new HttpError(400, `not a media type: ${media}`)
   const isForm = media.essence === 'multipart/form-data'
-  const limit = isForm ? ctx.options.maxRequestSize : ctx.options.maxMessageSize
+  const limit = isForm ? ctx.limits.maxRequestSize : ctx.limits.maxMessageSize
   const length = declaredLength(req)
   if (length !== undefined && length > limit) throw tooLarge(limit, isForm ? 'form' : 'message')
   ctx.bodyBudget.admit(length)
@@ -67,7 +73,7 @@ export async function publish(
   const stopWatching = watchForStall(ctx, req)
   try {
     if (isForm) {
-      const parts = await readForm(req, ctx.options, ctx.bodyBudget)
+      const parts = await readForm(req, ctx.limits, ctx.bodyBudget)
       if (!parts) return
       deliveries = await ctx.bus.publishAll(parts.map((part) => ({channel, type: part.full, essence: part.essence, sender, body: part.body})))
     } else {

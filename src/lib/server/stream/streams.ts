@@ -31,6 +31,7 @@ export interface StreamSpec {
  */
 export class Streams implements Iterable<HttpSubscription> {
   private readonly sockets = new WeakSet<Socket>()
+  private readonly condemned = new WeakSet<Socket>()
   private readonly live = new Set<HttpSubscription>()
 
   constructor(
@@ -42,6 +43,15 @@ export class Streams implements Iterable<HttpSubscription> {
   /** The connection is a stream: what else arrives on it is never a request to answer. */
   isStream(socket: Socket): boolean {
     return this.sockets.has(socket)
+  }
+
+  /**
+   * Bytes that can never be answered arrived behind a request still being
+   * handled (the parser refused them): should that request become a stream,
+   * its connection is closed instead, as a stream's would be.
+   */
+  condemn(socket: Socket): void {
+    this.condemned.add(socket)
   }
 
   get size(): number {
@@ -60,6 +70,11 @@ export class Streams implements Iterable<HttpSubscription> {
    * them to the router, which closes it.
    */
   open(req: IncomingMessage, res: ServerResponse, spec: StreamSpec): void {
+    if (this.condemned.has(req.socket)) {
+      req.socket.destroy()
+      return
+    }
+
     this.sockets.add(req.socket)
     if (res.socket) {
       if (this.start(req.socket, spec)) takeOver(req.socket, req, res)

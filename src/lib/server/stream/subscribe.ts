@@ -4,10 +4,29 @@ import {bothFilters, compileFilter, type FilterSpec, type MessageFilter} from '.
 import {PatternListError} from '../../protocol/pattern.js'
 import type {StreamEncoder} from '../../protocol/stream-encoder.js'
 import {isMessageId} from '../../bus/message-id.js'
-import type {ServerContext} from '../context.js'
+import type {Bus} from '../../bus/bus.js'
+import type {StreamEncoders} from '../../protocol/formats.js'
+import type {Viewer} from '../pages/viewer.js'
 import {HttpError} from '../http/http-error.js'
-import {defaultFraming, framingParam} from './framing.js'
+import {defaultFraming, framingParam, type FramingPolicy} from './framing.js'
 import {chooseRepresentation, type Representation} from './negotiate.js'
+import type {Streams} from './streams.js'
+
+/** What a subscription needs: the bus, the encoders, the limits on subscriptions, and where streams go. */
+export interface SubscribeContext {
+  readonly bus: Bus
+  readonly encoders: StreamEncoders
+  /** `--framing`: how multipart streams are framed when the URL does not say. */
+  readonly framing: FramingPolicy
+  /** Most subscriptions at once (0: no limit). */
+  readonly maxSubscribers: number
+  /** Most channels with subscribers at once (0: no limit). */
+  readonly maxChannels: number
+  /** The page for browsers that navigate to a bus URL, or why it could not be read. */
+  readonly viewer: Viewer | Error
+  readonly streams: Streams
+  readonly serverHeader: string
+}
 
 /** An `<img>` (or CSS image) loading the stream. */
 function isImageRequest(req: IncomingMessage): boolean {
@@ -24,16 +43,16 @@ function isHttp11(req: IncomingMessage): boolean {
  * the server's `--framing` (under `auto`, the 2007 framing for the 2007
  * clients, known by their User-Agent).
  */
-function encoderFor(ctx: ServerContext, req: IncomingMessage, representation: Exclude<Representation, 'html'>, params: URLSearchParams): StreamEncoder {
+function encoderFor(ctx: SubscribeContext, req: IncomingMessage, representation: Exclude<Representation, 'html'>, params: URLSearchParams): StreamEncoder {
   const asked = framingParam(params.get('framing'))
   if (representation !== 'multipart') return ctx.encoders[representation]
   if (asked === undefined && isImageRequest(req)) return ctx.encoders.image
-  const framing = asked ?? defaultFraming(ctx.options.framing, req.headers)
+  const framing = asked ?? defaultFraming(ctx.framing, req.headers)
   return framing === '2007' ? ctx.encoders.multipart2007 : ctx.encoders.multipart
 }
 
 /** The stream's headers, for GET and HEAD alike. */
-function streamHeaders(ctx: ServerContext, cors: Record<string, string>, encoder: StreamEncoder, chunked: boolean): Record<string, string> {
+function streamHeaders(ctx: SubscribeContext, cors: Record<string, string>, encoder: StreamEncoder, chunked: boolean): Record<string, string> {
   return {
     Server: ctx.serverHeader,
     'Content-Type': encoder.contentType,
@@ -92,7 +111,7 @@ function lastEventId(req: IncomingMessage, params: URLSearchParams): string | un
  * subscriber of that format.
  */
 export function subscribe(
-  ctx: ServerContext,
+  ctx: SubscribeContext,
   req: IncomingMessage,
   res: ServerResponse,
   channel: string,
@@ -115,12 +134,12 @@ export function subscribe(
   const encoder = encoderFor(ctx, req, representation, params)
 
   lastEventId(req, params)
-  const {maxSubscribers} = ctx.options
+  const {maxSubscribers} = ctx
   if (maxSubscribers > 0 && ctx.bus.subscriberCount >= maxSubscribers) {
     throw new HttpError(503, `too many subscribers (the limit is ${maxSubscribers})`, {'Retry-After': '5'})
   }
 
-  const {maxChannels} = ctx.options
+  const {maxChannels} = ctx
   if (maxChannels > 0 && channel !== '' && !ctx.bus.hasSubscribers(channel) && ctx.bus.channelCount >= maxChannels) {
     throw new HttpError(503, `too many channels (the limit is ${maxChannels})`, {'Retry-After': '5'})
   }

@@ -1,0 +1,24 @@
+import type {BusCounters} from '../../bus/bus.js'
+import type {LoginCounters} from '../access/login-guard.js'
+
+/** What the server has done since it started, as `counters()` returns it and the stats line prints it. */
+export interface ServerCounters extends BusCounters {
+  /** Messages skipped for slow subscribers (policy drop). */
+  dropped: number
+  /** Slow subscribers disconnected (policy disconnect). */
+  slowDisconnects: number
+  /** Connections open now, subscriptions included, HTTP and HTTPS together. */
+  connections: number
+  /** Connections refused at the server's connection cap since it started. */
+  connectionsRefused: number
+  logins: LoginCounters & {
+    /** Logins answered from the verified cache (`--acl`). */
+    cached: number
+    /** Password hashes computed, by kind (`scrypt ln=15,r=8,p=1,keylen=32`, `bcrypt cost=10`), unknown users' decoys included. */
+    hashes: Record<string, number>
+  }
+  /** Bytes held by request bodies still arriving, as `--max-body-memory` counts them. */
+  bodyMemory: number
+  /** Publishes refused with 503 for want of body memory. */
+  bodyRefusals: number
+}
