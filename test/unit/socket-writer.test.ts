@@ -1,0 +1,123 @@
+// The socket writer over real loopback sockets whose readers do not read:
+// batching writes of one turn, and what happens to a subscriber that falls
+// behind (docs/protocol.md, "Slow subscribers").
+import assert from 'node:assert/strict'
+import {once} from 'node:events'
+import {createServer, connect, type Server, type Socket} from 'node:net'
+import {NOT_BEHIND, SocketWriter, type SlowPolicy, type WriteTarget} from '../../src/lib/server/stream/socket-writer.js'
+
+const MiB = 1024 * 1024
+const servers: Server[] = []
+const sockets: Socket[] = []
+
+/** A connected pair: `writer` is ours, the other end reads only when told (paused). */
+async function pair(): Promise<{writer: Socket; reader: Socket}> {
+  const server = createServer()
+  servers.push(server)
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const accepted = once(server, 'connection')
+  const reader = connect((server.address() as {port: number}).port, '127.0.0.1')
+  reader.pause()
+  const [writer] = (await accepted) as [Socket]
+  sockets.push(reader, writer)
+  writer.on('error', () => {})
+  reader.on('error', () => {})
+  return {writer, reader}
+}
+
+function target(socket: Socket): WriteTarget {
+  return {socket, peer: 'test', channel: 'c', generation: 0, corked: false, dropped: 0, behindSince: NOT_BEHIND}
+}
+
+interface Seen {
+  disconnects: number
+  dropStarts: number
+  dropEnds: number[]
+}
+
+function writer(policy: SlowPolicy, slowTimeoutMs: number, hardBound = 64 * MiB): {writer: SocketWriter; seen: Seen} {
+  const seen: Seen = {disconnects: 0, dropStarts: 0, dropEnds: []}
+  const events = {
+    onSlowDisconnect: () => void seen.disconnects++,
+    onDropStart: () => void seen.dropStarts++,
+    onDropEnd: (_target: WriteTarget, dropped: number) => void seen.dropEnds.push(dropped),
+  }
+  return {writer: new SocketWriter({maxPending: 64 * 1024, slowTimeoutMs, hardBound, policy}, events), seen}
+}
+
+/** Writes until the kernel's buffers are full and bytes wait in the socket. */
+async function fillUp(socket: Socket): Promise<void> {
+  const chunk = Buffer.alloc(MiB)
+  while (socket.writableLength < 256 * 1024) {
+    socket.write(chunk)
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+}
+
+const turn = () => new Promise((resolve) => setImmediate(resolve))
+
+describe('unit: the socket writer', () => {
+  afterEach(() => {
+    for (const socket of sockets.splice(0)) socket.destroy()
+    for (const server of servers.splice(0)) server.close()
+  })
+
+  it('the first write of a turn goes out at once; the rest of that turn are corked and leave together after it', async () => {
+    const {writer: socket, reader} = await pair()
+    const {writer: w} = writer('disconnect', 1000)
+    const t = target(socket)
+    assert.equal(w.write(t, Buffer.from('a')), true)
+    assert.equal(socket.writableCorked, 0, 'the first write is not held back')
+    w.write(t, Buffer.from('b'))
+    w.write(t, Buffer.from('c'))
+    assert.equal(socket.writableCorked, 1, 'the next ones wait for the end of the turn')
+    await turn()
+    assert.equal(socket.writableCorked, 0)
+    reader.resume()
+    const [data] = (await once(reader, 'data')) as [Buffer]
+    let text = data.toString()
+    while (text.length < 3) text += ((await once(reader, 'data')) as [Buffer])[0].toString()
+    assert.equal(text, 'abc')
+  })
+
+  it('disconnect: a subscriber behind for the slow timeout is cut; one message alone does not make it slow', async () => {
+    const {writer: socket} = await pair()
+    const {writer: w, seen} = writer('disconnect', 50)
+    const t = target(socket)
+    await fillUp(socket)
+    assert.equal(w.write(t, Buffer.from('x')), true, 'behind, but not yet for long: written')
+    assert.notEqual(t.behindSince, NOT_BEHIND)
+    await new Promise((resolve) => setTimeout(resolve, 80))
+    assert.equal(w.write(t, Buffer.from('y')), false, 'behind for longer than the timeout: slow')
+    assert.equal(seen.disconnects, 1)
+    assert.equal(w.slowDisconnects, 1)
+    assert.equal(socket.destroyed, true)
+  })
+
+  it('past the hard bound a subscriber is slow at once, however recently it fell behind', async () => {
+    const {writer: socket} = await pair()
+    const {writer: w, seen} = writer('disconnect', 60_000, 128 * 1024)
+    await fillUp(socket)
+    assert.equal(w.write(target(socket), Buffer.from('x')), false)
+    assert.equal(seen.disconnects, 1)
+  })
+
+  it('drop: messages are skipped while it stays over the limit, and counted when it catches up', async () => {
+    const {writer: socket, reader} = await pair()
+    const {writer: w, seen} = writer('drop', 0)
+    const t = target(socket)
+    await fillUp(socket)
+    w.write(t, Buffer.from('first'))
+    for (let i = 0; i < 5; i++) assert.equal(w.write(t, Buffer.from('dropped')), false)
+    assert.equal(seen.dropStarts, 1, 'said once, not per message')
+    assert.equal(t.dropped, 5)
+    assert.equal(w.droppedTotal, 5)
+    reader.resume()
+    while (socket.writableLength > 0) await turn()
+    assert.equal(w.write(t, Buffer.from('back')), true)
+    assert.deepEqual(seen.dropEnds, [5])
+    assert.equal(t.dropped, 0)
+    assert.equal(socket.destroyed, false)
+  })
+})
