@@ -194,9 +194,15 @@ for (const name of ['chromium', 'firefox'] as BrowserName[]) {
         const {page, seen} = await newPage(await profile())
         go(page, name === 'chromium' ? `${server.url()}/cam.html` : `${foreignOrigin}/`)
         await subscribers(server, 1)
+        // The page may still be settling from its navigation when it is first asked (a busy machine): ask again then.
+        const widthShown = () =>
+          page.$eval('#cam', (image) => (image as unknown as {naturalWidth: number}).naturalWidth).catch((error: Error) => {
+            if (/Execution context was destroyed|Cannot find context/.test(error.message)) return -1
+            throw error
+          })
         for (const width of [40, 80]) {
           assert.equal((await publish(server, 'cam', png(width, 30, [width * 3, 90, 200]), 'image/png')).status, 204)
-          await until(async () => (await page.$eval('#cam', (image) => (image as unknown as {naturalWidth: number}).naturalWidth)) === width, `the picture ${width} wide`)
+          await until(async () => (await widthShown()) === width, `the picture ${width} wide`)
         }
 
         await screenshot(page, `s1-img-${name}`)
