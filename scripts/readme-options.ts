@@ -38,19 +38,15 @@ function synopsisItem(option: Option): string {
 
 /** The usage line, wrapped with its continuation lines under the first option. */
 function synopsis(options: Option[]): string[] {
-  const head = `${INDENT}msgbus serve `
-  const lines: string[] = []
-  let line = head
+  const head = `${INDENT}msgbus serve`
+  const lines = [head]
   for (const item of options.map(synopsisItem)) {
-    if (line.length > head.length && line.length + 1 + item.length > WIDTH) {
-      lines.push(line)
-      line = ' '.repeat(head.length)
-    }
-
-    line += line.trim() === '' || line === head ? item : ` ${item}`
+    const last = lines.length - 1
+    if (lines[last].length > head.length && lines[last].length + 1 + item.length > WIDTH) lines.push(' '.repeat(head.length) + ` ${item}`)
+    else lines[last] += ` ${item}`
   }
 
-  return [...lines, line]
+  return lines
 }
 
 function defaultCell({row}: Option): string {
