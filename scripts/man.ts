@@ -2,9 +2,10 @@
  * Writes the manual pages in man/ from the commands' own oclif metadata, so
  * that `msgbus COMMAND --help` and `man msgbus-COMMAND` never disagree.
  *
- *   npm run man                                   write man/msgbus.1 and man/msgbus-<command>.1
- *   node --import tsx/esm scripts/man.ts --check  exit 1, naming the stale pages, when man/ differs
- *   ... [--dir DIR]                               write or check DIR instead of man/
+ *   npm run man                                   write man/msgbus.1 and man/msgbus-<command>.1,
+ *                                                 and README.md's table of serve options
+ *   node --import tsx/esm scripts/man.ts --check  exit 1, naming the stale pages, when man/ or the README differs
+ *   ... [--dir DIR] [--readme FILE]               write or check DIR instead of man/, FILE instead of README.md
  *
  * The commands are read from src/ (through tsx), not from a possibly stale
  * dist/ or oclif.manifest.json: the oclif config is loaded from the project
@@ -13,6 +14,10 @@
  * flags. Every command of the project gets a page, so new commands are picked
  * up with no change here. The overview page (man/msgbus.1) adds a description
  * of the bus itself, written below.
+ *
+ * The README's synopsis and table of `msgbus serve` options come from the
+ * same option table as serve's flags (scripts/readme-options.ts); they sit
+ * between marker comments, and the rest of the README is left alone.
  *
  * The output depends only on the sources and package.json (no date; the
  * version is the page's source), so a run with nothing changed rewrites
@@ -23,6 +28,7 @@ import {mkdir, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import {join, relative, resolve} from 'node:path'
 import {fileURLToPath, pathToFileURL} from 'node:url'
 import {Command, CommandHelp, Config, Plugin, settings} from '@oclif/core'
+import {serveOptionsSection, spliceSection} from './readme-options.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
@@ -613,14 +619,16 @@ async function ownPages(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((name) => OWN_PAGE.test(name)).sort()
 }
 
-const USAGE = 'usage: node --import tsx/esm scripts/man.ts [--check] [--dir DIR]\n'
+const USAGE = 'usage: node --import tsx/esm scripts/man.ts [--check] [--dir DIR] [--readme FILE]\n'
 
 async function main(argv: string[]): Promise<number> {
   let check = false
   let dir = join(ROOT, 'man')
+  let readme = join(ROOT, 'README.md')
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--check') check = true
     else if (argv[i] === '--dir' && argv[i + 1] !== undefined) dir = resolve(argv[++i])
+    else if (argv[i] === '--readme' && argv[i + 1] !== undefined) readme = resolve(argv[++i])
     else if (argv[i] === '--help' || argv[i] === '-h') {
       process.stdout.write(USAGE)
       return 0
@@ -654,17 +662,28 @@ async function main(argv: string[]): Promise<number> {
     }
   }
 
+  const readmeText = await readFile(readme, 'utf8')
+  const readmeNew = spliceSection(readmeText, serveOptionsSection())
+  if (readmeNew !== readmeText) {
+    const name = relative(process.cwd(), readme) || readme
+    stale.push(`${name} (its serve options differ from the option table)`)
+    if (!check) {
+      await writeFile(readme, readmeNew)
+      done.push(`wrote the serve options in ${name}`)
+    }
+  }
+
   if (check) {
     if (stale.length === 0) {
-      process.stdout.write(`man pages up to date (${pages.size})\n`)
+      process.stdout.write(`man pages and README up to date (${pages.size})\n`)
       return 0
     }
 
-    process.stderr.write(`man pages out of step with the commands' help:\n${stale.map((s) => `  ${s}\n`).join('')}run \`npm run man\` to regenerate them\n`)
+    process.stderr.write(`generated files out of step with their sources:\n${stale.map((s) => `  ${s}\n`).join('')}run \`npm run man\` to regenerate them\n`)
     return 1
   }
 
-  if (stale.length === 0) process.stdout.write(`man pages up to date (${pages.size})\n`)
+  if (stale.length === 0) process.stdout.write(`man pages and README up to date (${pages.size})\n`)
   else process.stdout.write(done.map((line) => `${line}\n`).join(''))
   return 0
 }

@@ -1,6 +1,7 @@
 // The man pages in man/ are generated from the commands' oclif metadata by
 // scripts/man.ts; these tests fail when a command's help and its page diverge,
-// and check that the pages are well-formed roff.
+// or README's table of serve options and the option table it comes from, and
+// check that the pages are well-formed roff.
 import assert from 'node:assert/strict'
 import {spawnSync, type SpawnSyncReturns} from 'node:child_process'
 import {mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
@@ -70,6 +71,28 @@ describe('man pages', function () {
       assert.equal(script('--dir', dir).status, 0)
       assert.equal(script('--check', '--dir', dir).status, 0)
       assert.deepEqual(readdirSync(dir).sort(), readdirSync(MAN).filter((n) => n.endsWith('.1')).concat('README').sort())
+    } finally {
+      rmSync(dir, {recursive: true, force: true})
+    }
+  })
+
+  it("README.md's serve options are written from the option table, and --check names a stale copy", () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
+    for (const [name, flag] of serveFlags) {
+      assert.match(readme, new RegExp(`^\\| \`${flag.char ? `-${flag.char}, ` : ''}--${name}[ \`]`, 'm'), `--${name} has no row`)
+    }
+
+    const dir = mkdtempSync(join(tmpdir(), 'msgbus-readme-'))
+    const copy = join(dir, 'README.md')
+    try {
+      writeFileSync(copy, readme.replace('| 8888 | HTTP port', '| 8080 | HTTP port'))
+      const check = script('--check', '--readme', copy)
+      assert.equal(check.status, 1)
+      assert.match(check.stderr, /README\.md \(its serve options differ from the option table\)/)
+      assert.doesNotMatch(check.stderr, /msgbus.*\.1/, 'the pages are not stale')
+
+      assert.equal(script('--readme', copy).status, 0)
+      assert.equal(readFileSync(copy, 'utf8'), readme)
     } finally {
       rmSync(dir, {recursive: true, force: true})
     }

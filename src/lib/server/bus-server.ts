@@ -24,7 +24,7 @@ import {RateLimiter} from './access/rate-limit.js'
 import {LoginGuard} from './access/login-guard.js'
 import {Admission} from './http/admission.js'
 import type {ServerCounters} from './ops/counters.js'
-import {LogLevel, silentLogger} from './ops/logger.js'
+import {LogLevel} from './ops/logger.js'
 import {DEFAULTS, type BusServerOptions, type ResolvedOptions} from './options.js'
 import {hardBound, SocketWriter, type WriteTarget} from './stream/socket-writer.js'
 import {Streams} from './stream/streams.js'
@@ -70,7 +70,7 @@ export class BusServer {
 
   constructor(options: BusServerOptions = {}) {
     const given = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined))
-    this.options = {...DEFAULTS, logger: silentLogger, ...given} as ResolvedOptions
+    this.options = {...DEFAULTS, ...given} as ResolvedOptions
     this.bus = new Bus({fanOutSlice: this.options.fanOutSlice})
   }
 

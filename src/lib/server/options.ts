@@ -1,4 +1,5 @@
-import {FAN_OUT_SLICE} from '../bus/bus.js'
+import {defaultsOf, type Defaulted} from './option-row.js'
+import {OPTION_TABLE} from './option-table.js'
 import type {SlowPolicy} from './stream/socket-writer.js'
 import type {Logger} from './ops/logger.js'
 import type {FramingPolicy} from './stream/framing.js'
@@ -77,30 +78,8 @@ export interface BusServerOptions {
   logger?: Logger
 }
 
-type Optional = 'cert' | 'key' | 'docroot' | 'secret' | 'acl' | 'boundary' | 'cors' | 'maxConnections'
+/** The defaults, from the option table (option-table.ts). */
+export const DEFAULTS = defaultsOf(OPTION_TABLE)
 
-export type ResolvedOptions = Required<Omit<BusServerOptions, Optional>> & Pick<BusServerOptions, Optional>
-
-export const DEFAULTS = {
-  port: 8888,
-  sslPort: 4444,
-  address: '',
-  maxMessageSize: 8 * 1024 * 1024,
-  maxRequestSize: 64 * 1024 * 1024,
-  maxBodyMemory: 256 * 1024 * 1024,
-  maxPending: 1024 * 1024,
-  slowTimeout: 10,
-  slowPolicy: 'disconnect' as SlowPolicy,
-  maxSubscribers: 0,
-  framing: 'auto' as FramingPolicy,
-  heartbeat: 30,
-  headerTimeout: 10,
-  bodyTimeout: 30,
-  idleTimeout: 30,
-  maxConnectionsPerIp: 0,
-  rateLimit: 0,
-  maxLoginFailures: 10,
-  maxChannels: 0,
-  statsInterval: 0,
-  fanOutSlice: FAN_OUT_SLICE,
-}
+/** The options a server runs with: every option that has a default is there. */
+export type ResolvedOptions = Required<Pick<BusServerOptions, Defaulted<typeof OPTION_TABLE>>> & Omit<BusServerOptions, Defaulted<typeof OPTION_TABLE>>
