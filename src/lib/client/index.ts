@@ -1,5 +1,5 @@
 export {resolveTarget, DEFAULT_BASE_URL, TargetError, type ClientOptions, type Target} from './target.js'
-export {ClientError} from './http.js'
+export {ClientError, type ClientErrorCode} from './http.js'
 export {publish, publishAll, PipelinedPublisher, DEFAULT_TYPE, type PublishOptions, type Published, type FilePart} from './publish.js'
 export {subscribe, Subscription, type SubscribeOptions, type SubscriptionEvents} from './subscribe.js'
 export {MultipartStream, type MultipartStreamOptions} from './multipart-stream.js'

@@ -109,7 +109,7 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
     const boundary = boundaryOf(Array.isArray(contentType) ? contentType[0] : contentType)
     if (!boundary) {
       response.body.destroy()
-      throw new ClientError(`${this.target.display}: not a multipart stream (Content-Type: ${contentType ?? 'none'})`)
+      throw new ClientError(`${this.target.display}: not a multipart stream (Content-Type: ${contentType ?? 'none'})`, undefined, {code: 'ERR_MSGBUS_RESPONSE_INVALID'})
     }
 
     this.emit('connect', {url: this.target.display, attempt})

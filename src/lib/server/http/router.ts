@@ -55,7 +55,7 @@ async function route(ctx: RouterContext, req: IncomingMessage, res: ServerRespon
     try {
       channel = decodeChannel(path.slice(BUS_PREFIX.length))
     } catch (error) {
-      if (error instanceof ChannelError) throw new HttpError(400, error.message)
+      if (error instanceof ChannelError) throw new HttpError(400, error.message, {}, false, {cause: error})
       throw error
     }
 
