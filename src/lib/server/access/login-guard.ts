@@ -5,7 +5,7 @@ import {FailureBudget, type ThrottleStart} from './failure-budget.js'
 import type {HashQueueFull} from './hash-queue.js'
 import {HttpError} from '../http/http-error.js'
 import {LogBudget} from '../ops/log-budget.js'
-import type {Logger} from '../ops/logger.js'
+import type {Logger} from '../ops/log.js'
 
 /** A user name's budget is this many times a client's: it adds up failures from every client. */
 export const USER_BUDGET_FACTOR = 10

@@ -1,7 +1,7 @@
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import {ChannelError, BUS_PREFIX, decodeChannel} from '../../protocol/channel.js'
 import type {Gate} from '../access/gate.js'
-import {LogLevel, type Logger} from '../ops/logger.js'
+import {LogLevel, type Logger} from '../ops/log.js'
 import type {Docroot} from '../pages/docroot.js'
 import {publish, type PublishContext} from '../publish/publish.js'
 import type {Streams} from '../stream/streams.js'

@@ -5,7 +5,7 @@ import {join, normalize, sep} from 'node:path'
 import send from 'send'
 import {ChannelError, percentDecode} from '../../protocol/channel.js'
 import {HttpError, sendError} from '../http/http-error.js'
-import {silentLogger, type Logger} from '../ops/logger.js'
+import {silentLogger, type Logger} from '../ops/log.js'
 import {MsgbusError, messageOf} from '../../util/errors.js'
 
 export const DOCUMENT_METHODS = 'GET, HEAD, OPTIONS'
