@@ -1,28 +1,10 @@
 /**
  * msgbus as a library: run a bus in-process, or use its pieces (the bus
- * core, the multipart framing, the pattern filters).
+ * core, the multipart framing, the pattern filters), all from one import.
+ * The same by part, each loading only what it needs: `msgbus/server`
+ * (no undici), `msgbus/client`, `msgbus/protocol`.
  */
-export {createBus, BusServer, type Listening} from './server/bus-server.js'
-export type {ServerCounters} from './server/ops/counters.js'
-export type {BusServerOptions} from './server/options.js'
-export type {SlowPolicy} from './server/stream/socket-writer.js'
-export type {FramingPolicy} from './server/stream/framing.js'
-export {streamLogger, silentLogger, LogLevel, type Logger} from './server/ops/logger.js'
-export {Bus, FAN_OUT_SLICE, type BusOptions, type Delivery, type BusCounters} from './bus/bus.js'
-export type {Message, MessageInput, Subscriber} from './bus/message.js'
-export {MessageIdGenerator, compareMessageIds, isMessageId} from './bus/message-id.js'
-export {MultipartEncoder, makeBoundary, MULTIPART_FRAMINGS, type MultipartFraming} from './protocol/multipart-encoder.js'
-export {SseEncoder} from './protocol/sse-encoder.js'
-export {NdjsonEncoder} from './protocol/ndjson-encoder.js'
-export {RawEncoder} from './protocol/raw-encoder.js'
-export {createEncoders, type StreamEncoders} from './protocol/formats.js'
-export type {Frame, StreamEncoder, StreamFormat} from './protocol/stream-encoder.js'
-export {compilePatternList, PatternList, PatternListError, MAX_PATTERNS, MAX_PATTERN_CHARS, MAX_LIST_CHARS, type Matcher, type PatternOptions} from './protocol/pattern.js'
-export {compileFilter, type FilterSpec, type MessageFilter} from './protocol/filter.js'
-export {decodeChannel, channelPath, BUS_PREFIX, ChannelError} from './protocol/channel.js'
-export {parseMediaType, MAX_MEDIA_NAME_CHARS, type MediaType} from './protocol/media-type.js'
-export {parseSize, formatSize} from './util/size.js'
-export {VERSION} from './version.js'
+export * from './server/index.js'
 export * from './client/index.js'
-export {MultipartParser, MultipartError, boundaryOf, type Part, type MultipartLimits} from './protocol/multipart-parser.js'
-export {toJsonMessage, isTextualType, isTextBody, type JsonMessage, type MessageLike} from './protocol/json-message.js'
+export * from './protocol/index.js'
+export {streamLogger} from './server/ops/logger.js'

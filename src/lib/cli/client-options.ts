@@ -1,5 +1,6 @@
 import {readFile} from 'node:fs/promises'
 import type {ClientOptions} from '../client/target.js'
+import {reasonOf} from '../util/errors.js'
 
 /** The client options from the shared client flags; reads --cacert. */
 export async function clientOptions(flags: {url?: string; user?: string; cacert?: string; insecure?: boolean}): Promise<ClientOptions> {
@@ -8,7 +9,7 @@ export async function clientOptions(flags: {url?: string; user?: string; cacert?
     try {
       ca = await readFile(flags.cacert)
     } catch (error) {
-      throw new Error(`cannot read --cacert ${flags.cacert}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+      throw new Error(`cannot read --cacert ${flags.cacert}: ${reasonOf(error)}`, {cause: error})
     }
   }
 

@@ -1,6 +1,7 @@
 import {readFile} from 'node:fs/promises'
 import type {Published} from '../client/publish.js'
 import type {ClientOptions} from '../client/target.js'
+import {reasonOf} from '../util/errors.js'
 import {readLines} from './lines.js'
 
 export interface SendOptions extends ClientOptions {
@@ -28,8 +29,7 @@ async function readFiles(files: string[], type: string | undefined) {
       try {
         body = await readFile(file)
       } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code
-        throw new Error(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder' : (code ?? (error as Error).message)}`)
+        throw new Error(`cannot read ${file}: ${reasonOf(error, {ENOENT: 'no such file', EISDIR: 'is a folder'})}`, {cause: error})
       }
 
       return {body, type: type ?? (mime.lookup(file) || 'application/octet-stream'), name: file.split('/').pop()}

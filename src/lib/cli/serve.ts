@@ -3,6 +3,7 @@ import {createBus, type BusServer} from '../server/bus-server.js'
 import {LogLevel, type Logger} from '../server/ops/logger.js'
 import type {BusServerOptions} from '../server/options.js'
 import {dropPrivileges, resolveUser} from '../server/ops/privileges.js'
+import {reasonOf} from '../util/errors.js'
 
 export interface ServeOptions extends Omit<BusServerOptions, 'cert' | 'key' | 'logger'> {
   /** PEM files, read now and again on SIGHUP. */
@@ -17,7 +18,7 @@ async function readPem(path: string, what: string): Promise<Buffer> {
   try {
     return await readFile(path)
   } catch (error) {
-    throw new Error(`cannot read ${what} ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+    throw new Error(`cannot read ${what} ${path}: ${reasonOf(error)}`, {cause: error})
   }
 }
 

@@ -1,6 +1,7 @@
 import {readFile} from 'node:fs/promises'
 import {LoadPublisher, type LoadPublisherOptions} from '../load/publisher.js'
 import {pubLine, round, type TestPubReport} from '../load/report.js'
+import {reasonOf} from '../util/errors.js'
 import {Progress} from './progress.js'
 
 export interface TestPubOptions extends Omit<LoadPublisherOptions, 'body'> {
@@ -17,7 +18,7 @@ export async function testPub(options: TestPubOptions): Promise<TestPubReport> {
     try {
       body = await readFile(options.file)
     } catch (error) {
-      throw new Error(`cannot read ${options.file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+      throw new Error(`cannot read ${options.file}: ${reasonOf(error)}`, {cause: error})
     }
   }
 

@@ -1,14 +1,28 @@
 import {Agent, type Dispatcher} from 'undici'
+import {MsgbusError, type MsgbusErrorCode} from '../util/errors.js'
 import type {ClientOptions, Target} from './target.js'
 
-/** A request that failed: one line naming the URL and the reason. */
-export class ClientError extends Error {
+export type ClientErrorCode = Extract<MsgbusErrorCode, 'ERR_MSGBUS_REQUEST_FAILED' | 'ERR_MSGBUS_HTTP_STATUS' | 'ERR_MSGBUS_RESPONSE_INVALID' | 'ERR_MSGBUS_TARGET_INVALID'>
+
+/**
+ * A request that failed: one line naming the URL and the reason. Its code:
+ * ERR_MSGBUS_HTTP_STATUS when the server answered with an error `status`;
+ * ERR_MSGBUS_REQUEST_FAILED when no answer came (refused, reset, TLS, a
+ * timeout, an abort; `cause` is the error from undici or the socket);
+ * ERR_MSGBUS_RESPONSE_INVALID when the answer is not what the protocol says
+ * (not a multipart stream, one that cannot be read, too few ids);
+ * ERR_MSGBUS_TARGET_INVALID when the target names no channel to publish to.
+ */
+export class ClientError extends MsgbusError {
+  declare readonly code: ClientErrorCode
+
   constructor(
     message: string,
     /** The HTTP status, when the server answered. */
     readonly status?: number,
+    options: ErrorOptions & {code?: ClientErrorCode} = {},
   ) {
-    super(message)
+    super(options.code ?? (status === undefined ? 'ERR_MSGBUS_REQUEST_FAILED' : 'ERR_MSGBUS_HTTP_STATUS'), message, options)
   }
 }
 
@@ -40,15 +54,19 @@ const REASONS: Record<string, string> = {
   ERR_SSL_WRONG_VERSION_NUMBER: 'TLS: the server does not speak TLS on this port',
 }
 
-/** Turns whatever undici or the socket threw into one line: `<url>: <reason>`. */
+/**
+ * Turns whatever undici or the socket threw into one line: `<url>: <reason>`,
+ * with the error as its cause. A MsgbusError (a MultipartError from the
+ * stream) means the answer was unreadable: ERR_MSGBUS_RESPONSE_INVALID.
+ */
 export function describeFailure(target: Target | string, error: unknown): ClientError {
   if (error instanceof ClientError) return error
   const where = typeof target === 'string' ? target : target.display
   let cause = error as (Error & {code?: string; cause?: unknown}) | undefined
-  while (cause && !(cause.code && REASONS[cause.code]) && cause.cause instanceof Error) cause = cause.cause as typeof cause
+  while (cause && !(cause instanceof MsgbusError) && !(cause.code && REASONS[cause.code]) && cause.cause instanceof Error) cause = cause.cause as typeof cause
   const code = cause?.code
   const reason = (code && REASONS[code]) ?? (cause?.message || String(error))
-  return new ClientError(`${where}: ${reason}`)
+  return new ClientError(`${where}: ${reason}`, undefined, {cause: error, code: error instanceof MsgbusError ? 'ERR_MSGBUS_RESPONSE_INVALID' : 'ERR_MSGBUS_REQUEST_FAILED'})
 }
 
 /** Reads an error response's one-line reason and makes it the message. */

@@ -48,7 +48,7 @@ function isSuccess(status: number): boolean {
 }
 
 async function post(target: Target, headers: Record<string, string>, body: Dispatcher.DispatchOptions['body'] | FormData, count: number, options: PublishOptions): Promise<Published[]> {
-  if (target.channel === '') throw new ClientError(`${target.display}: name a channel to publish to`)
+  if (target.channel === '') throw new ClientError(`${target.display}: name a channel to publish to`, undefined, {code: 'ERR_MSGBUS_TARGET_INVALID'})
   if (target.authorization) headers.authorization = target.authorization
   const dispatcher = options.dispatcher ?? dispatcherFor(options)
   try {
@@ -76,7 +76,7 @@ export async function publishAll(target: string, parts: FilePart[], options: Pub
   const form = new FormData()
   parts.forEach((part, i) => form.append(`m${i}`, new Blob([part.body], {type: part.type}), part.name ?? ''))
   const results = await post(resolved, {}, form, parts.length, options)
-  if (results.length !== parts.length) throw new ClientError(`${resolved.display}: ${parts.length} messages sent, ${results.length} acknowledged`)
+  if (results.length !== parts.length) throw new ClientError(`${resolved.display}: ${parts.length} messages sent, ${results.length} acknowledged`, undefined, {code: 'ERR_MSGBUS_RESPONSE_INVALID'})
   return results
 }
 
@@ -101,7 +101,7 @@ export class PipelinedPublisher {
     private readonly options: PublishOptions & {pipelining?: number; onPublished?: (result: Published) => void} = {},
   ) {
     this.target = resolveTarget(target, options)
-    if (this.target.channel === '') throw new ClientError(`${this.target.display}: name a channel to publish to`)
+    if (this.target.channel === '') throw new ClientError(`${this.target.display}: name a channel to publish to`, undefined, {code: 'ERR_MSGBUS_TARGET_INVALID'})
     this.path = this.target.url.pathname + this.target.url.search
     this.client = new Client(this.target.url.origin, {
       pipelining: options.pipelining ?? 32,

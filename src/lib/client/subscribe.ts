@@ -108,8 +108,9 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
     const contentType = response.headers['content-type']
     const boundary = boundaryOf(Array.isArray(contentType) ? contentType[0] : contentType)
     if (!boundary) {
-      response.body.destroy()
-      throw new ClientError(`${this.target.display}: not a multipart stream (Content-Type: ${contentType ?? 'none'})`)
+      // undici fails a body destroyed unread (RequestAbortedError): without a listener, an uncaught exception.
+      response.body.on('error', () => {}).destroy()
+      throw new ClientError(`${this.target.display}: not a multipart stream (Content-Type: ${contentType ?? 'none'})`, undefined, {code: 'ERR_MSGBUS_RESPONSE_INVALID'})
     }
 
     this.emit('connect', {url: this.target.display, attempt})

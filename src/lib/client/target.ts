@@ -1,4 +1,5 @@
 import {BUS_PREFIX, channelPath, ChannelError, decodeChannel} from '../protocol/channel.js'
+import {codedError} from '../util/errors.js'
 
 export const DEFAULT_BASE_URL = 'http://localhost:8888'
 
@@ -25,7 +26,8 @@ export interface Target {
   display: string
 }
 
-export class TargetError extends Error {}
+/** A target (URL or channel name) or base URL that names no bus URL. */
+export class TargetError extends codedError('ERR_MSGBUS_TARGET_INVALID') {}
 
 function basic(user: string): string {
   return `Basic ${Buffer.from(user.includes(':') ? user : `${user}:`, 'utf8').toString('base64')}`
@@ -35,8 +37,8 @@ function parseUrl(text: string, what: string): URL {
   let url: URL
   try {
     url = new URL(text)
-  } catch {
-    throw new TargetError(`not a URL: ${JSON.stringify(text)} (${what})`)
+  } catch (error) {
+    throw new TargetError(`not a URL: ${JSON.stringify(text)} (${what})`, {cause: error})
   }
 
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
@@ -70,7 +72,7 @@ export function resolveTarget(target: string, options: ClientOptions = {}): Targ
     try {
       channel = decodeChannel(url.pathname.slice(BUS_PREFIX.length))
     } catch (error) {
-      throw new TargetError(`bad channel in ${JSON.stringify(target)}: ${(error as ChannelError).message}`)
+      throw new TargetError(`bad channel in ${JSON.stringify(target)}: ${(error as ChannelError).message}`, {cause: error})
     }
   }
 

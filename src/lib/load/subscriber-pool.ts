@@ -5,6 +5,7 @@ import {loopbackSource, openSocket, requestLine} from './connect.js'
 import {parseHead} from './response-reader.js'
 import {SubscriptionStream} from './stream-reader.js'
 import {SubscriptionTally, Window} from './tally.js'
+import {messageOf, reasonOf} from '../util/errors.js'
 
 export interface SubscriberPoolOptions extends ClientOptions {
   target: string
@@ -85,7 +86,7 @@ export class SubscriberPool {
             stream.write(data, end)
           } catch (error) {
             // A stream we cannot read is a failed connection, not a crash.
-            this.fail(`unreadable stream: ${(error as Error).message}`)
+            this.fail(`unreadable stream: ${messageOf(error)}`)
             socket.destroy()
           }
 
@@ -123,7 +124,7 @@ export class SubscriberPool {
       this.sockets.add(socket)
       socket.write(`${requestLine('GET', this.targetOf(index))}\r\n`)
       socket.on('error', (error: NodeJS.ErrnoException) => {
-        if (!live) refused ??= error.code ?? error.message
+        if (!live) refused ??= reasonOf(error)
       })
       socket.on('close', () => {
         this.sockets.delete(socket)

@@ -1,8 +1,11 @@
+import {codedError} from '../util/errors.js'
+
 /** Where bus URLs live: `/msgbus/<channel>`. */
 export const BUS_PREFIX = '/msgbus/'
 export const MAX_CHANNEL_BYTES = 255
 
-export class ChannelError extends Error {}
+/** A channel name (or the URL path it came from) that is not allowed: bad percent-encoding or UTF-8, control characters, too long. */
+export class ChannelError extends codedError('ERR_MSGBUS_CHANNEL_INVALID') {}
 
 const utf8 = new TextDecoder('utf-8', {fatal: true, ignoreBOM: true})
 // C0 controls (TAB included) and DEL.

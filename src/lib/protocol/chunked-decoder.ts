@@ -3,7 +3,10 @@
  * (RFC 9112 §7.1): payload slices out, zero-copy, and `ended` once the last
  * chunk came. For clients that read a response straight off a socket.
  */
-export class ChunkedError extends Error {}
+import {codedError} from '../util/errors.js'
+
+/** Bytes that are not chunked transfer coding. */
+export class ChunkedError extends codedError('ERR_MSGBUS_CHUNKED_INVALID') {}
 
 const enum State {
   Size,

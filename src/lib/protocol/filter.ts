@@ -15,7 +15,7 @@ function compileList(name: keyof FilterSpec, list: string): PatternList {
   try {
     return new PatternList(list)
   } catch (error) {
-    if (error instanceof PatternListError) throw new PatternListError(`the ${name}= filter: ${error.message}`)
+    if (error instanceof PatternListError) throw new PatternListError(`the ${name}= filter: ${error.message}`, {cause: error})
     throw error
   }
 }

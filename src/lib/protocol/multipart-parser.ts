@@ -9,6 +9,7 @@
  * any split of the bytes across writes. Memory is bounded: a part's headers and body are held
  * to limits, and an oversized one is an error, never an out-of-memory.
  */
+import {codedError} from '../util/errors.js'
 
 export interface Part {
   /** Header names lower-cased; repeated headers joined with ", ". */
@@ -29,7 +30,8 @@ export interface MultipartLimits {
   transientInput?: boolean
 }
 
-export class MultipartError extends Error {}
+/** A multipart stream the parser refuses: malformed past reading on, or over its MultipartLimits. */
+export class MultipartError extends codedError('ERR_MSGBUS_MULTIPART_INVALID') {}
 
 const enum State {
   Preamble,

@@ -9,6 +9,7 @@
  * string (a message without a sender, to `sender=`), and a trailing one
  * adds nothing.
  */
+import {codedError} from '../util/errors.js'
 import {countChars} from './code-points.js'
 import {Wildcard} from './wildcard.js'
 
@@ -46,7 +47,7 @@ export const MAX_PATTERN_CHARS = 256
 export const MAX_LIST_CHARS = 1024
 
 /** A pattern list over the limits above; the message is one line saying which. */
-export class PatternListError extends Error {}
+export class PatternListError extends codedError('ERR_MSGBUS_PATTERN_LIST_INVALID') {}
 
 function shown(pattern: string): string {
   return JSON.stringify(pattern.length > 40 ? `${pattern.slice(0, 40)}…` : pattern)

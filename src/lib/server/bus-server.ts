@@ -4,6 +4,7 @@ import type {SecureContextOptions} from 'node:tls'
 import type {AddressInfo} from 'node:net'
 import {Bus} from '../bus/bus.js'
 import {createEncoders} from '../protocol/formats.js'
+import {MsgbusError, messageOf, type MsgbusErrorCode} from '../util/errors.js'
 import {formatSize} from '../util/size.js'
 import {VERSION} from '../version.js'
 import {channelLabel} from './http/peer.js'
@@ -24,7 +25,7 @@ import {RateLimiter} from './access/rate-limit.js'
 import {LoginGuard} from './access/login-guard.js'
 import {Admission} from './http/admission.js'
 import type {ServerCounters} from './ops/counters.js'
-import {LogLevel} from './ops/logger.js'
+import {LogLevel} from './ops/log.js'
 import {DEFAULTS, type BusServerOptions, type ResolvedOptions} from './options.js'
 import {hardBound, SocketWriter, type WriteTarget} from './stream/socket-writer.js'
 import {Streams} from './stream/streams.js'
@@ -78,19 +79,26 @@ export class BusServer {
     return this.options.logger
   }
 
-  /** Binds the listeners. Rejects with a one-line reason (busy port, bad certificate, missing document root). */
+  /**
+   * Binds the listeners. Rejects with a MsgbusError, a one-line reason and
+   * its code: ERR_MSGBUS_PORT_IN_USE, ERR_MSGBUS_LISTEN_FAILED,
+   * ERR_MSGBUS_TLS_INVALID (certificate or key), ERR_MSGBUS_DOCROOT_INVALID,
+   * ERR_MSGBUS_ACL_INVALID or ERR_MSGBUS_ACL_UNREADABLE (an AclError),
+   * ERR_MSGBUS_OPTION_INVALID (a CorsOptionError among them).
+   */
   async start(): Promise<Listening> {
     const {options, logger} = this
     const largestBody = Math.max(options.maxMessageSize, options.maxRequestSize)
     if (options.maxBodyMemory > 0 && options.maxBodyMemory < largestBody) {
-      throw new Error(
+      throw new MsgbusError(
+        'ERR_MSGBUS_OPTION_INVALID',
         `--max-body-memory (${formatSize(options.maxBodyMemory)}) is less than the largest body a publish may have ` +
           `(${formatSize(largestBody)}, --max-message-size and --max-request-size): raise it, or lower those`,
       )
     }
 
     if (!FRAMING_POLICIES.includes(options.framing)) {
-      throw new Error(`unknown framing ${JSON.stringify(options.framing)} (known: ${FRAMING_POLICIES.join(', ')})`)
+      throw new MsgbusError('ERR_MSGBUS_OPTION_INVALID', `unknown framing ${JSON.stringify(options.framing)} (known: ${FRAMING_POLICIES.join(', ')})`)
     }
 
     const docroot = options.docroot === undefined ? undefined : await Docroot.open(options.docroot, logger)
@@ -200,10 +208,11 @@ export class BusServer {
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code
       const where = `${address || '*'}:${port}`
-      if (code === 'EADDRINUSE') throw new Error(`${name} port ${where} is already in use`)
-      if (code === 'EACCES') throw new Error(`${name} port ${where} needs privileges to bind`)
-      if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new Error(`${name} address ${address} is not available on this machine`)
-      throw new Error(`cannot listen on ${where} for ${name}: ${(error as Error).message}`)
+      const fail = (failure: MsgbusErrorCode, message: string) => new MsgbusError(failure, message, {cause: error})
+      if (code === 'EADDRINUSE') throw fail('ERR_MSGBUS_PORT_IN_USE', `${name} port ${where} is already in use`)
+      if (code === 'EACCES') throw fail('ERR_MSGBUS_LISTEN_FAILED', `${name} port ${where} needs privileges to bind`)
+      if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw fail('ERR_MSGBUS_LISTEN_FAILED', `${name} address ${address} is not available on this machine`)
+      throw fail('ERR_MSGBUS_LISTEN_FAILED', `cannot listen on ${where} for ${name}: ${messageOf(error)}`)
     }
 
     // Listening, a server's errors are failed accepts (out of descriptors, EMFILE): the
@@ -218,7 +227,7 @@ export class BusServer {
   /** Where the server listens, as a base URL a client on this machine can use. */
   url(kind: 'http' | 'https' = 'http'): string {
     const address = this.listening?.[kind]
-    if (!address) throw new Error(`not listening for ${kind.toUpperCase()}`)
+    if (!address) throw new MsgbusError('ERR_MSGBUS_SERVER_STATE', `not listening for ${kind.toUpperCase()}`)
     return `${kind}://${hostForUrl(address)}:${address.port}`
   }
 
@@ -234,11 +243,12 @@ export class BusServer {
   /**
    * Re-reads the ACL file (`--acl`; serve calls this on SIGHUP). Open
    * subscriptions follow the new ACL from their next message on. On any error
-   * the ACL in force stays, and this rejects with a one-line `file:line:` reason.
+   * the ACL in force stays, and this rejects with a one-line `file:line:` reason
+   * (an AclError).
    */
   async reloadAcl(): Promise<{file: string; users: number; description: string}> {
     const access = this.parts?.acl
-    if (!access) throw new Error(this.parts ? 'no ACL to reload (the server runs without --acl)' : 'the server has not started')
+    if (!access) throw new MsgbusError('ERR_MSGBUS_SERVER_STATE', this.parts ? 'no ACL to reload (the server runs without --acl)' : 'the server has not started')
     const acl = await access.reload()
     return {file: acl.file, users: acl.userCount, description: acl.describe()}
   }
@@ -246,11 +256,11 @@ export class BusServer {
   /**
    * Serves new HTTPS connections with another certificate and key (serve
    * does this on SIGHUP). Connections already open, subscriptions among
-   * them, keep the one they began with. Throws with a one-line reason, and
-   * changes nothing, when the pair is unusable.
+   * them, keep the one they began with. Throws with a one-line reason
+   * (ERR_MSGBUS_TLS_INVALID), and changes nothing, when the pair is unusable.
    */
   reloadCertificate(cert: string | Buffer, key: string | Buffer = cert): void {
-    if (!this.httpsServer) throw new Error('no certificate to reload (the server runs without HTTPS)')
+    if (!this.httpsServer) throw new MsgbusError('ERR_MSGBUS_SERVER_STATE', 'no certificate to reload (the server runs without HTTPS)')
     this.httpsServer.setSecureContext(secureOptions(cert, key))
   }
 

@@ -7,7 +7,7 @@
  * OptionTable type holds this table and that interface to the same keys.
  */
 import {FAN_OUT_SLICE} from '../bus/bus.js'
-import {silentLogger} from './ops/logger.js'
+import {silentLogger} from './ops/log.js'
 import type {OptionTable} from './option-row.js'
 
 const MiB = 1024 * 1024

@@ -1,3 +1,5 @@
+import {MsgbusError} from './errors.js'
+
 const UNITS: Record<string, number> = {
   '': 1,
   b: 1,
@@ -16,17 +18,17 @@ const UNITS: Record<string, number> = {
  * Parses a size given on the command line: bytes, or a number with a binary
  * suffix (`64k`, `8M`, `8MiB`, `1.5g`). Suffixes are powers of 1024, as in
  * nginx and curl; "MB" means the same as "MiB" because that is what people
- * who type it into a limit mean.
+ * who type it into a limit mean. Throws a MsgbusError, ERR_MSGBUS_SIZE_INVALID.
  */
 export function parseSize(text: string): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text)
   const unit = match ? UNITS[match[2].toLowerCase()] : undefined
   if (!match || unit === undefined) {
-    throw new Error(`not a size: ${JSON.stringify(text)} (bytes, or a number with k, M or G, as in 64k or 8MiB)`)
+    throw new MsgbusError('ERR_MSGBUS_SIZE_INVALID', `not a size: ${JSON.stringify(text)} (bytes, or a number with k, M or G, as in 64k or 8MiB)`)
   }
 
   const bytes = Math.floor(Number(match[1]) * unit)
-  if (!Number.isSafeInteger(bytes)) throw new Error(`size too large: ${JSON.stringify(text)}`)
+  if (!Number.isSafeInteger(bytes)) throw new MsgbusError('ERR_MSGBUS_SIZE_INVALID', `size too large: ${JSON.stringify(text)}`)
   return bytes
 }
 

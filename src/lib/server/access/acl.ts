@@ -22,6 +22,7 @@ import {MAX_USER_BYTES, type Credentials} from './basic-auth.js'
 import {DecoyHashes} from './decoy-hashes.js'
 import {HashQueueFull} from './hash-queue.js'
 import {HttpError} from '../http/http-error.js'
+import {MsgbusError, reasonOf} from '../../util/errors.js'
 import type {LoginGuard} from './login-guard.js'
 import {HashFormatError, parseHash, PasswordVerifier, type PasswordHash} from './password-hash.js'
 
@@ -45,10 +46,20 @@ export interface AclEntry {
   line: number
 }
 
-/** A problem in the file: `file:line: what is wrong`. */
-export class AclError extends Error {}
+/**
+ * A problem in the file, `file:line: what is wrong` (ERR_MSGBUS_ACL_INVALID,
+ * with the PatternListError or HashFormatError behind it as `cause`), or a
+ * file that cannot be read (ERR_MSGBUS_ACL_UNREADABLE, Node's error as `cause`).
+ */
+export class AclError extends MsgbusError {
+  declare readonly code: 'ERR_MSGBUS_ACL_INVALID' | 'ERR_MSGBUS_ACL_UNREADABLE'
 
-function compileList(list: string, what: string, fail: (what: string) => never): Matcher {
+  constructor(message: string, options: ErrorOptions & {code?: AclError['code']} = {}) {
+    super(options.code ?? 'ERR_MSGBUS_ACL_INVALID', message, options)
+  }
+}
+
+function compileList(list: string, what: string, fail: (what: string, cause?: Error) => never): Matcher {
   if (list === '-') return NOTHING
   const patterns = list.split(',')
   if (patterns.some((pattern) => pattern === '' || pattern === '!')) fail(`empty pattern in the ${what} list "${list}"`)
@@ -59,7 +70,7 @@ function compileList(list: string, what: string, fail: (what: string) => never):
   try {
     return compilePatternList(list)
   } catch (error) {
-    if (error instanceof PatternListError) fail(`the ${what} list: ${error.message}`)
+    if (error instanceof PatternListError) fail(`the ${what} list: ${error.message}`, error)
     throw error
   }
 }
@@ -79,8 +90,8 @@ export class Acl {
     const lines = text.split('\n')
     for (let index = 0; index < lines.length; index++) {
       const line = index + 1
-      const fail = (what: string): never => {
-        throw new AclError(`${file}:${line}: ${what}`)
+      const fail = (what: string, cause?: Error): never => {
+        throw new AclError(`${file}:${line}: ${what}`, cause && {cause})
       }
 
       const fields: string[] = []
@@ -107,7 +118,7 @@ export class Acl {
       try {
         if (hashText !== '-') hash = parseHash(hashText)
       } catch (error) {
-        if (error instanceof HashFormatError) fail(error.message)
+        if (error instanceof HashFormatError) fail(error.message, error)
         throw error
       }
 
@@ -128,7 +139,7 @@ export class Acl {
     try {
       text = await readFile(file, 'utf8')
     } catch (error) {
-      throw new AclError(`cannot read ACL ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+      throw new AclError(`cannot read ACL ${file}: ${reasonOf(error)}`, {code: 'ERR_MSGBUS_ACL_UNREADABLE', cause: error})
     }
 
     return Acl.parse(text, file)
@@ -293,6 +304,6 @@ export class AccessControl implements Access {
 /** The server's Access from its options: open, `--secret` or `--acl`; rejects when the ACL file is unusable, or with both. */
 export async function openAccess(options: {acl?: string; secret?: string}, guard: LoginGuard): Promise<Access> {
   if (options.acl === undefined) return options.secret === undefined ? new OpenAccess() : new SecretAccess(options.secret, guard)
-  if (options.secret !== undefined) throw new Error('acl and secret cannot be used together: give the ACL users instead of a shared secret')
+  if (options.secret !== undefined) throw new MsgbusError('ERR_MSGBUS_OPTION_INVALID', 'acl and secret cannot be used together: give the ACL users instead of a shared secret')
   return AccessControl.load(options.acl, guard)
 }

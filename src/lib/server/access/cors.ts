@@ -1,4 +1,5 @@
 import type {IncomingMessage, ServerResponse} from 'node:http'
+import {codedError} from '../../util/errors.js'
 
 const ALLOWED_METHODS = 'GET, HEAD, POST'
 /** Request headers a page may send when the preflight does not list its own. */
@@ -8,7 +9,7 @@ const EXPOSED_HEADERS = 'Msgbus-Id, Msgbus-Subscribers'
 const TOKEN_LIST = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:\s*,\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*$/
 
 /** An `--cors` value that is neither `*` nor an origin. */
-export class CorsOptionError extends Error {}
+export class CorsOptionError extends codedError('ERR_MSGBUS_OPTION_INVALID') {}
 
 /**
  * Cross-origin access to bus URLs (`serve --cors`). `*` lets any page
@@ -71,8 +72,8 @@ function normalizeOrigin(value: string): string {
   let url: URL
   try {
     url = new URL(value)
-  } catch {
-    throw new CorsOptionError(`--cors: ${JSON.stringify(value)} is not an origin (scheme://host[:port]) or *`)
+  } catch (error) {
+    throw new CorsOptionError(`--cors: ${JSON.stringify(value)} is not an origin (scheme://host[:port]) or *`, {cause: error})
   }
 
   if (url.origin === 'null' || url.pathname !== '/' || url.search || url.hash || url.username) {

@@ -1,12 +1,16 @@
+import {MsgbusError} from '../../util/errors.js'
+
 /** The queue refused a hash: too many from this client (`client`) or from everyone (`all`). */
-export class HashQueueFull extends Error {
+export class HashQueueFull extends MsgbusError {
+  declare readonly code: 'ERR_MSGBUS_HASH_QUEUE_FULL'
+
   constructor(
     readonly scope: 'client' | 'all',
     /** Seconds after which a try is likely to get in. */
     readonly retryAfter: number,
     message: string,
   ) {
-    super(message)
+    super('ERR_MSGBUS_HASH_QUEUE_FULL', message)
   }
 }
 

@@ -5,7 +5,7 @@ import {FailureBudget, type ThrottleStart} from './failure-budget.js'
 import type {HashQueueFull} from './hash-queue.js'
 import {HttpError} from '../http/http-error.js'
 import {LogBudget} from '../ops/log-budget.js'
-import type {Logger} from '../ops/logger.js'
+import type {Logger} from '../ops/log.js'
 
 /** A user name's budget is this many times a client's: it adds up failures from every client. */
 export const USER_BUDGET_FACTOR = 10
@@ -102,10 +102,10 @@ export class LoginGuard {
     return user.known ? {budget: this.users, key: user.name} : {budget: this.strangers, key: createHash('sha256').update(user.name).digest('base64')}
   }
 
-  private refuse(status: number, retryAfter: number, reason: string): HttpError {
+  private refuse(status: number, retryAfter: number, reason: string, cause?: Error): HttpError {
     this.counters.refused++
     const wait = Math.max(1, Math.ceil(retryAfter))
-    return new HttpError(status, `${reason}: try again in ${wait} s`, {'Retry-After': String(wait)})
+    return new HttpError(status, `${reason}: try again in ${wait} s`, {'Retry-After': String(wait)}, false, cause && {cause})
   }
 
   /** Throws 429 while `client` is throttled: call before looking at its credentials at all. */
@@ -152,11 +152,11 @@ export class LoginGuard {
   queueFull(client: string, full: HashQueueFull): HttpError {
     if (full.scope === 'client') {
       this.queueLog.warn(client, `${full.message}; more at once get 429`)
-      return this.refuse(429, full.retryAfter, full.message)
+      return this.refuse(429, full.retryAfter, full.message, full)
     }
 
     this.queueLog.warn('', `hash queue full: ${full.message}; new logins get 503 (this one from ${client})`)
-    return this.refuse(503, full.retryAfter, `too many logins waiting to be checked`)
+    return this.refuse(503, full.retryAfter, `too many logins waiting to be checked`, full)
   }
 
   private chargeClient(client: string): void {

@@ -13,6 +13,7 @@
 import {createHmac, randomBytes, scrypt, timingSafeEqual, type ScryptOptions} from 'node:crypto'
 import {createRequire} from 'node:module'
 import {Worker} from 'node:worker_threads'
+import {codedError} from '../../util/errors.js'
 import {HashQueue} from './hash-queue.js'
 
 export interface ScryptHash {
@@ -35,7 +36,7 @@ export interface BcryptHash {
 export type PasswordHash = ScryptHash | BcryptHash
 
 /** Why a hash field cannot be used; the message says what is wrong, without repeating the field. */
-export class HashFormatError extends Error {}
+export class HashFormatError extends codedError('ERR_MSGBUS_HASH_INVALID') {}
 
 /** What `--hash-password` makes: N = 2^15, r = 8 (32 MiB, some 50-100 ms a hash). */
 export const SCRYPT_DEFAULTS = {ln: 15, r: 8, p: 1}

@@ -1,6 +1,6 @@
 import type {Server} from 'node:http'
 import type {Socket} from 'node:net'
-import type {Logger} from '../ops/logger.js'
+import type {Logger} from '../ops/log.js'
 import type {ConnectionCap} from './connection-cap.js'
 import type {ConnectionLimit} from './connection-limit.js'
 import {rawErrorResponse} from './http-error.js'

@@ -1,5 +1,5 @@
 import type {Socket} from 'node:net'
-import {LogLevel, type Logger} from '../ops/logger.js'
+import {LogLevel, type Logger} from '../ops/log.js'
 
 export type CapVerdict = 'admit' | 'refuse' | 'drop'
 

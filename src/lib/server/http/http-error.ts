@@ -1,16 +1,20 @@
 import {STATUS_CODES, type ServerResponse} from 'node:http'
+import {MsgbusError} from '../../util/errors.js'
 import {endAndLinger} from './linger.js'
 
-/** A request that is refused: the status, and one line saying what was wrong. */
-export class HttpError extends Error {
+/** A request that is refused: the status, and one line saying what was wrong (and the error behind it, as `cause`). */
+export class HttpError extends MsgbusError {
+  declare readonly code: 'ERR_MSGBUS_REQUEST_REFUSED'
+
   constructor(
     readonly status: number,
     message: string,
     readonly headers: Record<string, string> = {},
     /** Close the connection after answering, reading what the client still sends for a while first. */
     readonly closeAfter = false,
+    options?: ErrorOptions,
   ) {
-    super(message)
+    super('ERR_MSGBUS_REQUEST_REFUSED', message, options)
   }
 }
 

@@ -7,6 +7,7 @@ import type {Streams} from '../stream/streams.js'
 import type {Admission} from './admission.js'
 import {rawErrorResponse, sendError} from './http-error.js'
 import {endAndLinger} from './linger.js'
+import {MsgbusError, messageOf} from '../../util/errors.js'
 
 /** What a listener needs besides its request handler. */
 export interface ListenerContext {
@@ -56,7 +57,7 @@ function refuseAfterPending(socket: Socket, response: string): void {
  * the pair is checked here too.
  */
 export function secureOptions(cert: string | Buffer, key: string | Buffer): SecureContextOptions {
-  const unusable = (error: unknown) => new Error(`certificate or key unusable: ${(error as Error).message}`)
+  const unusable = (error: unknown) => new MsgbusError('ERR_MSGBUS_TLS_INVALID', `certificate or key unusable: ${messageOf(error)}`, {cause: error})
   let matches: boolean
   try {
     matches = new X509Certificate(cert).checkPrivateKey(createPrivateKey(key))
@@ -64,7 +65,7 @@ export function secureOptions(cert: string | Buffer, key: string | Buffer): Secu
     throw unusable(error)
   }
 
-  if (!matches) throw new Error('the key does not belong to the certificate (its public key is another)')
+  if (!matches) throw new MsgbusError('ERR_MSGBUS_TLS_INVALID', 'the key does not belong to the certificate (its public key is another)')
   try {
     createSecureContext({cert, key})
   } catch (error) {

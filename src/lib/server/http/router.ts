@@ -1,7 +1,7 @@
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import {ChannelError, BUS_PREFIX, decodeChannel} from '../../protocol/channel.js'
 import type {Gate} from '../access/gate.js'
-import {LogLevel, type Logger} from '../ops/logger.js'
+import {LogLevel, type Logger} from '../ops/log.js'
 import type {Docroot} from '../pages/docroot.js'
 import {publish, type PublishContext} from '../publish/publish.js'
 import type {Streams} from '../stream/streams.js'
@@ -55,7 +55,7 @@ async function route(ctx: RouterContext, req: IncomingMessage, res: ServerRespon
     try {
       channel = decodeChannel(path.slice(BUS_PREFIX.length))
     } catch (error) {
-      if (error instanceof ChannelError) throw new HttpError(400, error.message)
+      if (error instanceof ChannelError) throw new HttpError(400, error.message, {}, false, {cause: error})
       throw error
     }
 

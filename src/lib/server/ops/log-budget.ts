@@ -1,4 +1,4 @@
-import type {Logger} from './logger.js'
+import type {Logger} from './log.js'
 
 const WINDOW_MS = 60_000
 

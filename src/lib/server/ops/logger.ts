@@ -1,22 +1,11 @@
+/**
+ * streamLogger, coloured by chalk. The server core imports log.ts, which
+ * has the rest and no chalk, so that `msgbus/server` does not load chalk.
+ */
 import {chalkStderr, type ChalkInstance} from 'chalk'
+import type {Logger} from './log.js'
 
-/** Verbosity levels: what `-v` adds at each step. */
-export enum LogLevel {
-  Always = 0,
-  Subscriptions = 1,
-  Documents = 2,
-  Publishes = 3,
-}
-
-export interface Logger {
-  readonly level: number
-  /** One event, one line. */
-  log(level: LogLevel, event: string, detail: string): void
-  /** Something went wrong that an operator should see. */
-  warn(event: string, detail: string): void
-}
-
-export const silentLogger: Logger = {level: -1, log() {}, warn() {}}
+export {LogLevel, silentLogger, type Logger} from './log.js'
 
 const EVENT_COLOURS: Record<string, (c: ChalkInstance) => ChalkInstance> = {
   listen: (c) => c.green,

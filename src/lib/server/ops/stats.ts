@@ -1,6 +1,6 @@
 import {monitorEventLoopDelay} from 'node:perf_hooks'
 import type {ServerCounters} from './counters.js'
-import {LogLevel, type Logger} from './logger.js'
+import {LogLevel, type Logger} from './log.js'
 
 const MiB = 1024 * 1024
 /** The sampling timer's period: the histogram records whole periods, so the delay is what lies beyond one. */

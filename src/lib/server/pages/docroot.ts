@@ -5,7 +5,8 @@ import {join, normalize, sep} from 'node:path'
 import send from 'send'
 import {ChannelError, percentDecode} from '../../protocol/channel.js'
 import {HttpError, sendError} from '../http/http-error.js'
-import {silentLogger, type Logger} from '../ops/logger.js'
+import {silentLogger, type Logger} from '../ops/log.js'
+import {MsgbusError, messageOf} from '../../util/errors.js'
 
 export const DOCUMENT_METHODS = 'GET, HEAD, OPTIONS'
 
@@ -22,16 +23,16 @@ export class Docroot {
     private readonly logger: Logger,
   ) {}
 
-  /** Opens the folder, failing with a clear reason when it is missing or not a folder. */
+  /** Opens the folder, failing with a clear reason (ERR_MSGBUS_DOCROOT_INVALID) when it is missing or not a folder. */
   static async open(folder: string, logger: Logger = silentLogger): Promise<Docroot> {
     let root: string
     try {
       root = await realpath(folder)
     } catch (error) {
-      throw new Error(`document root ${folder}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such folder' : (error as Error).message}`)
+      throw new MsgbusError('ERR_MSGBUS_DOCROOT_INVALID', `document root ${folder}: ${messageOf(error, {ENOENT: 'no such folder'})}`, {cause: error})
     }
 
-    if (!(await stat(root)).isDirectory()) throw new Error(`document root ${folder}: not a folder`)
+    if (!(await stat(root)).isDirectory()) throw new MsgbusError('ERR_MSGBUS_DOCROOT_INVALID', `document root ${folder}: not a folder`)
     return new Docroot(root, logger)
   }
 
@@ -40,7 +41,7 @@ export class Docroot {
     try {
       decoded = percentDecode(path)
     } catch (error) {
-      throw new HttpError(400, (error as ChannelError).message)
+      throw new HttpError(400, (error as ChannelError).message, {}, false, {cause: error})
     }
 
     if (decoded.includes('\0')) throw new HttpError(400, 'NUL in the path')

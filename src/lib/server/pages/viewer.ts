@@ -2,6 +2,7 @@ import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import {WEB_ROOT} from '../../assets.js'
+import {reasonOf} from '../../util/errors.js'
 
 /**
  * The page is served at the bus URL itself, so it is one self-contained
@@ -34,7 +35,7 @@ export class Viewer {
     try {
       return new Viewer(await readFile(path))
     } catch (error) {
-      return new Error(`cannot read the viewer page ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+      return new Error(`cannot read the viewer page ${path}: ${reasonOf(error)}`, {cause: error})
     }
   }
 

@@ -1,5 +1,5 @@
 import {HttpError} from '../http/http-error.js'
-import {LogLevel, type Logger} from '../ops/logger.js'
+import {LogLevel, type Logger} from '../ops/log.js'
 
 /**
  * What a chunk of a body costs besides its bytes: Node hands each one over

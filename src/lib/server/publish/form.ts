@@ -3,6 +3,7 @@ import busboy from 'busboy'
 import {mediaTypeOrReason, withFileName, type MediaType} from '../../protocol/media-type.js'
 import {tooLarge} from './body.js'
 import {CHUNK_COST, type BodyBudget} from './body-budget.js'
+import {messageOf} from '../../util/errors.js'
 import {HttpError} from '../http/http-error.js'
 
 export interface FormPart extends MediaType {
@@ -39,6 +40,11 @@ function fieldBytes(value: string): Buffer {
  */
 export const MAX_FORM_PARTS = 500
 
+/** The 400 for a form busboy cannot read, its error as the cause. */
+function malformed(error: unknown): HttpError {
+  return new HttpError(400, `malformed form: ${messageOf(error)}`, {}, false, {cause: error})
+}
+
 /**
  * Reads a multipart/form-data body as a stream: each part becomes one
  * message. A part over maxMessageSize or a form over maxRequestSize is a 413
@@ -67,7 +73,7 @@ export function readForm(req: IncomingMessage, limits: FormLimits, budget: BodyB
         limits: {fileSize: partLimit, fieldSize: partLimit, parts: MAX_FORM_PARTS + 1},
       })
     } catch (error) {
-      reject(new HttpError(400, `malformed form: ${(error as Error).message}`))
+      reject(malformed(error))
       return
     }
 
@@ -107,7 +113,7 @@ export function readForm(req: IncomingMessage, limits: FormLimits, budget: BodyB
       try {
         work()
       } catch (error) {
-        finish(undefined, error instanceof HttpError ? error : new HttpError(400, String(error)))
+        finish(undefined, error instanceof HttpError ? error : new HttpError(400, String(error), {}, false, {cause: error}))
       }
     }
 
@@ -130,13 +136,13 @@ export function readForm(req: IncomingMessage, limits: FormLimits, budget: BodyB
       stream.on('data', (data: Buffer) => chunks.push(data))
       stream.on('limit', () => finish(undefined, tooLarge(limits.maxMessageSize, 'form part')))
       // A form cut off inside a file part: busboy errors the part's stream too (the parser's own error answers it).
-      stream.on('error', (error: Error) => finish(undefined, new HttpError(400, `malformed form: ${error.message}`)))
+      stream.on('error', (error: Error) => finish(undefined, malformed(error)))
       stream.on('end', () => {
         if (type) parts[index] = {...type, body: Buffer.concat(chunks)}
       })
     })
     parser.on('partsLimit', () => finish(undefined, new HttpError(413, `a form has at most ${MAX_FORM_PARTS} parts`, {}, true)))
-    parser.on('error', (error: Error) => finish(undefined, new HttpError(400, `malformed form: ${error.message}`)))
+    parser.on('error', (error: Error) => finish(undefined, malformed(error)))
     parser.on('close', () => {
       if (done) return
       if (parts.length === 0) finish(undefined, new HttpError(400, 'the form has no parts'))

@@ -6,7 +6,7 @@ import {peerOf} from '../http/peer.js'
 import {readForm, type FormLimits} from './form.js'
 import {HttpError} from '../http/http-error.js'
 import type {BodyBudget} from './body-budget.js'
-import {LogLevel, type Logger} from '../ops/logger.js'
+import {LogLevel, type Logger} from '../ops/log.js'
 
 /** What a publish needs: the bus, the limits on bodies, and where to log. */
 export interface PublishContext {

@@ -90,7 +90,7 @@ function filterOf(spec: FilterSpec): MessageFilter | undefined {
   try {
     return compileFilter(spec)
   } catch (error) {
-    if (error instanceof PatternListError) throw new HttpError(400, error.message)
+    if (error instanceof PatternListError) throw new HttpError(400, error.message, {}, false, {cause: error})
     throw error
   }
 }
