@@ -203,6 +203,12 @@ class Prober {
 
 // ---------------------------------------------------------------- the kernel's view
 
+function contextSwitches(pid: number): {voluntary: number; involuntary: number} {
+  const status = readFileSync(`/proc/${pid}/status`, 'latin1')
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? Number.NaN)
+  return {voluntary: field('voluntary_ctxt_switches'), involuntary: field('nonvoluntary_ctxt_switches')}
+}
+
 /** The TcpExt and Tcp counters of /proc/net/netstat and /proc/net/snmp (this network namespace: every process's sockets). */
 function tcpCounters(): Record<string, number> {
   const counters: Record<string, number> = {}
@@ -333,8 +339,12 @@ interface RunResult {
   turns: {loopsPerSecond: number; eventsPerSecond: number; acceptsPerSecond: number}
   proberLoopMaxMs: number
   deliveriesPerSecond: number
+  /** The server's CPU time over the window divided by what it delivered meanwhile (its stats lines' delivered=), µs. */
+  cpuPerDeliveryUs: number
   published: number
   serverCpuSeconds: number
+  /** The server's context switches over the probe window (/proc/<pid>/status): voluntary (it waited) and not (it was preempted). */
+  serverSwitches: {voluntary: number; involuntary: number}
   /** CPU seconds the machine spent over the probe window, all processes, and the window's length. */
   machineBusySeconds: number
   windowSeconds: number
@@ -411,7 +421,7 @@ async function oneRun(runJs: string, variant: string, run: number, o: Options): 
     sampler.current = queue
     const prober = new Prober(port, path, o.probeRate, o.probeTimeout)
     const loop = monitorEventLoopDelay({resolution: 10})
-    const before = {counters: tcpCounters(), server: cpuSeconds(server.pid), machine: machineTimes(), at: wall()}
+    const before = {counters: tcpCounters(), server: cpuSeconds(server.pid), switches: contextSwitches(server.pid), machine: machineTimes(), at: wall()}
     loop.enable()
     queue.start()
     prober.start()
@@ -424,13 +434,14 @@ async function oneRun(runJs: string, variant: string, run: number, o: Options): 
     await prober.settled()
     queue.stop()
     loop.disable()
-    const after = {counters: tcpCounters(), server: cpuSeconds(server.pid), machine: machineTimes(), at: wall()}
+    const after = {counters: tcpCounters(), server: cpuSeconds(server.pid), switches: contextSwitches(server.pid), machine: machineTimes(), at: wall()}
     // The last stamps and stats lines.
     await sleep(300)
 
     result.published = published.report.published
     result.windowSeconds = (after.at - before.at) / 1000
     result.serverCpuSeconds = after.server - before.server
+    result.serverSwitches = {voluntary: after.switches.voluntary - before.switches.voluntary, involuntary: after.switches.involuntary - before.switches.involuntary}
     result.machineBusySeconds = after.machine.busy - before.machine.busy
     for (const name of COUNTERS) result.counters[name] = (after.counters[name] ?? Number.NaN) - (before.counters[name] ?? Number.NaN)
     result.proberLoopMaxMs = Math.max(0, loop.max / 1e6 - 10)
@@ -499,6 +510,11 @@ async function oneRun(runJs: string, variant: string, run: number, o: Options): 
     }
     const pubWindow = statLines.filter((s) => s.at >= before.at && s.at <= windowEnd)
     result.deliveriesPerSecond = median(pubWindow.map((s) => s.values['deliver/s']!))
+    const [first, last] = [window[0], window.at(-1)]
+    result.cpuPerDeliveryUs =
+      first && last && last.at > first.at
+        ? ((result.serverCpuSeconds / result.windowSeconds) * 1e6) / ((last.values.delivered! - first.values.delivered!) / ((last.at - first.at) / 1000))
+        : Number.NaN
     if (churner) {
       const c = churner.counts
       result.churn = {opened: c.opened, streamed: c.streamed, ...c.answerMs, connectErrors: c.connectErrors, refused: c.refused, finUnanswered: c.finUnanswered}
@@ -665,7 +681,9 @@ function runLines(r: RunResult, cores: number): string[] {
       `TCP counters (namespace-wide) ListenOverflows +${count(c['TcpExt.ListenOverflows']!)} ListenDrops +${count(c['TcpExt.ListenDrops']!)} ` +
       `ReqQFullDrop +${count(c['TcpExt.TCPReqQFullDrop']!)} SynRetrans +${count(c['TcpExt.TCPSynRetrans']!)} Timeouts +${count(c['TcpExt.TCPTimeouts']!)} RetransSegs +${count(c['Tcp.RetransSegs']!)}`,
     `   server: event loop delay p99 median ${ms(r.serverLoop.p99Median)} ms, p99 max ${ms(r.serverLoop.p99Max)}, max ${ms(r.serverLoop.max)}; ` +
-      `${count(r.deliveriesPerSecond)} deliveries/s (${count(r.published)} published); CPU ${(r.serverCpuSeconds / r.windowSeconds).toFixed(2)} cores; ` +
+      `${count(r.deliveriesPerSecond)} deliveries/s (${count(r.published)} published); CPU ${(r.serverCpuSeconds / r.windowSeconds).toFixed(2)} cores ` +
+      `(${ms(r.cpuPerDeliveryUs)} µs a delivery, all its work counted), context switches/s ` +
+      `${count(r.serverSwitches.voluntary / r.windowSeconds)} voluntary, ${count(r.serverSwitches.involuntary / r.windowSeconds)} preempted; ` +
       `loop iterations/s ${count(r.turns.loopsPerSecond)}, I/O events/s ${count(r.turns.eventsPerSecond)}, accepts/s ${count(r.turns.acceptsPerSecond)}; ` +
       `machine ${(r.machineBusySeconds / r.windowSeconds).toFixed(2)} of ${cores} cores busy (${(others / r.windowSeconds).toFixed(2)} not the server); this process's loop max ${ms(r.proberLoopMaxMs)} ms`,
   ]
@@ -691,7 +709,7 @@ function timelineLines(r: RunResult): string[] {
 }
 
 function summaryTable(results: RunResult[], variants: string[]): string {
-  const header = ['variant', 'runs', 'connect→200 p50', 'p99', 'max', 'queue p99', 'failed', 'FIN unanswered', 'ListenOverflows', 'ListenDrops', 'accept queue max', 'loop p99', 'loop max', 'loops/s', 'accepts/s', 'deliveries/s']
+  const header = ['variant', 'runs', 'connect→200 p50', 'p99', 'max', 'queue p99', 'failed', 'FIN unanswered', 'ListenOverflows', 'ListenDrops', 'accept queue max', 'loop p99', 'loop max', 'loops/s', 'accepts/s', 'deliveries/s', 'µs/delivery']
   const rows = variants.map((variant) => {
     const runs = results.filter((r) => r.variant === variant && !r.error)
     const med = (of: (r: RunResult) => number) => median(runs.map(of))
@@ -712,6 +730,7 @@ function summaryTable(results: RunResult[], variants: string[]): string {
       count(med((r) => r.turns.loopsPerSecond)),
       count(med((r) => r.turns.acceptsPerSecond)),
       count(med((r) => r.deliveriesPerSecond)),
+      ms(med((r) => r.cpuPerDeliveryUs)),
     ]
   })
   const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)))
