@@ -57,9 +57,9 @@ export interface Listening {
  * Connections the kernel may hold, handshake done, until we accept them.
  * Node accepts one per turn of the event loop, so under load they queue
  * here; past the limit Linux drops SYNs and handshake ACKs and clients
- * retry after 1, 2, 4, 8... s, seconds of wait for a queue that drains in
- * milliseconds. Node's default is 511; Linux caps it at net.core.somaxconn
- * (4096 by default since 5.4).
+ * retry after 1, 2, 4, 8... s, so a burst the server would have taken in
+ * within a second costs seconds. Node's default is 511; Linux caps it at
+ * net.core.somaxconn (4096 by default since 5.4).
  */
 const LISTEN_BACKLOG = 4096
 
