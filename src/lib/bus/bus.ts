@@ -24,8 +24,16 @@ export interface BusEvents {
   unsubscribed: [subscriber: Subscriber]
 }
 
-/** Deliveries in one go, by default: past it, a fan-out goes on in the next turn of the event loop. */
-export const FAN_OUT_SLICE = 1000
+/**
+ * Deliveries in one go, by default: past it, a fan-out goes on in the next
+ * turn of the event loop. Small, because Node (libuv 1.45 and later) accepts
+ * at most one connection per turn: while fan-outs run, the number of turns,
+ * not the CPU, bounds how fast new subscribers get in. 50 deliveries hold
+ * the loop 0.25-1 ms (5-20 µs each, quiet to busy 2-core machine) and a turn
+ * costs about 4 µs; with 1,000, a busy server turned ~15 times a second and
+ * new connections waited 20-30 s in a full listen queue (bench/accept.ts).
+ */
+export const FAN_OUT_SLICE = 50
 
 export interface BusOptions {
   /**

@@ -37,6 +37,16 @@ export interface Listening {
   https?: AddressInfo
 }
 
+/**
+ * Connections the kernel may hold, handshake done, until we accept them.
+ * Node accepts one per turn of the event loop, so under load they queue
+ * here; past the limit Linux drops SYNs and handshake ACKs and clients
+ * retry after 1, 2, 4, 8... s, so a burst the server would have taken in
+ * within a second costs seconds. Node's default is 511; Linux caps it at
+ * net.core.somaxconn (4096 by default since 5.4).
+ */
+const LISTEN_BACKLOG = 4096
+
 function hostForUrl(address: AddressInfo): string {
   const host = address.address === '::' || address.address === '0.0.0.0' || address.address === '' ? '127.0.0.1' : address.address
   return host.includes(':') ? `[${host}]` : host
@@ -202,7 +212,7 @@ export class BusServer {
 
   private async bind(server: Server, port: number, name: string): Promise<AddressInfo> {
     const {address} = this.options
-    server.listen({port, host: address === '' ? undefined : address})
+    server.listen({port, host: address === '' ? undefined : address, backlog: LISTEN_BACKLOG})
     try {
       await once(server, 'listening')
     } catch (error) {

@@ -73,7 +73,7 @@ export interface BusServerOptions {
   maxChannels?: number
   /** Seconds between `stats` log lines (counters, memory, event-loop delay); 0 for none. */
   statsInterval?: number
-  /** Most deliveries in one turn of the event loop; a larger fan-out goes on in the next turns. Default 1000. */
+  /** Most deliveries in one turn of the event loop; a larger fan-out goes on in the next turns. Default FAN_OUT_SLICE (50). */
   fanOutSlice?: number
   logger?: Logger
 }
