@@ -2,12 +2,12 @@
 // it published is checked by a `curl -N` subscriber, an independent reader.
 import assert from 'node:assert/strict'
 import {spawn, type ChildProcess} from 'node:child_process'
-import {randomBytes} from 'node:crypto'
 import {once} from 'node:events'
 import {readFileSync, writeFileSync} from 'node:fs'
 import {createServer} from 'node:net'
 import type {BusServer} from '../src/lib/index.js'
-import {BIN, publish, run, ServeProcess, startBus, stopAll, type RunResult, tempFolder} from './support/harness.js'
+import {BIN, freePort, msgbus, publish, run, ServeProcess, sleep, startBus, stopAll, type RunResult, tempFolder} from './support/harness.js'
+import {randomSource} from './support/random.js'
 import {makeCertificate} from './support/tls.js'
 import {CurlStream} from './support/curl-stream.js'
 
@@ -17,20 +17,6 @@ const TEXT = 'text/plain; charset=utf-8'
 
 const children = new Set<ChildProcess>()
 const serves = new Set<ServeProcess>()
-
-/** `msgbus ARGS` to its end (the built CLI, as users run it). */
-function msgbus(args: string[], options: {input?: Buffer | string; env?: NodeJS.ProcessEnv; timeoutMs?: number} = {}): Promise<RunResult> {
-  return run(process.execPath, [BIN, ...args], options)
-}
-
-/** A loopback port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const {port} = server.address() as {port: number}
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 /** Exit status 1 and exactly one line on stderr, `msgbus send: ...`, nothing on stdout. */
 function assertFailure(result: RunResult, reason: RegExp, code = 1): void {
@@ -159,7 +145,7 @@ describe('msgbus send', function () {
       const quiet = await msgbus(['send', 'v', '--url', server.url(), '-q'], {input: 'y'})
       assert.deepEqual([quiet.code, quiet.stdout, quiet.stderr], [0, '', ''])
       await subscriber.waitParts(2)
-      const refused = await msgbus(['send', 'v', '--url', `http://127.0.0.1:${await closedPort()}`, '-q'], {input: 'z'})
+      const refused = await msgbus(['send', 'v', '--url', `http://127.0.0.1:${await freePort()}`, '-q'], {input: 'z'})
       assert.equal(refused.code, 1)
       assert.equal(refused.stdout, '')
       assert.equal(refused.stderr, '', 'not even the error')
@@ -183,7 +169,7 @@ describe('msgbus send', function () {
   describe('targets and credentials', () => {
     it('a full URL target; MSGBUS_URL as the base; --url overrides MSGBUS_URL; a full URL overrides both', async () => {
       const server = await startBus({boundary: B})
-      const dead = `http://127.0.0.1:${await closedPort()}`
+      const dead = `http://127.0.0.1:${await freePort()}`
       const subscriber = await CurlStream.open(`${server.url()}/msgbus/`)
       const full = await msgbus(['send', `${server.url()}/msgbus/full/url`], {input: 'full'})
       assert.equal(full.code, 0, full.stderr)
@@ -269,7 +255,7 @@ describe('msgbus send', function () {
       await subscriber.waitParts(1)
       assert.equal(child.exitCode, null, 'still running: stdin is open')
       assert.deepEqual(subscriber.bodies(), ['first line'])
-      await new Promise((resolve) => setTimeout(resolve, 300))
+      await sleep(300)
       child.stdin.write('second\r\nthird, no newline')
       await subscriber.waitParts(2)
       child.stdin.end()
@@ -378,7 +364,7 @@ describe('msgbus send', function () {
 
   describe('binary bodies, byte for byte', () => {
     const all256 = Buffer.from(Array.from({length: 256}, (_, i) => i))
-    const random = randomBytes(5 * 1024 * 1024)
+    const random = randomSource('send: 5 MiB').bytes(5 * 1024 * 1024)
 
     for (const [name, bytes] of [['all 256 byte values', all256], ['5 MiB of random bytes', random]] as const) {
       it(`${name}, via a FILE and via stdin`, async () => {
@@ -430,7 +416,7 @@ describe('msgbus send', function () {
 
   describe('errors: one line naming the URL and the reason, non-zero exit', () => {
     it('connection refused', async () => {
-      const port = await closedPort()
+      const port = await freePort()
       const result = await msgbus(['send', 'x', '--url', `http://127.0.0.1:${port}`], {input: 'x'})
       assertFailure(result, new RegExp(`^msgbus send: http://127\\.0\\.0\\.1:${port}/msgbus/x: connection refused\\n$`))
     })

@@ -4,9 +4,9 @@ import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {BIN, RawClient, ServeProcess, curl, request, run} from './support/harness.js'
+import {msgbus, RawClient, ServeProcess, curl, request, run} from './support/harness.js'
 
-const serve = (args: string[], env: NodeJS.ProcessEnv = {}) => run(process.execPath, [BIN, 'serve', ...args], {env, timeoutMs: 10000})
+const serve = (args: string[], env: NodeJS.ProcessEnv = {}) => msgbus(['serve', ...args], {env, timeoutMs: 10000})
 
 describe('msgbus serve', function () {
   this.timeout(20000)
@@ -34,8 +34,7 @@ describe('msgbus serve', function () {
     await sub.until((t) => t.includes('\r\n\r\n'))
     await curl(['-u', 'bob:pw', '-H', 'Content-Type: text/plain', '-d', 'hello', `http://127.0.0.1:${server.port()}/msgbus/news`])
     sub.close()
-    const deadline = Date.now() + 3000
-    while (!/unsubscribe/.test(server.stderr) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    await server.logged(/unsubscribe/)
     assert.match(server.stderr, /subscribe 127\.0\.0\.1:\d+ news type=text\/\*\n/)
     assert.match(server.stderr, /publish 127\.0\.0\.1:\d+ news text\/plain 5 bytes id=\d+-\d+ from=bob to 1\n/)
     assert.match(server.stderr, /unsubscribe 127\.0\.0\.1:\d+ news type=text\/\* after 1 messages\n/)
@@ -114,7 +113,7 @@ describe('msgbus serve', function () {
   it('-u drops root privileges after binding', async function () {
     if (process.getuid?.() !== 0) this.skip()
     const server = await start(['-u', 'nobody'])
-    for (const deadline = Date.now() + 5000; !/running as/.test(server.stderr) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10))
+    await server.logged(/running as/)
     assert.match(server.stderr, /running as nobody \(uid \d+, gid \d+\)/)
     const status = readFileSync(`/proc/${server.child.pid}/status`, 'utf8')
     const nobody = (await run('id', ['-u', 'nobody'])).stdout.trim()
@@ -130,7 +129,7 @@ describe('msgbus serve', function () {
   })
 
   it('--help lists every flag', async () => {
-    const result = await run(process.execPath, [BIN, 'serve', '--help'])
+    const result = await msgbus(['serve', '--help'])
     assert.equal(result.code, 0)
     for (const flag of ['--port', '--address', '--docroot', '--secret', '--cert', '--key', '--ssl-port', '--user', '--verbose',
       '--max-message-size', '--max-request-size', '--max-body-memory', '--max-pending', '--slow-timeout', '--slow-policy', '--max-subscribers']) {
