@@ -689,7 +689,7 @@ function watchRss(): void {
 // Connections left on the server: /proc/net/tcp{,6}, local port = the server's
 
 function serverPeers(port: number): string[] {
-  return tcpSockets()
+  return tcpSockets(port)
     .filter((socket) => socket.localPort === port && socket.localAddress === '127.0.0.1' && (socket.state === 'ESTABLISHED' || socket.state === 'CLOSE_WAIT'))
     .map((socket) => `${socket.state} ${socket.remoteAddress}:${socket.remotePort}`)
 }

@@ -198,7 +198,7 @@ carol    ${carolHash}    *,!alerts/*    -
     assert.equal(closed.counters().published, 0)
   })
 
-  it('a wrong password gets 401 alike for known and unknown users, in about the same time', async () => {
+  it('a wrong password gets 401 alike for known and unknown users, in about the same time @slow', async () => {
     // Ten failures from one address, then the right password: a budget above the default 10, so none is throttled.
     const server = await startBus({acl: aclFile(`alice ${aliceHash} * *\n`), maxLoginFailures: 20})
     const attempt = async (user: string, password: string) => {
@@ -226,7 +226,7 @@ carol    ${carolHash}    *,!alerts/*    -
     assert.equal(server.counters().published, 1)
   })
 
-  it('pays for the hash once for many publishes with the same credentials', async () => {
+  it('pays for the hash once for many publishes with the same credentials @slow', async () => {
     const server = await startBus({acl: aclFile(`alice ${aliceHash} * *\n`)})
     // One hash time: wrong passwords are never cached, so each costs a full verification.
     const wrong: number[] = []

@@ -100,7 +100,7 @@ describe('request body memory (--max-body-memory)', function () {
     assert.equal(server.counters().bodyMemory, 0)
   })
 
-  it('the count returns to 0 however a body ends: complete, 413, client gone, stalled, malformed form, form over the limit, 503', async () => {
+  it('the count returns to 0 however a body ends: complete, 413, client gone, stalled, malformed form, form over the limit, 503 @slow', async () => {
     const server = await startBus({maxBodyMemory: MiB, maxMessageSize: 256 * KiB, maxRequestSize: 512 * KiB, bodyTimeout: 1})
     const ends: Array<[string, () => Promise<void>]> = [
       ['complete', async () => assert.equal((await publish(server, 'x', Buffer.alloc(200 * KiB))).status, 204)],
@@ -182,7 +182,7 @@ describe('request body memory, msgbus serve in its own process', function () {
     })
   }
 
-  it('48 publishers each sending 8 MiB − 1 byte and holding the last: RSS stays within the cap plus a margin, later publishes get 503, a subscriber elsewhere keeps receiving, and publishing works again once they go', async () => {
+  it('48 publishers each sending 8 MiB − 1 byte and holding the last: RSS stays within the cap plus a margin, later publishes get 503, a subscriber elsewhere keeps receiving, and publishing works again once they go @slow', async () => {
     const cap = 64 * MiB
     serve = await ServeProcess.start(['--port', '0', '--address', '127.0.0.1', '--max-body-memory', '64MiB'])
     const port = serve.port()
@@ -271,7 +271,7 @@ describe('request body memory, msgbus serve in its own process', function () {
     subscriber.close()
   })
 
-  it('1,000 requests that only declare Content-Length: 8388608 hold no memory for it: VmSize and RSS do not grow by GBs', async () => {
+  it('1,000 requests that only declare Content-Length: 8388608 hold no memory for it: VmSize and RSS do not grow by GBs @slow', async () => {
     serve = await ServeProcess.start(['--port', '0', '--address', '127.0.0.1'])
     const port = serve.port()
     const pid = serve.child.pid!

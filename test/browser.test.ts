@@ -65,7 +65,7 @@ async function isHidden(page: Page, selector: string): Promise<boolean> {
   return handle === null || (await handle.isHidden())
 }
 
-describe('browsers', function () {
+describe('browsers @slow', function () {
   this.timeout(30000)
   const suite = browserSuite('chromium')
   /** Uncaught exceptions and CSP refusals in any page: a page that works must have none. */

@@ -128,7 +128,7 @@ function subscribers(server: BusServer, count: number): Promise<void> {
 }
 
 for (const name of ['chromium', 'firefox'] as BrowserName[]) {
-  describe(`chat demo in ${name}`, function () {
+  describe(`chat demo in ${name} @slow`, function () {
     this.timeout(40000)
     const suite = browserSuite(name)
     /** Uncaught exceptions and CSP refusals in any page: a page that works must have none. */

@@ -88,7 +88,7 @@ describe('descriptors', function () {
     pair = await makeCertificate(inTemp())
   })
 
-  it('HTTPS: connections that never finish a handshake are closed at the handshake timeout and hold no descriptor, whether or not the client left first', async () => {
+  it('HTTPS: connections that never finish a handshake are closed at the handshake timeout and hold no descriptor, whether or not the client left first @slow', async () => {
     const server = await startBus({cert: readFileSync(pair.certFile), key: readFileSync(pair.keyFile), headerTimeout: 1})
     const port = server.addresses!.https!.port
     const silent = await openMany(40, () => RawClient.open(port))
@@ -103,7 +103,7 @@ describe('descriptors', function () {
     assert.equal(await httpsPublish(port, 'after', 'still serving'), 204)
   })
 
-  it('408 and 400: the connection is closed after a short linger even when the client keeps its end open', async () => {
+  it('408 and 400: the connection is closed after a short linger even when the client keeps its end open @slow', async () => {
     const server = await startBus({headerTimeout: 1})
     const port = portOf(server)
     const witness = await Subscription.open(server, '/msgbus/witness')
@@ -151,7 +151,7 @@ describe('descriptors', function () {
   })
 
   describe('out of descriptors (ulimit -n 256)', () => {
-    it('a flood of silent HTTP and HTTPS connections: refused with 503 past the cap, logged, established clients keep going, and the server recovers', async () => {
+    it('a flood of silent HTTP and HTTPS connections: refused with 503 past the cap, logged, established clients keep going, and the server recovers @slow', async () => {
       const serve = await ServeProcess.start(
         ['-p', '0', '-P', '0', '-l', '127.0.0.1', '-c', pair.certFile, '--key', pair.keyFile, '--header-timeout', '2'],
         {},

@@ -191,7 +191,7 @@ describe('msgbus dump', function () {
   })
 
   describe('filters, count and timeout', () => {
-    it('-t and -s filter on the server: only matching messages arrive', async () => {
+    it('-t and -s filter on the server: only matching messages arrive @slow', async () => {
       const server = await startBus()
       const base = `${server.url()}/msgbus`
       const byType = await DumpProcess.subscribed(server, ['--raw', '-t', 'text/*,!text/html'])
@@ -218,7 +218,7 @@ describe('msgbus dump', function () {
       assert.equal(dump.stderr, '')
     })
 
-    it('--timeout 1 exits 0; with -n 5 not reached it exits non-zero with a one-line summary', async () => {
+    it('--timeout 1 exits 0; with -n 5 not reached it exits non-zero with a one-line summary @slow', async () => {
       const server = await startBus()
       const started = Date.now()
       const plain = await runDump(['--url', server.url(), '--timeout', '1'])
@@ -240,7 +240,7 @@ describe('msgbus dump', function () {
   })
 
   describe('every channel', () => {
-    it('`dump /` and `dump` with no channel show each message\'s channel', async () => {
+    it('`dump /` and `dump` with no channel show each message\'s channel @slow', async () => {
       const server = await startBus()
       const slash = await DumpProcess.subscribed(server, ['/'])
       const none = await DumpProcess.subscribed(server, [])
@@ -351,7 +351,7 @@ describe('msgbus dump', function () {
       assert.equal(match[1], '3')
     })
 
-    it('reconnects by default: the server stops, starts again on the same port, and dump prints the next message', async function () {
+    it('reconnects by default: the server stops, starts again on the same port, and dump prints the next message @slow', async function () {
       this.timeout(20000)
       const port = await freePort()
       const args = ['-p', String(port), '-l', '127.0.0.1']
@@ -376,7 +376,7 @@ describe('msgbus dump', function () {
       assert.match(dump.stderr.trim().split('\n').pop()!, /^received 2 msgs over /)
     })
 
-    it('--no-reconnect exits when the server goes away: 0 when it shuts down cleanly, 1 with one line when it dies', async () => {
+    it('--no-reconnect exits when the server goes away: 0 when it shuts down cleanly, 1 with one line when it dies @slow', async () => {
       let serve = await ServeProcess.start(['-p', '0', '-l', '127.0.0.1'])
       serves.add(serve)
       let base = `http://127.0.0.1:${serve.port()}`
@@ -406,7 +406,7 @@ describe('msgbus dump', function () {
       assert.equal(result.stderr, `msgbus dump: http://127.0.0.1:${port}/msgbus/: connection refused\n`)
     })
 
-    it('a 401 (secret) fails at once even with reconnect on; with the secret it works', async () => {
+    it('a 401 (secret) fails at once even with reconnect on; with the secret it works @slow', async () => {
       const server = await startBus({secret: 'pw'})
       const started = Date.now()
       const anonymous = await runDump(['--url', server.url(), 'locked'], {timeoutMs: 8000})
@@ -467,7 +467,7 @@ describe('msgbus dump', function () {
       return {url: `http://127.0.0.1:${(server.address() as {port: number}).port}`, requests}
     }
 
-    it('dump --json reads it, in small random slices, message for message (three runs)', async () => {
+    it('dump --json reads it, in small random slices, message for message (three runs) @slow', async () => {
       for (let run = 0; run < 3; run++) {
         const replay = await replayServer()
         const result = await runDump(['interop', '--url', replay.url, '--json', '-n', String(expected.length), '--no-reconnect'], {timeoutMs: 8000})

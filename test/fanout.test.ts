@@ -27,7 +27,7 @@ describe('fan-out', function () {
   this.timeout(60000)
   afterEach(stopAll)
 
-  it('1,000 subscribers each receive 100 messages, complete and in order', async () => {
+  it('1,000 subscribers each receive 100 messages, complete and in order @slow', async () => {
     const server = await startBus({boundary: B})
     const clients = await Promise.all(
       Array.from({length: 1000}, () => RawClient.open(portOf(server), 'GET /msgbus/load HTTP/1.1\r\nHost: x\r\n\r\n')),
@@ -82,7 +82,7 @@ describe('fan-out', function () {
     assert.deepEqual(server.counters().delivered, 20 * 45 + 10 * 5)
   })
 
-  it('while a fan-out to 2,000 goes on in slices, the server answers other requests', async () => {
+  it('while a fan-out to 2,000 goes on in slices, the server answers other requests @slow', async () => {
     const server = await startBus({boundary: B, fanOutSlice: 50})
     const clients = await Promise.all(
       Array.from({length: 2000}, () => RawClient.open(portOf(server), 'GET /msgbus/big HTTP/1.1\r\nHost: x\r\n\r\n')),
@@ -198,7 +198,7 @@ describe('fan-out', function () {
     ]
 
     for (const trigger of triggers) {
-      it(`policy disconnect, ${trigger.name}: it is cut off and counted, while a fast subscriber gets every message`, async () => {
+      it(`policy disconnect, ${trigger.name}: it is cut off and counted, while a fast subscriber gets every message @slow`, async () => {
         const warnings: string[] = []
         const server = await startBus({boundary: B, ...trigger.options, logger: {level: 0, log() {}, warn: (e, d) => warnings.push(`${e} ${d}`)}})
         const fast = await curlSubscriber(server)
@@ -224,7 +224,7 @@ describe('fan-out', function () {
         fast.close()
       })
 
-      it(`policy drop, ${trigger.name}: messages are skipped for it until it catches up, then it receives again`, async () => {
+      it(`policy drop, ${trigger.name}: messages are skipped for it until it catches up, then it receives again @slow`, async () => {
         const warnings: string[] = []
         const server = await startBus({boundary: B, slowPolicy: 'drop', ...trigger.options, logger: {level: 0, log() {}, warn: (e, d) => warnings.push(`${e} ${d}`)}})
         const fast = await curlSubscriber(server)
@@ -258,7 +258,7 @@ describe('fan-out', function () {
       })
     }
 
-    it('a reader that stops for less than --slow-timeout while 32 MiB is published for it is not cut: it reads on and gets every message', async () => {
+    it('a reader that stops for less than --slow-timeout while 32 MiB is published for it is not cut: it reads on and gets every message @slow', async () => {
       const server = await startBus({boundary: B})
       const reader = await curlSubscriber(server)
       reader.stall()
@@ -278,7 +278,7 @@ describe('fan-out', function () {
       reader.close()
     })
 
-    it('default limits: twelve 8 MiB messages from twelve publishers at once reach three readers that keep reading; nobody is cut, every message arrives', async () => {
+    it('default limits: twelve 8 MiB messages from twelve publishers at once reach three readers that keep reading; nobody is cut, every message arrives @slow', async () => {
       const server = await startBus({boundary: B})
       const readers = []
       for (let i = 0; i < 3; i++) readers.push(await curlSubscriber(server, 'burst'))

@@ -257,7 +257,7 @@ describe('stream formats', () => {
 describe('the sender filter in every format', () => {
   afterEach(stopAll)
 
-  it('a message without a sender is the empty name: sender=* lets it through, sender=alice or a* does not (multipart, SSE, NDJSON, raw)', async () => {
+  it('a message without a sender is the empty name: sender=* lets it through, sender=alice or a* does not (multipart, SSE, NDJSON, raw) @slow', async () => {
     const server = await startBus()
     const alice = {Authorization: `Basic ${Buffer.from('alice:pw').toString('base64')}`}
     const cases: Array<[string, string[]]> = [
@@ -484,7 +484,7 @@ describe('CORS (serve --cors)', () => {
     assert.equal(result.stderr.trim(), 'msgbus serve: --cors: "app.example/path" is not an origin (scheme://host[:port]) or *')
   })
 
-  it('msgbus serve --heartbeat and --cors reach the server', async () => {
+  it('msgbus serve --heartbeat and --cors reach the server @slow', async () => {
     const serve = await ServeProcess.start(['--port', '0', '--address', '127.0.0.1', '--heartbeat', '1', '--cors', 'https://app.example'])
     try {
       const client = await RawClient.open(serve.port(), get('/msgbus/foo?format=sse', {Origin: 'https://app.example'}))

@@ -123,7 +123,7 @@ describe('hardening: bad input', function () {
     })
   }
 
-  it('the body-stall log line names the client, address and port', async () => {
+  it('the body-stall log line names the client, address and port @slow', async () => {
     const warnings: string[] = []
     const {server, check} = await startWithWitness({bodyTimeout: 1, logger: {level: 0, log() {}, warn: (event, detail) => warnings.push(`${event} ${detail}`)}})
     const client = await RawClient.open(portOf(server), 'POST /msgbus/foo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nonly this')
@@ -154,7 +154,7 @@ describe('hardening: bad input', function () {
     await check()
   })
 
-  it('Content-Length longer than the body: dropped after the body timeout, no answer, nothing published', async () => {
+  it('Content-Length longer than the body: dropped after the body timeout, no answer, nothing published @slow', async () => {
     const {server, check} = await startWithWitness({bodyTimeout: 1})
     const client = await RawClient.open(portOf(server), 'POST /msgbus/foo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nonly this')
     const started = Date.now()
@@ -164,7 +164,7 @@ describe('hardening: bad input', function () {
     await check()
   })
 
-  it('a chunked publisher that stalls mid-body: dropped after the body timeout while bytes that keep coming are fine', async () => {
+  it('a chunked publisher that stalls mid-body: dropped after the body timeout while bytes that keep coming are fine @slow', async () => {
     const {server, check} = await startWithWitness({bodyTimeout: 1})
     const staller = await RawClient.open(portOf(server), 'POST /msgbus/foo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n')
     // A slow but steady publisher: a chunk every 400 ms for 2 s is never idle for a whole second.
@@ -181,7 +181,7 @@ describe('hardening: bad input', function () {
     await check()
   })
 
-  it('slowloris: a head trickled a byte at a time is cut off with 408 after the header timeout', async () => {
+  it('slowloris: a head trickled a byte at a time is cut off with 408 after the header timeout @slow', async () => {
     const {server, check} = await startWithWitness({headerTimeout: 1})
     const client = await RawClient.open(portOf(server), 'GET /msgbus/foo HTTP/1.1\r\n')
     const drip = setInterval(() => client.socket.writable && client.socket.write('X'), 100)
@@ -197,14 +197,14 @@ describe('hardening: bad input', function () {
     await check()
   })
 
-  it('a connection that never sends anything is closed after the header timeout', async () => {
+  it('a connection that never sends anything is closed after the header timeout @slow', async () => {
     const {server, check} = await startWithWitness({headerTimeout: 1})
     const [answer] = answers(await exchange(server, '', 5000))
     assertError(answer, 408)
     await check()
   })
 
-  it('idle keep-alive connections close after the idle timeout; subscriptions, idle as long, stay', async () => {
+  it('idle keep-alive connections close after the idle timeout; subscriptions, idle as long, stay @slow', async () => {
     const {server, check} = await startWithWitness({idleTimeout: 1, headerTimeout: 1})
     const quiet = await Subscription.open(server, '/msgbus/quiet')
     const client = await RawClient.open(portOf(server), 'POST /msgbus/foo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\nx')
@@ -355,7 +355,7 @@ describe('hardening: limits', function () {
     assert.equal(still.status, 503)
   })
 
-  it('msgbus serve takes the limit and timeout flags', async () => {
+  it('msgbus serve takes the limit and timeout flags @slow', async () => {
     const serve = await ServeProcess.start(['--port', '0', '--address', '127.0.0.1', '--rate-limit', '1', '--header-timeout', '1', '--max-channels', '1'])
     try {
       const url = `http://127.0.0.1:${serve.port()}/msgbus/foo`

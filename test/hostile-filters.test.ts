@@ -22,7 +22,7 @@ describe('hostile filters', function () {
   this.timeout(60000)
 
   describe('the matcher', () => {
-    it('costs a bounded time on the worst lists at the limits against the longest values', async () => {
+    it('costs a bounded time on the worst lists at the limits against the longest values @slow', async () => {
       // In a child process, so that a matcher that backtracks for minutes is killed instead of blocking mocha.
       const deadlineMs = 30000
       const result = await run(process.execPath, ['--import', 'tsx/esm', `${ROOT}test/support/filter-cost.ts`], {timeoutMs: deadlineMs})

@@ -164,7 +164,7 @@ describe('load tools: test-pub and test-sub', function () {
   })
 
   describe('test-pub', () => {
-    it('-r 200 -d 5 publishes 1000 messages (within 1%) and reports a rate within 1% of 200', async () => {
+    it('-r 200 -d 5 publishes 1000 messages (within 1%) and reports a rate within 1% of 200 @slow', async () => {
       const server = await startBus()
       const result = await msgbus(['test-pub', '--url', server.url(), '-r', '200', '-d', '5', '--json'], {timeoutMs: 15000})
       assert.equal(result.code, 0, result.stderr)
@@ -177,7 +177,7 @@ describe('load tools: test-pub and test-sub', function () {
       assert.equal(server.counters().published, report.published, 'what the server accepted')
     })
 
-    it('--count N stops at N, paced or flat out', async () => {
+    it('--count N stops at N, paced or flat out @slow', async () => {
       const server = await startBus()
       const flat = documentOf<PubReport>(await msgbus(['test-pub', '--url', server.url(), '--count', '37', '--json']))
       assert.equal(flat.published, 37)
@@ -191,7 +191,7 @@ describe('load tools: test-pub and test-sub', function () {
       assert.ok(Date.now() - started < 15_000, 'the count ends it, not the duration')
     })
 
-    it('--connections 4 --pipeline 8 -r 0 --count 2000 publishes exactly 2000, each connection in order from 0', async () => {
+    it('--connections 4 --pipeline 8 -r 0 --count 2000 publishes exactly 2000, each connection in order from 0 @slow', async () => {
       const server = await startBus()
       const subscription = await Subscription.open(server, '/msgbus/flood')
       const result = await msgbus(['test-pub', '--url', server.url(), '--connections', '4', '--pipeline', '8', '-r', '0', '--count', '2000', '--json'])
@@ -240,7 +240,7 @@ describe('load tools: test-pub and test-sub', function () {
       subscription.close()
     })
 
-    it('--size pads bodies (with spaces) or cuts them to that many bytes', async () => {
+    it('--size pads bodies (with spaces) or cuts them to that many bytes @slow', async () => {
       const server = await startBus()
       const subscription = await Subscription.open(server, '/msgbus/flood')
       const padded = await msgbus(['test-pub', '--url', server.url(), '--size', '1000', '--count', '2'])
@@ -279,7 +279,7 @@ describe('load tools: test-pub and test-sub', function () {
       assert.equal(result.stderr.split('\n').length, 2, result.stderr)
     })
 
-    it('a server that goes away mid-run is an error, not a quiet early exit', async () => {
+    it('a server that goes away mid-run is an error, not a quiet early exit @slow', async () => {
       const server = await serve()
       const watcher = await Subscription.open(server.port(), '/msgbus/flood')
       const pub = new MsgbusProcess(['test-pub', '--url', urlOf(server), '-r', '50', '-d', '10', '--json'])
@@ -296,7 +296,7 @@ describe('load tools: test-pub and test-sub', function () {
   })
 
   describe('test-sub', () => {
-    it('--channels 3 on both: messages go to c-0, c-1, c-2 in turn, each connection gets its channel\'s, nothing counted lost', async () => {
+    it('--channels 3 on both: messages go to c-0, c-1, c-2 in turn, each connection gets its channel\'s, nothing counted lost @slow', async () => {
       const server = await startBus()
       const watcher = await Subscription.open(server, '/msgbus/c-1')
       const sub = await subscribed(server, ['-c', 'c', '--channels', '3', '--json'], 30)
@@ -315,7 +315,7 @@ describe('load tools: test-pub and test-sub', function () {
       assert.ok(watcher.parts().every((part) => part.headers['content-location'] === '/msgbus/c-1'))
     })
 
-    it('against a server that frames every stream the 2007 way (serve --framing 2007): every message counted, bytes included', async () => {
+    it('against a server that frames every stream the 2007 way (serve --framing 2007): every message counted, bytes included @slow', async () => {
       const server = await startBus({framing: '2007'})
       const sub = await subscribed(server, ['--json'], 20)
       const before = server.counters().delivered
@@ -329,7 +329,7 @@ describe('load tools: test-pub and test-sub', function () {
       assert.equal(report.bytes, 20 * defaultBodyBytes(100))
     })
 
-    it('-n 1000 --json while test-pub -r 100 -d 3 runs, then SIGINT: every message to every connection, nothing lost, every key', async function () {
+    it('-n 1000 --json while test-pub -r 100 -d 3 runs, then SIGINT: every message to every connection, nothing lost, every key @slow', async function () {
       this.timeout(120_000)
       const started = Date.now()
       const server = await startBus()
@@ -362,7 +362,7 @@ describe('load tools: test-pub and test-sub', function () {
       assert.equal(report.errors, undefined)
     })
 
-    it('several test-pub runs, at once and one after another, with several connections each: nothing lost or repeated', async () => {
+    it('several test-pub runs, at once and one after another, with several connections each: nothing lost or repeated @slow', async () => {
       const server = await startBus()
       const sub = await subscribed(server, ['--json'], 3)
       const before = server.counters().delivered
@@ -393,7 +393,7 @@ describe('load tools: test-pub and test-sub', function () {
         return {result, report: documentOf<SubReport>(result)}
       }
 
-      it('a gap is loss (non-zero exit); a repeat a duplicate; a late one out of order, not lost', async () => {
+      it('a gap is loss (non-zero exit); a repeat a duplicate; a late one out of order, not lost @slow', async () => {
         const [gap, repeat, late] = await Promise.all([against([0, 1, 2, 4, 5]), against([0, 1, 1, 2]), against([0, 2, 1, 3])])
 
         assert.equal(gap.report.received, 5)
@@ -416,7 +416,7 @@ describe('load tools: test-pub and test-sub', function () {
         }
       })
 
-      it('publishers are told apart: interleaved sequences are each checked on their own', async () => {
+      it('publishers are told apart: interleaved sequences are each checked on their own @slow', async () => {
         const url = await fakeBus((stream) => {
           for (const [publisher, seq] of [[1, 0], [2, 0], [2, 1], [1, 1], [1, 2], [2, 2], [2, 4]]) stream.part(seq, publisher)
         })
@@ -426,7 +426,7 @@ describe('load tools: test-pub and test-sub', function () {
       })
     })
 
-    it('a stream the server closes mid-run is reopened and counted as a reconnect; what it missed meanwhile is lost', async () => {
+    it('a stream the server closes mid-run is reopened and counted as a reconnect; what it missed meanwhile is lost @slow', async () => {
       let reopened = false
       const url = await fakeBus((stream, index) => {
         if (index === 0) {
@@ -449,7 +449,7 @@ describe('load tools: test-pub and test-sub', function () {
       assert.notEqual(result.code, 0)
     })
 
-    it('msgbus serve restarted on the same port: the subscriptions come back (reconnects), and get every message after', async () => {
+    it('msgbus serve restarted on the same port: the subscriptions come back (reconnects), and get every message after @slow', async () => {
       let server = await serve()
       const port = server.port()
       const url = urlOf(server)
@@ -471,7 +471,7 @@ describe('load tools: test-pub and test-sub', function () {
       assert.deepEqual([report.received, report.lost, report.duplicates], [30, 0, 0])
     })
 
-    it('a dropped subscription that cannot come back by the end counts as failed', async () => {
+    it('a dropped subscription that cannot come back by the end counts as failed @slow', async () => {
       const server = await serve()
       const sub = new MsgbusProcess(['test-sub', '--url', urlOf(server), '-n', '2', '-d', '2', '--interval', '1', '--json'])
       await sub.until(() => /connected 2\/2/.test(sub.stderr), 'the subscriptions', 5000)
@@ -484,7 +484,7 @@ describe('load tools: test-pub and test-sub', function () {
       assert.match(result.stderr, /2 connections failed/)
     })
 
-    it('past the server\'s --max-subscribers: failed connections, the 503 in errors, non-zero exit', async () => {
+    it('past the server\'s --max-subscribers: failed connections, the 503 in errors, non-zero exit @slow', async () => {
       const server = await startBus({maxSubscribers: 5})
       const result = await msgbus(['test-sub', '--url', server.url(), '-n', '10', '-d', '1', '--json'])
       assert.notEqual(result.code, 0)
@@ -494,7 +494,7 @@ describe('load tools: test-pub and test-sub', function () {
       assert.match(result.stderr, /^msgbus test-sub: 5 connections failed \(503 too many subscribers/)
     })
 
-    it('connections not open by the end count as failed, and the run still ends on time', async () => {
+    it('connections not open by the end count as failed, and the run still ends on time @slow', async () => {
       // A server that accepts and never answers: the subscriptions stay half open.
       const silent = createServer((socket) => socket.on('error', () => {}))
       fakes.add(silent)
@@ -526,7 +526,7 @@ describe('load tools: test-pub and test-sub', function () {
       assert.ok(opened >= connections.connected && opened <= connections.connected + 1, `the server counted ${opened} subscriptions for ${connections.connected} connected`)
     })
 
-    it('a closed port: every connection failed, non-zero exit', async () => {
+    it('a closed port: every connection failed, non-zero exit @slow', async () => {
       const result = await msgbus(['test-sub', '--url', `http://127.0.0.1:${CLOSED_PORT}`, '-n', '3', '-d', '1', '--json'])
       assert.notEqual(result.code, 0)
       const report = documentOf<SubReport>(result)
@@ -534,7 +534,7 @@ describe('load tools: test-pub and test-sub', function () {
       assert.deepEqual(report.errors, ['ECONNREFUSED'])
     })
 
-    it('--print prints each message of the first connection as `channel type sender [body]`', async () => {
+    it('--print prints each message of the first connection as `channel type sender [body]` @slow', async () => {
       const server = await startBus()
       const sub = await subscribed(server, ['-c', 'news', '--print'], 3)
       const before = server.counters().delivered
@@ -555,7 +555,7 @@ describe('load tools: test-pub and test-sub', function () {
       assert.match(lines[3], /^connected 3\/3 failed 0 \|/, 'then the summary')
     })
 
-    it('--print against a 2007 msgbus (no Content-Location): each line names the channel subscribed to', async () => {
+    it('--print against a 2007 msgbus (no Content-Location): each line names the channel subscribed to @slow', async () => {
       // The recorded 2007 stream, replayed to whoever subscribes; the connection then stays open.
       const raw = readFileSync(join(ROOT, 'test/fixtures/msgbus2007-channel-http11.raw'))
       const old = createServer((socket: Socket) => {
@@ -578,7 +578,7 @@ describe('load tools: test-pub and test-sub', function () {
       }
     })
 
-    it('10,000 subscriptions in one process, inside the 20000-file limit', async function () {
+    it('10,000 subscriptions in one process, inside the 20000-file limit @slow', async function () {
       this.timeout(150_000)
       const server = await serve()
       const url = urlOf(server)
@@ -641,7 +641,7 @@ describe('load tools: test-pub and test-sub', function () {
       assert.ok(commands.length >= 4, text)
     })
 
-    it('passes against msgbus serve, with every message counted', async () => {
+    it('passes against msgbus serve, with every message counted @slow', async () => {
       const server = await serve()
       const result = await runScript(urlOf(server), {N: '200', RATE: '100', SECS: '3'})
       assert.equal(result.code, 0, result.stdout + result.stderr)
@@ -654,7 +654,7 @@ describe('load tools: test-pub and test-sub', function () {
       assert.equal(sub.received, published * 200)
     })
 
-    it('fails (exit 1) when connections fail', async () => {
+    it('fails (exit 1) when connections fail @slow', async () => {
       const server = await serve(['--max-subscribers', '5'])
       const result = await runScript(urlOf(server), {N: '10', RATE: '50', SECS: '1'})
       assert.equal(result.code, 1, result.stdout + result.stderr)

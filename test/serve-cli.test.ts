@@ -41,7 +41,7 @@ describe('msgbus serve', function () {
     assert.ok(!server.stderr.includes('\u001b['), 'no escape codes')
   })
 
-  it('-v 1 logs subscriptions but not publishes; the default logs neither', async () => {
+  it('-v 1 logs subscriptions but not publishes; the default logs neither @slow', async () => {
     for (const [args, subscriptions] of [[['-v', '1'], true], [[], false]] as const) {
       const server = await start([...args])
       const sub = await RawClient.open(server.port(), 'GET /msgbus/q HTTP/1.1\r\nHost: x\r\n\r\n')
@@ -69,7 +69,7 @@ describe('msgbus serve', function () {
     assert.equal(result.stderr, `msgbus serve: HTTP port 127.0.0.1:${port} is already in use\n`)
   })
 
-  it('bad flag values are refused with a message naming them', async () => {
+  it('bad flag values are refused with a message naming them @slow', async () => {
     const cases: Array<[string[], RegExp]> = [
       [['--port', 'abc'], /port/i],
       [['--port', '70000'], /port|70000/i],
@@ -86,7 +86,7 @@ describe('msgbus serve', function () {
     }
   })
 
-  it('an unreadable certificate or a bad one, or a missing document root: one line, non-zero exit', async () => {
+  it('an unreadable certificate or a bad one, or a missing document root: one line, non-zero exit @slow', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'msgbus-serve-'))
     writeFileSync(join(dir, 'junk.pem'), 'not a certificate\n')
     const missing = await serve(['--port', '0', '--cert', join(dir, 'nope.pem')])

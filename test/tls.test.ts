@@ -79,7 +79,7 @@ describe('TLS', function () {
     }
   })
 
-  it('a key that does not belong to the certificate: serve refuses to start, and SIGHUP keeps the pair in force', async () => {
+  it('a key that does not belong to the certificate: serve refuses to start, and SIGHUP keeps the pair in force @slow', async () => {
     // An RSA certificate with an EC key gets past OpenSSL unnoticed; two EC keys would not.
     const rsa = {certFile: inTemp('rsa.cert.pem'), keyFile: inTemp('rsa.key.pem')}
     const made = await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', rsa.keyFile, '-out', rsa.certFile, '-days', '2', '-subj', '/CN=rsa'])

@@ -55,7 +55,7 @@ async function published(server: BusServer, channel: string, body: Buffer | stri
 }
 
 for (const name of ['chromium', 'firefox'] as BrowserName[]) {
-  describe(`viewer (${name})`, function () {
+  describe(`viewer (${name}) @slow`, function () {
     this.timeout(60000)
     const suite = browserSuite(name)
     /** Uncaught exceptions and CSP refusals in any page: a page that works must have none. */

@@ -62,7 +62,7 @@ interface Seen {
 }
 
 for (const name of ['chromium', 'firefox'] as BrowserName[]) {
-  describe(`web security in ${name} (issue 11)`, function () {
+  describe(`web security in ${name} (issue 11) @slow`, function () {
     this.timeout(20000)
     // Pages are not watched for errors here: hostile scripts refused are what these tests expect.
     const suite = browserSuite(name)

@@ -108,9 +108,15 @@ function procAddress(hex: string): string {
   return hex
 }
 
-/** Every TCP socket of this machine's network namespace (IPv4 and IPv6), from /proc/net/tcp and tcp6. */
-export function tcpSockets(): TcpSocket[] {
+/**
+ * Every TCP socket of this machine's network namespace (IPv4 and IPv6), from
+ * /proc/net/tcp and tcp6; with `port`, only those with that port at either
+ * end (found before the lines are parsed: with tens of thousands of sockets
+ * on the machine, parsing them all costs hundreds of ms).
+ */
+export function tcpSockets(port?: number): TcpSocket[] {
   const sockets: TcpSocket[] = []
+  const needle = port === undefined ? undefined : `:${port.toString(16).toUpperCase().padStart(4, '0')} `
   for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
     let text: string
     try {
@@ -121,6 +127,7 @@ export function tcpSockets(): TcpSocket[] {
 
     // "  sl  local_address rem_address   st tx_queue:rx_queue tr:tm->when retrnsmt   uid  timeout inode"
     for (const line of text.split('\n').slice(1)) {
+      if (needle !== undefined && !line.includes(needle)) continue
       const fields = line.trim().split(/\s+/)
       if (fields.length < 10) continue
       const [localAddress, localPort] = fields[1].split(':')
@@ -148,7 +155,7 @@ export function tcpSockets(): TcpSocket[] {
  * 127.0.0.2 may well get the server's port number as its own.
  */
 export function establishedOn(port: number, address = '127.0.0.1'): number {
-  return tcpSockets().filter((socket) => socket.localPort === port && socket.localAddress === address && socket.state === 'ESTABLISHED').length
+  return tcpSockets(port).filter((socket) => socket.localPort === port && socket.localAddress === address && socket.state === 'ESTABLISHED').length
 }
 
 /**
@@ -171,7 +178,7 @@ export function unreceived(port: number, address = '127.0.0.1'): number {
 
 function queued(port: number, address: string, server: 'rxQueue' | 'txQueue', client: 'rxQueue' | 'txQueue'): number {
   let bytes = 0
-  for (const socket of tcpSockets()) {
+  for (const socket of tcpSockets(port)) {
     if (socket.localPort === port && socket.localAddress === address && socket.state !== 'LISTEN') bytes += socket[server]
     else if (socket.remotePort === port && socket.remoteAddress === address) bytes += socket[client]
   }

@@ -15,7 +15,7 @@ import {portOf, request, until} from './harness.js'
  */
 export function serverSockets(port: number, address = '127.0.0.1'): Record<string, number> {
   const counts: Record<string, number> = {}
-  for (const socket of tcpSockets()) {
+  for (const socket of tcpSockets(port)) {
     if (socket.localPort !== port || socket.localAddress !== address || socket.state === 'LISTEN' || socket.inode === 0) continue
     counts[socket.state] = (counts[socket.state] ?? 0) + 1
   }
