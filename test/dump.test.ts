@@ -8,7 +8,7 @@ import {readFileSync} from 'node:fs'
 import {createServer, type Server, type Socket} from 'node:net'
 import {join} from 'node:path'
 import type {BusServer} from '../src/lib/index.js'
-import {BIN, curl, freePort, msgbus, MsgbusProcess, publish, request, ROOT, ServeProcess, sleep, startBus, stopAll, type RunResult, tempFolder, until} from './support/harness.js'
+import {BIN, curl, freePort, msgbus, MsgbusProcess, publish, request, ROOT, ServeProcess, startBus, stopAll, type RunResult, tempFolder, until, writeInSlices} from './support/harness.js'
 import {randomSource} from './support/random.js'
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
@@ -454,12 +454,7 @@ describe('msgbus dump', function () {
           head += chunk.toString('latin1')
           if (!head.includes('\r\n\r\n')) return
           requests.push(head)
-          for (let at = 0; at < raw.length && !socket.destroyed; ) {
-            const size = 1 + random.int(16)
-            socket.write(raw.subarray(at, at + size))
-            at += size
-            await sleep(random.int(2))
-          }
+          await writeInSlices(socket, raw, random, 16, 1)
         })
       })
       servers.add(server)

@@ -16,7 +16,7 @@ import {MultipartStream} from '../src/lib/client/multipart-stream.js'
 import {subscribe} from '../src/lib/client/subscribe.js'
 import {MultipartEncoder} from '../src/lib/protocol/multipart-encoder.js'
 import {boundaryOf, MultipartError, MultipartParser, type MultipartLimits, type Part} from '../src/lib/protocol/multipart-parser.js'
-import {dechunk, portOf, publish, RawClient, sleep, startBus, stopAll} from './support/harness.js'
+import {dechunk, portOf, publish, RawClient, startBus, stopAll, writeInSlices} from './support/harness.js'
 import {randomSource} from './support/random.js'
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url))
@@ -551,12 +551,7 @@ describe('multipart parser', function () {
           if (!request.includes('\r\n\r\n') || requests.length > 0) return
           requests.push(request)
           // The recorded response, byte for byte, in slices of 1..40 bytes with small pauses.
-          for (let at = 0; at < raw.length && !socket.destroyed; ) {
-            const size = 1 + random.int(40)
-            socket.write(raw.subarray(at, at + size))
-            at += size
-            await sleep(random.int(3))
-          }
+          await writeInSlices(socket, raw, random, 40, 2)
           // Then the stream stays open, as the 2007 server's did, until the client hangs up.
         })
       })

@@ -9,6 +9,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {createBus, type BusServer, type BusServerOptions} from '../../src/lib/index.js'
+import type {RandomSource} from '../../tools/random.js'
 import {Changes, sleep, until} from '../../tools/wait.js'
 
 // The one polling helper and the one sleep (for pacing only), for every test.
@@ -121,6 +122,20 @@ export class RawClient {
 
   close(): void {
     this.socket.destroy()
+  }
+}
+
+/**
+ * Writes `bytes` to `socket` in slices of 1 to `maxSlice` bytes, with pauses
+ * of 0 to `maxPauseMs` ms between them, as `random` draws them: a recorded
+ * stream replayed the way a slow network may cut it.
+ */
+export async function writeInSlices(socket: Socket, bytes: Buffer, random: RandomSource, maxSlice: number, maxPauseMs: number): Promise<void> {
+  for (let at = 0; at < bytes.length && !socket.destroyed; ) {
+    const size = 1 + random.int(maxSlice)
+    socket.write(bytes.subarray(at, at + size))
+    at += size
+    await sleep(random.int(maxPauseMs + 1))
   }
 }
 
