@@ -412,7 +412,8 @@ describe('load tools: test-pub and test-sub', function () {
         for (const {report} of [gap, repeat, late]) {
           assertSubKeys(report)
           assert.deepEqual(report.connections, {requested: 1, connected: 1, failed: 0})
-          assert.ok(report.latency_ms.max < 1000, JSON.stringify(report.latency_ms))
+          // In ms: the parts were sent while it ran, so none took longer than its run.
+          assert.ok(report.latency_ms.max <= report.duration_s * 1000, JSON.stringify(report.latency_ms))
         }
       })
 
