@@ -59,7 +59,7 @@ carol    ${carolHash}    *,!alerts/*    -
 
   afterEach(stopAll)
 
-  it('--hash-password prints one scrypt hash line for the password on stdin, a new salt each time', async () => {
+  it('--hash-password prints one scrypt hash line for the password on stdin, a new salt each time @slow', async () => {
     assert.match(aliceHash, /^\$scrypt\$ln=15,r=8,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$/)
     const again = await hashWithCli('alice pw')
     assert.notEqual(again, aliceHash)
@@ -68,7 +68,7 @@ carol    ${carolHash}    *,!alerts/*    -
     assert.match(empty.stderr, /^msgbus serve: no password on standard input/)
   })
 
-  it('lets each user publish to the channels of their publish list only, and says who may not do what where', async () => {
+  it('lets each user publish to the channels of their publish list only, and says who may not do what where @slow', async () => {
     const server = await startBus({acl})
     const sub = await Subscription.open(server, '/msgbus/', `Authorization: ${basic('alice', 'alice pw')}\r\n`)
     const url = `${server.url()}/msgbus`
@@ -244,7 +244,7 @@ carol    ${carolHash}    *,!alerts/*    -
     assert.equal((await publish(server, 'c', 'x', 'text/plain', auth('alice', 'alice pw '))).status, 401)
   })
 
-  it('refuses a bad ACL at start-up: file, line and what is wrong', async () => {
+  it('refuses a bad ACL at start-up: file, line and what is wrong @slow', async () => {
     const bad = aclFile(`# comment\nalice ${aliceHash} chat *\nbob $md5$abc - -\n`)
     const result = await serve(['--acl', bad, '--port', '0', '--address', '127.0.0.1'])
     assert.equal(result.code, 1)
@@ -276,7 +276,7 @@ carol    ${carolHash}    *,!alerts/*    -
     assert.match(missing.stderr, /^msgbus serve: cannot read ACL \S+none\.txt: ENOENT\n$/)
   })
 
-  it('--acl with --secret (or $MSGBUS_SECRET) is a usage error, and does not print the secret', async () => {
+  it('--acl with --secret (or $MSGBUS_SECRET) is a usage error, and does not print the secret @slow', async () => {
     const both = await serve(['--acl', acl, '--secret', 'hush'])
     assert.equal(both.code, 2)
     assert.match(both.stderr, /^msgbus serve: --acl and --secret cannot be used together/)
@@ -287,7 +287,7 @@ carol    ${carolHash}    *,!alerts/*    -
     await assert.rejects(startBus({acl, secret: 'hush'}), /acl and secret cannot be used together/)
   })
 
-  it('re-reads the ACL on SIGHUP without dropping open subscriptions, and keeps the old one when the new is broken', async () => {
+  it('re-reads the ACL on SIGHUP without dropping open subscriptions, and keeps the old one when the new is broken @slow', async () => {
     const path = aclFile(`alice ${aliceHash} chat *\nbob ${bobHash} - chat\n`)
     const serve = await ServeProcess.start(['--port', '0', '--address', '127.0.0.1', '--acl', path])
     try {

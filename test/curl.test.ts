@@ -176,7 +176,7 @@ describe('curl', function () {
       }
     }
 
-    it('?type= with *, ?, ! (OpenSSH lists: only-negated matches nothing, `*,!image/*` is all but images), case-insensitive, parameters ignored', async () => {
+    it('?type= with *, ?, ! (OpenSSH lists: only-negated matches nothing, `*,!image/*` is all but images), case-insensitive, parameters ignored @slow', async () => {
       const server = await startBus({boundary: B})
       const messages = [
         {body: 'plain', type: 'text/plain; charset=utf-8'},
@@ -199,7 +199,7 @@ describe('curl', function () {
       await checkFilters(server, Object.keys(expected), messages, expected)
     })
 
-    it('?sender= with *, ?, ! matches the Basic auth user, case-sensitively; a message without a sender is the empty name (* lets it through)', async () => {
+    it('?sender= with *, ?, ! matches the Basic auth user, case-sensitively; a message without a sender is the empty name (* lets it through) @slow', async () => {
       const server = await startBus({boundary: B})
       const messages = [
         {body: 'from alice', type: 'text/plain', user: 'alice'},

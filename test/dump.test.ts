@@ -104,7 +104,7 @@ describe('msgbus dump', function () {
   })
 
   describe('output formats', () => {
-    it('default: one line per message: time, channel, type, sender or -, length, escaped body; binary as length and type', async () => {
+    it('default: one line per message: time, channel, type, sender or -, length, escaped body; binary as length and type @slow', async () => {
       const server = await startBus()
       const from = Date.now()
       const dump = await DumpProcess.subscribed(server, [])
@@ -128,7 +128,7 @@ describe('msgbus dump', function () {
       assert.ok(!/\x1b\[/.test(dump.stdout), 'no colours on a pipe')
     })
 
-    it('--raw: bodies only, each followed by a newline unless it ends in one, bytes as they came', async () => {
+    it('--raw: bodies only, each followed by a newline unless it ends in one, bytes as they came @slow', async () => {
       const server = await startBus()
       const dump = await DumpProcess.subscribed(server, ['--raw'])
       const base = `${server.url()}/msgbus`
@@ -143,7 +143,7 @@ describe('msgbus dump', function () {
       assert.ok(dump.output.equals(expected), JSON.stringify(dump.output.toString('latin1')))
     })
 
-    it('--json: NDJSON with id, channel, type, sender (null), time, length, body; base64 for non-text bodies', async () => {
+    it('--json: NDJSON with id, channel, type, sender (null), time, length, body; base64 for non-text bodies @slow', async () => {
       const server = await startBus()
       const from = Date.now()
       const dump = await DumpProcess.subscribed(server, ['--json'])
@@ -177,7 +177,7 @@ describe('msgbus dump', function () {
       assert.deepEqual(Object.keys(objects[0]), ['id', 'channel', 'type', 'sender', 'time', 'length', 'body'])
     })
 
-    it('-q: the part headers only, a blank line after each', async () => {
+    it('-q: the part headers only, a blank line after each @slow', async () => {
       const server = await startBus()
       const dump = await DumpProcess.subscribed(server, ['-q'])
       const {id} = await curlPost(`${server.url()}/msgbus/q%20x`, 'secret body', 'text/plain', ['-u', 'alice:pw'])
@@ -255,7 +255,7 @@ describe('msgbus dump', function () {
       }
     })
 
-    it('a channel argument subscribes to that channel only; a full URL works too', async () => {
+    it('a channel argument subscribes to that channel only; a full URL works too @slow', async () => {
       const server = await startBus()
       const named = await DumpProcess.subscribed(server, ['news', '--raw'])
       const full = new DumpProcess([`${server.url()}/msgbus/news`, '--raw'])
@@ -270,7 +270,7 @@ describe('msgbus dump', function () {
   })
 
   describe('in shell pipelines', () => {
-    it('`msgbus dump / | grep error` prints only the matching lines, as they come', async () => {
+    it('`msgbus dump / | grep error` prints only the matching lines, as they come @slow', async () => {
       const server = await startBus()
       const before = server.bus.subscriberCount
       const shell = spawn('bash', ['-c', `"${process.execPath}" "${BIN}" dump / --url ${server.url()} -n 4 | grep --line-buffered error`], {
@@ -302,7 +302,7 @@ describe('msgbus dump', function () {
       assert.match(lines[1], / errors text\/plain - 11 another one$/)
     })
 
-    it('`msgbus dump / | head -1` ends quietly: dump exits 0, nothing on stderr', async () => {
+    it('`msgbus dump / | head -1` ends quietly: dump exits 0, nothing on stderr @slow', async () => {
       const server = await startBus()
       const before = server.bus.subscriberCount
       const errors = inTemp('head-stderr.txt')
@@ -337,7 +337,7 @@ describe('msgbus dump', function () {
   })
 
   describe('signals and connections', () => {
-    it('SIGINT prints `received N msgs over S secs (R mps)` on stderr and exits 0', async () => {
+    it('SIGINT prints `received N msgs over S secs (R mps)` on stderr and exits 0 @slow', async () => {
       const server = await startBus()
       const dump = await DumpProcess.subscribed(server, [])
       for (const body of ['a', 'b', 'c']) await curlPost(`${server.url()}/msgbus/sig`, body)
@@ -424,7 +424,7 @@ describe('msgbus dump', function () {
       assert.equal(allowed.stdout, 'in\n')
     })
 
-    it('a bad URL, a DNS failure: one line, non-zero exit', async () => {
+    it('a bad URL, a DNS failure: one line, non-zero exit @slow', async () => {
       const bad = await runDump(['--url', 'notaurl'])
       assert.equal(bad.code, 1)
       assert.equal(bad.stderr, 'msgbus dump: not a URL: "notaurl" (--url)\n')
@@ -510,7 +510,7 @@ describe('msgbus dump', function () {
       )
     })
 
-    it('the default line format, and -t/-s travel to the server as query parameters', async () => {
+    it('the default line format, and -t/-s travel to the server as query parameters @slow', async () => {
       const replay = await replayServer()
       const lines = await runDump(['interop', '--url', replay.url, '-n', '4', '--no-reconnect'])
       assert.equal(lines.code, 0, lines.stderr)

@@ -374,7 +374,7 @@ describe('hardening: limits', function () {
     }
   })
 
-  it('a bad limit flag is a usage error naming the flag', async () => {
+  it('a bad limit flag is a usage error naming the flag @slow', async () => {
     const result = await msgbus(['serve', '--rate-limit', '-3'])
     assert.equal(result.code, 2)
     assert.match(result.stderr, /rate-limit/)

@@ -216,7 +216,7 @@ describe('load tools: test-pub and test-sub', function () {
       subscription.close()
     })
 
-    it('-f FILE: bodies arrive byte for byte; -t kept, the marker only in the content type', async () => {
+    it('-f FILE: bodies arrive byte for byte; -t kept, the marker only in the content type @slow', async () => {
       const server = await startBus()
       const dir = tempDir()
       const file = join(dir, 'frame.png')

@@ -53,7 +53,7 @@ describe('msgbus serve', function () {
     }
   })
 
-  it('SIGINT stops it with exit 0', async () => {
+  it('SIGINT stops it with exit 0 @slow', async () => {
     const server = await start([])
     const {code} = await server.stop('SIGINT')
     assert.equal(code, 0)

@@ -51,7 +51,7 @@ describe('TLS', function () {
     }
   })
 
-  it('SIGHUP: new connections get the renewed certificate, an open subscription keeps receiving; an unreadable one keeps the old', async () => {
+  it('SIGHUP: new connections get the renewed certificate, an open subscription keeps receiving; an unreadable one keeps the old @slow', async () => {
     const serve = await serveWith(first)
     try {
       const port = serve.port('HTTPS')

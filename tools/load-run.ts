@@ -252,6 +252,14 @@ const MODES: ChurnMode[] = ['rst', 'fin', 'mid-head']
  * A FIN the server has not answered yet is waited for, however long a busy
  * machine takes: only one still unanswered `finWaitMs` after stop() counts
  * (finUnanswered). How long they took is in finCloseMs.
+ *
+ * At most `maxOpen` are open at once (by default four times what the rate
+ * and holds make: past that the server is not letting go). With `holdFrom:
+ * 'answer'` the RST and FIN ones hold from the server's answer rather than
+ * from connecting, so a connection counts as open until the server has
+ * handled it: when the server falls behind, the churn slows to what it
+ * takes, instead of piling up connections the server has yet to read (which
+ * a busy machine turns into minutes of backlog).
  */
 export class Churner {
   readonly counts: ChurnCounts = {opened: 0, streamed: 0, rst: 0, fin: 0, midHead: 0, midHeadAnswered: 0, refused: 0, connectErrors: 0, finUnanswered: 0,
@@ -264,6 +272,7 @@ export class Churner {
   private readonly sources: string[]
   private readonly maxHoldMs: number
   private readonly maxOpen: number
+  private readonly holdFromAnswer: boolean
   private readonly random: () => number
   private readonly finWaitMs: number
   /** Connections that sent their FIN, waiting for the server's; by when it was sent. */
@@ -273,14 +282,15 @@ export class Churner {
     private readonly port: number,
     private readonly path: string,
     private readonly rate: number,
-    options: {maxHoldMs?: number; sources?: string[]; random?: () => number; finWaitMs?: number} = {},
+    options: {maxHoldMs?: number; sources?: string[]; random?: () => number; finWaitMs?: number; maxOpen?: number; holdFrom?: 'connect' | 'answer'} = {},
   ) {
     this.maxHoldMs = options.maxHoldMs ?? 500
     this.random = options.random ?? Math.random
     this.finWaitMs = options.finWaitMs ?? 60_000
     this.sources = options.sources ?? Array.from({length: 20}, (_, i) => `127.0.0.${101 + i}`)
     // Held 0-maxHold ms, so about rate × maxHold / 2 at once; past four times that the server is not letting go.
-    this.maxOpen = Math.max(100, Math.ceil((4 * rate * this.maxHoldMs) / 1000))
+    this.maxOpen = options.maxOpen ?? Math.max(100, Math.ceil((4 * rate * this.maxHoldMs) / 1000))
+    this.holdFromAnswer = options.holdFrom === 'answer'
   }
 
   /** Connections open now. */
@@ -338,12 +348,7 @@ export class Churner {
     let holdTimer: NodeJS.Timeout | undefined
     let finSent = 0
     let connectedAt = 0
-    socket.setNoDelay(true)
-    socket.on('connect', () => {
-      connected = true
-      connectedAt = performance.now()
-      // mid-head: a request head that stops half-way through a header line.
-      socket.write(mode === 'mid-head' ? `GET ${this.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: churn` : `GET ${this.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`)
+    const startHold = () => {
       holdTimer = setTimeout(() => {
         const rst = mode === 'rst' || (mode === 'mid-head' && index % 2 === 0)
         if (mode === 'rst') this.counts.rst++
@@ -358,10 +363,20 @@ export class Churner {
         this.finWaiting.set(socket, finSent)
         socket.end()
       }, hold)
+    }
+
+    socket.setNoDelay(true)
+    socket.on('connect', () => {
+      connected = true
+      connectedAt = performance.now()
+      // mid-head: a request head that stops half-way through a header line.
+      socket.write(mode === 'mid-head' ? `GET ${this.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: churn` : `GET ${this.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`)
+      if (mode === 'mid-head' || !this.holdFromAnswer) startHold()
     })
     socket.on('data', (chunk: Buffer) => {
       if (answered) return
       answered = true
+      if (mode !== 'mid-head' && this.holdFromAnswer) startHold()
       const status = chunk.subarray(0, 13).toString('latin1')
       if (status === 'HTTP/1.1 200 ') {
         this.counts.streamed++
