@@ -11,7 +11,7 @@ import {performance} from 'node:perf_hooks'
 import type {TestPubReport, TestSubReport} from '../src/lib/load/report.js'
 import {GC_PROBE_NODE_ARGS, parseGcProbe, parseStatsLine, statusBytes, unreceived, type GcProbe} from './proc.js'
 import {jsonOf, runCli, stop, type Cli, type SubProcess} from './processes.js'
-import {until} from './wait.js'
+import {Changes, until} from './wait.js'
 
 // ---------------------------------------------------------------- the server, watched
 
@@ -36,12 +36,12 @@ export class Serve {
   onStats?: (sample: StatsSample) => void
   exitCode: number | NodeJS.Signals | undefined
   private probeWaiters: Array<(probe: GcProbe) => void> = []
-  private statsWaiters: Array<() => void> = []
+  private readonly statsChanges = new Changes()
 
   private constructor(readonly cli: Cli) {
     void cli.exit.then((code) => {
       this.exitCode = code
-      for (const wake of this.statsWaiters.splice(0)) wake()
+      this.statsChanges.notify()
     })
     cli.onLine = (line, at) => {
       const values = parseStatsLine(line)
@@ -49,7 +49,7 @@ export class Serve {
         const sample = {at, values}
         this.stats.push(sample)
         this.onStats?.(sample)
-        for (const wake of this.statsWaiters.splice(0)) wake()
+        this.statsChanges.notify()
         return
       }
 
@@ -118,23 +118,19 @@ export class Serve {
 
   /** Waits for a stats line (one that arrives after the call) whose values pass `test`; rejects after `timeoutMs` or when the server exits. */
   async statsUntil(test: (values: Record<string, number>) => boolean, timeoutMs: number, what: string): Promise<StatsSample> {
-    const deadline = performance.now() + timeoutMs
     let seen = this.stats.length
-    for (;;) {
-      for (; seen < this.stats.length; seen++) if (test(this.stats[seen]!.values)) return this.stats[seen]!
-      if (!this.alive) throw new Error(`the server exited (${this.exitCode}) while waiting for ${what}:\n${this.cli.lines.slice(-10).join('\n')}`)
-      const left = deadline - performance.now()
-      const last = this.stats.at(-1)?.values
-      if (left <= 0) throw new Error(`no stats line with ${what} within ${timeoutMs / 1000} s; the last: ${JSON.stringify(last)}`)
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left)
-        this.statsWaiters.push(() => {
-          clearTimeout(timer)
-          resolve()
-        })
-      })
-    }
+    let found: StatsSample | undefined
+    await until(
+      () => {
+        for (; seen < this.stats.length && !found; seen++) if (test(this.stats[seen]!.values)) found = this.stats[seen]
+        return found !== undefined
+      },
+      () => `a stats line with ${what}; the last: ${JSON.stringify(this.stats.at(-1)?.values)}`,
+      {timeoutMs, everyMs: 1000, changes: this.statsChanges, stop: () => !this.alive && `the server exited (${this.exitCode}):\n${this.cli.lines.slice(-10).join('\n')}\n`},
+    )
+    return found!
   }
+
 }
 
 // ---------------------------------------------------------------- test-sub and test-pub
