@@ -1,12 +1,10 @@
 // `msgbus send`, the built CLI in its own process, against a real server; what
 // it published is checked by a `curl -N` subscriber, an independent reader.
 import assert from 'node:assert/strict'
-import {spawn, type ChildProcess} from 'node:child_process'
-import {once} from 'node:events'
 import {readFileSync, writeFileSync} from 'node:fs'
 import {createServer} from 'node:net'
 import type {BusServer} from '../src/lib/index.js'
-import {BIN, freePort, msgbus, publish, run, ServeProcess, sleep, startBus, stopAll, type RunResult, tempFolder} from './support/harness.js'
+import {BIN, freePort, msgbus, MsgbusProcess, publish, run, ServeProcess, sleep, startBus, stopAll, type RunResult, tempFolder} from './support/harness.js'
 import {randomSource} from './support/random.js'
 import {makeCertificate} from './support/tls.js'
 import {CurlStream} from './support/curl-stream.js'
@@ -15,7 +13,6 @@ const B = 'sendboundary'
 const TEXT = 'text/plain; charset=utf-8'
 
 
-const children = new Set<ChildProcess>()
 const serves = new Set<ServeProcess>()
 
 /** Exit status 1 and exactly one line on stderr, `msgbus send: ...`, nothing on stdout. */
@@ -42,8 +39,7 @@ describe('msgbus send', function () {
 
   afterEach(async () => {
     CurlStream.killAll()
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-    children.clear()
+    MsgbusProcess.killAll()
     // ServeProcess.stop() waits for an exit that already happened when a signal ended it: skip those.
     await Promise.all([...serves].filter((serve) => serve.child.exitCode === null && serve.child.signalCode === null).map((serve) => serve.stop('SIGKILL')))
     serves.clear()
@@ -245,21 +241,18 @@ describe('msgbus send', function () {
     it('each line is sent as it arrives: a line, then a pause, is published before stdin ends; CRLF and a last line without newline @slow', async () => {
       const server = await startBus({boundary: B})
       const subscriber = await CurlStream.open(`${server.url()}/msgbus/live`)
-      const child = spawn(process.execPath, [BIN, 'send', 'live', '--lines', '--url', server.url(), '-v'], {stdio: ['pipe', 'pipe', 'pipe']})
-      children.add(child)
-      let stdout = ''
-      let stderr = ''
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-      child.stdin.write('first line\n')
+      const send = new MsgbusProcess(['send', 'live', '--lines', '--url', server.url(), '-v'], {}, {stdin: true})
+      const stdin = send.child.stdin!
+      stdin.write('first line\n')
       await subscriber.waitParts(1)
-      assert.equal(child.exitCode, null, 'still running: stdin is open')
+      assert.ok(send.running, 'still running: stdin is open')
       assert.deepEqual(subscriber.bodies(), ['first line'])
+      // A pause, as a tail -f or a person typing makes: the next lines are sent when they come.
       await sleep(300)
-      child.stdin.write('second\r\nthird, no newline')
+      stdin.write('second\r\nthird, no newline')
       await subscriber.waitParts(2)
-      child.stdin.end()
-      const [code] = (await once(child, 'close')) as [number | null]
+      stdin.end()
+      const {code, stdout, stderr} = await send.exit()
       assert.equal(code, 0, stderr)
       await subscriber.waitParts(3)
       assert.deepEqual(subscriber.bodies(), ['first line', 'second', 'third, no newline'])

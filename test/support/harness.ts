@@ -279,8 +279,9 @@ export function msgbus(args: string[], options: {input?: Buffer | string; env?: 
 }
 
 /**
- * `msgbus ARGS` in the background (dump, test-sub, test-pub): its output
- * kept as it comes, its exit awaited. killAll() ends every one still running
+ * `msgbus ARGS` in the background (dump, test-sub, test-pub, send --lines):
+ * its output kept as it comes, its exit awaited; stdin closed, or given to
+ * the test with `{stdin: true}`. killAll() ends every one still running
  * (after each test).
  */
 export class MsgbusProcess {
@@ -293,8 +294,9 @@ export class MsgbusProcess {
   readonly exited: Promise<RunResult>
   private readonly changes = new Changes()
 
-  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
-    this.child = spawn(process.execPath, [BIN, ...args], {env: {...process.env, NO_COLOR: '1', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}, {stdin = false}: {stdin?: boolean} = {}) {
+    this.child = spawn(process.execPath, [BIN, ...args], {env: {...process.env, NO_COLOR: '1', ...env}, stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe']})
+    this.child.stdin?.on('error', () => {})
     MsgbusProcess.running.add(this)
     this.child.stdout!.on('data', (chunk: Buffer) => {
       this.chunks.push(chunk)
