@@ -5,7 +5,7 @@
  *
  *   npm run bench:accept                                 # 10,000 subscribers × 100 msg/s, 50 new subscriptions/s for 30 s
  *   npm run bench:accept -- --baseline 86b1ae3 --repeat 3   # that commit's server and this one's, in turn, 3 runs each
- *   npm run bench:accept -- --churn 300                  # + the soak's churn (bench/soak.ts Churner)
+ *   npm run bench:accept -- --churn 300                  # + the soak's churn (tools/load-run.ts Churner)
  *   npm run bench:accept -- --help
  *
  * Every part is its own process, as in bench/fanout.ts and bench/soak.ts:
@@ -29,7 +29,7 @@
  * and this process's own event-loop delay (the probes' clock).
  *
  * Loopback only, bounded in time and count; every child is stopped on any
- * exit path (bench/processes.ts). See bench/README.md, "Accept latency".
+ * exit path (tools/processes.ts). See bench/README.md, "Accept latency".
  */
 import {execFile, execFileSync} from 'node:child_process'
 import {mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync} from 'node:fs'
@@ -39,9 +39,10 @@ import {join} from 'node:path'
 import {monitorEventLoopDelay, performance} from 'node:perf_hooks'
 import {parseArgs} from 'node:util'
 import {exitOnHelp, numberOption, UsageError} from './args.js'
-import {cpuSeconds, machineTimes, parseStatsLine} from './proc.js'
-import {prepareCli, ROOT, runCli, sleep, startTestSub, stop, stopAll, until, type Cli, type SubProcess} from './processes.js'
-import {Churner, pubReport, startTestPub, subscribersLive} from './soak.js'
+import {cpuSeconds, machineTimes, parseStatsLine} from '../tools/proc.js'
+import {prepareCli, ROOT, runCli, startTestSub, stop, stopAll, type Cli, type SubProcess} from '../tools/processes.js'
+import {Churner, pubReport, startTestPub, subscribersLive} from '../tools/load-run.js'
+import {sleep, until} from '../tools/wait.js'
 
 function log(text: string): void {
   process.stderr.write(`accept: ${text}\n`)
@@ -392,7 +393,7 @@ async function oneRun(runJs: string, variant: string, run: number, o: Options): 
   const sampler = {current: undefined as QueueSampler | undefined}
   try {
     await Promise.race([
-      until(() => port > 0, 20_000, () => `the server did not say where it listens within 20 s:\n${server.lines.join('\n')}`),
+      until(() => port > 0, () => `the server to say where it listens within 20 s:\n${server.lines.join('\n')}`, 20_000),
       server.exit.then((code) => {
         if (port === 0) throw new Error(`the server exited (${code}) before listening:\n${server.lines.join('\n')}`)
       }),

@@ -24,8 +24,9 @@ import {cpus, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {performance} from 'node:perf_hooks'
 import type {TestPubReport, TestSubReport} from '../src/lib/load/report.js'
-import {log, prepareCli, runCli, jsonOf, sleep, startTestSub, stop, stopAll, until, type Cli, type SubProcess} from './processes.js'
-import {cpuSeconds, cpuTimes, endedChildrenCpuSeconds, establishedOn, machineTimes, statusBytes} from './proc.js'
+import {log, prepareCli, runCli, jsonOf, startTestSub, stop, stopAll, type Cli, type SubProcess} from '../tools/processes.js'
+import {cpuSeconds, cpuTimes, endedChildrenCpuSeconds, establishedOn, machineTimes, statusBytes} from '../tools/proc.js'
+import {sleep, until} from '../tools/wait.js'
 import {formatSummary, summarize} from './profile.js'
 
 const cores = cpus().length
@@ -264,7 +265,7 @@ async function startServer(runJs: string, lifetimeMs: number, serverArgs: string
   }
 
   await Promise.race([
-    until(() => server.port > 0, 20_000, () => `the server did not say where it listens within 20 s:\n${cli.lines.join('\n')}`),
+    until(() => server.port > 0, () => `the server to say where it listens:\n${cli.lines.join('\n')}`, 20_000),
     cli.exit.then((code) => {
       if (server.port === 0) throw new Error(`the server exited (${code}) before listening:\n${cli.lines.join('\n')}`)
     }),
@@ -305,7 +306,7 @@ async function subscribersLive(subs: Subscribers, server: Server, timeoutMs: num
   }
 
   await Promise.race([
-    until(live, timeoutMs, () => `only ${subs.procs.reduce((n, p) => n + p.connected, 0)} of ${subs.requested} subscriptions live after ${timeoutMs / 1000} s`, 100),
+    until(live, () => `every subscription live (${subs.procs.reduce((n, p) => n + p.connected, 0)} of ${subs.requested} are)`, {timeoutMs, everyMs: 100}),
     ...subs.procs.map((p) =>
       p.cli.exit.then((code) => {
         throw new Error(`${p.cli.label} exited (${code}) before its subscriptions were live:\n${p.cli.lines.slice(-5).join('\n')}`)
@@ -447,9 +448,8 @@ async function runScenario(runJs: string, scenario: Scenario, options: Options):
       const drainLimit = Math.max(10, s.duration)
       await until(
         () => subs!.procs.every((p) => p.lastLineAt > pubEnded + 1050 && p.lastRate === 0),
-        drainLimit * 1000,
-        () => `the subscribers were still receiving ${drainLimit} s after test-pub ended`,
-        50,
+        'the subscribers to stop receiving after test-pub ended',
+        {timeoutMs: drainLimit * 1000, everyMs: 50},
       ).catch((error: Error) => log(`   ${error.message}`))
       // The last progress line that counted messages covers the second before it: the last one came within it.
       outcome.drainSeconds = Math.max(0, (Math.max(...subs.procs.map((p) => p.lastBusyAt)) - pubEnded) / 1000)

@@ -2,7 +2,7 @@
  * `npm run bench:patterns`: matches per second of subscription filters
  * (compileFilter, src/lib/protocol/filter.ts, as the server compiles
  * `?type=` and `?sender=`), for the common lists and for the worst ones the
- * limits allow (bench/hostile-patterns.ts: as many patterns of up to 256
+ * limits allow (tools/hostile-patterns.ts: as many patterns of up to 256
  * characters of `*`, `?` and a letter as fit in a list) against the longest
  * values (255 characters).
  *
@@ -21,7 +21,7 @@ import {parseArgs} from 'node:util'
 import type {Message} from '../src/lib/bus/message.js'
 import {compileFilter, type FilterSpec, type MessageFilter} from '../src/lib/protocol/filter.js'
 import {exitOnHelp, numberOption} from './args.js'
-import {fill, ISSUE_LIST, LONGEST_NAME, LONGEST_TYPE, WORST_PATTERNS} from './hostile-patterns.js'
+import {fill, ISSUE_LIST, LONGEST_NAME, LONGEST_TYPE, WORST_PATTERNS} from '../tools/hostile-patterns.js'
 
 type Compile = (spec: FilterSpec) => MessageFilter | undefined
 

@@ -8,7 +8,7 @@
  *   npm run soak -- --duration 30 --subscribers 2000 --rate 50 --churn 200 --no-build
  *
  * Every part is its own process, as in bench/fanout.ts: the server (`msgbus
- * serve --stats 5`, with a live-heap probe: bench/proc.ts GC_PROBE_NODE_ARGS),
+ * serve --stats 5`, with a live-heap probe: tools/proc.ts GC_PROBE_NODE_ARGS),
  * the steady subscribers (`msgbus test-sub`, split over --sub-processes), the
  * publisher (`msgbus test-pub -r RATE -d DURATION`); the churner (raw sockets
  * that subscribe, hold a random 0-500 ms and leave by RST, FIN or mid-head)
@@ -20,376 +20,17 @@
  */
 import {parseArgs} from 'node:util'
 import {exitOnHelp, numberOption} from './args.js'
-import {connect, type Socket} from 'node:net'
 import {performance} from 'node:perf_hooks'
-import {resolve} from 'node:path'
-import {pathToFileURL} from 'node:url'
 import type {TestPubReport, TestSubReport} from '../src/lib/load/report.js'
-import {GC_PROBE_NODE_ARGS, parseGcProbe, parseStatsLine, statusBytes, type GcProbe} from './proc.js'
-import {jsonOf, prepareCli, runCli, sleep, startTestSub, stop, stopAll, until, type Cli, type SubProcess} from './processes.js'
+import {Churner, drained, pubReport, Serve, startTestPub, stopTestSub, subscribersLive, type ChurnCounts} from '../tools/load-run.js'
+import {prepareCli, startTestSub, stop, stopAll, type Cli, type SubProcess} from '../tools/processes.js'
+import {newSeed, seededRandom} from '../tools/random.js'
+import {sleep} from '../tools/wait.js'
 
 const MiB = 1024 * 1024
 
 function log(text: string): void {
   process.stderr.write(`soak: ${text}\n`)
-}
-
-// ---------------------------------------------------------------- the server, watched
-
-export interface StatsSample {
-  /** performance.now() when the line arrived. */
-  at: number
-  values: Record<string, number>
-}
-
-/**
- * `msgbus serve --port 0 --address 127.0.0.1 ...` in its own process (bench/processes.ts
- * runCli: guarded, killed on exit), with its --stats lines parsed as they come
- * and, when started with GC_PROBE_NODE_ARGS, its live heap on demand.
- */
-export class Serve {
-  port = 0
-  url = ''
-  readonly stats: StatsSample[] = []
-  /** Lines that say a subscriber was slow, or that something went wrong. */
-  slowLines = 0
-  readonly warnings: string[] = []
-  onStats?: (sample: StatsSample) => void
-  exitCode: number | NodeJS.Signals | undefined
-  private probeWaiters: Array<(probe: GcProbe) => void> = []
-  private statsWaiters: Array<() => void> = []
-
-  private constructor(readonly cli: Cli) {
-    void cli.exit.then((code) => {
-      this.exitCode = code
-      for (const wake of this.statsWaiters.splice(0)) wake()
-    })
-    cli.onLine = (line, at) => {
-      const values = parseStatsLine(line)
-      if (values) {
-        const sample = {at, values}
-        this.stats.push(sample)
-        this.onStats?.(sample)
-        for (const wake of this.statsWaiters.splice(0)) wake()
-        return
-      }
-
-      const probe = parseGcProbe(line)
-      if (probe) {
-        this.probeWaiters.shift()?.(probe)
-        return
-      }
-
-      if (/ slow /.test(line)) this.slowLines++
-      const listening = / listen HTTP on ([\d.]+):(\d+)/.exec(line)
-      if (listening && this.port === 0) {
-        this.port = Number(listening[2])
-        this.url = `http://127.0.0.1:${this.port}`
-      } else if (/error|uncaught|unhandled|exception|warn|EMFILE|ENFILE/i.test(line) && this.warnings.length < 50) {
-        this.warnings.push(line)
-      }
-    }
-  }
-
-  static async start(runJs: string, args: string[], lifetimeMs: number, nodeArgs: string[] = GC_PROBE_NODE_ARGS): Promise<Serve> {
-    const serve = new Serve(runCli(runJs, 'msgbus serve', ['serve', '--port', '0', '--address', '127.0.0.1', ...args], lifetimeMs, nodeArgs))
-    await Promise.race([
-      until(() => serve.port > 0, 20_000, () => `the server did not say where it listens within 20 s:\n${serve.cli.lines.join('\n')}`),
-      serve.cli.exit.then((code) => {
-        if (serve.port === 0) throw new Error(`the server exited (${code}) before listening:\n${serve.cli.lines.join('\n')}`)
-      }),
-    ])
-    return serve
-  }
-
-  get alive(): boolean {
-    return this.exitCode === undefined
-  }
-
-  get pid(): number {
-    return this.cli.pid
-  }
-
-  /** The server's RSS now, from /proc (bytes; NaN once it has gone). */
-  rss(): number {
-    try {
-      return statusBytes(this.pid, 'VmRSS')
-    } catch {
-      return Number.NaN
-    }
-  }
-
-  /** A full garbage collection in the server, then its memory: heapUsed is then what it really holds. */
-  probe(timeoutMs = 5000): Promise<GcProbe> {
-    if (!this.alive) return Promise.reject(new Error(`the server has exited (${this.exitCode})`))
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.probeWaiters = this.probeWaiters.filter((waiter) => waiter !== done)
-        reject(new Error(`the server did not answer the heap probe within ${timeoutMs} ms (started without GC_PROBE_NODE_ARGS?)`))
-      }, timeoutMs)
-      const done = (probe: GcProbe) => {
-        clearTimeout(timer)
-        resolve(probe)
-      }
-
-      this.probeWaiters.push(done)
-      this.cli.child.kill('SIGUSR2')
-    })
-  }
-
-  /** Waits for a stats line (one that arrives after the call) whose values pass `test`; rejects after `timeoutMs` or when the server exits. */
-  async statsUntil(test: (values: Record<string, number>) => boolean, timeoutMs: number, what: string): Promise<StatsSample> {
-    const deadline = performance.now() + timeoutMs
-    let seen = this.stats.length
-    for (;;) {
-      for (; seen < this.stats.length; seen++) if (test(this.stats[seen]!.values)) return this.stats[seen]!
-      if (!this.alive) throw new Error(`the server exited (${this.exitCode}) while waiting for ${what}:\n${this.cli.lines.slice(-10).join('\n')}`)
-      const left = deadline - performance.now()
-      const last = this.stats.at(-1)?.values
-      if (left <= 0) throw new Error(`no stats line with ${what} within ${timeoutMs / 1000} s; the last: ${JSON.stringify(last)}`)
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left)
-        this.statsWaiters.push(() => {
-          clearTimeout(timer)
-          resolve()
-        })
-      })
-    }
-  }
-}
-
-// ---------------------------------------------------------------- test-sub and test-pub
-
-/** Resolves once every test-sub says all its subscriptions are live (or failed); rejects when one exits first. */
-export async function subscribersLive(procs: SubProcess[], timeoutMs: number): Promise<void> {
-  let done = false
-  try {
-    await Promise.race([
-      until(
-        () => procs.every((p) => p.lastLineAt > 0 && p.connected + p.failed >= p.requested),
-        timeoutMs,
-        () => `only ${procs.reduce((n, p) => n + p.connected, 0)} of ${procs.reduce((n, p) => n + p.requested, 0)} subscriptions live after ${timeoutMs / 1000} s`,
-        100,
-      ),
-      ...procs.map((p) =>
-        p.cli.exit.then((code) => {
-          if (!done) throw new Error(`${p.cli.label} exited (${code}) before its subscriptions were live:\n${p.cli.lines.slice(-5).join('\n')}`)
-        }),
-      ),
-    ])
-  } finally {
-    done = true
-  }
-}
-
-/** Waits until every test-sub has reported a whole second, begun after `since`, with nothing received (at most `limitMs`); returns false if they were still receiving. */
-export async function drained(procs: SubProcess[], since: number, limitMs: number): Promise<boolean> {
-  try {
-    await until(() => procs.every((p) => p.lastLineAt > since + 1050 && p.lastRate === 0), limitMs, () => 'still receiving', 50)
-    return true
-  } catch {
-    return false
-  }
-}
-
-/** SIGTERM (test-sub then prints its JSON document and exits: 0 unless it lost messages or a connection failed). */
-export async function stopTestSub(proc: SubProcess): Promise<{report: TestSubReport; code: number | NodeJS.Signals}> {
-  await stop(proc.cli.child, 15_000)
-  const code = await proc.cli.exit
-  return {report: jsonOf<TestSubReport>(proc.cli), code}
-}
-
-/** `msgbus test-pub -c CHANNEL -r RATE -d SECONDS --json` in its own process. */
-export function startTestPub(runJs: string, url: string, channel: string, rate: number, seconds: number, label = 'test-pub', channels = 1): Cli {
-  // Four connections: one publish in flight on each, so a slow answer (a fan-out, a GC pause) does not hold up the rate.
-  const args = ['test-pub', '--url', url, '-c', channel, '--channels', String(channels), '--connections', '4', '-r', String(rate), '-d', String(seconds), '--interval', '5', '--json']
-  const cli = runCli(runJs, label, args, (seconds + 40) * 1000)
-  // Bounded: stopped if it overruns its duration by 30 s.
-  const timer = setTimeout(() => void stop(cli.child, 5000), (seconds + 30) * 1000)
-  void cli.exit.then(() => clearTimeout(timer))
-  return cli
-}
-
-export async function pubReport(cli: Cli): Promise<{report: TestPubReport; code: number | NodeJS.Signals}> {
-  const code = await cli.exit
-  return {report: jsonOf<TestPubReport>(cli), code}
-}
-
-// ---------------------------------------------------------------- the churner
-
-export type ChurnMode = 'rst' | 'fin' | 'mid-head'
-
-export interface ChurnCounts {
-  /** Connections started. */
-  opened: number
-  /** Those whose subscription opened (a 200 came) before they left. */
-  streamed: number
-  /** Left by RST (SO_LINGER 0) after the whole request head. */
-  rst: number
-  /** Left by a clean FIN after the whole request head. */
-  fin: number
-  /** Left (half by RST, half by FIN) in the middle of the request head. */
-  midHead: number
-  /** Mid-head connections that the server answered with 400 after their FIN (the head was cut short: a fair answer). */
-  midHeadAnswered: number
-  /** Answered with anything but 200 (refused: 503 and the like), mid-head FINs' 400 aside. */
-  refused: number
-  /** Connections that could not be made. */
-  connectErrors: number
-  /** After our FIN, the server did not close its side within 30 s. */
-  finUnanswered: number
-  /** From connect to the 200 that opens a subscription, ms: p50, p99, max over the subscriptions that opened. */
-  answerMs: {p50: number; p99: number; max: number}
-  /** From our FIN to the server closing its side, ms: p50, p99, max. */
-  finCloseMs: {p50: number; p99: number; max: number}
-  /** The first few errors, for the report. */
-  errors: string[]
-}
-
-const MODES: ChurnMode[] = ['rst', 'fin', 'mid-head']
-
-/**
- * Subscribers that come and go: `rate` connections a second (on an absolute
- * schedule), each subscribing to `path`, holding a random 0-`maxHoldMs` ms,
- * then leaving, in turn by RST, by a clean FIN, or part-way through its
- * request head (then by RST or FIN). Whatever the server sends them is read
- * and thrown away. Connections come from `sources` (loopback addresses) in
- * turn, so they do not use up one address's ephemeral ports.
- */
-export class Churner {
-  readonly counts: ChurnCounts = {opened: 0, streamed: 0, rst: 0, fin: 0, midHead: 0, midHeadAnswered: 0, refused: 0, connectErrors: 0, finUnanswered: 0,
-    answerMs: {p50: Number.NaN, p99: Number.NaN, max: Number.NaN}, finCloseMs: {p50: Number.NaN, p99: Number.NaN, max: Number.NaN}, errors: []}
-  private readonly answerTimes: number[] = []
-  private readonly finCloseTimes: number[] = []
-  private stopping = false
-  private readonly open = new Set<Socket>()
-  private timer: NodeJS.Timeout | undefined
-  private started = 0
-  private readonly sources: string[]
-  private readonly maxHoldMs: number
-  private readonly maxOpen: number
-
-  constructor(
-    private readonly port: number,
-    private readonly path: string,
-    private readonly rate: number,
-    options: {maxHoldMs?: number; sources?: string[]} = {},
-  ) {
-    this.maxHoldMs = options.maxHoldMs ?? 500
-    this.sources = options.sources ?? Array.from({length: 20}, (_, i) => `127.0.0.${101 + i}`)
-    // Held 0-maxHold ms, so about rate × maxHold / 2 at once; past four times that the server is not letting go.
-    this.maxOpen = Math.max(100, Math.ceil((4 * rate * this.maxHoldMs) / 1000))
-  }
-
-  /** Connections open now. */
-  get current(): number {
-    return this.open.size
-  }
-
-  start(): void {
-    if (this.rate <= 0 || this.timer) return
-    this.stopping = false
-    this.started = performance.now()
-    const base = this.counts.opened
-    this.timer = setInterval(() => {
-      const due = base + Math.floor(((performance.now() - this.started) / 1000) * this.rate)
-      while (this.counts.opened < due && this.open.size < this.maxOpen) this.one()
-    }, 5)
-  }
-
-  /** Stops opening; those still open leave by RST (those waiting for the server's FIN too). Resolves once they are closed (at most 5 s). */
-  async stop(): Promise<ChurnCounts> {
-    clearInterval(this.timer)
-    this.timer = undefined
-    this.stopping = true
-    for (const socket of this.open) resetOrDestroy(socket)
-    const deadline = performance.now() + 5000
-    while (this.open.size > 0 && performance.now() < deadline) await sleep(20)
-    this.counts.answerMs = percentiles(this.answerTimes)
-    this.counts.finCloseMs = percentiles(this.finCloseTimes)
-    return this.counts
-  }
-
-  private error(text: string): void {
-    if (this.counts.errors.length < 5 && !this.counts.errors.includes(text)) this.counts.errors.push(text)
-  }
-
-  private one(): void {
-    const index = this.counts.opened++
-    const mode = MODES[index % MODES.length]!
-    const hold = Math.random() * this.maxHoldMs
-    const socket = connect({host: '127.0.0.1', port: this.port, localAddress: this.sources[index % this.sources.length]})
-    this.open.add(socket)
-    let connected = false
-    let answered = false
-    let holdTimer: NodeJS.Timeout | undefined
-    let finTimer: NodeJS.Timeout | undefined
-    let finSent = 0
-    let connectedAt = 0
-    socket.setNoDelay(true)
-    socket.on('connect', () => {
-      connected = true
-      connectedAt = performance.now()
-      // mid-head: a request head that stops half-way through a header line.
-      socket.write(mode === 'mid-head' ? `GET ${this.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: churn` : `GET ${this.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`)
-      holdTimer = setTimeout(() => {
-        const rst = mode === 'rst' || (mode === 'mid-head' && index % 2 === 0)
-        if (mode === 'rst') this.counts.rst++
-        else if (mode === 'fin') this.counts.fin++
-        else this.counts.midHead++
-        if (rst) {
-          resetOrDestroy(socket)
-          return
-        }
-
-        finSent = performance.now()
-        socket.end()
-        finTimer = setTimeout(() => {
-          this.counts.finUnanswered++
-          this.error(`the server did not close a connection within 30 s of the client's FIN (${mode})`)
-          socket.destroy()
-        }, 30_000)
-      }, hold)
-    })
-    socket.on('data', (chunk: Buffer) => {
-      if (answered) return
-      answered = true
-      const status = chunk.subarray(0, 13).toString('latin1')
-      if (status === 'HTTP/1.1 200 ') {
-        this.counts.streamed++
-        this.answerTimes.push(performance.now() - connectedAt)
-      }
-      else if (mode === 'mid-head' && finSent && status === 'HTTP/1.1 400 ') this.counts.midHeadAnswered++
-      else {
-        this.counts.refused++
-        this.error(`answered ${JSON.stringify(chunk.subarray(0, 40).toString('latin1'))}`)
-      }
-    })
-    socket.on('error', (error: NodeJS.ErrnoException) => {
-      if (!connected) {
-        this.counts.connectErrors++
-        this.error(`connect: ${error.code ?? error.message}`)
-      }
-    })
-    socket.on('close', () => {
-      if (finSent && !this.stopping) this.finCloseTimes.push(performance.now() - finSent)
-      clearTimeout(holdTimer)
-      clearTimeout(finTimer)
-      this.open.delete(socket)
-    })
-  }
-}
-
-function percentiles(values: number[]): {p50: number; p99: number; max: number} {
-  const sorted = [...values].sort((a, b) => a - b)
-  const at = (q: number) => (sorted.length ? Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!) : Number.NaN)
-  return {p50: at(0.5), p99: at(0.99), max: sorted.length ? Math.round(sorted.at(-1)!) : Number.NaN}
-}
-
-function resetOrDestroy(socket: Socket): void {
-  // resetAndDestroy() needs a connected TCP handle; before that, destroy() is all there is.
-  if (socket.readyState === 'open' || socket.readyState === 'readOnly' || socket.readyState === 'writeOnly') socket.resetAndDestroy()
-  else socket.destroy()
 }
 
 // ---------------------------------------------------------------- options
@@ -417,6 +58,7 @@ Options:
   --warmup S          seconds at the start left out of the growth check (default: a quarter
                       of --duration, at least one interval, at most 60)
   --server-arg ARG    extra argument for \`msgbus serve\` (repeatable)
+  --seed N            seed of the churner's random holds (default: a new one, printed), to replay a run's choices
   --no-build          use dist/ as it is instead of running \`npm run build\` first
   --json              also print the results as one JSON document on stdout
 `
@@ -431,6 +73,7 @@ interface Options {
   interval: number
   warmup: number
   serverArgs: string[]
+  seed: number
   build: boolean
   json: boolean
 }
@@ -448,6 +91,7 @@ function parseOptions(argv: string[]): Options {
       interval: {type: 'string'},
       warmup: {type: 'string'},
       'server-arg': {type: 'string', multiple: true},
+      seed: {type: 'string'},
       'no-build': {type: 'boolean'},
       json: {type: 'boolean'},
       help: {type: 'boolean', short: 'h'},
@@ -468,6 +112,7 @@ function parseOptions(argv: string[]): Options {
     interval,
     warmup: numberOption(values.warmup, 'warmup', Math.min(60, Math.max(interval, Math.round(duration / 4))), 0),
     serverArgs: values['server-arg'] ?? [],
+    seed: numberOption(values.seed, 'seed', newSeed(), 0),
     build: !values['no-build'],
     json: values.json ?? false,
   }
@@ -586,7 +231,7 @@ async function soak(options: Options): Promise<Result> {
   watchdog.unref()
 
   log(
-    `${grouped(subscribers)} subscribers (${options.subProcesses} test-sub processes) over ${options.channels} channel(s), ${rate} msg/s, churn ${churn}/s, ${duration} s; ` +
+    `${grouped(subscribers)} subscribers (${options.subProcesses} test-sub processes) over ${options.channels} channel(s), ${rate} msg/s, churn ${churn}/s (--seed ${options.seed}), ${duration} s; ` +
       `\`msgbus serve --stats ${interval}${options.serverArgs.length ? ` ${options.serverArgs.join(' ')}` : ''}\``,
   )
   const server = await Serve.start(runJs, ['--stats', String(interval), ...options.serverArgs], lifetimeSeconds * 1000)
@@ -643,7 +288,7 @@ async function soak(options: Options): Promise<Result> {
 
     // Publishing and churn, for the duration.
     // The churned subscriptions take a channel that messages go to: some leave while being written to.
-    churner = new Churner(server.port, options.channels > 1 ? '/msgbus/soak-0' : '/msgbus/soak', churn)
+    churner = new Churner(server.port, options.channels > 1 ? '/msgbus/soak-0' : '/msgbus/soak', churn, {random: seededRandom(options.seed).next})
     pub = startTestPub(runJs, server.url, 'soak', rate, duration, 'test-pub', options.channels)
     publishingAt = performance.now()
     churner.start()
@@ -656,7 +301,7 @@ async function soak(options: Options): Promise<Result> {
     log(`test-pub ended (${grouped(published.report.published)} published); churn stopped after ${grouped(churnCounts.opened)} connections`)
 
     // Everything delivered: the subscribers have a quiet second; the churned connections are gone.
-    const drainedOk = await drained(subs, pubEnded, Math.max(15_000, interval * 3000))
+    const drainedOk = await drained(subs, pubEnded, Math.max(15_000, interval * 3000), server.port)
     let subscribersAfter: number | null = null
     try {
       subscribersAfter = (await server.statsUntil((v) => v.subscribers === subscribers, (interval * 3 + 5) * 1000, `subscribers=${subscribers}`)).values.subscribers!
@@ -800,7 +445,7 @@ function summary(r: Result): string {
   const m = r.memory
   lines.push(
     `\nmsgbus soak: ${o.duration} s, ${grouped(o.subscribers)} subscribers in ${o.subProcesses} test-sub process${o.subProcesses > 1 ? 'es' : ''}, ` +
-      `${o.channels} channel(s), ${o.rate} msg/s, churn ${o.churn}/s; loopback; ${r.elapsed_s} s in all`,
+      `${o.channels} channel(s), ${o.rate} msg/s, churn ${o.churn}/s (--seed ${o.seed}); loopback; ${r.elapsed_s} s in all`,
   )
   if (sub) {
     lines.push(
@@ -884,5 +529,4 @@ async function main(): Promise<void> {
   process.exit(result.verdict.pass ? 0 : 1)
 }
 
-// Run when started as a script (npm run soak); the test files import the helpers above.
-if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) void main()
+void main()

@@ -24,7 +24,8 @@ import {tmpdir} from 'node:os'
 import {request as httpRequest} from 'node:http'
 import {connect, type Socket} from 'node:net'
 import {fileURLToPath} from 'node:url'
-import {statusBytes, tcpSockets} from '../bench/proc.js'
+import {statusBytes, tcpSockets} from '../tools/proc.js'
+import {seededRandom} from '../tools/random.js'
 import {ChunkedDecoder} from '../src/lib/protocol/chunked-decoder.js'
 import {boundaryOf, MultipartParser} from '../src/lib/protocol/multipart-parser.js'
 
@@ -58,14 +59,7 @@ const HOSTILE_SUBSCRIBERS = 4
 // ---------------------------------------------------------------------------
 // Seeded randomness (mulberry32)
 
-let state = SEED >>> 0
-function random(): number {
-  state = (state + 0x6d2b79f5) >>> 0
-  let t = state
-  t = Math.imul(t ^ (t >>> 15), t | 1)
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
+const random = seededRandom(SEED).next
 
 const int = (n: number): number => Math.floor(random() * n)
 const between = (min: number, max: number): number => min + int(max - min + 1)
@@ -695,7 +689,7 @@ function watchRss(): void {
 // Connections left on the server: /proc/net/tcp{,6}, local port = the server's
 
 function serverPeers(port: number): string[] {
-  return tcpSockets()
+  return tcpSockets(port)
     .filter((socket) => socket.localPort === port && socket.localAddress === '127.0.0.1' && (socket.state === 'ESTABLISHED' || socket.state === 'CLOSE_WAIT'))
     .map((socket) => `${socket.state} ${socket.remoteAddress}:${socket.remotePort}`)
 }

@@ -9,8 +9,8 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import type {ElementHandle, Page} from 'puppeteer-core'
 import type {BusServer} from '../src/lib/index.js'
-import {browserSuite, freePort, png, screenshot, until} from './support/browsers.js'
-import {BIN, ROOT, ServeProcess, curl, publish, run, startBus, stopAll} from './support/harness.js'
+import {browserSuite, png, screenshot} from './support/browsers.js'
+import {freePort, msgbus, ROOT, ServeProcess, curl, publish, run, startBus, stopAll, until} from './support/harness.js'
 
 const CHATDEMO = join(ROOT, 'web', 'chatdemo')
 
@@ -35,12 +35,9 @@ function subscribers(server: BusServer, count: number): Promise<void> {
 
 /** Waits until the images found are these and decoded to these widths (0 until a picture has loaded). */
 async function widthsBecome(page: Page, selector: string, expected: number[]): Promise<void> {
-  const deadline = Date.now() + 5000
-  for (;;) {
-    const widths = await page.$$eval(selector, (images) => images.map((image) => (image as unknown as {naturalWidth: number}).naturalWidth))
-    if (JSON.stringify(widths) === JSON.stringify(expected) || Date.now() > deadline) return assert.deepEqual(widths, expected, selector)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
+  const widths = () => page.$$eval(selector, (images) => images.map((image) => (image as unknown as {naturalWidth: number}).naturalWidth))
+  await until(async () => JSON.stringify(await widths()) === JSON.stringify(expected), selector).catch(() => undefined)
+  assert.deepEqual(await widths(), expected, selector)
 }
 
 /** The first element matching `selector` whose text holds `text`, once there is one. */
@@ -68,7 +65,7 @@ async function isHidden(page: Page, selector: string): Promise<boolean> {
   return handle === null || (await handle.isHidden())
 }
 
-describe('browsers', function () {
+describe('browsers @slow', function () {
   this.timeout(30000)
   const suite = browserSuite('chromium')
   /** Uncaught exceptions and CSP refusals in any page: a page that works must have none. */
@@ -123,11 +120,11 @@ describe('browsers', function () {
     await say(bob, 'hi alice')
     await message(alice, 'hi alice', 'bøb 🐝')
 
-    const sent = await run(process.execPath, [BIN, 'send', 'chatdemo', '--url', server.url()], {input: 'hello from the shell'})
+    const sent = await msgbus(['send', 'chatdemo', '--url', server.url()], {input: 'hello from the shell'})
     assert.equal(sent.code, 0, sent.stderr)
     await Promise.all([message(alice, 'hello from the shell'), message(bob, 'hello from the shell')])
 
-    const dumping = run(process.execPath, [BIN, 'dump', 'chatdemo', '--url', server.url(), '--json', '--count', '1', '--timeout', '10'])
+    const dumping = msgbus(['dump', 'chatdemo', '--url', server.url(), '--json', '--count', '1', '--timeout', '10'])
     await subscribers(server, 3)
     await say(alice, 'for the record')
     const dumped = await dumping

@@ -8,8 +8,8 @@ import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import type {Page} from 'puppeteer-core'
 import type {BusServer} from '../src/lib/index.js'
-import {browserSuite, png, screenshot, type BrowserName, until} from './support/browsers.js'
-import {ROOT, Subscription, curl, publish, startBus, stopAll, tempFolder} from './support/harness.js'
+import {browserSuite, png, screenshot, type BrowserName} from './support/browsers.js'
+import {ROOT, Subscription, curl, publish, startBus, stopAll, tempFolder, until} from './support/harness.js'
 
 const CHATDEMO = join(ROOT, 'web', 'chatdemo')
 
@@ -128,7 +128,7 @@ function subscribers(server: BusServer, count: number): Promise<void> {
 }
 
 for (const name of ['chromium', 'firefox'] as BrowserName[]) {
-  describe(`chat demo in ${name}`, function () {
+  describe(`chat demo in ${name} @slow`, function () {
     this.timeout(40000)
     const suite = browserSuite(name)
     /** Uncaught exceptions and CSP refusals in any page: a page that works must have none. */

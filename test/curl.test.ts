@@ -176,7 +176,7 @@ describe('curl', function () {
       }
     }
 
-    it('?type= with *, ?, ! (OpenSSH lists: only-negated matches nothing, `*,!image/*` is all but images), case-insensitive, parameters ignored', async () => {
+    it('?type= with *, ?, ! (OpenSSH lists: only-negated matches nothing, `*,!image/*` is all but images), case-insensitive, parameters ignored @slow', async () => {
       const server = await startBus({boundary: B})
       const messages = [
         {body: 'plain', type: 'text/plain; charset=utf-8'},
@@ -199,7 +199,7 @@ describe('curl', function () {
       await checkFilters(server, Object.keys(expected), messages, expected)
     })
 
-    it('?sender= with *, ?, ! matches the Basic auth user, case-sensitively; a message without a sender is the empty name (* lets it through)', async () => {
+    it('?sender= with *, ?, ! matches the Basic auth user, case-sensitively; a message without a sender is the empty name (* lets it through) @slow', async () => {
       const server = await startBus({boundary: B})
       const messages = [
         {body: 'from alice', type: 'text/plain', user: 'alice'},
@@ -525,12 +525,8 @@ describe('curl', function () {
     it('`msgbus serve -c both.pem` serves HTTPS beside HTTP', async () => {
       const serve = await ServeProcess.start(['-p', '0', '-P', '0', '-l', '127.0.0.1', '-c', bothFile])
       try {
-        // start() returns at the HTTP line; the HTTPS line may follow in a later write.
-        const deadline = Date.now() + 3000
-        while (!/listen HTTPS on/.test(serve.stderr)) {
-          assert.ok(Date.now() < deadline, `no HTTPS listener: ${serve.stderr}`)
-          await new Promise((resolve) => setTimeout(resolve, 10))
-        }
+        // start() waits for the HTTPS line too (-c); as it may come in a later write, this says so.
+        await serve.logged(/listen HTTPS on/)
 
         const url = `https://127.0.0.1:${serve.port('HTTPS')}/msgbus/cli`
         const subscriber = await CurlStream.open(url, ['--cacert', certFile])

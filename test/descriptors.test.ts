@@ -8,8 +8,8 @@ import {Agent, request as httpRequest} from 'node:http'
 import {request as httpsRequest} from 'node:https'
 import {connect, type Socket} from 'node:net'
 import type {Logger} from '../src/lib/index.js'
-import {answers, assertError, waitFor} from './support/answers.js'
-import {portOf, publish, RawClient, ServeProcess, startBus, stopAll, Subscription, tempFolder, type Reply} from './support/harness.js'
+import {answers, assertError} from './support/answers.js'
+import {portOf, publish, RawClient, ServeProcess, startBus, stopAll, Subscription, tempFolder, until, type Reply} from './support/harness.js'
 import {descriptorsOf, serverSockets, total} from './support/sockets.js'
 import {makeCertificate} from './support/tls.js'
 
@@ -88,7 +88,7 @@ describe('descriptors', function () {
     pair = await makeCertificate(inTemp())
   })
 
-  it('HTTPS: connections that never finish a handshake are closed at the handshake timeout and hold no descriptor, whether or not the client left first', async () => {
+  it('HTTPS: connections that never finish a handshake are closed at the handshake timeout and hold no descriptor, whether or not the client left first @slow', async () => {
     const server = await startBus({cert: readFileSync(pair.certFile), key: readFileSync(pair.keyFile), headerTimeout: 1})
     const port = server.addresses!.https!.port
     const silent = await openMany(40, () => RawClient.open(port))
@@ -98,24 +98,24 @@ describe('descriptors', function () {
     const started = Date.now()
     await Promise.all([...silent, ...plainHttp].map((client) => client.untilClosed(8000)))
     const closedAfter = Date.now() - started
-    await waitFor(() => total(serverSockets(port)) === 0, `the server to let go of its sockets: ${JSON.stringify(serverSockets(port))}`, 8000)
+    await until(() => total(serverSockets(port)) === 0, () => `the server to let go of its sockets: ${JSON.stringify(serverSockets(port))}`, 8000)
     console.log(`      (90 connections: closed ${closedAfter} ms after a 1 s handshake timeout; server sockets left: 0)`)
     assert.equal(await httpsPublish(port, 'after', 'still serving'), 204)
   })
 
-  it('408 and 400: the connection is closed after a short linger even when the client keeps its end open', async () => {
+  it('408 and 400: the connection is closed after a short linger even when the client keeps its end open @slow', async () => {
     const server = await startBus({headerTimeout: 1})
     const port = portOf(server)
     const witness = await Subscription.open(server, '/msgbus/witness')
     const slow = await openMany(60, () => HalfOpenClient.open(port, 'GET /msgbus/x HTTP/1.1\r\nHost: x\r\n'))
     const garbage = await openMany(60, () => HalfOpenClient.open(port, 'GARBAGE\r\n\r\n'))
     const clients = [...slow, ...garbage]
-    await waitFor(() => clients.every((client) => client.ended), 'every client to get its answer and our FIN', 8000)
+    await until(() => clients.every((client) => client.ended), 'every client to get its answer and our FIN', 8000)
     const answered = Date.now()
     for (const client of slow) assertError(answers(client.data)[0], 408, /^request head not received within 1 s/)
     for (const client of garbage) assertError(answers(client.data)[0], 400, /^bad request: /)
     // The witness subscription is the one connection the server should still hold.
-    await waitFor(() => total(serverSockets(port)) === 1, `the server to let go: ${JSON.stringify(serverSockets(port))}`, 8000)
+    await until(() => total(serverSockets(port)) === 1, () => `the server to let go: ${JSON.stringify(serverSockets(port))}`, 8000)
     console.log(`      (120 half-open clients: descriptors freed ${Date.now() - answered} ms after their answers)`)
     assert.ok(clients.every((client) => !client.closed), 'the clients kept their end open all along')
     for (const client of clients) client.socket.destroy()
@@ -145,13 +145,13 @@ describe('descriptors', function () {
     assert.equal((await requestOn(publisher, `${server.url()}/msgbus/kept`, 'POST', 'two')).status, 204)
     assert.deepEqual((await subscriber.waitParts(2)).map((part) => part.body.toString()), ['one', 'two'])
     for (const client of holders) client.close()
-    await waitFor(() => logger.lines.some((line) => /^limit back under the connection limit: \d+ open; 5 connections were refused/.test(line)), 'the all-clear', 5000)
+    await until(() => logger.lines.some((line) => /^limit back under the connection limit: \d+ open; 5 connections were refused/.test(line)), 'the all-clear', 5000)
     assert.equal((await publish(server, 'kept', 'three')).status, 204)
     publisher.destroy()
   })
 
   describe('out of descriptors (ulimit -n 256)', () => {
-    it('a flood of silent HTTP and HTTPS connections: refused with 503 past the cap, logged, established clients keep going, and the server recovers', async () => {
+    it('a flood of silent HTTP and HTTPS connections: refused with 503 past the cap, logged, established clients keep going, and the server recovers @slow', async () => {
       const serve = await ServeProcess.start(
         ['-p', '0', '-P', '0', '-l', '127.0.0.1', '-c', pair.certFile, '--key', pair.keyFile, '--header-timeout', '2'],
         {},
@@ -187,8 +187,8 @@ describe('descriptors', function () {
         assert.ok(peak < 256, `the server stayed inside its open-file limit: peak ${peak}`)
         console.log(`      (400 flood connections: ${refused} answered 503, the rest closed at their timeouts; the server's descriptors peaked at ${peak} of 256)`)
         for (const client of flood) client.close()
-        await waitFor(() => /limit back under the connection limit/.test(serve.stderr), 'the all-clear in the log', 10000)
-        await waitFor(() => total(serverSockets(https)) === 0, `HTTPS sockets let go: ${JSON.stringify(serverSockets(https))}`, 10000)
+        await until(() => /limit back under the connection limit/.test(serve.stderr), 'the all-clear in the log', 10000)
+        await until(() => total(serverSockets(https)) === 0, () => `HTTPS sockets let go: ${JSON.stringify(serverSockets(https))}`, 10000)
         assert.equal(await httpsPublish(https, 'kept', 'after, over HTTPS'), 204)
         assert.equal((await requestOn(new Agent(), url, 'POST', 'after')).status, 204)
         await subscriber.until((text) => text.includes('after, over HTTPS') && text.includes('after'), 5000)

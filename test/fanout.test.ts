@@ -6,7 +6,7 @@ import {mkdtempSync, readFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {connect} from 'node:net'
-import {RawClient, ServeProcess, Subscription, dechunk, portOf, publish, splitParts, startBus, stopAll} from './support/harness.js'
+import {RawClient, ServeProcess, Subscription, dechunk, portOf, publish, sleep, splitParts, startBus, stopAll, until} from './support/harness.js'
 import {compareMessageIds, type BusServer} from '../src/lib/index.js'
 
 const B = 'fanoutboundary'
@@ -27,7 +27,7 @@ describe('fan-out', function () {
   this.timeout(60000)
   afterEach(stopAll)
 
-  it('1,000 subscribers each receive 100 messages, complete and in order', async () => {
+  it('1,000 subscribers each receive 100 messages, complete and in order @slow', async () => {
     const server = await startBus({boundary: B})
     const clients = await Promise.all(
       Array.from({length: 1000}, () => RawClient.open(portOf(server), 'GET /msgbus/load HTTP/1.1\r\nHost: x\r\n\r\n')),
@@ -82,7 +82,7 @@ describe('fan-out', function () {
     assert.deepEqual(server.counters().delivered, 20 * 45 + 10 * 5)
   })
 
-  it('while a fan-out to 2,000 goes on in slices, the server answers other requests', async () => {
+  it('while a fan-out to 2,000 goes on in slices, the server answers other requests @slow', async () => {
     const server = await startBus({boundary: B, fanOutSlice: 50})
     const clients = await Promise.all(
       Array.from({length: 2000}, () => RawClient.open(portOf(server), 'GET /msgbus/big HTTP/1.1\r\nHost: x\r\n\r\n')),
@@ -93,7 +93,8 @@ describe('fan-out', function () {
     const other = await RawClient.open(portOf(server))
     const body = 'x'.repeat(64)
     publisher.socket.write(`POST /msgbus/big HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
-    await new Promise((resolve) => setTimeout(resolve, 1))
+    // The HEAD goes as soon as a first subscriber has the message (its slice went out): the fan-out is under way.
+    await Promise.race(clients.map((client) => client.until((t) => t.includes(body), 20_000)))
     other.socket.write('HEAD /msgbus/elsewhere HTTP/1.1\r\nHost: x\r\n\r\n')
     await Promise.all([
       publisher.until((t) => t.includes('\r\n\r\n')).then(() => answered.push('publish')),
@@ -123,17 +124,12 @@ describe('fan-out', function () {
       const dir = mkdtempSync(join(tmpdir(), 'msgbus-fast-'))
       const before = server.bus.subscriberCount
       const child = spawn('curl', ['-sN', '-o', join(dir, 'body'), `${server.url()}/msgbus/${channel}`], {stdio: 'ignore'})
-      const deadline = Date.now() + 5000
-      while (server.bus.subscriberCount === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+      await until(() => server.bus.subscriberCount > before, 'curl to subscribe')
+      const read = () => splitParts(readFileSync(join(dir, 'body')), B)
       return {
         async parts(count: number) {
-          const until = Date.now() + 30000
-          for (;;) {
-            const parts = splitParts(readFileSync(join(dir, 'body')), B)
-            if (parts.length >= count) return parts
-            if (Date.now() > until) throw new Error(`curl got ${parts.length} of ${count} parts`)
-            await new Promise((r) => setTimeout(r, 100))
-          }
+          await until(() => read().length >= count, () => `${count} parts (curl has ${read().length})`, {timeoutMs: 60_000, everyMs: 100})
+          return read()
         },
         /** Stops the process (SIGSTOP): it reads nothing until `resume`. */
         stall: () => child.kill('SIGSTOP'),
@@ -154,7 +150,7 @@ describe('fan-out', function () {
         if (messages * body.length > 256 * 1024 * 1024) throw new Error('policy never acted after 256 MiB')
         await pipelinePublish(server, 'flood', Array.from({length: 4}, () => body))
         messages += 4
-        if (pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs))
+        if (pauseMs > 0) await sleep(pauseMs)
       }
 
       return {messages, bytes: messages * body.length}
@@ -202,7 +198,7 @@ describe('fan-out', function () {
     ]
 
     for (const trigger of triggers) {
-      it(`policy disconnect, ${trigger.name}: it is cut off and counted, while a fast subscriber gets every message`, async () => {
+      it(`policy disconnect, ${trigger.name}: it is cut off and counted, while a fast subscriber gets every message @slow`, async () => {
         const warnings: string[] = []
         const server = await startBus({boundary: B, ...trigger.options, logger: {level: 0, log() {}, warn: (e, d) => warnings.push(`${e} ${d}`)}})
         const fast = await curlSubscriber(server)
@@ -212,8 +208,7 @@ describe('fan-out', function () {
         const stalledMs = Date.now() - stalledAt
         assert.equal(server.counters().slowDisconnects, 1)
         // The cut connection's close event comes a turn of the event loop later.
-        for (const deadline = Date.now() + 2000; server.bus.subscriberCount > 1 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10))
-        assert.equal(server.bus.subscriberCount, 1, 'only the fast subscriber is left')
+        await until(() => server.bus.subscriberCount === 1, () => `only the fast subscriber to be left (${server.bus.subscriberCount})`)
         const found = slowWarning(warnings, 'disconnected with')
         trigger.check(found, stalledMs)
         const parts = await fast.parts(flood.messages)
@@ -229,7 +224,7 @@ describe('fan-out', function () {
         fast.close()
       })
 
-      it(`policy drop, ${trigger.name}: messages are skipped for it until it catches up, then it receives again`, async () => {
+      it(`policy drop, ${trigger.name}: messages are skipped for it until it catches up, then it receives again @slow`, async () => {
         const warnings: string[] = []
         const server = await startBus({boundary: B, slowPolicy: 'drop', ...trigger.options, logger: {level: 0, log() {}, warn: (e, d) => warnings.push(`${e} ${d}`)}})
         const fast = await curlSubscriber(server)
@@ -245,20 +240,13 @@ describe('fan-out', function () {
 
         // It reads everything it was handed, then a new message reaches it.
         stalled.socket.resume()
-        const reply = await new Promise<string>((resolve, reject) => {
-          const started = Date.now()
-          const poll = async () => {
-            if (Date.now() - started > 15000) return reject(new Error('stalled subscriber never caught up'))
-            if (stalled.socket.readableLength === 0 && server.counters().dropped > 0) {
-              const r = await publish(server, 'flood', 'caught up')
-              if (r.headers['msgbus-subscribers'] === '2') return resolve(r.headers['msgbus-id'] as string)
-            }
-
-            setTimeout(poll, 50)
-          }
-
-          poll()
-        })
+        let reply = ''
+        await until(async () => {
+          if (stalled.socket.readableLength > 0 || server.counters().dropped === 0) return false
+          const r = await publish(server, 'flood', 'caught up')
+          reply = r.headers['msgbus-id'] as string
+          return r.headers['msgbus-subscribers'] === '2'
+        }, 'the stalled subscriber to catch up', {timeoutMs: 30_000, everyMs: 50})
         await stalled.until((t) => t.includes(`Message-ID: ${reply}\r\n`), 10000)
         const payload = dechunk(stalled.data.subarray(stalled.data.indexOf('\r\n\r\n') + 4)).payload
         const ids = splitParts(payload, B).map((p) => p.headers['message-id'])
@@ -270,7 +258,7 @@ describe('fan-out', function () {
       })
     }
 
-    it('a reader that stops for less than --slow-timeout while 32 MiB is published for it is not cut: it reads on and gets every message', async () => {
+    it('a reader that stops for less than --slow-timeout while 32 MiB is published for it is not cut: it reads on and gets every message @slow', async () => {
       const server = await startBus({boundary: B})
       const reader = await curlSubscriber(server)
       reader.stall()
@@ -290,7 +278,7 @@ describe('fan-out', function () {
       reader.close()
     })
 
-    it('default limits: twelve 8 MiB messages from twelve publishers at once reach three readers that keep reading; nobody is cut, every message arrives', async () => {
+    it('default limits: twelve 8 MiB messages from twelve publishers at once reach three readers that keep reading; nobody is cut, every message arrives @slow', async () => {
       const server = await startBus({boundary: B})
       const readers = []
       for (let i = 0; i < 3; i++) readers.push(await curlSubscriber(server, 'burst'))
@@ -313,7 +301,7 @@ describe('fan-out', function () {
     })
   })
 
-  it('graceful shutdown: SIGTERM ends 100 streams properly and exits 0 within a second', async () => {
+  it('graceful shutdown: SIGTERM ends 100 streams properly and exits 0 promptly', async () => {
     const serve = await ServeProcess.start(['--port', '0', '--address', '127.0.0.1'])
     const port = serve.port()
     const clients = await Promise.all(
@@ -324,7 +312,9 @@ describe('fan-out', function () {
     await Promise.all(clients.map((c) => c.until((t) => /--msgbus-[0-9a-f]+\r\n(\r\n)?$/.test(t))))
     const {code, ms} = await serve.stop('SIGTERM')
     assert.equal(code, 0)
-    assert.ok(ms < 1000, `exited after ${ms} ms`)
+    // Well under a second here; the bound is for a server that hangs on (a timer, a socket left open), not for a busy
+    // machine. Streams the server gave up on (destroyed after its 500 ms grace) fail the checks below.
+    assert.ok(ms < 5000, `exited after ${ms} ms`)
     for (const [i, client] of clients.entries()) {
       const text = await client.untilClosed(2000)
       const boundary = /boundary=(\S+)\r\n/.exec(text)![1]
@@ -341,9 +331,7 @@ describe('fan-out', function () {
     await once(socket, 'data')
     assert.equal(server.bus.subscriberCount, 1)
     socket.destroy()
-    const deadline = Date.now() + 2000
-    while (server.bus.subscriberCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
-    assert.equal(server.bus.subscriberCount, 0)
+    await until(() => server.bus.subscriberCount === 0, 'the subscription to go')
     assert.equal((await publish(server, 'bye', 'x')).headers['msgbus-subscribers'], '0')
   })
 })
@@ -376,10 +364,8 @@ describe('a connection that became a stream', () => {
     const server = await startBus({boundary: B})
     const client = await RawClient.open(portOf(server), 'GET /msgbus/h HTTP/1.1\r\nHost: x\r\n\r\n')
     await client.until((t) => t.endsWith(`--${B}\r\n\r\n`))
-    await new Promise((resolve) => setTimeout(resolve, 20))
     client.socket.end()
     await client.untilClosed(3000)
-    for (const deadline = Date.now() + 2000; server.bus.subscriberCount > 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10))
-    assert.equal(server.bus.subscriberCount, 0)
+    await until(() => server.bus.subscriberCount === 0, 'the subscription to go')
   })
 })

@@ -2,7 +2,7 @@
 // how a subscriber picks one, and the exact bytes of each, over raw sockets.
 import assert from 'node:assert/strict'
 import {CurlStream} from './support/curl-stream.js'
-import {dechunk, portOf, publish, RawClient, request, run, BIN, ServeProcess, startBus, stopAll} from './support/harness.js'
+import {dechunk, msgbus, portOf, publish, RawClient, request, run, ServeProcess, startBus, stopAll, until} from './support/harness.js'
 
 const PNG_HEAD = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0xff])
 const SSE_OPEN = 'retry: 2000\n: msgbus stream\n\n'
@@ -23,7 +23,8 @@ function streamed(client: RawClient): string {
   return dechunk(bytes.subarray(start)).payload.toString('utf8')
 }
 
-async function until(client: RawClient, test: (body: string) => boolean, what: string): Promise<string> {
+/** Waits until the body so far passes `test`; returns it. */
+async function streamedUntil(client: RawClient, test: (body: string) => boolean, what: string): Promise<string> {
   await client.until(() => test(streamed(client)), 5000, what)
   return streamed(client)
 }
@@ -52,7 +53,7 @@ describe('stream formats', () => {
   it('SSE (?format=sse): the head, a retry and a comment at once, then id, event and one JSON data line per message', async () => {
     const server = await startBus()
     const client = await RawClient.open(portOf(server), get('/msgbus/foo?format=sse'))
-    const opened = await until(client, (body) => body === SSE_OPEN, 'the SSE opening')
+    const opened = await streamedUntil(client, (body) => body === SSE_OPEN, 'the SSE opening')
     assert.equal(opened, SSE_OPEN)
     const head = headOf(client.text())
     assert.equal(head[0], 'HTTP/1.1 200 OK')
@@ -62,7 +63,7 @@ describe('stream formats', () => {
 
     const text = await publish(server, 'foo', 'hé\nllo', 'text/plain; charset=utf-8', {Authorization: `Basic ${Buffer.from('alice:x').toString('base64')}`})
     const image = await publish(server, 'foo', PNG_HEAD, 'image/png')
-    const events = (await until(client, (body) => body.split('\n\n').length >= 4, 'two events')).slice(SSE_OPEN.length).split('\n\n')
+    const events = (await streamedUntil(client, (body) => body.split('\n\n').length >= 4, 'two events')).slice(SSE_OPEN.length).split('\n\n')
     assert.equal(events.length, 3)
     assert.equal(events[2], '')
     const ids = [text.headers['msgbus-id'], image.headers['msgbus-id']] as string[]
@@ -111,7 +112,7 @@ describe('stream formats', () => {
   it('<img> (Sec-Fetch-Dest: image): multipart whose parts are the bodies, each followed at once by the next part\'s empty head', async () => {
     const server = await startBus({boundary: 'B'})
     const client = await RawClient.open(portOf(server), get('/msgbus/cam', {Accept: 'image/avif,image/webp,*/*;q=0.8', 'Sec-Fetch-Dest': 'image'}))
-    assert.equal(await until(client, (body) => body.length > 0, 'the opening'), '--B\r\n\r\n')
+    assert.equal(await streamedUntil(client, (body) => body.length > 0, 'the opening'), '--B\r\n\r\n')
     assert.ok(headOf(client.text()).includes('Content-Type: multipart/x-mixed-replace;boundary=B'))
     await publish(server, 'cam', PNG_HEAD, 'image/png')
     await publish(server, 'cam', 'second', 'image/jpeg')
@@ -124,14 +125,14 @@ describe('stream formats', () => {
     const server = await startBus()
     const ndjson = await RawClient.open(portOf(server), get('/msgbus/foo?format=ndjson'))
     const sse = await RawClient.open(portOf(server), get('/msgbus/foo', {Accept: 'text/event-stream'}))
-    await until(sse, (body) => body === SSE_OPEN, 'the SSE opening')
+    await streamedUntil(sse, (body) => body === SSE_OPEN, 'the SSE opening')
     await ndjson.until((t) => t.includes('\r\n\r\n'))
     for (const body of ['one', '{"a":1}', '']) await publish(server, 'foo', body, body.startsWith('{') ? 'application/json' : 'text/plain')
-    const lines = (await until(ndjson, (body) => body.split('\n').length === 4, 'three lines')).split('\n')
+    const lines = (await streamedUntil(ndjson, (body) => body.split('\n').length === 4, 'three lines')).split('\n')
     assert.equal(lines[3], '')
     const objects = lines.slice(0, 3).map((line) => JSON.parse(line))
     assert.deepEqual(objects.map((o) => o.body), ['one', '{"a":1}', ''])
-    const events = (await until(sse, (body) => body.split('\n\n').length === 5, 'three events')).slice(SSE_OPEN.length).split('\n\n')
+    const events = (await streamedUntil(sse, (body) => body.split('\n\n').length === 5, 'three events')).slice(SSE_OPEN.length).split('\n\n')
     assert.deepEqual(events.slice(0, 3).map((event) => JSON.parse(event.split('\n')[2].slice(6))), objects)
   })
 
@@ -145,7 +146,7 @@ describe('stream formats', () => {
     await publish(server, 'logs', 'second\n')
     await publish(server, 'logs', '')
     await publish(server, 'logs', 'third')
-    assert.equal(await until(client, (body) => body.endsWith('third\n'), 'the last body'), 'first\nsecond\n\nthird\n')
+    assert.equal(await streamedUntil(client, (body) => body.endsWith('third\n'), 'the last body'), 'first\nsecond\n\nthird\n')
   })
 
   it('curl -sN ...?format=raw reads like tail -f, and curl ...?format=ndjson feeds jq', async () => {
@@ -153,11 +154,7 @@ describe('stream formats', () => {
     const raw = CurlStream.start(`${server.url()}/msgbus/logs?format=raw`)
     const ndjson = CurlStream.start(`${server.url()}/msgbus/logs`, ['-H', 'Accept: application/x-ndjson'])
     // Both are live once the server counts them.
-    const deadline = Date.now() + 5000
-    while (server.bus.subscriberCount < 2) {
-      assert.ok(Date.now() < deadline, 'curl subscriptions live')
-      await new Promise((resolve) => setTimeout(resolve, 10))
-    }
+    await until(() => server.bus.subscriberCount >= 2, 'curl subscriptions live')
 
     await publish(server, 'logs', 'disk full')
     await publish(server, 'logs', 'disk fine\n')
@@ -185,7 +182,7 @@ describe('stream formats', () => {
     const clients = await Promise.all(['sse', 'ndjson', 'raw'].map((format) => RawClient.open(portOf(server), get(`/msgbus/foo?format=${format}`))))
     for (const client of clients) await client.until((t) => t.includes('\r\n\r\n'))
     await publish(server, 'foo', 'last')
-    for (const client of clients) await until(client, (body) => body.includes('last'), 'the message')
+    for (const client of clients) await streamedUntil(client, (body) => body.includes('last'), 'the message')
     await server.stop()
     for (const client of clients) {
       const text = await client.untilClosed()
@@ -205,17 +202,17 @@ describe('stream formats', () => {
     const reply = await publish(server, 'foo', 'everyone')
     assert.equal(reply.headers['msgbus-subscribers'], '4')
     const id = reply.headers['msgbus-id'] as string
-    await until(multipart, (body) => body.includes(`Message-ID: ${id}\r\n\r\neveryone\r\n`), 'the part')
-    await until(sse, (body) => body.includes(`id: ${id}\n`), 'the event')
-    await until(ndjson, (body) => JSON.parse(body).id === id, 'the line')
-    await until(raw, (body) => body === 'everyone\n', 'the body')
+    await streamedUntil(multipart, (body) => body.includes(`Message-ID: ${id}\r\n\r\neveryone\r\n`), 'the part')
+    await streamedUntil(sse, (body) => body.includes(`id: ${id}\n`), 'the event')
+    await streamedUntil(ndjson, (body) => JSON.parse(body).id === id, 'the line')
+    await streamedUntil(raw, (body) => body === 'everyone\n', 'the body')
   })
 
   it('SSE heartbeats: a comment every --heartbeat seconds on SSE streams, nothing on the others', async () => {
     const server = await startBus({heartbeat: 0.2})
     const sse = await RawClient.open(portOf(server), get('/msgbus/foo?format=sse'))
     const ndjson = await RawClient.open(portOf(server), get('/msgbus/foo?format=ndjson'))
-    const body = await until(sse, (text) => text.split(': heartbeat\n\n').length >= 3, 'two heartbeats')
+    const body = await streamedUntil(sse, (text) => text.split(': heartbeat\n\n').length >= 3, 'two heartbeats')
     assert.equal(body, `${SSE_OPEN}: heartbeat\n\n: heartbeat\n\n`.slice(0, body.length))
     assert.equal(streamed(ndjson), '')
   })
@@ -223,9 +220,9 @@ describe('stream formats', () => {
   it('Last-Event-ID and ?last_event_id= are accepted when they are message ids, 400 otherwise', async () => {
     const server = await startBus()
     const ok = await RawClient.open(portOf(server), get('/msgbus/foo?format=sse', {'Last-Event-ID': '1795755609293-4'}))
-    await until(ok, (body) => body === SSE_OPEN, 'the stream')
+    await streamedUntil(ok, (body) => body === SSE_OPEN, 'the stream')
     const okQuery = await RawClient.open(portOf(server), get('/msgbus/foo?format=sse&last_event_id=1795755609293-4'))
-    await until(okQuery, (body) => body === SSE_OPEN, 'the stream')
+    await streamedUntil(okQuery, (body) => body === SSE_OPEN, 'the stream')
     for (const target of ['/msgbus/foo?format=sse&last_event_id=yesterday']) {
       const reply = await request(`${server.url()}${target}`)
       assert.equal(reply.status, 400)
@@ -260,7 +257,7 @@ describe('stream formats', () => {
 describe('the sender filter in every format', () => {
   afterEach(stopAll)
 
-  it('a message without a sender is the empty name: sender=* lets it through, sender=alice or a* does not (multipart, SSE, NDJSON, raw)', async () => {
+  it('a message without a sender is the empty name: sender=* lets it through, sender=alice or a* does not (multipart, SSE, NDJSON, raw) @slow', async () => {
     const server = await startBus()
     const alice = {Authorization: `Basic ${Buffer.from('alice:pw').toString('base64')}`}
     const cases: Array<[string, string[]]> = [
@@ -276,19 +273,19 @@ describe('the sender filter in every format', () => {
         clients.push([format, query, want, await RawClient.open(portOf(server), get(`/msgbus/who?format=${format}&${query}`))])
       }
     }
-    await until(clients[0][3], () => server.counters().subscribers === clients.length, 'every subscription')
+    await streamedUntil(clients[0][3], () => server.counters().subscribers === clients.length, 'every subscription')
     assert.equal((await publish(server, 'who', 'from alice', 'text/plain', alice)).status, 204)
     assert.equal((await publish(server, 'who', 'anonymous', 'text/plain')).status, 204)
     // A last message every subscription takes, so that what came before it has come.
     assert.equal((await publish(server, 'who', 'end', 'text/plain', alice)).status, 204)
     for (const [format, query, want, client] of clients) {
       if (query === 'sender=*,!alice') continue
-      const body = await until(client, (text) => text.includes('end'), `${format} ?${query}: the last message`)
+      const body = await streamedUntil(client, (text) => text.includes('end'), `${format} ?${query}: the last message`)
       const got = ['from alice', 'anonymous'].filter((text) => body.includes(text))
       assert.deepEqual(got, want, `${format} ?${query}`)
     }
     for (const [format, query, , client] of clients.filter(([, query]) => query === 'sender=*,!alice')) {
-      const body = await until(client, (text) => text.includes('anonymous'), `${format} ?${query}`)
+      const body = await streamedUntil(client, (text) => text.includes('anonymous'), `${format} ?${query}`)
       assert.ok(!body.includes('from alice'), `${format} ?${query}: ${body}`)
       client.close()
     }
@@ -443,7 +440,7 @@ describe('CORS (serve --cors)', () => {
     assert.equal(reply.status, 204)
     assert.equal(reply.headers['access-control-allow-origin'], 'https://app.example')
     assert.equal(reply.headers['access-control-expose-headers'], 'Msgbus-Id, Msgbus-Subscribers')
-    await until(client, (body) => body.includes(`id: ${reply.headers['msgbus-id']}\n`), 'the message')
+    await streamedUntil(client, (body) => body.includes(`id: ${reply.headers['msgbus-id']}\n`), 'the message')
   })
 
   it('a page of another origin cannot publish (403, nothing published); the server\'s own pages can', async () => {
@@ -456,7 +453,7 @@ describe('CORS (serve --cors)', () => {
     assert.equal(refused.headers['access-control-allow-origin'], undefined)
     const own = await publish(server, 'foo', 'mine', 'text/plain', {Origin: server.url()})
     assert.equal(own.status, 204)
-    assert.equal(await until(client, (body) => body.length > 0, 'a message'), 'mine\n')
+    assert.equal(await streamedUntil(client, (body) => body.length > 0, 'a message'), 'mine\n')
     assert.equal(server.counters().published, 1)
   })
 
@@ -482,16 +479,16 @@ describe('CORS (serve --cors)', () => {
   })
 
   it('msgbus serve --cors with something that is not an origin: a one-line error and a non-zero exit', async () => {
-    const result = await run(process.execPath, [BIN, 'serve', '--port', '0', '--cors', 'app.example/path'])
+    const result = await msgbus(['serve', '--port', '0', '--cors', 'app.example/path'])
     assert.notEqual(result.code, 0)
     assert.equal(result.stderr.trim(), 'msgbus serve: --cors: "app.example/path" is not an origin (scheme://host[:port]) or *')
   })
 
-  it('msgbus serve --heartbeat and --cors reach the server', async () => {
+  it('msgbus serve --heartbeat and --cors reach the server @slow', async () => {
     const serve = await ServeProcess.start(['--port', '0', '--address', '127.0.0.1', '--heartbeat', '1', '--cors', 'https://app.example'])
     try {
       const client = await RawClient.open(serve.port(), get('/msgbus/foo?format=sse', {Origin: 'https://app.example'}))
-      const text = await until(client, (body) => body.endsWith(': heartbeat\n\n'), 'a heartbeat')
+      const text = await streamedUntil(client, (body) => body.endsWith(': heartbeat\n\n'), 'a heartbeat')
       assert.equal(text, `${SSE_OPEN}: heartbeat\n\n`)
       assert.ok(headOf(client.text()).includes('Access-Control-Allow-Origin: https://app.example'))
       client.close()

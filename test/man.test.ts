@@ -43,12 +43,12 @@ const serveFlags = Object.entries(Serve.flags).filter(([, flag]) => !flag.hidden
 describe('man pages', function () {
   // Each check runs scripts/man.ts through tsx, 3 to 5 s apiece on a busy machine.
   this.timeout(60_000)
-  it('man/ is what `npm run man` generates from the commands (else: run npm run man)', () => {
+  it('man/ is what `npm run man` generates from the commands (else: run npm run man) @slow', () => {
     const run = script('--check')
     assert.equal(run.status, 0, `${run.stderr}${run.stdout}`)
   })
 
-  it('--check exits 1 naming each stale, missing or orphaned page', () => {
+  it('--check exits 1 naming each stale, missing or orphaned page @slow', () => {
     const dir = mkdtempSync(join(tmpdir(), 'msgbus-man-'))
     try {
       const write = script('--dir', dir)
@@ -122,7 +122,7 @@ describe('man pages', function () {
     }
   })
 
-  it('every page renders without a warning', function () {
+  it('every page renders without a warning @slow', function () {
     const first = render(join(MAN, 'msgbus-serve.1'))
     if (first === undefined) this.skip()
     for (const page of readdirSync(MAN).filter((name) => name.endsWith('.1'))) {

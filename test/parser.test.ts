@@ -7,7 +7,6 @@ import {once} from 'node:events'
 import {readFileSync} from 'node:fs'
 import {createServer, type AddressInfo, type Server, type Socket} from 'node:net'
 import {Readable} from 'node:stream'
-import {setTimeout as sleep} from 'node:timers/promises'
 import {fileURLToPath} from 'node:url'
 import fc from 'fast-check'
 import type {Message} from '../src/lib/bus/message.js'
@@ -17,7 +16,8 @@ import {MultipartStream} from '../src/lib/client/multipart-stream.js'
 import {subscribe} from '../src/lib/client/subscribe.js'
 import {MultipartEncoder} from '../src/lib/protocol/multipart-encoder.js'
 import {boundaryOf, MultipartError, MultipartParser, type MultipartLimits, type Part} from '../src/lib/protocol/multipart-parser.js'
-import {dechunk, portOf, publish, RawClient, startBus, stopAll} from './support/harness.js'
+import {dechunk, portOf, publish, RawClient, startBus, stopAll, writeInSlices} from './support/harness.js'
+import {randomSource} from './support/random.js'
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url))
 
@@ -540,6 +540,7 @@ describe('multipart parser', function () {
     it('replayed by a real HTTP server in small random slices, read with subscribe()', async () => {
       const requests: string[] = []
       const sockets = new Set<Socket>()
+      const random = randomSource('parser: 2007 replay slices')
       const server: Server = createServer((socket) => {
         sockets.add(socket)
         socket.on('error', () => {})
@@ -550,12 +551,7 @@ describe('multipart parser', function () {
           if (!request.includes('\r\n\r\n') || requests.length > 0) return
           requests.push(request)
           // The recorded response, byte for byte, in slices of 1..40 bytes with small pauses.
-          for (let at = 0; at < raw.length && !socket.destroyed; ) {
-            const size = 1 + Math.floor(Math.random() * 40)
-            socket.write(raw.subarray(at, at + size))
-            at += size
-            await sleep(Math.floor(Math.random() * 3))
-          }
+          await writeInSlices(socket, raw, random, 40, 2)
           // Then the stream stays open, as the 2007 server's did, until the client hangs up.
         })
       })

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import {readFileSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {execFileSync} from 'node:child_process'
-import {BIN, curl, run, ServeProcess} from './support/harness.js'
+import {curl, msgbus, ServeProcess} from './support/harness.js'
 
 /** A privileged port nothing listens on (tried by binding it, which only root can). */
 async function freePrivilegedPort(): Promise<number> {
@@ -41,8 +41,7 @@ describe('privilege drop (serve -u)', function () {
     const port = await freePrivilegedPort()
     const serve = await ServeProcess.start(['-p', String(port), '-l', '127.0.0.1', '-u', 'nobody'])
     try {
-      await new Promise((resolve) => setTimeout(resolve, 100))
-      assert.match(serve.stderr, new RegExp(`running as nobody \\(uid ${uid}, gid ${gid}\\)`))
+      await serve.logged(new RegExp(`running as nobody \\(uid ${uid}, gid ${gid}\\)`))
       const ids = idsOf(serve.child.pid!)
       assert.deepEqual(ids.uids, [uid, uid, uid, uid])
       assert.deepEqual(ids.gids, [gid, gid, gid, gid])
@@ -56,7 +55,7 @@ describe('privilege drop (serve -u)', function () {
 
   it('an unknown user: a one-line error and a non-zero exit, before serving', async function () {
     if (!root) this.skip()
-    const result = await run(process.execPath, [BIN, 'serve', '-p', '0', '-l', '127.0.0.1', '-u', 'no-such-user-here'])
+    const result = await msgbus(['serve', '-p', '0', '-l', '127.0.0.1', '-u', 'no-such-user-here'])
     assert.notEqual(result.code, 0)
     assert.equal(result.stderr, 'msgbus serve: no such user: no-such-user-here\n', 'nothing was bound first')
   })

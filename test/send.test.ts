@@ -1,13 +1,11 @@
 // `msgbus send`, the built CLI in its own process, against a real server; what
 // it published is checked by a `curl -N` subscriber, an independent reader.
 import assert from 'node:assert/strict'
-import {spawn, type ChildProcess} from 'node:child_process'
-import {randomBytes} from 'node:crypto'
-import {once} from 'node:events'
 import {readFileSync, writeFileSync} from 'node:fs'
 import {createServer} from 'node:net'
 import type {BusServer} from '../src/lib/index.js'
-import {BIN, publish, run, ServeProcess, startBus, stopAll, type RunResult, tempFolder} from './support/harness.js'
+import {BIN, freePort, msgbus, MsgbusProcess, publish, run, ServeProcess, sleep, startBus, stopAll, type RunResult, tempFolder} from './support/harness.js'
+import {randomSource} from './support/random.js'
 import {makeCertificate} from './support/tls.js'
 import {CurlStream} from './support/curl-stream.js'
 
@@ -15,22 +13,7 @@ const B = 'sendboundary'
 const TEXT = 'text/plain; charset=utf-8'
 
 
-const children = new Set<ChildProcess>()
 const serves = new Set<ServeProcess>()
-
-/** `msgbus ARGS` to its end (the built CLI, as users run it). */
-function msgbus(args: string[], options: {input?: Buffer | string; env?: NodeJS.ProcessEnv; timeoutMs?: number} = {}): Promise<RunResult> {
-  return run(process.execPath, [BIN, ...args], options)
-}
-
-/** A loopback port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const {port} = server.address() as {port: number}
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 /** Exit status 1 and exactly one line on stderr, `msgbus send: ...`, nothing on stdout. */
 function assertFailure(result: RunResult, reason: RegExp, code = 1): void {
@@ -56,8 +39,7 @@ describe('msgbus send', function () {
 
   afterEach(async () => {
     CurlStream.killAll()
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-    children.clear()
+    MsgbusProcess.killAll()
     // ServeProcess.stop() waits for an exit that already happened when a signal ended it: skip those.
     await Promise.all([...serves].filter((serve) => serve.child.exitCode === null && serve.child.signalCode === null).map((serve) => serve.stop('SIGKILL')))
     serves.clear()
@@ -90,7 +72,7 @@ describe('msgbus send', function () {
       assert.equal(part.body.length, 0)
     })
 
-    it('a FILE\'s type comes from its extension (.html, .png, .json); -t overrides it', async () => {
+    it('a FILE\'s type comes from its extension (.html, .png, .json); -t overrides it @slow', async () => {
       const server = await startBus({boundary: B})
       const subscriber = await CurlStream.open(`${server.url()}/msgbus/files`)
       const files = {
@@ -118,7 +100,7 @@ describe('msgbus send', function () {
       assert.equal(parts[4].body.toString(), 'a,b\n')
     })
 
-    it('several FILEs: n messages, in order, in one request (all or none); -v prints id=... subscribers=N for each', async () => {
+    it('several FILEs: n messages, in order, in one request (all or none); -v prints id=... subscribers=N for each @slow', async () => {
       const server = await startBus({boundary: B, maxMessageSize: 1000})
       const url = `${server.url()}/msgbus/many`
       const first = await CurlStream.open(url)
@@ -148,7 +130,7 @@ describe('msgbus send', function () {
       assert.deepEqual(first.bodies().slice(3), ['marker'])
     })
 
-    it('-v on a single message; -q prints nothing, on success or on error', async () => {
+    it('-v on a single message; -q prints nothing, on success or on error @slow', async () => {
       const server = await startBus({boundary: B})
       const subscriber = await CurlStream.open(`${server.url()}/msgbus/v`)
       const verbose = await msgbus(['send', 'v', '--url', server.url(), '-v'], {input: 'x'})
@@ -159,7 +141,7 @@ describe('msgbus send', function () {
       const quiet = await msgbus(['send', 'v', '--url', server.url(), '-q'], {input: 'y'})
       assert.deepEqual([quiet.code, quiet.stdout, quiet.stderr], [0, '', ''])
       await subscriber.waitParts(2)
-      const refused = await msgbus(['send', 'v', '--url', `http://127.0.0.1:${await closedPort()}`, '-q'], {input: 'z'})
+      const refused = await msgbus(['send', 'v', '--url', `http://127.0.0.1:${await freePort()}`, '-q'], {input: 'z'})
       assert.equal(refused.code, 1)
       assert.equal(refused.stdout, '')
       assert.equal(refused.stderr, '', 'not even the error')
@@ -167,7 +149,7 @@ describe('msgbus send', function () {
       assert.deepEqual([missing.code, missing.stdout, missing.stderr], [1, '', ''])
     })
 
-    it('a missing FILE fails before anything is sent: one line naming it, non-zero exit', async () => {
+    it('a missing FILE fails before anything is sent: one line naming it, non-zero exit @slow', async () => {
       const server = await startBus({boundary: B})
       const subscriber = await CurlStream.open(`${server.url()}/msgbus/miss`)
       writeFileSync(inTemp('present.txt'), 'present')
@@ -181,9 +163,9 @@ describe('msgbus send', function () {
   })
 
   describe('targets and credentials', () => {
-    it('a full URL target; MSGBUS_URL as the base; --url overrides MSGBUS_URL; a full URL overrides both', async () => {
+    it('a full URL target; MSGBUS_URL as the base; --url overrides MSGBUS_URL; a full URL overrides both @slow', async () => {
       const server = await startBus({boundary: B})
-      const dead = `http://127.0.0.1:${await closedPort()}`
+      const dead = `http://127.0.0.1:${await freePort()}`
       const subscriber = await CurlStream.open(`${server.url()}/msgbus/`)
       const full = await msgbus(['send', `${server.url()}/msgbus/full/url`], {input: 'full'})
       assert.equal(full.code, 0, full.stderr)
@@ -201,7 +183,7 @@ describe('msgbus send', function () {
       assertFailure(refused, new RegExp(`^msgbus send: ${dead}/msgbus/x: connection refused\\n$`))
     })
 
-    it('Basic auth: -u user:pass and a URL\'s user:pass@ become From:, also against a --secret server', async () => {
+    it('Basic auth: -u user:pass and a URL\'s user:pass@ become From:, also against a --secret server @slow', async () => {
       const server = await startBus({boundary: B, secret: 's3cret'})
       const base = server.url()
       const subscriber = await CurlStream.open(`${base}/msgbus/auth`, ['-u', 'watcher:s3cret'])
@@ -220,7 +202,7 @@ describe('msgbus send', function () {
   })
 
   describe('--lines', () => {
-    it('10,000 lines arrive complete and in order, to a `msgbus serve` process (the rate is printed)', async function () {
+    it('10,000 lines arrive complete and in order, to a `msgbus serve` process (the rate is printed) @slow', async function () {
       this.timeout(60000)
       // The server in its own process, as in use: the rate is then the client's, not this test process's.
       const serve = await ServeProcess.start(['-p', '0', '-l', '127.0.0.1'])
@@ -256,24 +238,21 @@ describe('msgbus send', function () {
       console.log(`      send --lines, ${count} lines: ${rates.join('; ')}`)
     })
 
-    it('each line is sent as it arrives: a line, then a pause, is published before stdin ends; CRLF and a last line without newline', async () => {
+    it('each line is sent as it arrives: a line, then a pause, is published before stdin ends; CRLF and a last line without newline @slow', async () => {
       const server = await startBus({boundary: B})
       const subscriber = await CurlStream.open(`${server.url()}/msgbus/live`)
-      const child = spawn(process.execPath, [BIN, 'send', 'live', '--lines', '--url', server.url(), '-v'], {stdio: ['pipe', 'pipe', 'pipe']})
-      children.add(child)
-      let stdout = ''
-      let stderr = ''
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-      child.stdin.write('first line\n')
+      const send = new MsgbusProcess(['send', 'live', '--lines', '--url', server.url(), '-v'], {}, {stdin: true})
+      const stdin = send.child.stdin!
+      stdin.write('first line\n')
       await subscriber.waitParts(1)
-      assert.equal(child.exitCode, null, 'still running: stdin is open')
+      assert.ok(send.running, 'still running: stdin is open')
       assert.deepEqual(subscriber.bodies(), ['first line'])
-      await new Promise((resolve) => setTimeout(resolve, 300))
-      child.stdin.write('second\r\nthird, no newline')
+      // A pause, as a tail -f or a person typing makes: the next lines are sent when they come.
+      await sleep(300)
+      stdin.write('second\r\nthird, no newline')
       await subscriber.waitParts(2)
-      child.stdin.end()
-      const [code] = (await once(child, 'close')) as [number | null]
+      stdin.end()
+      const {code, stdout, stderr} = await send.exit()
       assert.equal(code, 0, stderr)
       await subscriber.waitParts(3)
       assert.deepEqual(subscriber.bodies(), ['first line', 'second', 'third, no newline'])
@@ -344,7 +323,7 @@ describe('msgbus send', function () {
       return {url, bodies, close: () => new Promise((resolve) => server.close(() => resolve()))}
     }
 
-    it('stdin, a file, several files (a form) and --lines: exit 0, quiet; -v says the server gave no id', async () => {
+    it('stdin, a file, several files (a form) and --lines: exit 0, quiet; -v says the server gave no id @slow', async () => {
       const old = await server2007()
       try {
         const quiet = await msgbus(['send', 'foo', '--url', old.url], {input: 'hello 2007'})
@@ -378,10 +357,10 @@ describe('msgbus send', function () {
 
   describe('binary bodies, byte for byte', () => {
     const all256 = Buffer.from(Array.from({length: 256}, (_, i) => i))
-    const random = randomBytes(5 * 1024 * 1024)
+    const random = randomSource('send: 5 MiB').bytes(5 * 1024 * 1024)
 
     for (const [name, bytes] of [['all 256 byte values', all256], ['5 MiB of random bytes', random]] as const) {
-      it(`${name}, via a FILE and via stdin`, async () => {
+      it(`${name}, via a FILE and via stdin @slow`, async () => {
         const server = await startBus({boundary: B})
         const subscriber = await CurlStream.open(`${server.url()}/msgbus/bin`)
         const file = inTemp('blob.bin')
@@ -408,7 +387,7 @@ describe('msgbus send', function () {
       ;({certFile, keyFile} = await makeCertificate(inTemp()))
     })
 
-    it('an untrusted certificate fails with one line naming the URL and the TLS reason; --cacert and -k work', async () => {
+    it('an untrusted certificate fails with one line naming the URL and the TLS reason; --cacert and -k work @slow', async () => {
       const server = await startBus({boundary: B, cert: readFileSync(certFile), key: readFileSync(keyFile)})
       const url = `${server.url('https')}/msgbus/tls`
       const subscriber = await CurlStream.open(url, ['--cacert', certFile])
@@ -429,13 +408,13 @@ describe('msgbus send', function () {
   })
 
   describe('errors: one line naming the URL and the reason, non-zero exit', () => {
-    it('connection refused', async () => {
-      const port = await closedPort()
+    it('connection refused @slow', async () => {
+      const port = await freePort()
       const result = await msgbus(['send', 'x', '--url', `http://127.0.0.1:${port}`], {input: 'x'})
       assertFailure(result, new RegExp(`^msgbus send: http://127\\.0\\.0\\.1:${port}/msgbus/x: connection refused\\n$`))
     })
 
-    it('HTTP errors: 413 over maxMessageSize, 401 without the secret (status and the server\'s reason)', async () => {
+    it('HTTP errors: 413 over maxMessageSize, 401 without the secret (status and the server\'s reason) @slow', async () => {
       const small = await startBus({boundary: B, maxMessageSize: 16})
       const tooBig = await msgbus(['send', 'big', '--url', small.url()], {input: 'x'.repeat(100)})
       assertFailure(tooBig, new RegExp(`^msgbus send: ${small.url()}/msgbus/big: 413 message larger than the limit of 16 bytes\\n$`))
@@ -446,20 +425,20 @@ describe('msgbus send', function () {
       assertFailure(wrong, / 401 /)
     })
 
-    it('a bad URL', async () => {
+    it('a bad URL @slow', async () => {
       const result = await msgbus(['send', 'x', '--url', 'notaurl'], {input: 'x'})
       assertFailure(result, /^msgbus send: not a URL: "notaurl" \(--url\)\n$/)
       const env = await msgbus(['send', 'x'], {input: 'x', env: {MSGBUS_URL: 'ftp://example.invalid'}})
       assertFailure(env, /not an http or https URL: "ftp:\/\/example\.invalid" \(MSGBUS_URL\)/)
     })
 
-    it('a DNS failure', async () => {
+    it('a DNS failure @slow', async () => {
       const url = 'http://no-such-host.invalid/msgbus/x'
       const result = await msgbus(['send', url], {input: 'x'})
       assertFailure(result, new RegExp(`^msgbus send: ${url.replace(/\./g, '\\.')}: (host not found|host name lookup failed)`))
     })
 
-    it('publishing to / (every channel) is refused before sending', async () => {
+    it('publishing to / (every channel) is refused before sending @slow', async () => {
       const server = await startBus({boundary: B})
       const subscriber = await CurlStream.open(`${server.url()}/msgbus/`)
       for (const target of ['/', `${server.url()}/msgbus/`]) {

@@ -4,9 +4,9 @@ import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {BIN, RawClient, ServeProcess, curl, request, run} from './support/harness.js'
+import {msgbus, RawClient, ServeProcess, curl, request, run} from './support/harness.js'
 
-const serve = (args: string[], env: NodeJS.ProcessEnv = {}) => run(process.execPath, [BIN, 'serve', ...args], {env, timeoutMs: 10000})
+const serve = (args: string[], env: NodeJS.ProcessEnv = {}) => msgbus(['serve', ...args], {env, timeoutMs: 10000})
 
 describe('msgbus serve', function () {
   this.timeout(20000)
@@ -34,15 +34,14 @@ describe('msgbus serve', function () {
     await sub.until((t) => t.includes('\r\n\r\n'))
     await curl(['-u', 'bob:pw', '-H', 'Content-Type: text/plain', '-d', 'hello', `http://127.0.0.1:${server.port()}/msgbus/news`])
     sub.close()
-    const deadline = Date.now() + 3000
-    while (!/unsubscribe/.test(server.stderr) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    await server.logged(/unsubscribe/)
     assert.match(server.stderr, /subscribe 127\.0\.0\.1:\d+ news type=text\/\*\n/)
     assert.match(server.stderr, /publish 127\.0\.0\.1:\d+ news text\/plain 5 bytes id=\d+-\d+ from=bob to 1\n/)
     assert.match(server.stderr, /unsubscribe 127\.0\.0\.1:\d+ news type=text\/\* after 1 messages\n/)
     assert.ok(!server.stderr.includes('\u001b['), 'no escape codes')
   })
 
-  it('-v 1 logs subscriptions but not publishes; the default logs neither', async () => {
+  it('-v 1 logs subscriptions but not publishes; the default logs neither @slow', async () => {
     for (const [args, subscriptions] of [[['-v', '1'], true], [[], false]] as const) {
       const server = await start([...args])
       const sub = await RawClient.open(server.port(), 'GET /msgbus/q HTTP/1.1\r\nHost: x\r\n\r\n')
@@ -54,7 +53,7 @@ describe('msgbus serve', function () {
     }
   })
 
-  it('SIGINT stops it with exit 0', async () => {
+  it('SIGINT stops it with exit 0 @slow', async () => {
     const server = await start([])
     const {code} = await server.stop('SIGINT')
     assert.equal(code, 0)
@@ -70,7 +69,7 @@ describe('msgbus serve', function () {
     assert.equal(result.stderr, `msgbus serve: HTTP port 127.0.0.1:${port} is already in use\n`)
   })
 
-  it('bad flag values are refused with a message naming them', async () => {
+  it('bad flag values are refused with a message naming them @slow', async () => {
     const cases: Array<[string[], RegExp]> = [
       [['--port', 'abc'], /port/i],
       [['--port', '70000'], /port|70000/i],
@@ -87,7 +86,7 @@ describe('msgbus serve', function () {
     }
   })
 
-  it('an unreadable certificate or a bad one, or a missing document root: one line, non-zero exit', async () => {
+  it('an unreadable certificate or a bad one, or a missing document root: one line, non-zero exit @slow', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'msgbus-serve-'))
     writeFileSync(join(dir, 'junk.pem'), 'not a certificate\n')
     const missing = await serve(['--port', '0', '--cert', join(dir, 'nope.pem')])
@@ -114,7 +113,7 @@ describe('msgbus serve', function () {
   it('-u drops root privileges after binding', async function () {
     if (process.getuid?.() !== 0) this.skip()
     const server = await start(['-u', 'nobody'])
-    for (const deadline = Date.now() + 5000; !/running as/.test(server.stderr) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10))
+    await server.logged(/running as/)
     assert.match(server.stderr, /running as nobody \(uid \d+, gid \d+\)/)
     const status = readFileSync(`/proc/${server.child.pid}/status`, 'utf8')
     const nobody = (await run('id', ['-u', 'nobody'])).stdout.trim()
@@ -130,7 +129,7 @@ describe('msgbus serve', function () {
   })
 
   it('--help lists every flag', async () => {
-    const result = await run(process.execPath, [BIN, 'serve', '--help'])
+    const result = await msgbus(['serve', '--help'])
     assert.equal(result.code, 0)
     for (const flag of ['--port', '--address', '--docroot', '--secret', '--cert', '--key', '--ssl-port', '--user', '--verbose',
       '--max-message-size', '--max-request-size', '--max-body-memory', '--max-pending', '--slow-timeout', '--slow-policy', '--max-subscribers']) {

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict'
 import {createRequire} from 'node:module'
 import type {Socket} from 'node:net'
 import type {BusServer} from '../src/lib/index.js'
-import {waitFor} from './support/answers.js'
-import {portOf, publish, RawClient, startBus, stopAll, Subscription} from './support/harness.js'
+
+import {portOf, publish, RawClient, startBus, stopAll, Subscription, until} from './support/harness.js'
 
 interface FreeList {
   alloc(): unknown
@@ -22,7 +22,7 @@ const EVENTS = ['data', 'end', 'close', 'drain', 'error', 'timeout', 'resume', '
 
 /** The server's side of the one stream it has. */
 async function streamSocket(server: BusServer): Promise<Socket> {
-  await waitFor(() => [...server.subscriptions].length === 1, 'the subscription')
+  await until(() => [...server.subscriptions].length === 1, 'the subscription')
   const [subscription] = server.subscriptions
   // The takeover runs once the read that brought the request has been parsed.
   await new Promise((resolve) => setImmediate(resolve))
@@ -71,7 +71,7 @@ describe('taking a stream over from Node’s HTTP server', () => {
       await subscriber.waitParts(1)
       subscriber.client.socket.write('GET / HTTP/1.1\r\n\r\n')
       await subscriber.client.untilClosed()
-      await waitFor(() => [...server.subscriptions].length === 0, 'the stream to be gone')
+      await until(() => [...server.subscriptions].length === 0, 'the stream to be gone')
     } finally {
       parsers.alloc = alloc
       parsers.free = free
@@ -85,6 +85,6 @@ describe('taking a stream over from Node’s HTTP server', () => {
     await streamSocket(server)
     client.socket.end()
     await client.untilClosed()
-    await waitFor(() => server.bus.subscriberCount === 0, 'the subscription to end')
+    await until(() => server.bus.subscriberCount === 0, 'the subscription to end')
   })
 })

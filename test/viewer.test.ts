@@ -7,14 +7,10 @@ import {createServer as createHttpServer} from 'node:http'
 import {join} from 'node:path'
 import type {Page} from 'puppeteer-core'
 import type {BusServer} from '../src/lib/index.js'
-import {browserSuite, freePort, png, screenshot, SCREENSHOTS, type BrowserName, until} from './support/browsers.js'
-import {Subscription, curl, publish, run, startBus, stopAll, tempFolder} from './support/harness.js'
+import {browserSuite, png, screenshot, SCREENSHOTS, type BrowserName} from './support/browsers.js'
+import {freePort, Subscription, curl, publish, run, sleep, startBus, stopAll, tempFolder, until} from './support/harness.js'
 
 const RASTER = ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif', 'image/bmp', 'image/x-icon', 'image/vnd.microsoft.icon']
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
 
 /**
  * Runs an expression in the page. A string, not a function: tsx wraps named
@@ -25,12 +21,8 @@ function js<T>(page: Page, expression: string): Promise<T> {
 }
 
 /** Polls from here: waitForFunction with a string compiles it in the page, which the page's CSP (no 'unsafe-eval') refuses in Firefox. */
-async function waitFor(page: Page, expression: string, timeout = 8000): Promise<void> {
-  const deadline = Date.now() + timeout
-  while (!(await js<boolean>(page, `Boolean(${expression})`).catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${expression}`)
-    await sleep(50)
-  }
+function waitFor(page: Page, expression: string, timeout = 8000): Promise<void> {
+  return until(() => js<boolean>(page, `Boolean(${expression})`).catch(() => false), expression, {timeoutMs: timeout, everyMs: 50})
 }
 
 const q = JSON.stringify
@@ -63,7 +55,7 @@ async function published(server: BusServer, channel: string, body: Buffer | stri
 }
 
 for (const name of ['chromium', 'firefox'] as BrowserName[]) {
-  describe(`viewer (${name})`, function () {
+  describe(`viewer (${name}) @slow`, function () {
     this.timeout(60000)
     const suite = browserSuite(name)
     /** Uncaught exceptions and CSP refusals in any page: a page that works must have none. */
@@ -310,7 +302,8 @@ for (const name of ['chromium', 'firefox'] as BrowserName[]) {
 
       // Scrolled down, new messages do not move what is read; a chip says how many came and goes back up.
       await js(page, 'window.scrollTo(0, 900)')
-      await sleep(100)
+      // Once the page has laid out and painted the scroll (two frames), not after a guessed while.
+      await js(page, 'new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))')
       const anchored = await js<string>(page, `document.elementFromPoint(300, 500).closest('li').dataset.id`)
       await published(server, 'kitchen', 'new 1')
       await published(server, 'kitchen', 'new 2')

@@ -11,27 +11,22 @@ import type {AddressInfo} from 'node:net'
 import {join} from 'node:path'
 import type {BrowserContext, Page} from 'puppeteer-core'
 import type {BusServer} from '../src/lib/index.js'
-import {browserSuite, png, screenshot, type BrowserName, until} from './support/browsers.js'
-import {ROOT, Subscription, publish, startBus, stopAll, tempFolder, type Part} from './support/harness.js'
+import {browserSuite, png, screenshot, type BrowserName} from './support/browsers.js'
+import {ROOT, Subscription, publish, sleep, startBus, stopAll, tempFolder, until, type Part} from './support/harness.js'
 
 const CHATDEMO = join(ROOT, 'web', 'chatdemo')
 const SECRET = 's3cret'
 
 // Only inside functions that run in the page (the tests compile without DOM types).
 /** Waits until `test` holds or `ms` pass, whichever comes first; what to conclude is the caller's. */
-async function settle(test: () => boolean | Promise<boolean>, ms: number): Promise<void> {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline && !(await test())) await new Promise((resolve) => setTimeout(resolve, 20))
+function settle(test: () => boolean | Promise<boolean>, ms: number): Promise<void> {
+  return until(test, 'settle', ms).catch(() => undefined)
 }
 
 /** A screenshot of a page that may be in a background tab (Chromium would wait for it to paint). */
 async function shot(page: Page, name: string): Promise<void> {
   await page.bringToFront()
   await screenshot(page, name)
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
 /** A script that tells the channel `pwned` which origin it ran in. */
@@ -67,7 +62,7 @@ interface Seen {
 }
 
 for (const name of ['chromium', 'firefox'] as BrowserName[]) {
-  describe(`web security in ${name} (issue 11)`, function () {
+  describe(`web security in ${name} (issue 11) @slow`, function () {
     this.timeout(20000)
     // Pages are not watched for errors here: hostile scripts refused are what these tests expect.
     const suite = browserSuite(name)

@@ -68,14 +68,3 @@ export function assertError(answer: Answer | Reply, status: number, reason?: Reg
 export function basic(user: string, password = 'pw'): string {
   return `Authorization: Basic ${Buffer.from(`${user}:${password}`).toString('base64')}\r\n`
 }
-
-export async function waitFor(test: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!test()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
-
-/** Settles the event loop a little, so the server has seen whatever the client did. */
-export const settle = (ms = 100) => new Promise((resolve) => setTimeout(resolve, ms))

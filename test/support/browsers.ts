@@ -2,7 +2,6 @@
 // driven by puppeteer-core (Chromium over CDP, Firefox over WebDriver BiDi;
 // no browser download), pictures made on the spot, screenshots kept.
 import {existsSync, mkdirSync, mkdtempSync, rmSync} from 'node:fs'
-import {createServer, type AddressInfo} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {crc32, deflateSync} from 'node:zlib'
@@ -113,24 +112,6 @@ export function png(width: number, height: number, [r, g, b]: [number, number, n
     chunk('IDAT', deflateSync(pixels)),
     chunk('IEND', Buffer.alloc(0)),
   ])
-}
-
-/** A loopback port nobody listens on now, for a server that must come back on the same one. */
-export async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const {port} = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
-
-/** Polls `test` every 20 ms until it holds, failing with `what` after `timeoutMs`. */
-export async function until(test: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await test())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
 }
 
 /** What the browser tests of one suite share: one browser, a profile of its own per page, and what went wrong in the pages. */

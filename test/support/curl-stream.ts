@@ -1,6 +1,6 @@
 // A long-lived curl subscriber, for tests that want a real client at the other end.
 import {spawn, type ChildProcess} from 'node:child_process'
-import {splitParts, type Part} from './harness.js'
+import {splitParts, until, type Part} from './harness.js'
 
 /** A long-lived `curl -sN` subscriber: everything it prints is the multipart stream. */
 export class CurlStream {
@@ -20,7 +20,8 @@ export class CurlStream {
     this.child.stderr!.on('data', (chunk: Buffer) => {
       this.stderr += chunk.toString()
     })
-    this.child.on('exit', () => {
+    // On close, not exit: then all it wrote has been read.
+    this.child.on('close', () => {
       this.exited = true
     })
     CurlStream.running.add(this)
@@ -48,13 +49,12 @@ export class CurlStream {
     return stream
   }
 
-  async until(test: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-    const deadline = Date.now() + timeoutMs
-    while (!test()) {
-      if (this.exited && !test()) throw new Error(`curl exited before ${what}: ${this.stderr} ${JSON.stringify(this.data.toString('latin1').slice(-300))}`)
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.data.toString('latin1').slice(-300))}`)
-      await new Promise((resolve) => setTimeout(resolve, 10))
-    }
+  until(test: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+    return until(test, () => `${what}; got ${JSON.stringify(this.data.toString('latin1').slice(-300))} ${this.stderr}`, {
+      timeoutMs,
+      everyMs: 10,
+      stop: () => this.exited && 'curl exited',
+    })
   }
 
   parts(): Part[] {

@@ -5,7 +5,7 @@
 // line per case, {name, matches, cpuMs, wallMs}, as each case ends.
 import type {Message} from '../../src/lib/bus/message.js'
 import {compileFilter} from '../../src/lib/protocol/filter.js'
-import {fill, ISSUE_LIST, LONGEST_NAME, LONGEST_TYPE, WORST_PATTERNS} from '../../bench/hostile-patterns.js'
+import {fill, ISSUE_LIST, LONGEST_NAME, LONGEST_TYPE, WORST_PATTERNS} from '../../tools/hostile-patterns.js'
 
 
 interface Case {

@@ -4,14 +4,28 @@ import {spawn, type ChildProcess} from 'node:child_process'
 import {once} from 'node:events'
 import {request as httpRequest, type IncomingHttpHeaders} from 'node:http'
 import {mkdtempSync, rmSync} from 'node:fs'
-import {connect, type Socket} from 'node:net'
+import {connect, createServer, type AddressInfo, type Socket} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {createBus, type BusServer, type BusServerOptions} from '../../src/lib/index.js'
+import type {RandomSource} from '../../tools/random.js'
+import {Changes, sleep, until} from '../../tools/wait.js'
+
+// The one polling helper and the one sleep (for pacing only), for every test.
+export {sleep, until}
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 export const BIN = `${ROOT}bin/run.js`
+
+/** A loopback port nothing listens on now: for a server that must come back on the same one, or a refused connection. */
+export async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const {port} = server.address() as AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
 
 const running = new Set<BusServer>()
 
@@ -64,23 +78,19 @@ export class RawClient {
   readonly socket: Socket
   data = Buffer.alloc(0)
   closed = false
-  private waiters: Array<() => void> = []
+  private readonly changes = new Changes()
 
   constructor(port: number, host = '127.0.0.1') {
     this.socket = connect(port, host)
     this.socket.on('data', (chunk: Buffer) => {
       this.data = Buffer.concat([this.data, chunk])
-      this.wake()
+      this.changes.notify()
     })
     this.socket.on('close', () => {
       this.closed = true
-      this.wake()
+      this.changes.notify()
     })
     this.socket.on('error', () => {})
-  }
-
-  private wake(): void {
-    for (const waiter of this.waiters.splice(0)) waiter()
   }
 
   static async open(port: number, text?: string, host?: string): Promise<RawClient> {
@@ -94,43 +104,38 @@ export class RawClient {
     return this.data.toString('latin1')
   }
 
-  /** Waits until the received bytes satisfy the test, or fails after the timeout. */
+  /** Waits until the received bytes satisfy the test, or fails after the timeout (or when the connection closes first). */
   async until(test: (text: string) => boolean, timeoutMs = 5000, what = 'expected bytes'): Promise<string> {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      const text = this.text()
-      if (test(text)) return text
-      if (this.closed) throw new Error(`connection closed before ${what}; got ${JSON.stringify(text.slice(-400))}`)
-      const left = deadline - Date.now()
-      if (left <= 0) throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(text.slice(-400))}`)
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left)
-        this.waiters.push(() => {
-          clearTimeout(timer)
-          resolve()
-        })
-      })
-    }
+    await until(() => test(this.text()), () => `${what}; got ${JSON.stringify(this.text().slice(-400))}`, {
+      timeoutMs,
+      everyMs: 100,
+      changes: this.changes,
+      stop: () => this.closed && 'connection closed',
+    })
+    return this.text()
   }
 
   async untilClosed(timeoutMs = 5000): Promise<string> {
-    const deadline = Date.now() + timeoutMs
-    while (!this.closed) {
-      if (Date.now() > deadline) throw new Error(`connection still open; got ${JSON.stringify(this.text().slice(-400))}`)
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 50)
-        this.waiters.push(() => {
-          clearTimeout(timer)
-          resolve()
-        })
-      })
-    }
-
+    await until(() => this.closed, () => `the connection to close; got ${JSON.stringify(this.text().slice(-400))}`, {timeoutMs, everyMs: 100, changes: this.changes})
     return this.text()
   }
 
   close(): void {
     this.socket.destroy()
+  }
+}
+
+/**
+ * Writes `bytes` to `socket` in slices of 1 to `maxSlice` bytes, with pauses
+ * of 0 to `maxPauseMs` ms between them, as `random` draws them: a recorded
+ * stream replayed the way a slow network may cut it.
+ */
+export async function writeInSlices(socket: Socket, bytes: Buffer, random: RandomSource, maxSlice: number, maxPauseMs: number): Promise<void> {
+  for (let at = 0; at < bytes.length && !socket.destroyed; ) {
+    const size = 1 + random.int(maxSlice)
+    socket.write(bytes.subarray(at, at + size))
+    at += size
+    await sleep(random.int(maxPauseMs + 1))
   }
 }
 
@@ -193,8 +198,10 @@ export function splitParts(payload: Buffer, boundary: string): Part[] {
 export class Subscription {
   private constructor(readonly client: RawClient) {}
 
-  static async open(server: BusServer, path: string, extraHeaders = ''): Promise<Subscription> {
-    const client = await RawClient.open(portOf(server), `GET ${path} HTTP/1.1\r\nHost: localhost\r\n${extraHeaders}\r\n`)
+  /** A subscription to `path` on the bus in this process, or on the server at a port (`msgbus serve` in its own process). */
+  static async open(server: BusServer | number, path: string, extraHeaders = ''): Promise<Subscription> {
+    const port = typeof server === 'number' ? server : portOf(server)
+    const client = await RawClient.open(port, `GET ${path} HTTP/1.1\r\nHost: localhost\r\n${extraHeaders}\r\n`)
     const subscription = new Subscription(client)
     await client.until((text) => text.includes('\r\n\r\n') && subscription.payload().length > 0, 5000, 'the stream to open')
     return subscription
@@ -221,6 +228,22 @@ export class Subscription {
   async waitParts(count: number, timeoutMs = 5000): Promise<Part[]> {
     await this.client.until(() => this.parts().length >= count, timeoutMs, `${count} parts`)
     return this.parts()
+  }
+
+  bodies(): string[] {
+    return this.parts().map((part) => part.body.toString())
+  }
+
+  /**
+   * Waits for the part whose body is `marker`, then returns every part
+   * before it: a test that publishes a marker after whatever it checks learns
+   * that nothing else came, without waiting a guessed while (a channel's
+   * messages arrive in the order published).
+   */
+  async before(marker: string, timeoutMs = 5000): Promise<Part[]> {
+    await this.client.until(() => this.bodies().includes(marker), timeoutMs, `the marker ${JSON.stringify(marker)}`)
+    const parts = this.parts()
+    return parts.slice(0, parts.findIndex((part) => part.body.toString() === marker))
   }
 
   close(): void {
@@ -250,6 +273,91 @@ export async function run(command: string, args: string[], options: {input?: Buf
   return {code, signal, stdout: Buffer.concat(stdout).toString(), stderr: Buffer.concat(stderr).toString()}
 }
 
+/** `msgbus ARGS` to its end: the built CLI (bin/run.js, which runs dist/), in its own process, as users run it. */
+export function msgbus(args: string[], options: {input?: Buffer | string; env?: NodeJS.ProcessEnv; timeoutMs?: number} = {}): Promise<RunResult> {
+  return run(process.execPath, [BIN, ...args], options)
+}
+
+/**
+ * `msgbus ARGS` in the background (dump, test-sub, test-pub, send --lines):
+ * its output kept as it comes, its exit awaited; stdin closed, or given to
+ * the test with `{stdin: true}`. killAll() ends every one still running
+ * (after each test).
+ */
+export class MsgbusProcess {
+  static readonly running = new Set<MsgbusProcess>()
+  readonly child: ChildProcess
+  private chunks: Buffer[] = []
+  stderr = ''
+  /** Every output stream has ended (so all it wrote has been read). */
+  closed = false
+  readonly exited: Promise<RunResult>
+  private readonly changes = new Changes()
+
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}, {stdin = false}: {stdin?: boolean} = {}) {
+    this.child = spawn(process.execPath, [BIN, ...args], {env: {...process.env, NO_COLOR: '1', ...env}, stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe']})
+    this.child.stdin?.on('error', () => {})
+    MsgbusProcess.running.add(this)
+    this.child.stdout!.on('data', (chunk: Buffer) => {
+      this.chunks.push(chunk)
+      this.changes.notify()
+    })
+    this.child.stderr!.on('data', (chunk: Buffer) => {
+      this.stderr += chunk.toString()
+      this.changes.notify()
+    })
+    this.exited = once(this.child, 'close').then(([code, signal]) => {
+      this.closed = true
+      this.changes.notify()
+      MsgbusProcess.running.delete(this)
+      return {code: code as number | null, signal: signal as NodeJS.Signals | null, stdout: this.stdout, stderr: this.stderr}
+    })
+  }
+
+  static killAll(): void {
+    for (const process of MsgbusProcess.running) process.child.kill('SIGKILL')
+    MsgbusProcess.running.clear()
+  }
+
+  get output(): Buffer {
+    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks)]
+    return this.chunks[0] ?? Buffer.alloc(0)
+  }
+
+  get stdout(): string {
+    return this.output.toString()
+  }
+
+  /** The complete lines on stdout so far. */
+  lines(): string[] {
+    return this.stdout.split('\n').slice(0, -1)
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null
+  }
+
+  /** Waits until `test` holds; fails after the timeout, or at once when the process has ended without it. */
+  until(test: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+    return until(test, () => `${what}; stdout ${JSON.stringify(this.stdout.slice(-300))}, stderr ${JSON.stringify(this.stderr.slice(-500))}`, {
+      timeoutMs,
+      changes: this.changes,
+      stop: () => this.closed && `msgbus ${this.child.spawnargs[2]} exited (${this.child.exitCode ?? this.child.signalCode})`,
+    })
+  }
+
+  async untilLines(count: number, timeoutMs = 5000): Promise<string[]> {
+    await this.until(() => this.lines().length >= count, `${count} lines`, timeoutMs)
+    return this.lines()
+  }
+
+  /** Waits for the exit, failing after the timeout. */
+  async exit(timeoutMs = 10000): Promise<RunResult> {
+    await until(() => this.closed, () => `msgbus ${this.child.spawnargs[2]} to exit; stderr ${JSON.stringify(this.stderr.slice(-500))}`, {timeoutMs, changes: this.changes})
+    return this.exited
+  }
+}
+
 /** Runs curl with the given arguments. */
 export function curl(args: string[], options: {input?: Buffer | string; timeoutMs?: number} = {}): Promise<RunResult> {
   return run('curl', ['-sS', ...args], options)
@@ -273,14 +381,20 @@ export class ServeProcess {
         ? spawn(command[0], command.slice(1), {env: spawnEnv, stdio: ['ignore', 'pipe', 'pipe']})
         : spawn('sh', ['-c', `ulimit -n ${options.openFiles} && exec "$@"`, 'sh', ...command], {env: spawnEnv, stdio: ['ignore', 'pipe', 'pipe']})
     const serve = new ServeProcess(child)
-    const deadline = Date.now() + 10000
     const https = args.some((arg) => arg === '-c' || arg.startsWith('--cert'))
-    while (!/listen HTTP on/.test(serve.stderr) || (https && !/listen HTTPS on/.test(serve.stderr))) {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`serve did not start: ${serve.stderr}`)
-      await new Promise((resolve) => setTimeout(resolve, 25))
-    }
-
+    await until(() => /listen HTTP on/.test(serve.stderr) && (!https || /listen HTTPS on/.test(serve.stderr)), () => `serve to listen: ${serve.stderr}`, {
+      timeoutMs: 10000,
+      stop: () => child.exitCode !== null && `serve exited (${child.exitCode})`,
+    })
     return serve
+  }
+
+  /** Waits for a line of its log (stderr) that matches `pattern`: it may come in a later write than the one before it. */
+  async logged(pattern: RegExp, timeoutMs = 5000): Promise<void> {
+    await until(() => pattern.test(this.stderr), () => `${pattern} in its log: ${this.stderr}`, {
+      timeoutMs,
+      stop: () => this.child.exitCode !== null && `serve exited (${this.child.exitCode})`,
+    })
   }
 
   port(kind: 'HTTP' | 'HTTPS' = 'HTTP'): number {

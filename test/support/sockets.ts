@@ -1,7 +1,10 @@
 // The server side's TCP sockets, read from the kernel (/proc/net/tcp and
 // tcp6), so the descriptor tests count what the server really holds.
+import assert from 'node:assert/strict'
 import {readdirSync, readlinkSync} from 'node:fs'
-import {tcpSockets} from '../../bench/proc.js'
+import type {BusServer} from '../../src/lib/index.js'
+import {tcpSockets, unread} from '../../tools/proc.js'
+import {portOf, request, until} from './harness.js'
 
 /**
  * Connections whose local end is the server's `address`:`port` (the
@@ -12,7 +15,7 @@ import {tcpSockets} from '../../bench/proc.js'
  */
 export function serverSockets(port: number, address = '127.0.0.1'): Record<string, number> {
   const counts: Record<string, number> = {}
-  for (const socket of tcpSockets()) {
+  for (const socket of tcpSockets(port)) {
     if (socket.localPort !== port || socket.localAddress !== address || socket.state === 'LISTEN' || socket.inode === 0) continue
     counts[socket.state] = (counts[socket.state] ?? 0) + 1
   }
@@ -38,4 +41,21 @@ export function descriptorsOf(pid: number): {all: number; sockets: number} {
   }
 
   return {all, sockets}
+}
+
+// What waits unread in the socket queues between a server and its clients, either way.
+export {unread, unreceived} from '../../tools/proc.js'
+
+/**
+ * Waits until the bus in this process has read every byte sent to it, then
+ * makes one more request of it and lets this turn of the event loop end:
+ * whatever the server was going to answer to what it read, it has written,
+ * and this process has received. For "no answer (yet)": the alternative is a
+ * guessed while, which a busy machine outlasts.
+ */
+export async function serverCaughtUp(server: BusServer): Promise<void> {
+  await until(() => unread(portOf(server)) === 0, () => `the server to read what was sent (${unread(portOf(server))} bytes unread)`)
+  const reply = await request(`${server.url()}/msgbus/`, {method: 'HEAD'})
+  assert.equal(reply.status, 200, 'the server answers meanwhile')
+  await new Promise((resolve) => setImmediate(resolve))
 }

@@ -96,6 +96,10 @@ export interface TcpSocket {
   state: string
   /** The socket's inode; 0 when no process holds a descriptor for it (a closed socket the kernel still winds down). */
   inode: number
+  /** Bytes in its send queue (written, not yet acknowledged by the peer). */
+  txQueue: number
+  /** Bytes in its receive queue (arrived, not yet read by the process that holds it). */
+  rxQueue: number
 }
 
 /** An address as /proc/net/tcp{,6} writes it: IPv4 as the hex of its 32 bits in host (little-endian) order (127.0.0.1 is 0100007F). */
@@ -104,9 +108,15 @@ function procAddress(hex: string): string {
   return hex
 }
 
-/** Every TCP socket of this machine's network namespace (IPv4 and IPv6), from /proc/net/tcp and tcp6. */
-export function tcpSockets(): TcpSocket[] {
+/**
+ * Every TCP socket of this machine's network namespace (IPv4 and IPv6), from
+ * /proc/net/tcp and tcp6; with `port`, only those with that port at either
+ * end (found before the lines are parsed: with tens of thousands of sockets
+ * on the machine, parsing them all costs hundreds of ms).
+ */
+export function tcpSockets(port?: number): TcpSocket[] {
   const sockets: TcpSocket[] = []
+  const needle = port === undefined ? undefined : `:${port.toString(16).toUpperCase().padStart(4, '0')} `
   for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
     let text: string
     try {
@@ -117,10 +127,12 @@ export function tcpSockets(): TcpSocket[] {
 
     // "  sl  local_address rem_address   st tx_queue:rx_queue tr:tm->when retrnsmt   uid  timeout inode"
     for (const line of text.split('\n').slice(1)) {
+      if (needle !== undefined && !line.includes(needle)) continue
       const fields = line.trim().split(/\s+/)
       if (fields.length < 10) continue
       const [localAddress, localPort] = fields[1].split(':')
       const [remoteAddress, remotePort] = fields[2].split(':')
+      const [txQueue, rxQueue] = fields[4].split(':')
       sockets.push({
         localAddress: procAddress(localAddress),
         localPort: Number.parseInt(localPort, 16),
@@ -128,6 +140,8 @@ export function tcpSockets(): TcpSocket[] {
         remotePort: Number.parseInt(remotePort, 16),
         state: TCP_STATES[fields[3]] ?? fields[3],
         inode: Number(fields[9]),
+        txQueue: Number.parseInt(txQueue, 16),
+        rxQueue: Number.parseInt(rxQueue, 16),
       })
     }
   }
@@ -141,7 +155,35 @@ export function tcpSockets(): TcpSocket[] {
  * 127.0.0.2 may well get the server's port number as its own.
  */
 export function establishedOn(port: number, address = '127.0.0.1'): number {
-  return tcpSockets().filter((socket) => socket.localPort === port && socket.localAddress === address && socket.state === 'ESTABLISHED').length
+  return tcpSockets(port).filter((socket) => socket.localPort === port && socket.localAddress === address && socket.state === 'ESTABLISHED').length
+}
+
+/**
+ * Bytes sent to the server on `address`:`port` that it has not read yet: what
+ * waits in its sockets' receive queues and in its clients' send queues.
+ */
+export function unread(port: number, address = '127.0.0.1'): number {
+  return queued(port, address, 'rxQueue', 'txQueue')
+}
+
+/**
+ * Bytes the server on `address`:`port` has handed to the kernel that its
+ * clients have not read yet: what waits in its sockets' send queues and in
+ * its clients' receive queues. 0 (with nothing left in the server's own
+ * buffers) means every client has read all the server wrote to it.
+ */
+export function unreceived(port: number, address = '127.0.0.1'): number {
+  return queued(port, address, 'txQueue', 'rxQueue')
+}
+
+function queued(port: number, address: string, server: 'rxQueue' | 'txQueue', client: 'rxQueue' | 'txQueue'): number {
+  let bytes = 0
+  for (const socket of tcpSockets(port)) {
+    if (socket.localPort === port && socket.localAddress === address && socket.state !== 'LISTEN') bytes += socket[server]
+    else if (socket.remotePort === port && socket.remoteAddress === address) bytes += socket[client]
+  }
+
+  return bytes
 }
 
 // ---------------------------------------------------------------- msgbus serve's own figures

@@ -1,8 +1,10 @@
 /**
- * The benchmark's child processes: `msgbus serve`, `msgbus test-sub` and
- * `msgbus test-pub`, each `node bin/run.js ...` in its own process, run from a
- * private copy of the built CLI, guarded so that none outlives the benchmark,
- * and killed when it exits.
+ * The child processes of the benchmark, the soak and the fault tests:
+ * `msgbus serve`, `msgbus test-sub` and `msgbus test-pub`, each `node
+ * bin/run.js ...` in its own process, run from a private copy of the built
+ * CLI (or bin/run.js itself), guarded so that none outlives the process that
+ * started it, and killed when it exits. Shared by bench/ and test/; tools/
+ * depends on neither.
  */
 import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
 import {copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync} from 'node:fs'
@@ -17,8 +19,6 @@ const GUARD = fileURLToPath(new URL('server-guard.mjs', import.meta.url))
 export function log(text: string): void {
   process.stderr.write(`bench: ${text}\n`)
 }
-
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 // ---------------------------------------------------------------- every child, and stopping them
 
@@ -183,15 +183,6 @@ export function jsonOf<T>(cli: Cli): T {
   }
 
   throw new Error(`${cli.label} printed no JSON document; stderr:\n${cli.lines.slice(-8).join('\n')}`)
-}
-
-/** Resolves once `test()` holds, checking every `everyMs`; rejects with `what` after `ms`. */
-export async function until(test: () => boolean, ms: number, what: () => string, everyMs = 50): Promise<void> {
-  const deadline = performance.now() + ms
-  while (!test()) {
-    if (performance.now() > deadline) throw new Error(what())
-    await sleep(everyMs)
-  }
 }
 
 // ---------------------------------------------------------------- test-sub
