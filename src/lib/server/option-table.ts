@@ -166,7 +166,7 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
   },
   framing: {
     kind: 'enum',
-    // The 2007 framing first, as the README and --help have long listed it.
+    // auto first, the default; then the two framings a URL can name.
     values: ['auto', '2007', 'rfc2046'],
     default: 'auto',
     summary:
