@@ -8,7 +8,8 @@ export interface Principal {
   user: string | undefined
 }
 
-export const ANONYMOUS: Principal = {user: undefined}
+/** A request without credentials (or a preflight, which carries none). */
+export const ANYONE: Principal = {user: undefined}
 
 export const CHALLENGE = {'WWW-Authenticate': 'Basic realm="msgbus"'}
 

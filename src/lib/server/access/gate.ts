@@ -2,7 +2,7 @@ import type {IncomingMessage, ServerResponse} from 'node:http'
 import type {MessageFilter} from '../../protocol/filter.js'
 import {HttpError} from '../http/http-error.js'
 import {addressOf} from '../http/peer.js'
-import {ANONYMOUS, type Access, type Principal} from './access.js'
+import {ANYONE, type Access, type Principal} from './access.js'
 import {parseBasicAuth} from './basic-auth.js'
 import type {CorsPolicy} from './cors.js'
 import {clientOf} from './login-guard.js'
@@ -42,7 +42,7 @@ export class Gate {
     }
 
     const credentials = parseBasicAuth(req.headers.authorization)
-    if (isPreflight(req)) return ANONYMOUS
+    if (isPreflight(req)) return ANYONE
     return this.access.authenticate(credentials, clientOf(req.socket))
   }
 
