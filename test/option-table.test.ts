@@ -30,6 +30,8 @@ function sample(flag: string, row: AnyFlagRow): [string[], unknown] {
 
     case 'size':
       return [[`--${flag}`, '3k'], 3072]
+    case 'duration':
+      return [[`--${flag}`, '1h30m'], 5400]
     case 'string':
       return [[`--${flag}`, 'x'], 'x']
     case 'enum':

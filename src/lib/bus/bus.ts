@@ -1,8 +1,11 @@
 import {EventEmitter} from 'node:events'
+import {MsgbusError, reasonOf} from '../util/errors.js'
 import {MessageIdGenerator} from './message-id.js'
 import type {Message, MessageInput, Subscriber} from './message.js'
 import {SlicedFanOut} from './fan-out.js'
 import {SubscriberRegistry} from './registry.js'
+import {MessageLog} from '../history/message-log.js'
+import type {HistoryStore, Recovered} from '../history/store.js'
 
 export interface Delivery {
   message: Message
@@ -43,6 +46,13 @@ export interface BusOptions {
    * other publishes) for its whole length.
    */
   fanOutSlice?: number
+  /** The history every accepted message goes to; default one that keeps none. */
+  log?: MessageLog
+}
+
+/** The id a new history begins after: its start time, so that no id issued before it (by an earlier run) is taken for one of its own. */
+export function startHorizon(now: number = Date.now()): string {
+  return `${now}-0`
 }
 
 /**
@@ -51,7 +61,9 @@ export interface BusOptions {
  * and a broker link for scale-out hook in between the two.
  */
 export class Bus extends EventEmitter<BusEvents> {
-  private readonly ids = new MessageIdGenerator()
+  private ids: MessageIdGenerator
+  readonly log: MessageLog
+  private store: HistoryStore | undefined
   private readonly registry = new SubscriberRegistry()
   private readonly fanOutSlice: number
   /** Fan-outs too large for one slice, oldest first; while any is left, later messages wait, so every subscriber gets messages in order. */
@@ -62,6 +74,20 @@ export class Bus extends EventEmitter<BusEvents> {
   constructor(options: BusOptions = {}) {
     super()
     this.fanOutSlice = Math.max(1, options.fanOutSlice ?? FAN_OUT_SLICE)
+    this.log = options.log ?? new MessageLog({count: 0, bytes: 0, ageMs: 0}, startHorizon())
+    this.ids = new MessageIdGenerator(Date.now, this.log.newest)
+  }
+
+  /**
+   * Takes what a store recovered into the log and keeps writing to the
+   * store from now on; ids go on after the newest recovered. Only before
+   * the first publish.
+   */
+  attachStore(store: HistoryStore, recovered: Recovered): void {
+    this.log.restore(recovered.messages, recovered.horizon)
+    this.ids = new MessageIdGenerator(Date.now, this.log.newest)
+    this.store = store
+    this.log.onForget = (horizon) => store.forget(horizon)
   }
 
   subscribe(subscriber: Subscriber): void {
@@ -90,9 +116,15 @@ export class Bus extends EventEmitter<BusEvents> {
     return this.registry.all()
   }
 
-  /** Gives the message its id and time. */
-  accept(input: MessageInput): Message {
-    return {...input, id: this.ids.next(), time: Date.now()}
+  /**
+   * Gives the message its id, time and serial and appends it to the log,
+   * before any subscriber has it; returns what the store makes of it (once
+   * the message is durable), if there is a store.
+   */
+  private accept(input: MessageInput): [Message, Promise<void> | undefined] {
+    const message: Message = {...input, id: this.ids.next(), time: Date.now(), serial: this.log.end}
+    this.log.append(message)
+    return [message, this.store?.append(message)]
   }
 
   /**
@@ -141,24 +173,46 @@ export class Bus extends EventEmitter<BusEvents> {
     done(handed)
   }
 
-  /** Accepts a message and fans it out; resolves once every subscriber has it. */
-  publish(input: MessageInput): Promise<Delivery> {
-    const message = this.accept(input)
-    return new Promise((resolve) => this.fanOut(message, (subscribers) => resolve({message, subscribers})))
+  /**
+   * Accepts a message and fans it out; resolves once every subscriber has
+   * it and, with a store, once it is durable. Rejects (ERR_MSGBUS_HISTORY_FAILED)
+   * when the store cannot write it: subscribers have it all the same.
+   */
+  async publish(input: MessageInput): Promise<Delivery> {
+    const [delivery] = await this.publishAll([input])
+    return delivery
   }
 
   /** Publishes several messages together (a form): all are accepted before any fans out, and they fan out in order. */
-  publishAll(inputs: MessageInput[]): Promise<Delivery[]> {
-    const messages = inputs.map((input) => this.accept(input))
-    return new Promise((resolve) => {
+  async publishAll(inputs: MessageInput[]): Promise<Delivery[]> {
+    const accepted = inputs.map((input) => this.accept(input))
+    const delivered = new Promise<Delivery[]>((resolve) => {
       const deliveries: Delivery[] = []
-      for (const message of messages) {
+      for (const [message] of accepted) {
         this.fanOut(message, (subscribers) => {
           deliveries.push({message, subscribers})
-          if (deliveries.length === messages.length) resolve(deliveries)
+          if (deliveries.length === accepted.length) resolve(deliveries)
         })
       }
     })
+    const durable = accepted.map(([, written]) => written).filter((written) => written !== undefined)
+    if (durable.length === 0) return delivered
+    const [deliveries, written] = await Promise.all([delivered, Promise.allSettled(durable)])
+    const failed = written.find((result) => result.status === 'rejected')
+    if (failed) {
+      const handed = deliveries.reduce((sum, d) => sum + d.subscribers, 0)
+      throw new MsgbusError('ERR_MSGBUS_HISTORY_FAILED', `delivered to ${handed} subscribers, but not written to the history: ${reasonOf(failed.reason)}`, {cause: failed.reason})
+    }
+
+    return deliveries
+  }
+
+  /** Writes out what the store still holds and closes it. */
+  async closeStore(): Promise<void> {
+    const store = this.store
+    this.store = undefined
+    this.log.onForget = undefined
+    await store?.close()
   }
 
   counters(): BusCounters {

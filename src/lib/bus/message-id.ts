@@ -7,7 +7,13 @@ export class MessageIdGenerator {
   private lastMs = 0
   private seq = 0
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly now: () => number = Date.now,
+    /** An id every one issued must follow: the last one a restarted server's history holds. */
+    after?: string,
+  ) {
+    if (after !== undefined) [this.lastMs, this.seq] = parseMessageId(after)
+  }
 
   next(): string {
     const ms = this.now()
@@ -34,4 +40,10 @@ const MESSAGE_ID = /^\d{1,16}-\d{1,16}$/
 /** True for a string of the form the server issues ids in. */
 export function isMessageId(value: string): boolean {
   return MESSAGE_ID.test(value)
+}
+
+/** An id's two numbers, for code that compares many ids: `[ms, seq]`. */
+export function parseMessageId(id: string): [ms: number, seq: number] {
+  const dash = id.indexOf('-')
+  return [Number(id.slice(0, dash)), Number(id.slice(dash + 1))]
 }

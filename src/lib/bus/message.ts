@@ -15,6 +15,8 @@ export interface Message extends MessageInput {
   readonly id: string
   /** When the bus accepted it, in unix milliseconds. */
   readonly time: number
+  /** Its place in this process's log (history/message-log.ts): one more than the message before. Never on the wire. */
+  readonly serial: number
 }
 
 /** One end of the fan-out: whatever the bus hands messages to. */

@@ -1,10 +1,17 @@
 import {Flags} from '@oclif/core'
 import {parseSize} from '../util/size.js'
+import {parseDuration} from '../util/duration.js'
 
 /** A size flag: bytes, or a number with k, M or G (`64k`, `8MiB`). */
 export const sizeFlag = Flags.custom<number>({
   parse: async (input) => parseSize(input),
   helpValue: '<size>',
+})
+
+/** A duration (`90s`, `10m`, `1h`; a bare number is seconds), as seconds. */
+export const durationFlag = Flags.custom<number>({
+  parse: async (input) => parseDuration(input) / 1000,
+  helpValue: '<duration>',
 })
 
 /** Flags every client command shares: where the server is, and how to reach it. */

@@ -1,6 +1,6 @@
 import {Flags, type Interfaces} from '@oclif/core'
 import {flagRows, type AnyFlagRow, type FlagValues, type OptionTable} from '../server/option-row.js'
-import {sizeFlag} from './flags.js'
+import {durationFlag, sizeFlag} from './flags.js'
 
 type Char = NonNullable<Parameters<typeof Flags.string>[0]>['char']
 
@@ -18,6 +18,8 @@ function flagOf(row: AnyFlagRow) {
       return Flags.integer({...common, ...given({default: row.default, min: row.min, max: row.max})})
     case 'size':
       return sizeFlag({...common, ...given({default: row.default})})
+    case 'duration':
+      return durationFlag({...common, ...given({default: row.default})})
     case 'string':
       return Flags.string({...common, ...given({default: row.default})})
     case 'enum':

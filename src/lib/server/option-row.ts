@@ -40,7 +40,7 @@ interface FlagText {
 // for a type no flag can carry (a Buffer, a Logger), whose row must then be
 // a LibraryRow. The [T] wrappers keep a union such as `string | Buffer` whole.
 type FlagKind<T> = [T] extends [number]
-  ? {kind: 'integer'; default?: T; min?: number; max?: number} | {kind: 'size'; default?: T}
+  ? {kind: 'integer'; default?: T; min?: number; max?: number} | {kind: 'size'; default?: T} | {kind: 'duration'; default?: T}
   : [T] extends [boolean]
     ? {kind: 'boolean'}
     : [T] extends [readonly string[]]
@@ -75,6 +75,7 @@ export type OptionTable = {
 export type AnyFlagRow = FlagText & {serveOnly?: true} & (
   | {kind: 'integer'; default?: number; min?: number; max?: number}
   | {kind: 'size'; default?: number}
+  | {kind: 'duration'; default?: number}
   | {kind: 'boolean'; default?: undefined}
   | {kind: 'list'; default?: undefined}
   | {kind: 'string'; default?: string}

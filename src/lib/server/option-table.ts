@@ -173,6 +173,41 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
       'How multipart streams are framed when the URL does not say (?framing=): auto gives the 2007 framing to the 2007 clients (User-Agent libevmsg, Python-urllib/1.x or 2.x) and RFC 2046 to everyone else; 2007 or rfc2046 give it to all.',
     doc: 'how multipart streams are framed when the URL does not say (`?framing=`): `auto` frames them the 2007 way for the 2007 clients, known by their User-Agent, and by RFC 2046 for everyone else; `2007` or `rfc2046` frame them all that way; see "The 2007 clients"',
   },
+  history: {
+    kind: 'integer',
+    default: 10_000,
+    min: 0,
+    helpValue: '<n>',
+    summary: 'Messages kept for subscribers that resume (Last-Event-ID, ?since=), all channels together (0: no history).',
+    doc: 'messages kept, all channels together, for subscribers that resume (`Last-Event-ID`, `?since=`); the oldest go first past any of the three limits; 0: none kept, and every resume from an older message has a gap; see "History and resume"',
+  },
+  historyBytes: {
+    kind: 'size',
+    default: 64 * MiB,
+    summary: 'Bytes of messages kept (bodies and headers; 0: no limit but --history).',
+    doc: 'bytes of messages kept, bodies and header strings together (0: no limit but `--history`)',
+  },
+  historyAge: {
+    kind: 'duration',
+    default: 3600,
+    zeroMeans: 'no limit',
+    summary: 'How long a message is kept (90s, 10m, 1h, 2d; 0: no limit but --history).',
+    doc: 'how long a message is kept: `90s`, `10m`, `1h`, `2d`, or seconds (0: no limit but `--history`)',
+  },
+  historyDir: {
+    kind: 'string',
+    helpValue: '<dir>',
+    summary: 'Keep the history in append-only files in this folder, read back at start-up, so it survives a restart.',
+    doc: 'keep the history in append-only segment files in DIR (made if missing), read back at start-up: resumes and ids carry on across restarts; see "History on disk"',
+  },
+  historySync: {
+    kind: 'enum',
+    values: ['always', 'interval', 'never'],
+    default: 'always',
+    summary:
+      'With --history-dir: always answers a publish once its message is on disk (fdatasync, shared by the publishes of a moment); interval syncs once a second; never leaves it to the OS.',
+    doc: 'with `--history-dir`: `always` answers a publish (`204`) once its message is on disk (one fdatasync for all the publishes of a moment); `interval` answers at once and syncs once a second; `never` leaves syncing to the operating system',
+  },
   heartbeat: {
     kind: 'integer',
     default: 30,

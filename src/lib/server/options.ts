@@ -3,6 +3,7 @@ import {OPTION_TABLE} from './option-table.js'
 import type {SlowPolicy} from './stream/socket-writer.js'
 import type {Logger} from './ops/logger.js'
 import type {FramingPolicy} from './stream/framing.js'
+import type {HistorySync} from '../history/store.js'
 
 export interface BusServerOptions {
   /** HTTP port; 0 picks a free one. Default 8888. */
@@ -43,6 +44,16 @@ export interface BusServerOptions {
    * their User-Agent, and by RFC 2046 for everyone else.
    */
   framing?: FramingPolicy
+  /** Messages kept for subscribers that resume, all channels together; 0 for none. Default 10000. */
+  history?: number
+  /** Bytes of messages kept, bodies and header strings; 0 for no limit but `history`. Default 64 MiB. */
+  historyBytes?: number
+  /** Seconds a message is kept; 0 for no limit but `history`. Default 3600. */
+  historyAge?: number
+  /** Keep the history in append-only files in this folder, read back at start-up. */
+  historyDir?: string
+  /** With `historyDir`: when a publish is answered. Default `always` (once its record is on disk). */
+  historySync?: HistorySync
   /** Seconds between SSE heartbeat comments; 0 for none. Default 30. */
   heartbeat?: number
   /** Origins allowed cross-origin access (`*` for any); default none, and no CORS headers. */
