@@ -65,6 +65,7 @@ function buildStream(): {stream: Buffer; messages: number; bodies: Buffer[]} {
     const message: Message = {
       id: `${start + (seq >> 10)}-${seq}`,
       time: start,
+      serial: seq,
       channel: 'bench/parser',
       type: 'application/octet-stream',
       essence: 'application/octet-stream',

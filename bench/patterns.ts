@@ -80,7 +80,7 @@ const cpuMs = (): number => {
 
 function messageOf(field: Case['field'], value: string): Message {
   const essence = field === 'type' ? value : 'text/plain'
-  return {id: '1-1', time: 0, channel: 'bench', type: essence, essence, sender: field === 'sender' ? value : 'x', body: Buffer.alloc(0)}
+  return {id: '1-1', time: 0, serial: 0, channel: 'bench', type: essence, essence, sender: field === 'sender' ? value : 'x', body: Buffer.alloc(0)}
 }
 
 type Round = (filter: MessageFilter, messages: Message[], ms: number, clock: () => number) => number

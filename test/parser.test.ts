@@ -711,7 +711,7 @@ describe('multipart parser', function () {
           const headers: Record<string, string> = user ? {authorization: `Basic ${Buffer.from(`${user}:pw`).toString('base64')}`} : {}
           const reply = await publish(server, encodeURIComponent(channel).replaceAll('%2F', '/'), body, type, headers)
           assert.equal(reply.status, 204)
-          sent.push({id: reply.headers['msgbus-id'] as string, channel, type, essence: '', sender: user, body, time: 0})
+          sent.push({id: reply.headers['msgbus-id'] as string, channel, type, essence: '', sender: user, body, time: 0, serial: 0})
         }
 
         await client.until((t) => t.split(`--${boundary}\r\n`).length - 1 >= bodies.length + 1, 5000, 'every part')
@@ -814,7 +814,7 @@ describe('multipart parser', function () {
 // Messages and assertions
 
 function message(id: string, channel: string, body: Buffer | string, type = 'text/plain', sender?: string): Message {
-  return {id, channel, type, essence: type.split(';')[0], sender, body: Buffer.isBuffer(body) ? body : Buffer.from(body), time: 0}
+  return {id, channel, type, essence: type.split(';')[0], sender, body: Buffer.isBuffer(body) ? body : Buffer.from(body), time: 0, serial: 0}
 }
 
 function assertMessages(got: ReceivedMessage[], sent: Message[]): void {

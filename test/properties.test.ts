@@ -831,7 +831,7 @@ describe('properties', function () {
 // ---------------------------------------------------------------------------
 
 function messageOf(essence: string, sender?: string): Message {
-  return {id: '1-1', channel: 'c', type: essence, essence, sender, body: Buffer.alloc(0), time: 0}
+  return {id: '1-1', channel: 'c', type: essence, essence, sender, body: Buffer.alloc(0), time: 0, serial: 0}
 }
 
 /**

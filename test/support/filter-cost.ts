@@ -15,7 +15,7 @@ interface Case {
   matches: number
 }
 
-const message = (essence: string, sender?: string): Message => ({id: '1-1', time: 0, channel: 'c', type: essence, essence, sender, body: Buffer.alloc(0)})
+const message = (essence: string, sender?: string): Message => ({id: '1-1', time: 0, serial: 0, channel: 'c', type: essence, essence, sender, body: Buffer.alloc(0)})
 
 const cases: Case[] = [
   {name: "the issue's type=, 10 groups, on text/ and 40 a's", filter: {type: ISSUE_LIST}, message: message(`text/${'a'.repeat(40)}`), matches: 2000},
