@@ -439,7 +439,7 @@ describe('CORS (serve --cors)', () => {
     const reply = await publish(server, 'foo', 'x', 'text/plain', {Origin: 'https://app.example'})
     assert.equal(reply.status, 204)
     assert.equal(reply.headers['access-control-allow-origin'], 'https://app.example')
-    assert.equal(reply.headers['access-control-expose-headers'], 'Msgbus-Id, Msgbus-Subscribers')
+    assert.equal(reply.headers['access-control-expose-headers'], 'Msgbus-Id, Msgbus-Subscribers, Msgbus-Replay-From, Msgbus-Gap')
     await streamedUntil(client, (body) => body.includes(`id: ${reply.headers['msgbus-id']}\n`), 'the message')
   })
 

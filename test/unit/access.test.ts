@@ -50,12 +50,12 @@ describe('unit: CORS decisions', () => {
     assert.deepEqual(cors.responseHeaders(request('https://app.example')), {
       'Access-Control-Allow-Origin': 'https://app.example',
       'Access-Control-Allow-Credentials': 'true',
-      'Access-Control-Expose-Headers': 'Msgbus-Id, Msgbus-Subscribers',
+      'Access-Control-Expose-Headers': 'Msgbus-Id, Msgbus-Subscribers, Msgbus-Replay-From, Msgbus-Gap',
       Vary: 'Origin',
     })
     assert.deepEqual(cors.responseHeaders(request('https://evil.example')), {
       'Access-Control-Allow-Origin': '*',
-      'Access-Control-Expose-Headers': 'Msgbus-Id, Msgbus-Subscribers',
+      'Access-Control-Expose-Headers': 'Msgbus-Id, Msgbus-Subscribers, Msgbus-Replay-From, Msgbus-Gap',
       Vary: 'Origin',
     })
     const named = new CorsPolicy(['https://app.example'])

@@ -1,4 +1,5 @@
 import type {Message} from '../bus/message.js'
+import type {Gap} from './gap.js'
 import {MultipartEncoder} from './multipart-encoder.js'
 import {allocFrame, textFrame, type Frame} from './stream-encoder.js'
 
@@ -15,6 +16,12 @@ const CRLF = '\r\n'
 export class ImageStreamEncoder extends MultipartEncoder {
   override readonly open = textFrame(`--${this.boundary}${CRLF}${CRLF}`)
   private readonly next = `${CRLF}--${this.boundary}${CRLF}${CRLF}`
+
+  /** A picture stream has no place for an event: the Msgbus-Gap header alone tells. */
+  override gap(gap: Gap): undefined {
+    void gap
+    return undefined
+  }
 
   protected override build(message: Message): Frame {
     return allocFrame(message.body.length + this.next.length, (buffer, at) => {

@@ -1,4 +1,5 @@
 import type {Message} from '../bus/message.js'
+import {gapJson, type Gap} from './gap.js'
 import {toJsonMessage} from './json-message.js'
 import {CachingEncoder, closingFrame, textFrame, type Frame} from './stream-encoder.js'
 
@@ -8,6 +9,11 @@ export class NdjsonEncoder extends CachingEncoder {
   readonly contentType = 'application/x-ndjson'
   readonly open = textFrame('')
   readonly close = closingFrame()
+
+  /** A line with `"event":"gap"`, a key no message line has. */
+  override gap(gap: Gap): Frame {
+    return textFrame(`${gapJson(gap)}\n`)
+  }
 
   protected build(message: Message): Frame {
     return textFrame(`${JSON.stringify(toJsonMessage(message))}\n`)

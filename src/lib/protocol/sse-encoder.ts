@@ -1,4 +1,5 @@
 import type {Message} from '../bus/message.js'
+import {gapJson, type Gap} from './gap.js'
 import {toJsonMessage} from './json-message.js'
 import {CachingEncoder, closingFrame, textFrame, type Frame} from './stream-encoder.js'
 
@@ -18,6 +19,11 @@ export class SseEncoder extends CachingEncoder {
   readonly close = closingFrame()
   /** A comment line: keeps proxies from timing out an idle stream, and EventSource ignores it. */
   readonly heartbeat = textFrame(': heartbeat\n\n')
+
+  /** An event of its own name, without an id, so EventSource's Last-Event-ID stays the last message's. */
+  override gap(gap: Gap): Frame {
+    return textFrame(`event: gap\ndata: ${gapJson(gap)}\n\n`)
+  }
 
   protected build(message: Message): Frame {
     return textFrame(`id: ${message.id}\nevent: message\ndata: ${JSON.stringify(toJsonMessage(message))}\n\n`)

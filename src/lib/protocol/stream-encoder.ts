@@ -1,4 +1,5 @@
 import type {Message} from '../bus/message.js'
+import type {Gap} from './gap.js'
 
 const CRLF = '\r\n'
 const EMPTY = Buffer.alloc(0)
@@ -23,6 +24,8 @@ export interface StreamEncoder {
   /** How a stream ends on shutdown; on HTTP/1.1 it carries the last chunk. */
   readonly close: Frame
   frame(message: Message): Frame
+  /** The in-band gap event (gap.ts), or undefined for a format that has none (raw, `<img>`); rare, so never cached. */
+  gap(gap: Gap): Frame | undefined
 }
 
 /** Allocates a frame of `length` payload bytes and hands the payload's offset to `fill`. */
@@ -60,6 +63,11 @@ export abstract class CachingEncoder implements StreamEncoder {
   abstract readonly close: Frame
   private lastMessage: Message | undefined
   private lastFrame: Frame | undefined
+
+  gap(gap: Gap): Frame | undefined {
+    void gap
+    return undefined
+  }
 
   frame(message: Message): Frame {
     if (message === this.lastMessage) return this.lastFrame!

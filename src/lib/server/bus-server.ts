@@ -2,7 +2,8 @@ import {once} from 'node:events'
 import type {Server} from 'node:http'
 import type {SecureContextOptions} from 'node:tls'
 import type {AddressInfo} from 'node:net'
-import {Bus} from '../bus/bus.js'
+import {Bus, startHorizon} from '../bus/bus.js'
+import {MessageLog} from '../history/message-log.js'
 import {createEncoders} from '../protocol/formats.js'
 import {MsgbusError, messageOf, type MsgbusErrorCode} from '../util/errors.js'
 import {formatSize} from '../util/size.js'
@@ -78,11 +79,14 @@ export class BusServer {
   private listening: Listening | undefined
   private stopHeartbeat = () => {}
   private stopStats = () => {}
+  private stopTrim = () => {}
 
   constructor(options: BusServerOptions = {}) {
     const given = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined))
     this.options = {...DEFAULTS, ...given} as ResolvedOptions
-    this.bus = new Bus({fanOutSlice: this.options.fanOutSlice})
+    const {history, historyBytes, historyAge} = this.options
+    const log = new MessageLog({count: history, bytes: historyBytes, ageMs: historyAge * 1000}, startHorizon())
+    this.bus = new Bus({fanOutSlice: this.options.fanOutSlice, log})
   }
 
   private get logger() {
@@ -135,7 +139,7 @@ export class BusServer {
     )
     const encoders = createEncoders(options.boundary)
     const serverHeader = `msgbus/${VERSION}`
-    const streams = new Streams(this.bus, writer, logger)
+    const streams = new Streams(this.bus, writer, logger, options.maxPending)
     const bodyBudget = new BodyBudget(options.maxBodyMemory, largestBody, logger)
     const connectionsPerIp = options.maxConnectionsPerIp > 0 ? new ConnectionLimit(options.maxConnectionsPerIp) : undefined
     const admission = new Admission(this.connectionCap(), connectionsPerIp, serverHeader, logger)
@@ -178,6 +182,7 @@ export class BusServer {
       this.listening = listening
       this.stopHeartbeat = startHeartbeat(options.heartbeat * 1000, streams, 'sse', encoders.sse.heartbeat)
       this.stopStats = startStats(options.statsInterval * 1000, () => this.counters(), logger)
+      this.stopTrim = startTrim(this.bus.log)
     } catch (error) {
       await this.closeServers()
       throw error
@@ -301,6 +306,7 @@ export class BusServer {
     this.logger.log(LogLevel.Always, 'stop', `ending ${this.parts?.streams.size ?? 0} subscriptions`)
     this.stopHeartbeat()
     this.stopStats()
+    this.stopTrim()
     this.parts?.gate.close()
     this.parts?.logins.close()
     const closed = this.closeServers()
@@ -320,6 +326,14 @@ export class BusServer {
       this.servers.map((server) => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()))),
     )
   }
+}
+
+/** Lets go of messages past `--history-age` on a quiet bus too (a publish trims as it appends). */
+function startTrim(log: MessageLog): () => void {
+  if (!log.enabled || log.limits.ageMs <= 0) return () => {}
+  const timer = setInterval(() => log.trim(), Math.min(60_000, Math.max(1000, log.limits.ageMs / 10)))
+  timer.unref()
+  return () => clearInterval(timer)
 }
 
 export function createBus(options: BusServerOptions = {}): BusServer {

@@ -5,7 +5,7 @@ const ALLOWED_METHODS = 'GET, HEAD, POST'
 /** Request headers a page may send when the preflight does not list its own. */
 const DEFAULT_ALLOWED_HEADERS = 'Authorization, Content-Type, Last-Event-ID'
 /** The publish response's own headers, which a page's script may read. */
-const EXPOSED_HEADERS = 'Msgbus-Id, Msgbus-Subscribers'
+const EXPOSED_HEADERS = 'Msgbus-Id, Msgbus-Subscribers, Msgbus-Replay-From, Msgbus-Gap'
 const TOKEN_LIST = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:\s*,\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*$/
 
 /** An `--cors` value that is neither `*` nor an origin. */

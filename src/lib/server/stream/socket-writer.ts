@@ -43,6 +43,8 @@ export interface WriteTarget {
   dropped: number
   /** When (performance.now()) a message first found it behind, NOT_BEHIND since one found it under the limit. */
   behindSince: number
+  /** Back under the limit after dropping: bytes that say so (a gap event), written before the next message. */
+  caughtUp?(dropped: number): Buffer | undefined
 }
 
 export interface SlowEvents {
@@ -87,12 +89,14 @@ export class SocketWriter {
     const socket = target.socket
     if (socket.destroyed) return false
     const pending = socket.writableLength
+    let gap: Buffer | undefined
     if (pending > this.maxPending) {
       if (this.isSlow(target, pending)) return this.slow(target, pending)
     } else if (target.behindSince !== NOT_BEHIND) {
       target.behindSince = NOT_BEHIND
       if (target.dropped > 0) {
         this.events.onDropEnd(target, target.dropped)
+        gap = target.caughtUp?.(target.dropped)
         target.dropped = 0
       }
     }
@@ -108,6 +112,7 @@ export class SocketWriter {
       this.scheduleFlush()
     }
 
+    if (gap) socket.write(gap)
     socket.write(bytes)
     return true
   }

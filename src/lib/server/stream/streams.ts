@@ -2,10 +2,12 @@ import type {IncomingMessage, ServerResponse} from 'node:http'
 import type {Socket} from 'node:net'
 import type {Bus} from '../../bus/bus.js'
 import type {MessageFilter} from '../../protocol/filter.js'
+import type {Gap} from '../../protocol/gap.js'
 import type {StreamEncoder} from '../../protocol/stream-encoder.js'
 import {channelLabel, peerOf} from '../http/peer.js'
 import {LogLevel, type Logger} from '../ops/log.js'
 import type {SocketWriter} from './socket-writer.js'
+import {replay} from './replay.js'
 import {HttpSubscription} from './subscription.js'
 import {takeOver} from './takeover.js'
 
@@ -20,6 +22,12 @@ export interface StreamSpec {
   head: string
   /** For the log: the format, framing and filters asked for. */
   details: string
+  /** Gap events in-band (see HttpSubscription). */
+  gapEvents: boolean
+  /** A resume: the serial the replay starts at, and the gap to tell of first, if any. */
+  replay?: {start: number; gap?: Gap}
+  /** Only the backlog: the stream ends once the replay has caught up (`?poll=1`). */
+  poll: boolean
 }
 
 /**
@@ -38,6 +46,8 @@ export class Streams implements Iterable<HttpSubscription> {
     private readonly bus: Bus,
     private readonly writer: SocketWriter,
     private readonly logger: Logger,
+    /** Unsent bytes past which a replay waits for the reader (--max-pending). */
+    private readonly replayHighWater: number,
   ) {}
 
   /** The connection is a stream: what else arrives on it is never a request to answer. */
@@ -90,11 +100,26 @@ export class Streams implements Iterable<HttpSubscription> {
    */
   private start(socket: Socket, spec: StreamSpec): boolean {
     if (socket.destroyed) return false
-    const subscription = new HttpSubscription(socket, spec.channel, spec.chunked, spec.accepts, spec.encoder, this.writer, peerOf(socket))
+    const subscription = new HttpSubscription(socket, spec.channel, spec.chunked, spec.accepts, spec.encoder, this.writer, peerOf(socket), spec.gapEvents)
     socket.setNoDelay(true)
-    subscription.start(spec.head)
-    this.bus.subscribe(subscription)
+    subscription.start(spec.head, spec.replay?.gap)
+    // On the bus before the replay starts: what is published meanwhile is in the log, and live delivery skips what the replay wrote.
+    if (!spec.poll) this.bus.subscribe(subscription)
     this.live.add(subscription)
+    const log = this.bus.log
+    const caughtUp = () => {
+      subscription.replaying = false
+      if (spec.poll) subscription.end()
+    }
+
+    if (spec.replay && spec.replay.start < log.end) {
+      subscription.replaying = true
+      replay(subscription, log, spec.replay.start, this.replayHighWater, caughtUp)
+    } else {
+      subscription.lastSerial = log.end - 1
+      caughtUp()
+    }
+
     const described = `${subscription.peer} ${channelLabel(spec.channel)}${spec.details ? ` ${spec.details}` : ''}`
     this.logger.log(LogLevel.Subscriptions, 'subscribe', described)
     socket.once('close', () => {

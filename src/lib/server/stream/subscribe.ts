@@ -4,6 +4,10 @@ import {bothFilters, compileFilter, type FilterSpec, type MessageFilter} from '.
 import {PatternListError} from '../../protocol/pattern.js'
 import type {StreamEncoder} from '../../protocol/stream-encoder.js'
 import {isMessageId} from '../../bus/message-id.js'
+import type {Resolution} from '../../history/message-log.js'
+import type {Gap} from '../../protocol/gap.js'
+import {parsePosition, positionParam, type Position} from '../../protocol/position.js'
+import {messageOf} from '../../util/errors.js'
 import type {Bus} from '../../bus/bus.js'
 import type {StreamEncoders} from '../../protocol/formats.js'
 import type {Viewer} from '../pages/viewer.js'
@@ -95,13 +99,39 @@ function filterOf(spec: FilterSpec): MessageFilter | undefined {
   }
 }
 
-/** `Last-Event-ID` (an EventSource reconnecting) or `?last_event_id=`: checked now, used once history keeps messages. */
-function lastEventId(req: IncomingMessage, params: URLSearchParams): string | undefined {
+/**
+ * Where the subscription resumes, if anywhere: the `Last-Event-ID` header
+ * (what an EventSource sends when it reconnects by itself, so it wins over
+ * the URL it reconnects to), else `?last_event_id=`, else `?since=`.
+ */
+function positionOf(req: IncomingMessage, params: URLSearchParams): Position | undefined {
   const header = req.headers['last-event-id']
-  const given = params.get('last_event_id') ?? (Array.isArray(header) ? header[0] : header)
-  if (given === undefined || given === '') return undefined
-  if (!isMessageId(given)) throw new HttpError(400, `Last-Event-ID ${JSON.stringify(given)} is not a message id (<unix-ms>-<seq>)`)
-  return given
+  const lastId = (Array.isArray(header) ? header[0] : header) || params.get('last_event_id')
+  if (lastId) {
+    if (!isMessageId(lastId)) throw new HttpError(400, `Last-Event-ID ${JSON.stringify(lastId.slice(0, 64))} is not a message id (<unix-ms>-<seq>)`)
+    return {kind: 'id', id: lastId}
+  }
+
+  const since = params.get('since')
+  if (since === null || since === '') return undefined
+  try {
+    return parsePosition(since)
+  } catch (error) {
+    throw new HttpError(400, `since: ${messageOf(error)}`, {}, false, {cause: error})
+  }
+}
+
+/** A yes-or-no query parameter: absent, `0` or `false` is no; empty, `1` or `true` is yes; anything else a 400. */
+function switchParam(params: URLSearchParams, name: string): boolean {
+  const value = params.get(name)
+  if (value === null || value === '0' || value === 'false') return false
+  if (value === '' || value === '1' || value === 'true') return true
+  throw new HttpError(400, `${name}=${JSON.stringify(value.slice(0, 64))}: say 1 or 0`)
+}
+
+/** The headers that tell a resuming client where its replay really begins, and whether messages it asked for are gone. */
+function resumeHeaders(resolution: Resolution): Record<string, string> {
+  return resolution.gap ? {'Msgbus-Replay-From': resolution.from, 'Msgbus-Gap': resolution.gap} : {'Msgbus-Replay-From': resolution.from}
 }
 
 /**
@@ -133,7 +163,10 @@ export function subscribe(
   const accepts = bothFilters(permitted, filterOf(filterText))
   const encoder = encoderFor(ctx, req, representation, params)
 
-  lastEventId(req, params)
+  const poll = switchParam(params, 'poll')
+  const gapParts = switchParam(params, 'gaps')
+  // A poll without a position is the whole backlog.
+  const position = positionOf(req, params) ?? (poll ? {kind: 'all'} : undefined)
   const {maxSubscribers} = ctx
   if (maxSubscribers > 0 && ctx.bus.subscriberCount >= maxSubscribers) {
     throw new HttpError(503, `too many subscribers (the limit is ${maxSubscribers})`, {'Retry-After': '5'})
@@ -145,7 +178,8 @@ export function subscribe(
   }
 
   const chunked = isHttp11(req)
-  const headers = streamHeaders(ctx, cors, encoder, chunked)
+  const resolution = position && ctx.bus.log.resolve(position)
+  const headers = {...streamHeaders(ctx, cors, encoder, chunked), ...(resolution && resumeHeaders(resolution))}
   if (req.method === 'HEAD') {
     res.writeHead(200, headers)
     res.end()
@@ -157,6 +191,20 @@ export function subscribe(
     encoder === ctx.encoders.multipart2007 && 'framing=2007',
     filterText.type && `type=${filterText.type}`,
     filterText.sender && `sender=${filterText.sender}`,
+    position && `since=${positionParam(position)}`,
+    resolution?.gap && `gap=${resolution.gap}`,
+    poll && 'poll',
   ].filter(Boolean)
-  ctx.streams.open(req, res, {channel, chunked, accepts, encoder, head: rawHead(headers), details: details.join(' ')})
+  const gap: Gap | undefined = resolution?.gap && {reason: resolution.gap, after: position?.kind === 'id' ? position.id : null, from: resolution.from}
+  ctx.streams.open(req, res, {
+    channel,
+    chunked,
+    accepts,
+    encoder,
+    head: rawHead(headers),
+    details: details.join(' '),
+    gapEvents: encoder.format !== 'multipart' || gapParts,
+    replay: resolution && {start: resolution.start, gap},
+    poll,
+  })
 }

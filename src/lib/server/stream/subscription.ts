@@ -1,16 +1,24 @@
 import type {Socket} from 'node:net'
 import type {Message, Subscriber} from '../../bus/message.js'
 import type {MessageFilter} from '../../protocol/filter.js'
+import type {Gap} from '../../protocol/gap.js'
 import type {Frame, StreamEncoder} from '../../protocol/stream-encoder.js'
+import type {ReplayTarget} from './replay.js'
 import {NOT_BEHIND, type SocketWriter, type WriteTarget} from './socket-writer.js'
 
 /** A subscriber at the end of one HTTP connection, streaming in the format it asked for. */
-export class HttpSubscription implements Subscriber, WriteTarget {
+export class HttpSubscription implements Subscriber, WriteTarget, ReplayTarget {
   generation = 0
   corked = false
   dropped = 0
   behindSince = NOT_BEHIND
   received = 0
+  /** While true, the replay writes (replay.ts) and live delivery only counts. */
+  replaying = false
+  lastSerial = -1
+  lastId: string | undefined
+  /** The id of the last message skipped while dropping (`--slow-policy drop`). */
+  private skippedId: string | undefined
   private ended = false
 
   constructor(
@@ -22,13 +30,44 @@ export class HttpSubscription implements Subscriber, WriteTarget {
     readonly encoder: StreamEncoder,
     private readonly writer: SocketWriter,
     readonly peer: string,
+    /** Gap events in-band: always on SSE and NDJSON, on multipart when asked for (`?gaps=1`). */
+    private readonly gapEvents: boolean,
   ) {}
 
   deliver(message: Message): boolean {
+    // The replay wrote it already (a fan-out sliced over several turns reaches some subscribers late).
+    if (message.serial <= this.lastSerial) return false
     if (this.accepts !== undefined && !this.accepts(message)) return false
-    if (!this.send(this.encoder.frame(message))) return false
+    if (this.replaying) return true
+    if (!this.send(this.encoder.frame(message))) {
+      if (this.dropped > 0) this.skippedId = message.id
+      return false
+    }
+
+    this.lastId = message.id
     this.received++
     return true
+  }
+
+  /** For the replay, which reads every channel's messages from the one log. */
+  wants(message: Message): boolean {
+    if (this.channel !== '' && message.channel !== this.channel) return false
+    return this.accepts === undefined || this.accepts(message)
+  }
+
+  bytesOf(message: Message): Buffer {
+    const frame = this.encoder.frame(message)
+    return this.chunked ? frame.chunked : frame.raw
+  }
+
+  gapBytes(gap: Gap): Buffer | undefined {
+    const frame = this.gapEvents ? this.encoder.gap(gap) : undefined
+    return frame && (this.chunked ? frame.chunked : frame.raw)
+  }
+
+  /** Back under --max-pending after dropping `dropped` messages: the gap event to write before the next one. */
+  caughtUp(dropped: number): Buffer | undefined {
+    return this.gapBytes({reason: 'dropped', after: this.lastId ?? null, from: this.skippedId ?? this.lastId ?? '', skipped: dropped})
   }
 
   /** Writes bytes that are not a message (a heartbeat), through the same slow-subscriber checks. */
@@ -36,10 +75,11 @@ export class HttpSubscription implements Subscriber, WriteTarget {
     return this.writer.write(this, this.chunked ? frame.chunked : frame.raw)
   }
 
-  /** Starts the stream: the response head and the format's opening, in one write. */
-  start(head: string): void {
+  /** Starts the stream: the response head, the format's opening and a gap event if one is due, in one write. */
+  start(head: string, gap?: Gap): void {
     const open = this.chunked ? this.encoder.open.chunked : this.encoder.open.raw
-    this.socket.write(Buffer.concat([Buffer.from(head, 'latin1'), open]))
+    const gapBytes = gap && this.gapBytes(gap)
+    this.socket.write(Buffer.concat([Buffer.from(head, 'latin1'), open, ...(gapBytes ? [gapBytes] : [])]))
   }
 
   /** Ends the stream properly: the format's closing and, on HTTP/1.1, the last chunk. */

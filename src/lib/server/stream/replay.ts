@@ -1,0 +1,80 @@
+import type {Socket} from 'node:net'
+import type {Message} from '../../bus/message.js'
+import type {MessageLog} from '../../history/message-log.js'
+import type {Gap} from '../../protocol/gap.js'
+
+/** What a replay writes to: a subscription's connection, its filters and its format. */
+export interface ReplayTarget {
+  readonly socket: Socket
+  /** The serial of the last message this subscriber has had, or skipped as not for it: live delivery skips up to it. */
+  lastSerial: number
+  /** The id of the last message written to it. */
+  lastId: string | undefined
+  received: number
+  wants(message: Message): boolean
+  bytesOf(message: Message): Buffer
+  /** The gap event's bytes in this stream's format, if it carries one. */
+  gapBytes(gap: Gap): Buffer | undefined
+}
+
+/** Messages looked at in one turn of the event loop: others' turns come between, however long the backlog. */
+const SLICE_MESSAGES = 2000
+/** Bytes gathered before they go to the socket in one writev. */
+const SLICE_BYTES = 256 * 1024
+
+/**
+ * Writes a subscriber's backlog from the log, oldest first, and calls
+ * `done` once it has caught up with the log's end: from then on, live
+ * delivery takes over, with nothing between the two (the subscriber is on
+ * the bus all along; what comes while the replay runs is in the log, and
+ * live delivery skips what the replay wrote). Paced by the socket: past
+ * `highWater` unsent bytes it waits for 'drain', so a slow reader holds a
+ * position in the log, never a copy of it. Should the log drop messages
+ * under that position first, the subscriber is told by a gap event.
+ */
+export function replay(target: ReplayTarget, log: MessageLog, start: number, highWater: number, done: () => void): void {
+  let cursor = start
+  const step = (): void => {
+    const {socket} = target
+    if (socket.destroyed) return
+    const pieces: Buffer[] = []
+    let bytes = 0
+    let looked = 0
+    while (cursor < log.end && looked < SLICE_MESSAGES && bytes < SLICE_BYTES) {
+      if (cursor < log.first) {
+        const gap = target.gapBytes({reason: 'expired', after: target.lastId ?? null, from: log.horizon})
+        if (gap) pieces.push(gap)
+        cursor = log.first
+        continue
+      }
+
+      const message = log.at(cursor++)
+      looked++
+      target.lastSerial = message.serial
+      if (!target.wants(message)) continue
+      const frame = target.bytesOf(message)
+      if (frame.length === 0) continue
+      pieces.push(frame)
+      bytes += frame.length
+      target.lastId = message.id
+      target.received++
+    }
+
+    if (pieces.length > 0) {
+      socket.cork()
+      for (const piece of pieces) socket.write(piece)
+      socket.uncork()
+    }
+
+    if (cursor >= log.end) {
+      target.lastSerial = log.end - 1
+      done()
+    } else if (socket.writableLength >= highWater) {
+      socket.once('drain', step)
+    } else {
+      setImmediate(step)
+    }
+  }
+
+  step()
+}
