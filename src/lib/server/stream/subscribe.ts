@@ -168,12 +168,13 @@ export function subscribe(
   // A poll without a position is the whole backlog.
   const position = positionOf(req, params) ?? (poll ? {kind: 'all'} : undefined)
   const {maxSubscribers} = ctx
-  if (maxSubscribers > 0 && ctx.bus.subscriberCount >= maxSubscribers) {
+  // A poll is not a subscriber: it reads the history and ends.
+  if (!poll && maxSubscribers > 0 && ctx.bus.subscriberCount >= maxSubscribers) {
     throw new HttpError(503, `too many subscribers (the limit is ${maxSubscribers})`, {'Retry-After': '5'})
   }
 
   const {maxChannels} = ctx
-  if (maxChannels > 0 && channel !== '' && !ctx.bus.hasSubscribers(channel) && ctx.bus.channelCount >= maxChannels) {
+  if (!poll && maxChannels > 0 && channel !== '' && !ctx.bus.hasSubscribers(channel) && ctx.bus.channelCount >= maxChannels) {
     throw new HttpError(503, `too many channels (the limit is ${maxChannels})`, {'Retry-After': '5'})
   }
 
