@@ -219,10 +219,12 @@ describe('stream formats', () => {
 
   it('Last-Event-ID and ?last_event_id= are accepted when they are message ids, 400 otherwise', async () => {
     const server = await startBus()
+    // An id from before this server started: older than anything it keeps, so the stream opens with a gap.
+    const gap = `${SSE_OPEN}event: gap\ndata: {"event":"gap","reason":"expired","after":"1795755609293-4","from":"${server.bus.log.horizon}"}\n\n`
     const ok = await RawClient.open(portOf(server), get('/msgbus/foo?format=sse', {'Last-Event-ID': '1795755609293-4'}))
-    await streamedUntil(ok, (body) => body === SSE_OPEN, 'the stream')
+    await streamedUntil(ok, (body) => body === gap, 'the stream')
     const okQuery = await RawClient.open(portOf(server), get('/msgbus/foo?format=sse&last_event_id=1795755609293-4'))
-    await streamedUntil(okQuery, (body) => body === SSE_OPEN, 'the stream')
+    await streamedUntil(okQuery, (body) => body === gap, 'the stream')
     for (const target of ['/msgbus/foo?format=sse&last_event_id=yesterday']) {
       const reply = await request(`${server.url()}${target}`)
       assert.equal(reply.status, 400)

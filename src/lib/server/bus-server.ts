@@ -294,6 +294,7 @@ export class BusServer {
       },
       bodyMemory: parts?.bodyBudget.held ?? 0,
       bodyRefusals: parts?.bodyBudget.refusals ?? 0,
+      history: {messages: this.bus.log.size, bytes: this.bus.log.bytes},
     }
   }
 

@@ -294,7 +294,7 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
     zeroMeans: 'never',
     helpValue: '<seconds>',
     summary: 'Log a stats line this often: subscribers, messages, memory, event-loop delay (0: never).',
-    doc: 'log a `stats` line this often: connections, subscribers, channels, messages and deliveries per second, slow subscribers, connections refused at the cap, memory held by request bodies (`bodies=`) and publishes refused for it (`busy=`), RSS, heap, event-loop delay p50/p99/max',
+    doc: 'log a `stats` line this often: connections, subscribers, channels, messages and deliveries per second, slow subscribers, connections refused at the cap, memory held by request bodies (`bodies=`) and publishes refused for it (`busy=`), messages and bytes kept in the history (`kept=`, `kept-bytes=`), RSS, heap, event-loop delay p50/p99/max',
   },
   cors: {
     kind: 'list',

@@ -21,4 +21,6 @@ export interface ServerCounters extends BusCounters {
   bodyMemory: number
   /** Publishes refused with 503 for want of body memory. */
   bodyRefusals: number
+  /** The history: messages and bytes kept now (`--history`, `--history-bytes`). */
+  history: {messages: number; bytes: number}
 }
