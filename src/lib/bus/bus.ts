@@ -116,15 +116,11 @@ export class Bus extends EventEmitter<BusEvents> {
     return this.registry.all()
   }
 
-  /**
-   * Gives the message its id, time and serial and appends it to the log,
-   * before any subscriber has it; returns what the store makes of it (once
-   * the message is durable), if there is a store.
-   */
-  private accept(input: MessageInput): [Message, Promise<void> | undefined] {
+  /** Gives the message its id, time and serial and appends it to the log, before any subscriber has it. */
+  private accept(input: MessageInput): Message {
     const message: Message = {...input, id: this.ids.next(), time: Date.now(), serial: this.log.end}
     this.log.append(message)
-    return [message, this.store?.append(message)]
+    return message
   }
 
   /**
@@ -178,33 +174,41 @@ export class Bus extends EventEmitter<BusEvents> {
    * it and, with a store, once it is durable. Rejects (ERR_MSGBUS_HISTORY_FAILED)
    * when the store cannot write it: subscribers have it all the same.
    */
-  async publish(input: MessageInput): Promise<Delivery> {
-    const [delivery] = await this.publishAll([input])
-    return delivery
+  publish(input: MessageInput): Promise<Delivery> {
+    const message = this.accept(input)
+    const written = this.store?.append(message)
+    const delivered = new Promise<Delivery>((resolve) => this.fanOut(message, (subscribers) => resolve({message, subscribers})))
+    return written ? this.whenWritten(delivered, [written], (delivery) => delivery.subscribers) : delivered
   }
 
   /** Publishes several messages together (a form): all are accepted before any fans out, and they fan out in order. */
-  async publishAll(inputs: MessageInput[]): Promise<Delivery[]> {
-    const accepted = inputs.map((input) => this.accept(input))
+  publishAll(inputs: MessageInput[]): Promise<Delivery[]> {
+    const messages = inputs.map((input) => this.accept(input))
+    const store = this.store
+    const written = store ? messages.map((message) => store.append(message)) : undefined
     const delivered = new Promise<Delivery[]>((resolve) => {
       const deliveries: Delivery[] = []
-      for (const [message] of accepted) {
+      for (const message of messages) {
         this.fanOut(message, (subscribers) => {
           deliveries.push({message, subscribers})
-          if (deliveries.length === accepted.length) resolve(deliveries)
+          if (deliveries.length === messages.length) resolve(deliveries)
         })
       }
     })
-    const durable = accepted.map(([, written]) => written).filter((written) => written !== undefined)
-    if (durable.length === 0) return delivered
-    const [deliveries, written] = await Promise.all([delivered, Promise.allSettled(durable)])
-    const failed = written.find((result) => result.status === 'rejected')
+    return written ? this.whenWritten(delivered, written, (deliveries) => deliveries.reduce((sum, d) => sum + d.subscribers, 0)) : delivered
+  }
+
+  /** What was delivered, once the store has written it too; a write that failed fails the publish, saying who has the message. */
+  private async whenWritten<T>(delivered: Promise<T>, written: Array<Promise<void>>, handed: (result: T) => number): Promise<T> {
+    const [result, outcomes] = await Promise.all([delivered, Promise.allSettled(written)])
+    const failed = outcomes.find((outcome) => outcome.status === 'rejected')
     if (failed) {
-      const handed = deliveries.reduce((sum, d) => sum + d.subscribers, 0)
-      throw new MsgbusError('ERR_MSGBUS_HISTORY_FAILED', `delivered to ${handed} subscribers, but not written to the history: ${reasonOf(failed.reason)}`, {cause: failed.reason})
+      throw new MsgbusError('ERR_MSGBUS_HISTORY_FAILED', `delivered to ${handed(result)} subscribers, but not written to the history: ${reasonOf(failed.reason)}`, {
+        cause: failed.reason,
+      })
     }
 
-    return deliveries
+    return result
   }
 
   /** Writes out what the store still holds and closes it. */
