@@ -24,7 +24,7 @@ const SLICE_BYTES = 256 * 1024
 
 /**
  * Writes a subscriber's backlog from the log, oldest first, and calls
- * `done` once it has caught up with the log's end: from then on, live
+ * `done` once it has caught up with the log's end (or `until`): from then on, live
  * delivery takes over, with nothing between the two (the subscriber is on
  * the bus all along; what comes while the replay runs is in the log, and
  * live delivery skips what the replay wrote). Paced by the socket: past
@@ -32,15 +32,17 @@ const SLICE_BYTES = 256 * 1024
  * position in the log, never a copy of it. Should the log drop messages
  * under that position first, the subscriber is told by a gap event.
  */
-export function replay(target: ReplayTarget, log: MessageLog, start: number, highWater: number, done: () => void): void {
+export function replay(target: ReplayTarget, log: MessageLog, start: number, highWater: number, done: () => void, until?: number): void {
   let cursor = start
+  // A poll stops at the end the log had when it began, so publishes faster than the reader cannot keep it going.
+  const end = () => until ?? log.end
   const step = (): void => {
     const {socket} = target
     if (socket.destroyed) return
     const pieces: Buffer[] = []
     let bytes = 0
     let looked = 0
-    while (cursor < log.end && looked < SLICE_MESSAGES && bytes < SLICE_BYTES) {
+    while (cursor < end() && looked < SLICE_MESSAGES && bytes < SLICE_BYTES) {
       if (cursor < log.first) {
         const gap = target.gapBytes({reason: 'expired', after: target.lastId ?? null, from: log.horizon})
         if (gap) pieces.push(gap)
@@ -66,8 +68,8 @@ export function replay(target: ReplayTarget, log: MessageLog, start: number, hig
       socket.uncork()
     }
 
-    if (cursor >= log.end) {
-      target.lastSerial = log.end - 1
+    if (cursor >= end()) {
+      target.lastSerial = end() - 1
       done()
     } else if (socket.writableLength >= highWater) {
       socket.once('drain', step)

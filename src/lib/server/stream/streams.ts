@@ -114,7 +114,7 @@ export class Streams implements Iterable<HttpSubscription> {
 
     if (spec.replay && spec.replay.start < log.end) {
       subscription.replaying = true
-      replay(subscription, log, spec.replay.start, this.replayHighWater, caughtUp)
+      replay(subscription, log, spec.replay.start, this.replayHighWater, caughtUp, spec.poll ? log.end : undefined)
     } else {
       subscription.lastSerial = log.end - 1
       caughtUp()
