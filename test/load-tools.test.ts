@@ -14,8 +14,9 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import type {BusServer} from '../src/lib/index.js'
 import type {TestPubReport as PubReport, TestSubReport as SubReport} from '../src/lib/load/report.js'
+import {nowMicros} from '../src/lib/load/marker.js'
 import {SubscriptionStream} from '../src/lib/load/stream-reader.js'
-import {BIN, msgbus, MsgbusProcess, portOf, ROOT, run, ServeProcess, startBus, stopAll, Subscription, until, type RunResult} from './support/harness.js'
+import {BIN, dropStreams, msgbus, MsgbusProcess, portOf, ROOT, run, ServeProcess, startBus, stopAll, streamsBesides, Subscription, textMessage, until, type RunResult} from './support/harness.js'
 import {unreceived} from './support/sockets.js'
 
 const MARKER = /^(.+); msgbus-load=(\d+)\.(\d+)\.(\d+)$/
@@ -114,7 +115,7 @@ async function fakeBus(onStream: (stream: FakeStream, index: number) => void): P
       head += chunk.toString('latin1')
       if (!head.includes('\r\n\r\n')) return
       socket.off('data', onData)
-      assert.match(head, /^GET \/msgbus\/flood HTTP\/1\.1\r\n/)
+      assert.match(head, /^GET \/msgbus\/flood\?gaps=1 HTTP\/1\.1\r\n/)
       socket.write('HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace;boundary=B\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n--B\r\n\r\n')
       onStream(new FakeStream(socket), connections++)
     }
@@ -450,6 +451,54 @@ describe('load tools: test-pub and test-sub', function () {
       assert.notEqual(result.code, 0)
     })
 
+    describe('resume after the server drops the subscriptions', () => {
+      /** A message of publisher 7 with sequence number `seq`, sent now, as test-pub marks its messages. */
+      const marked = (seq: number) => textMessage('flood', `injected ${seq}`, `text/plain; msgbus-load=7.${seq}.${nowMicros()}`)
+
+      /** Drops every subscription and, before test-sub can come back (it waits 100 ms), publishes `count` marked messages from `seq` on. */
+      const dropAndInject = (server: BusServer, seq: number, count: number) => dropStreams(server, Array.from({length: count}, (_, k) => marked(seq + k))).dropped
+
+      /** `count` streams are back, and the server has written each of them the newest message. */
+      const caughtUp = (server: BusServer, dropped: Socket[], count: number) => () =>
+        streamsBesides(server, dropped) === count && [...server.subscriptions].every((stream) => stream.lastId === server.bus.log.newest)
+
+      it('dropped twice while test-pub runs: each connection resumes after its last id, nothing lost, what came meanwhile recovered @slow', async function () {
+        this.timeout(60_000)
+        const server = await startBus()
+        const sub = await subscribed(server, ['--json', '--interval', '1'], 3)
+        const pub = new MsgbusProcess(['test-pub', '--url', server.url(), '-r', '200', '--count', '600'])
+        const dropped: Socket[] = []
+        for (let drop = 0; drop < 2; drop++) {
+          await until(() => server.counters().published >= (drop + 1) * 200 && streamsBesides(server, dropped) === 3, 'published messages, and the subscriptions back', 30_000)
+          dropped.push(...dropAndInject(server, drop * 10, 10))
+        }
+
+        assert.equal((await pub.exit(30_000)).code, 0, pub.stderr)
+        const total = 600 + 20
+        const result = await stopOnceDelivered(sub, portOf(server), () => server.counters().published === total && caughtUp(server, dropped, 3)())
+        assert.equal(result.code, 0, result.stderr)
+        const report = documentOf<SubReport>(result)
+        assert.deepEqual([report.received, report.lost, report.duplicates, report.out_of_order, report.gaps], [3 * total, 0, 0, 0, 0])
+        assert.equal(report.reconnects, 6)
+        // At least the messages injected while each connection was away.
+        assert.ok(report.recovered >= 3 * 20, `recovered ${report.recovered}`)
+        assert.match(result.stderr, /\| reconnects \d+ recovered \d+ gaps 0 \|/)
+      })
+
+      it('a resume past what the server keeps: a gap per connection, and what it took counted lost @slow', async () => {
+        const server = await startBus({history: 5})
+        const sub = await subscribed(server, ['--json'], 2)
+        await server.bus.publish(marked(0))
+        const dropped = dropAndInject(server, 1, 20)
+        // The history keeps 16 to 20: 1 to 15 are gone.
+        const result = await stopOnceDelivered(sub, portOf(server), caughtUp(server, dropped, 2))
+        assert.notEqual(result.code, 0)
+        const report = documentOf<SubReport>(result)
+        assert.deepEqual([report.received, report.lost, report.duplicates, report.gaps, report.reconnects], [2 * 6, 2 * 15, 0, 2, 2])
+        assert.equal(report.recovered, 2 * 5)
+      })
+    })
+
     it('msgbus serve restarted on the same port: the subscriptions come back (reconnects), and get every message after @slow', async () => {
       let server = await serve()
       const port = server.port()
@@ -678,7 +727,12 @@ describe("test-sub's stream reader", () => {
    */
   function events(stream: string, cuts: number[], general = false): string[] {
     const seen: string[] = []
-    const sink = {received: (bytes: number) => seen.push(`${bytes} bytes`), marker: (...fields: number[]) => seen.push(fields.join('.'))}
+    const sink = {
+      received: (bytes: number) => seen.push(`${bytes} bytes`),
+      marker: (...fields: number[]) => seen.push(fields.join('.')),
+      id: (ms: number, seq: number) => seen.push(`id ${ms}-${seq}`),
+      gap: () => seen.push('gap'),
+    }
     const reader = new SubscriptionStream('B', true, sink, general ? () => {} : undefined)
     const bytes = Buffer.from(stream)
     const shared = Buffer.alloc(bytes.length)
@@ -722,6 +776,24 @@ describe("test-sub's stream reader", () => {
       assert.ok(expected.length >= 4, `${what}: ${JSON.stringify(expected)}`)
       assertAnySplit(stream, expected)
     }
+  })
+
+  it('ids (`<ms>-<seq>` only, any case of the name) and gap parts (not messages), split anywhere', () => {
+    const identified = (seq: number, id: string, name = 'Message-ID') =>
+      chunk(`Content-Type: text/plain; msgbus-load=7.${seq}.1795755609293512\r\nContent-Length: 9\r\nContent-Location: /msgbus/flood\r\n${name}: ${id}\r\n\r\nmessage ${seq}\r\n--B\r\n`)
+    const event = (kind: string) => {
+      const json = JSON.stringify({event: kind, reason: 'expired', after: '1795755609293-0', from: '1795755609293-5'})
+      return chunk(`Content-Type: application/json\r\nContent-Length: ${json.length}\r\nMsgbus-Event: ${kind}\r\n\r\n${json}\r\n--B\r\n`)
+    }
+
+    const stream = chunk('--B\r\n') + identified(0, '1795755609293-0') + event('gap') + identified(1, '1795755609293-6') + identified(2, 'abc-1') + event('other') + identified(3, '1795755609300-12', 'message-id')
+    assertAnySplit(stream, [
+      '9 bytes', '7.0.1795755609293512', 'id 1795755609293-0',
+      'gap',
+      '9 bytes', '7.1.1795755609293512', 'id 1795755609293-6',
+      '9 bytes', '7.2.1795755609293512',
+      '9 bytes', '7.3.1795755609293512', 'id 1795755609300-12',
+    ])
   })
 
   it('a stream that opens otherwise (a preamble) is the parser\'s from the start', () => {

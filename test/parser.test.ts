@@ -568,7 +568,7 @@ describe('multipart parser', function () {
 
         assert2007(messages, 'interop')
         assert.equal(subscription.received, expected.messages.length)
-        assert.match(requests[0], /^GET \/msgbus\/interop HTTP\/1\.1\r\n/)
+        assert.match(requests[0], /^GET \/msgbus\/interop\?gaps=1 HTTP\/1\.1\r\n/)
       } finally {
         for (const socket of sockets) socket.destroy()
         server.close()

@@ -8,7 +8,7 @@ import {connect, createServer, type AddressInfo, type Socket} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {createBus, type BusServer, type BusServerOptions} from '../../src/lib/index.js'
+import {createBus, type BusServer, type BusServerOptions, type MessageInput} from '../../src/lib/index.js'
 import type {RandomSource} from '../../tools/random.js'
 import {Changes, sleep, until} from '../../tools/wait.js'
 
@@ -71,6 +71,42 @@ export function request(
 
 export function publish(server: BusServer, channel: string, body: Buffer | string, type = 'text/plain', headers: Record<string, string> = {}): Promise<Reply> {
   return request(`${server.url()}/msgbus/${channel}`, {method: 'POST', headers: {'Content-Type': type, ...headers}, body})
+}
+
+/** Publishes `bodies` to `channel` one after the other (each must be accepted); resolves with their ids. */
+export async function publishEach(server: BusServer, channel: string, bodies: string[]): Promise<string[]> {
+  const ids: string[] = []
+  for (const body of bodies) {
+    const reply = await publish(server, channel, body)
+    assert.equal(reply.status, 204, reply.body.toString())
+    ids.push(String(reply.headers['msgbus-id']))
+  }
+
+  return ids
+}
+
+/**
+ * Closes every subscription stream from the server's side, then has the bus
+ * accept `messages` before any client can come back: the bus puts a message
+ * in its history at once, so only a resume brings these to the subscribers.
+ * Returns the sockets it closed, and the ids the messages got.
+ */
+export function dropStreams(server: BusServer, messages: MessageInput[] = []): {dropped: Socket[]; ids: Promise<string[]>} {
+  const dropped = [...server.subscriptions].map((stream) => stream.socket)
+  for (const socket of dropped) socket.destroy()
+  const deliveries = messages.map((message) => server.bus.publish(message))
+  return {dropped, ids: Promise.all(deliveries).then((done) => done.map(({message}) => message.id))}
+}
+
+/** A text/plain message for dropStreams(). */
+export function textMessage(channel: string, body: string, type = 'text/plain'): MessageInput {
+  return {channel, type, essence: 'text/plain', body: Buffer.from(body)}
+}
+
+/** The server's streams that are none of `dropped`: those that came (back) since. */
+export function streamsBesides(server: BusServer, dropped: Iterable<Socket>): number {
+  const gone = new Set(dropped)
+  return [...server.subscriptions].filter((stream) => !gone.has(stream.socket)).length
 }
 
 /** A raw TCP client: writes what it is given, keeps every byte it receives. */

@@ -1,5 +1,5 @@
 import type {ChalkInstance} from 'chalk'
-import type {SubscribeOptions} from '../client/subscribe.js'
+import type {GapInfo, SubscribeOptions} from '../client/subscribe.js'
 import {formatMessage, type OutputFormat} from './message-format.js'
 
 export interface DumpOptions extends SubscribeOptions {
@@ -13,6 +13,8 @@ export interface DumpOptions extends SubscribeOptions {
   colour?: ChalkInstance
   /** Status lines (connected, reconnecting) go here; errors are thrown. */
   status?: (line: string) => void
+  /** Gaps (messages that will not come) go here, whatever the verbosity: a reader must not lose messages unawares. */
+  warn?: (line: string) => void
 }
 
 export interface DumpResult {
@@ -26,6 +28,19 @@ export interface DumpResult {
 export function summary(result: DumpResult): string {
   const rate = result.seconds > 0 ? result.received / result.seconds : 0
   return `received ${result.received} msgs over ${result.seconds.toFixed(1)} secs (${rate.toFixed(1)} mps)`
+}
+
+/** One line that says which messages a gap took, and why. */
+export function gapLine(gap: Omit<GapInfo, 'url'>): string {
+  const after = gap.after === null ? 'from the position asked for' : `after ${gap.after}`
+  switch (gap.reason) {
+    case 'expired':
+      return `gap (expired): the messages ${after} up to ${gap.from} are no longer kept by the server`
+    case 'unknown':
+      return `gap (unknown): the server never issued ${gap.after ?? 'that id'}; what follows comes after ${gap.from}`
+    case 'dropped':
+      return `gap (dropped): ${gap.skipped ?? 'some'} messages ${gap.after === null ? '' : `after ${gap.after} `}were skipped while this reader was slow`
+  }
 }
 
 function write(output: NodeJS.WritableStream, bytes: Buffer | string): Promise<void> | undefined {
@@ -67,9 +82,10 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
   let received = 0
   try {
     const subscription = subscribe(options.target, {...options, signal})
-    const status = options.status
+    const {status, warn} = options
+    if (warn) subscription.on('gap', (gap) => warn(gapLine(gap)))
     if (status) {
-      subscription.on('connect', ({url}) => status(`subscribed to ${url}`))
+      subscription.on('connect', ({url, replayFrom}) => status(`subscribed to ${url}${replayFrom ? ` (replaying after ${replayFrom})` : ''}`))
       subscription.on('disconnect', ({url, error}) => status(`disconnected from ${url}${error ? `: ${error.message.replace(`${url}: `, '')}` : ''}`))
       subscription.on('reconnect', ({delayMs}) => status(`reconnecting in ${(delayMs / 1000).toFixed(1)} s`))
     }

@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 import {parseSize} from '../util/size.js'
 import {parseDuration} from '../util/duration.js'
+import {parsePosition, type Position} from '../protocol/position.js'
 
 /** A size flag: bytes, or a number with k, M or G (`64k`, `8MiB`). */
 export const sizeFlag = Flags.custom<number>({
@@ -12,6 +13,12 @@ export const sizeFlag = Flags.custom<number>({
 export const durationFlag = Flags.custom<number>({
   parse: async (input) => parseDuration(input) / 1000,
   helpValue: '<duration>',
+})
+
+/** Where a subscription starts (`--since`): a message id, a time, a duration back from now, or `all`; read when the command starts. */
+export const positionFlag = Flags.custom<Position>({
+  parse: async (input) => parsePosition(input),
+  helpValue: '<id|time|duration|all>',
 })
 
 /** Flags every client command shares: where the server is, and how to reach it. */

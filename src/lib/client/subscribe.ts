@@ -1,7 +1,10 @@
 import {EventEmitter} from 'node:events'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {request, type Dispatcher} from 'undici'
-import {boundaryOf, MultipartParser, type MultipartLimits} from '../protocol/multipart-parser.js'
+import {compareMessageIds, isMessageId} from '../bus/message-id.js'
+import {GAP_REASONS, readGap, type Gap, type GapReason} from '../protocol/gap.js'
+import {boundaryOf, MultipartParser, type MultipartLimits, type Part} from '../protocol/multipart-parser.js'
+import {parsePosition, positionParam, type Position} from '../protocol/position.js'
 import {ClientError, describeFailure, dispatcherFor, statusError} from './http.js'
 import {partToMessage, type ReceivedMessage} from './message.js'
 import {resolveTarget, type ClientOptions, type Target} from './target.js'
@@ -19,23 +22,50 @@ export interface SubscribeOptions extends ClientOptions, MultipartLimits {
   /** Default 30 s. */
   maxDelayMs?: number
   dispatcher?: Dispatcher
+  /**
+   * Where the subscription starts: a message id (the messages after it), a
+   * time (unix ms or ISO 8601), a duration back from now (`10m`) or `all`
+   * (everything the server keeps), then live. A string is read at once by
+   * parsePosition (a bad one throws ERR_MSGBUS_POSITION_INVALID). Default: live only.
+   */
+  since?: string | Position
+  /** One-shot: the messages kept since `since` (all of them without it), then the iteration ends. Never reconnects. */
+  poll?: boolean
+  /** Each reconnect asks for the messages after the last one yielded (`Last-Event-ID`), so none is lost while the server keeps them. Default true. */
+  resume?: boolean
+}
+
+/** A gap event: messages asked for that will not come (see Gap). */
+export interface GapInfo extends Gap {
+  url: string
 }
 
 export interface SubscriptionEvents {
-  /** The stream is open: every message published from now on will arrive. */
-  connect: [info: {url: string; attempt: number}]
+  /**
+   * The stream is open: every message published from now on will arrive.
+   * When it resumes (or starts at `since`), `replayFrom` is the id the
+   * server replays from (`Msgbus-Replay-From`), and `gap` why messages asked
+   * for are gone (`Msgbus-Gap`); the `gap` event tells of those too.
+   */
+  connect: [info: {url: string; attempt: number; replayFrom?: string; gap?: GapReason}]
   /** The stream ended (`error` unset: the server closed it) or failed. */
   disconnect: [info: {url: string; error?: ClientError; received: number}]
   /** Waiting before the next attempt. */
   reconnect: [info: {url: string; attempt: number; delayMs: number}]
+  /** Messages asked for that will not come: emitted once, in order among the messages (those after it follow). */
+  gap: [info: GapInfo]
 }
+
+/** What a connection reads: a message, or a gap event where it came in the stream. */
+type Item = ReceivedMessage | {gap: Gap}
 
 /** Statuses worth retrying: the server is there but busy or restarting. */
 const RETRYABLE = new Set([408, 429, 500, 502, 503, 504])
 
 /**
  * A subscription: an async iterable of messages that reconnects with
- * backoff (unless told not to) and says what it does through events.
+ * backoff (unless told not to), resuming after the last message it yielded,
+ * and says what it does through events.
  *
  *     for await (const message of subscribe('foo')) console.log(message.body.toString())
  */
@@ -43,12 +73,15 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
   readonly target: Target
   /** Messages received over all connections. */
   received = 0
+  private readonly since: Position | undefined
+  private last: string | undefined
 
   constructor(
     target: string,
     private readonly options: SubscribeOptions = {},
   ) {
     super()
+    this.since = typeof options.since === 'string' ? parsePosition(options.since) : options.since
     this.target = resolveTarget(target, options)
     const params = this.target.url.searchParams
     if (options.type) params.set('type', options.type)
@@ -56,12 +89,18 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
     this.target.display = this.target.url.href
   }
 
+  /** The id of the last message yielded: where the next connection resumes. Undefined before one, or from a server that gives no ids (the 2007 msgbus). */
+  get lastId(): string | undefined {
+    return this.last
+  }
+
   [Symbol.asyncIterator](): AsyncIterator<ReceivedMessage> {
     return this.run()
   }
 
   private async *run(): AsyncGenerator<ReceivedMessage> {
-    const {signal, reconnect = true} = this.options
+    const {signal, poll = false} = this.options
+    const reconnect = !poll && (this.options.reconnect ?? true)
     const dispatcher = this.options.dispatcher ?? dispatcherFor(this.options)
     let attempt = 0
     try {
@@ -99,11 +138,44 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
     }
   }
 
-  /** One connection: its messages until the stream ends. */
-  private async *connectOnce(dispatcher: Dispatcher | undefined, attempt: number): AsyncGenerator<ReceivedMessage> {
+  /**
+   * The next connection's URL and headers: gap events in-band (`gaps=1`),
+   * and where to start: after the last message yielded, else at `since`.
+   */
+  private request(): {url: URL; headers: Record<string, string>} {
+    const url = new URL(this.target.url)
     const headers: Record<string, string> = {accept: 'multipart/x-mixed-replace, multipart/mixed;q=0.9, */*;q=0.1'}
     if (this.target.authorization) headers.authorization = this.target.authorization
-    const response = await request(this.target.url, {method: 'GET', headers, signal: this.options.signal, dispatcher})
+    url.searchParams.set('gaps', '1')
+    if (this.options.poll) url.searchParams.set('poll', '1')
+    if (this.last === undefined) {
+      if (this.since) url.searchParams.set('since', positionParam(this.since))
+    } else if (this.options.resume ?? true) {
+      headers['last-event-id'] = this.last
+    }
+
+    return {url, headers}
+  }
+
+  /** A part as a message, or as the gap event it carries; undefined for an event of another kind. */
+  private itemOf(part: Part): Item | undefined {
+    const event = part.headers['msgbus-event']
+    if (event === undefined) return partToMessage(part, this.target.channel)
+    if (event !== 'gap') return undefined
+    const gap = readGap(part.body.toString('utf8'))
+    if (!gap) throw new ClientError(`${this.target.display}: a gap event that is not one: ${JSON.stringify(part.body.toString('utf8').slice(0, 200))}`, undefined, {code: 'ERR_MSGBUS_RESPONSE_INVALID'})
+    return {gap}
+  }
+
+  /** Not newer than the last message yielded: a server never sends one again, but a duplicate must not reach the reader. */
+  private isRepeat(message: ReceivedMessage): boolean {
+    return this.last !== undefined && message.id !== undefined && isMessageId(message.id) && compareMessageIds(message.id, this.last) <= 0
+  }
+
+  /** One connection: its messages until the stream ends. */
+  private async *connectOnce(dispatcher: Dispatcher | undefined, attempt: number): AsyncGenerator<ReceivedMessage> {
+    const {url, headers} = this.request()
+    const response = await request(url, {method: 'GET', headers, signal: this.options.signal, dispatcher})
     if (response.statusCode !== 200) throw await statusError(this.target, response.statusCode, response.body)
     const contentType = response.headers['content-type']
     const boundary = boundaryOf(Array.isArray(contentType) ? contentType[0] : contentType)
@@ -113,9 +185,16 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
       throw new ClientError(`${this.target.display}: not a multipart stream (Content-Type: ${contentType ?? 'none'})`, undefined, {code: 'ERR_MSGBUS_RESPONSE_INVALID'})
     }
 
-    this.emit('connect', {url: this.target.display, attempt})
-    const batch: ReceivedMessage[] = []
-    const parser = new MultipartParser(boundary, (part) => batch.push(partToMessage(part, this.target.channel)), this.options)
+    this.emit('connect', {url: this.target.display, attempt, ...resumeHeaders(response.headers)})
+    const batch: Item[] = []
+    const parser = new MultipartParser(
+      boundary,
+      (part) => {
+        const item = this.itemOf(part)
+        if (item) batch.push(item)
+      },
+      this.options,
+    )
     for await (const chunk of response.body) {
       let failure: unknown
       try {
@@ -125,14 +204,29 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
       }
 
       // Messages parsed before a limit error are still delivered, then the error.
-      for (const message of batch.splice(0)) {
+      for (const item of batch.splice(0)) {
+        if ('gap' in item) {
+          this.emit('gap', {url: this.target.display, ...item.gap})
+          continue
+        }
+
+        if (this.isRepeat(item)) continue
         this.received++
-        yield message
+        if (item.id !== undefined && isMessageId(item.id)) this.last = item.id
+        yield item
       }
 
       if (failure) throw failure
     }
   }
+}
+
+/** What a resuming stream's head says: where the replay begins, and why messages are gone, if they are. */
+function resumeHeaders(headers: Record<string, string | string[] | undefined>): {replayFrom?: string; gap?: GapReason} {
+  const first = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value)
+  const replayFrom = first(headers['msgbus-replay-from'])
+  const gap = first(headers['msgbus-gap']) as GapReason | undefined
+  return {...(replayFrom ? {replayFrom} : {}), ...(gap && GAP_REASONS.includes(gap) ? {gap} : {})}
 }
 
 export function subscribe(target: string, options: SubscribeOptions = {}): Subscription {

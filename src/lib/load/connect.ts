@@ -48,10 +48,11 @@ export function openSocket(target: Target, options: ConnectOptions & {host?: str
   return socket
 }
 
-/** The request target and Host header for a raw HTTP/1.1 request. */
-export function requestLine(method: string, target: Target): string {
+/** The request target and Host header for a raw HTTP/1.1 request, and any other headers given. */
+export function requestLine(method: string, target: Target, headers: Record<string, string> = {}): string {
   const {url} = target
   let head = `${method} ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\n`
   if (target.authorization) head += `Authorization: ${target.authorization}\r\n`
+  for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`
   return head
 }

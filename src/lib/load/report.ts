@@ -9,6 +9,8 @@ export interface TestSubReport {
   duplicates: number
   out_of_order: number
   reconnects: number
+  recovered: number
+  gaps: number
   rate: number
   bytes: number
   latency_ms: LatencySummary
@@ -45,6 +47,8 @@ export function subReport(window: Window, requested: number, connected: number, 
     duplicates: window.duplicates,
     out_of_order: window.outOfOrder,
     reconnects: window.reconnects,
+    recovered: window.recovered,
+    gaps: window.gaps,
     rate: round(seconds > 0 ? window.received / seconds : 0),
     bytes: window.bytes,
     latency_ms: window.latency.summary(),
@@ -62,7 +66,7 @@ export function subLine(report: TestSubReport): string {
   return (
     `connected ${c.connected}/${c.requested} failed ${c.failed} | ${report.rate} msgs/s ${mb.toFixed(2)} MB/s | ` +
     `lost ${report.lost} dup ${report.duplicates} ooo ${report.out_of_order} | ` +
-    `latency ms p50 ${l.p50} p90 ${l.p90} p99 ${l.p99} max ${l.max} | reconnects ${report.reconnects} | cpu ${report.cpu_s} s`
+    `latency ms p50 ${l.p50} p90 ${l.p90} p99 ${l.p99} max ${l.max} | reconnects ${report.reconnects} recovered ${report.recovered} gaps ${report.gaps} | cpu ${report.cpu_s} s`
   )
 }
 

@@ -1,17 +1,25 @@
 import {ChunkedDecoder} from '../protocol/chunked-decoder.js'
 import {MultipartParser, type Part} from '../protocol/multipart-parser.js'
+import {isMessageId, parseMessageId} from '../bus/message-id.js'
 import {readMarker} from './marker.js'
 
-/** Where a subscription's messages go: every one counted, then its marker (if it has one) checked. */
+/** Where a subscription's messages go: every one counted, then its marker (if it has one) checked, then its id (if it has one) kept. */
 export interface MessageSink {
   received(bodyBytes: number): void
   marker(publisher: number, seq: number, sentMicros: number): void
+  /** The message's id, `<ms>-<seq>`, as its two numbers. */
+  id(ms: number, seq: number): void
+  /** A gap event (`Msgbus-Event: gap`, asked for with `?gaps=1`): not a message. */
+  gap(): void
 }
 
 const CR = 0x0d
 const LF = 0x0a
 const MARKER = Buffer.from('msgbus-load=')
 const CONTENT_TYPE = Buffer.from('content-type:')
+const MESSAGE_ID = Buffer.from('message-id:')
+const MSGBUS_EVENT = Buffer.from('msgbus-event:')
+const GAP = Buffer.from('gap')
 /** A chunk held back for the rest of its bytes; a larger one goes to the general path, which streams it. */
 const MAX_HELD_CHUNK = 1024 * 1024
 /** Hex digits of a chunk size the fast path reads; more is the general path's to judge. */
@@ -39,6 +47,8 @@ export class SubscriptionStream {
   private general: ((data: Buffer) => void) | undefined
   /** A marker's publisher, seq and sent time, as read. */
   private readonly fields = [0, 0, 0]
+  /** A Message-ID's two numbers, as read. */
+  private readonly idFields = [0, 0]
 
   constructor(
     private readonly boundary: string,
@@ -116,9 +126,7 @@ export class SubscriptionStream {
 
     const bodyEnd = stop - line.length
     if (bodyEnd < start + CONTENT_TYPE.length || !matches(data, bodyEnd, line, 0)) return false
-    for (let k = 0; k < CONTENT_TYPE.length; k++) {
-      if ((data[start + k] | 0x20) !== CONTENT_TYPE[k]) return false
-    }
+    if (!matchesLower(data, start, CONTENT_TYPE)) return false
 
     // The Content-Type line, and the marker in it.
     let i = start + CONTENT_TYPE.length
@@ -128,7 +136,10 @@ export class SubscriptionStream {
     }
 
     // The blank line that ends the headers; a bare LF (which may end them sooner) is the general path's.
+    // On the way, the lines that start with an m: Message-ID, and Msgbus-Event (a gap part's).
     let headEnd = -1
+    let id = -1
+    let event = -1
     for (; i + 2 < bodyEnd; i++) {
       if (data[i] !== LF) continue
       if (data[i - 1] !== CR) return false
@@ -136,12 +147,28 @@ export class SubscriptionStream {
         headEnd = i - 1
         break
       }
+
+      if ((data[i + 1] | 0x20) !== 0x6d) continue
+      if (matchesLower(data, i + 1, MESSAGE_ID)) id = i + 1 + MESSAGE_ID.length
+      else if (matchesLower(data, i + 1, MSGBUS_EVENT)) event = i + 1 + MSGBUS_EVENT.length
     }
 
     if (headEnd < 0) return false
+    if (event >= 0) {
+      const at = skipBlanks(data, event)
+      if (matches(data, at, GAP, 0) && data[skipBlanks(data, at + GAP.length)] === CR) this.sink.gap()
+      return true
+    }
+
     if (marker >= 0 && !this.readMarker(data, start, marker)) return false
     this.sink.received(bodyEnd - headEnd - 4)
     if (marker >= 0) this.sink.marker(this.fields[0], this.fields[1], this.fields[2])
+    if (id >= 0) {
+      // Another server's id (not `<ms>-<seq>`) is kept by no one.
+      const end = readNumbers(data, skipBlanks(data, id), 0x2d, this.idFields)
+      if (end >= 0 && data[skipBlanks(data, end)] === CR) this.sink.id(this.idFields[0], this.idFields[1])
+    }
+
     return true
   }
 
@@ -155,19 +182,8 @@ export class SubscriptionStream {
     let before = at - 1
     while (before > start && (data[before] === 0x20 || data[before] === 0x09)) before--
     if (data[before] !== 0x3b) return false
-    // `<publisher>.<seq>.<sent>`, each exact as a double (as readMarker's Number() reads them).
-    const fields = this.fields
-    let i = at + MARKER.length
-    for (let f = 0; f < 3; f++) {
-      if (f > 0 && data[i++] !== 0x2e) return false
-      const from = i
-      let value = 0
-      for (; i < data.length && data[i] >= 0x30 && data[i] <= 0x39; i++) value = value * 10 + data[i] - 0x30
-      if (i === from || i - from > 16 || value > Number.MAX_SAFE_INTEGER) return false
-      fields[f] = value
-    }
-
-    return true
+    // `<publisher>.<seq>.<sent>`.
+    return readNumbers(data, at + MARKER.length, 0x2e, this.fields) >= 0
   }
 
   /** The library's decoder and parser, from the start of a chunk; `inPart`: a delimiter was read, the chunk begins a part. */
@@ -175,10 +191,20 @@ export class SubscriptionStream {
     const parser = new MultipartParser(
       this.boundary,
       (part) => {
+        const event = part.headers['msgbus-event']
+        if (event !== undefined) {
+          if (event === 'gap') this.sink.gap()
+          return
+        }
+
         this.onPart?.(part)
         this.sink.received(part.body.length)
         const marker = readMarker(part.headers['content-type'])
         if (marker) this.sink.marker(marker.publisher, marker.seq, marker.sentMicros)
+        const id = part.headers['message-id']
+        if (id === undefined || !isMessageId(id)) return
+        const [ms, seq] = parseMessageId(id)
+        if (Number.isSafeInteger(ms) && Number.isSafeInteger(seq)) this.sink.id(ms, seq)
       },
       {transientInput: true},
     )
@@ -197,6 +223,41 @@ function matches(data: Buffer, at: number, bytes: Buffer, from: number): boolean
   }
 
   return true
+}
+
+/**
+ * Decimal numbers at data[at] joined by `separator`, as many as `into`
+ * holds, each exact as a double (as Number() reads them); returns where
+ * they end, or -1 when they are not there.
+ */
+function readNumbers(data: Buffer, at: number, separator: number, into: number[]): number {
+  let i = at
+  for (let f = 0; f < into.length; f++) {
+    if (f > 0 && data[i++] !== separator) return -1
+    const from = i
+    let value = 0
+    for (; i < data.length && data[i] >= 0x30 && data[i] <= 0x39; i++) value = value * 10 + data[i] - 0x30
+    if (i === from || i - from > 16 || value > Number.MAX_SAFE_INTEGER) return -1
+    into[f] = value
+  }
+
+  return i
+}
+
+/** Whether data[at...] holds `lower`, letters in any case (`lower` is lower case). */
+function matchesLower(data: Buffer, at: number, lower: Buffer): boolean {
+  if (at + lower.length > data.length) return false
+  for (let k = 0; k < lower.length; k++) {
+    if ((data[at + k] | 0x20) !== lower[k]) return false
+  }
+
+  return true
+}
+
+/** The first index from `at` on that is not a space or a tab. */
+function skipBlanks(data: Buffer, at: number): number {
+  while (at < data.length && (data[at] === 0x20 || data[at] === 0x09)) at++
+  return at
 }
 
 function hexDigit(byte: number): number {

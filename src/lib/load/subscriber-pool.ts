@@ -2,6 +2,7 @@ import type {Socket} from 'node:net'
 import {numberedChannel, resolveTarget, type ClientOptions, type Target} from '../client/target.js'
 import {boundaryOf, type Part} from '../protocol/multipart-parser.js'
 import {loopbackSource, openSocket, requestLine} from './connect.js'
+import {nowMicros} from './marker.js'
 import {parseHead} from './response-reader.js'
 import {SubscriptionStream} from './stream-reader.js'
 import {SubscriptionTally, Window} from './tally.js'
@@ -26,8 +27,9 @@ const MAX_CONNECTING = 200
 /**
  * test-sub's engine: many subscriptions on raw sockets, each read by a
  * SubscriptionStream, checking every message's marker for gaps, duplicates,
- * order and latency. A connection the server drops is reopened and counted
- * as a reconnect.
+ * order and latency. A connection the server drops is reopened, resuming
+ * after the last message it had (`Last-Event-ID`), and counted as a
+ * reconnect; gap events come in-band (`?gaps=1`) and are counted.
  */
 export class SubscriberPool {
   readonly target: Target
@@ -48,6 +50,7 @@ export class SubscriberPool {
     const params = this.target.url.searchParams
     if (options.type) params.set('type', options.type)
     if (options.sender) params.set('sender', options.sender)
+    params.set('gaps', '1')
   }
 
   /** The subscription connection `index` makes. */
@@ -122,7 +125,9 @@ export class SubscriberPool {
 
       const socket = openSocket(this.target, {...this.options, ...loopbackSource(this.target, index), onData})
       this.sockets.add(socket)
-      socket.write(`${requestLine('GET', this.targetOf(index))}\r\n`)
+      const lastId = retryMs > 0 ? tally.lastId : undefined
+      if (lastId !== undefined) tally.resumed(nowMicros())
+      socket.write(`${requestLine('GET', this.targetOf(index), lastId === undefined ? {} : {'Last-Event-ID': lastId})}\r\n`)
       socket.on('error', (error: NodeJS.ErrnoException) => {
         if (!live) refused ??= reasonOf(error)
       })

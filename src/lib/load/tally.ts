@@ -10,6 +10,10 @@ export class Window {
   duplicates = 0
   outOfOrder = 0
   reconnects = 0
+  /** Messages a resumed connection got that were sent before it asked to resume: what the replay brought back. */
+  recovered = 0
+  /** Gap events: messages the server said a connection will not get. */
+  gaps = 0
   readonly latency = new LatencyHistogram()
 
   add(other: Window): void {
@@ -19,6 +23,8 @@ export class Window {
     this.duplicates += other.duplicates
     this.outOfOrder += other.outOfOrder
     this.reconnects += other.reconnects
+    this.recovered += other.recovered
+    this.gaps += other.gaps
     this.latency.add(other.latency)
   }
 }
@@ -36,15 +42,40 @@ const MAX_MISSING = 10_000
  * One subscription's messages, counted into the pool's current window: each
  * one received, its latency from its marker, and per publisher the gaps,
  * repeats and steps back in the sequence numbers. Kept across reconnects, so
- * what a dropped connection missed counts as lost.
+ * what a dropped connection missed counts as lost unless the resume (after
+ * the last id it holds) brings it back.
  */
 export class SubscriptionTally implements MessageSink {
   private readonly sequences = new Map<number, Sequence>()
   // Nearly every message comes from the publisher of the one before (one per test-pub connection): no map lookup for it.
   private lastPublisher = -1
   private lastSequence: Sequence | undefined
+  // The last message id as its two numbers, not a string: no allocation per message.
+  private lastMs = -1
+  private lastSeq = 0
+  /** When (nowMicros) this connection last asked to resume; messages sent before it came by the replay. */
+  private resumedAt = 0
 
   constructor(private readonly counters: {readonly window: Window}) {}
+
+  /** The id of the last message received, where a reconnect resumes; undefined before one (or from a server without ids). */
+  get lastId(): string | undefined {
+    return this.lastMs < 0 ? undefined : `${this.lastMs}-${this.lastSeq}`
+  }
+
+  /** The connection asks to resume now. */
+  resumed(atMicros: number): void {
+    this.resumedAt = atMicros
+  }
+
+  id(ms: number, seq: number): void {
+    this.lastMs = ms
+    this.lastSeq = seq
+  }
+
+  gap(): void {
+    this.counters.window.gaps++
+  }
 
   received(bodyBytes: number): void {
     const window = this.counters.window
@@ -55,6 +86,7 @@ export class SubscriptionTally implements MessageSink {
   marker(publisher: number, seq: number, sentMicros: number): void {
     const window = this.counters.window
     window.latency.record(nowMicros() - sentMicros)
+    if (sentMicros < this.resumedAt) window.recovered++
     let sequence = this.lastSequence
     if (publisher !== this.lastPublisher || !sequence) {
       sequence = this.sequences.get(publisher)

@@ -24,3 +24,20 @@ export interface Gap {
 export function gapJson(gap: Gap): string {
   return JSON.stringify({event: 'gap', reason: gap.reason, after: gap.after, from: gap.from, ...(gap.skipped === undefined ? {} : {skipped: gap.skipped})})
 }
+
+/** A gap event's JSON back into a Gap (what a client reads off the stream); undefined when it is not one. */
+export function readGap(text: string): Gap | undefined {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return undefined
+  }
+
+  const event = value as Record<string, unknown> | null
+  if (typeof event !== 'object' || event === null || event.event !== 'gap') return undefined
+  const {reason, after, from, skipped} = event
+  if (!GAP_REASONS.includes(reason as GapReason) || typeof from !== 'string' || (after !== null && typeof after !== 'string')) return undefined
+  if (skipped !== undefined && !(Number.isSafeInteger(skipped) && (skipped as number) >= 0)) return undefined
+  return {reason: reason as GapReason, after, from, ...(skipped === undefined ? {} : {skipped: skipped as number})}
+}

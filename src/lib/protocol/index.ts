@@ -16,5 +16,7 @@ export {decodeChannel, channelPath, BUS_PREFIX, ChannelError} from './channel.js
 export {parseMediaType, MAX_MEDIA_NAME_CHARS, type MediaType} from './media-type.js'
 export {toJsonMessage, isTextualType, isTextBody, type JsonMessage, type MessageLike} from './json-message.js'
 export {MessageIdGenerator, compareMessageIds, isMessageId} from '../bus/message-id.js'
+export {parsePosition, positionParam, type Position} from './position.js'
+export {gapJson, readGap, GAP_REASONS, type Gap, type GapReason} from './gap.js'
 export type {Message, MessageInput} from '../bus/message.js'
 export {MsgbusError, MSGBUS_ERROR_CODES, type MsgbusErrorCode} from '../util/errors.js'
