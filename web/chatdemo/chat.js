@@ -4,6 +4,8 @@ const BUS_URL = '/msgbus/chatdemo'
 const NICK_KEY = 'msgbus-chat-nick'
 const MAX_SHOWN = 500
 const RETRY_MS = [2000, 4000, 8000, 15000, 30000]
+/** How far back a page that opens shows the conversation (as much of it as the server keeps). */
+const BACKLOG = '1h'
 
 const log = document.getElementById('log')
 const nickInput = document.getElementById('nick')
@@ -489,9 +491,50 @@ function show(message) {
   while (count > 1 && (count > MAX_SHOWN || shownBytes > MAX_SHOWN_BYTES)) {
     drop(log.querySelector('.message'))
     count--
+    // A gap line now above every message shown marks the edge of messages let go: it goes with them.
+    while (log.firstElementChild?.classList.contains('gap')) log.firstElementChild.remove()
   }
 
   keepScrolled()
+}
+
+// --- gaps -------------------------------------------------------------------
+
+/** An id (`<unix-ms>-<seq>`) as the time it was given; anything else as it is, cut short. */
+function whenOf(id) {
+  const match = /^(\d{1,15})-\d{1,15}$/.exec(id)
+  return match ? new Date(Number(match[1])).toLocaleTimeString([], {hour: '2-digit', minute: '2-digit', second: '2-digit'}) : id.slice(0, 64)
+}
+
+/**
+ * Where the server says messages may be missing (a resume after a restart,
+ * or after longer than it keeps messages; messages skipped while the page
+ * was too slow): a line of its own in the log, never a message. The JSON is
+ * read for strings and a count only, and shown as text.
+ */
+function showGap(gap) {
+  const reason = typeof gap?.reason === 'string' ? gap.reason : ''
+  const after = typeof gap?.after === 'string' ? gap.after : null
+  // Asked from a time (the backlog a page opens with), reaching back further than the server keeps: nothing this page had is missing.
+  if (reason === 'expired' && after === null) return
+  let text
+  if (reason === 'dropped') {
+    const skipped = Number.isSafeInteger(gap.skipped) && gap.skipped > 0 ? gap.skipped : 0
+    text = `${skipped === 0 ? 'Some messages were' : skipped === 1 ? '1 message was' : `${skipped} messages were`} skipped here: this page was too slow to keep up.`
+  } else if (reason === 'expired') {
+    text = `Messages may be missing here: the server no longer keeps messages after ${whenOf(after)}.`
+  } else if (reason === 'unknown') {
+    text = 'Messages may be missing here: the server does not know the last message this page had, so it goes on with new ones only.'
+  } else {
+    text = 'Messages may be missing here.'
+  }
+  const follow = isNearBottom()
+  const line = element('p', {className: 'gap', textContent: text})
+  line.setAttribute('role', 'note')
+  line.dataset.reason = ['expired', 'unknown', 'dropped'].includes(reason) ? reason : 'other'
+  if (after !== null) line.dataset.after = after.slice(0, 64)
+  log.append(line)
+  if (follow) log.scrollTop = log.scrollHeight
 }
 
 // --- the stream -------------------------------------------------------------
@@ -505,13 +548,14 @@ function setStatus(state, text = state) {
 let lastId
 
 /**
- * EventSource reconnects by itself when the stream drops (a server restart),
- * sending Last-Event-ID; it gives up (readyState CLOSED) on an HTTP error or
- * a wrong content type, so then start over, backing off, from the last
- * message shown.
+ * A page that opens shows the last hour of the conversation. EventSource
+ * reconnects by itself when the stream drops (a server restart), sending
+ * Last-Event-ID, which the server takes over the URL's since=; it gives up
+ * (readyState CLOSED) on an HTTP error or a wrong content type, so then start
+ * over, backing off, from the last message shown.
  */
 function connect(attempt = 0) {
-  const resume = lastId === undefined ? '' : `&last_event_id=${encodeURIComponent(lastId)}`
+  const resume = lastId === undefined ? `&since=${BACKLOG}` : `&last_event_id=${encodeURIComponent(lastId)}`
   const source = new EventSource(`${BUS_URL}?format=sse${resume}`)
   source.addEventListener('open', () => {
     attempt = 0
@@ -524,6 +568,13 @@ function connect(attempt = 0) {
       lastId = message.id ?? lastId
     } catch (error) {
       console.error('msgbus chat: unreadable event', error)
+    }
+  })
+  source.addEventListener('gap', (event) => {
+    try {
+      showGap(JSON.parse(event.data))
+    } catch (error) {
+      console.error('msgbus chat: unreadable gap event', error)
     }
   })
   source.addEventListener('error', () => {
