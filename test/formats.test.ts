@@ -6,6 +6,8 @@ import {dechunk, msgbus, portOf, publish, RawClient, request, run, ServeProcess,
 
 const PNG_HEAD = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0xff])
 const SSE_OPEN = 'retry: 2000\n: msgbus stream\n\n'
+/** An SSE stream's first bytes: the opening, then the id its messages follow (for EventSource's Last-Event-ID), the newest when it starts live. */
+const sseOpen = (server: {bus: {log: {newest: string}}}): string => `${SSE_OPEN}id: ${server.bus.log.newest}\n\n`
 
 function get(path: string, headers: Record<string, string> = {}, version = '1.1'): string {
   const lines = Object.entries({Host: 'x', ...headers}).map(([name, value]) => `${name}: ${value}\r\n`)
@@ -52,9 +54,10 @@ describe('stream formats', () => {
 
   it('SSE (?format=sse): the head, a retry and a comment at once, then id, event and one JSON data line per message', async () => {
     const server = await startBus()
+    const open = sseOpen(server)
     const client = await RawClient.open(portOf(server), get('/msgbus/foo?format=sse'))
-    const opened = await streamedUntil(client, (body) => body === SSE_OPEN, 'the SSE opening')
-    assert.equal(opened, SSE_OPEN)
+    const opened = await streamedUntil(client, (body) => body === open, 'the SSE opening')
+    assert.equal(opened, open)
     const head = headOf(client.text())
     assert.equal(head[0], 'HTTP/1.1 200 OK')
     for (const line of ['Content-Type: text/event-stream; charset=utf-8', 'Cache-Control: no-cache', 'X-Accel-Buffering: no', 'Transfer-Encoding: chunked']) {
@@ -63,7 +66,7 @@ describe('stream formats', () => {
 
     const text = await publish(server, 'foo', 'hé\nllo', 'text/plain; charset=utf-8', {Authorization: `Basic ${Buffer.from('alice:x').toString('base64')}`})
     const image = await publish(server, 'foo', PNG_HEAD, 'image/png')
-    const events = (await streamedUntil(client, (body) => body.split('\n\n').length >= 4, 'two events')).slice(SSE_OPEN.length).split('\n\n')
+    const events = (await streamedUntil(client, (body) => body.split('\n\n').length >= 5, 'two events')).slice(open.length).split('\n\n')
     assert.equal(events.length, 3)
     assert.equal(events[2], '')
     const ids = [text.headers['msgbus-id'], image.headers['msgbus-id']] as string[]
@@ -124,15 +127,16 @@ describe('stream formats', () => {
   it('NDJSON: one JSON object a line, the same objects as the SSE data', async () => {
     const server = await startBus()
     const ndjson = await RawClient.open(portOf(server), get('/msgbus/foo?format=ndjson'))
+    const open = sseOpen(server)
     const sse = await RawClient.open(portOf(server), get('/msgbus/foo', {Accept: 'text/event-stream'}))
-    await streamedUntil(sse, (body) => body === SSE_OPEN, 'the SSE opening')
+    await streamedUntil(sse, (body) => body === open, 'the SSE opening')
     await ndjson.until((t) => t.includes('\r\n\r\n'))
     for (const body of ['one', '{"a":1}', '']) await publish(server, 'foo', body, body.startsWith('{') ? 'application/json' : 'text/plain')
     const lines = (await streamedUntil(ndjson, (body) => body.split('\n').length === 4, 'three lines')).split('\n')
     assert.equal(lines[3], '')
     const objects = lines.slice(0, 3).map((line) => JSON.parse(line))
     assert.deepEqual(objects.map((o) => o.body), ['one', '{"a":1}', ''])
-    const events = (await streamedUntil(sse, (body) => body.split('\n\n').length === 5, 'three events')).slice(SSE_OPEN.length).split('\n\n')
+    const events = (await streamedUntil(sse, (body) => body.split('\n\n').length === 6, 'three events')).slice(open.length).split('\n\n')
     assert.deepEqual(events.slice(0, 3).map((event) => JSON.parse(event.split('\n')[2].slice(6))), objects)
   })
 
@@ -167,7 +171,7 @@ describe('stream formats', () => {
   it('HTTP/1.0 SSE: no chunking, the connection closes at shutdown', async () => {
     const server = await startBus()
     const client = await RawClient.open(portOf(server), get('/msgbus/foo?format=sse', {}, '1.0'))
-    await client.until((t) => t.endsWith(`\r\n\r\n${SSE_OPEN}`))
+    await client.until((t) => t.endsWith(`\r\n\r\n${sseOpen(server)}`))
     const head = headOf(client.text())
     assert.ok(head.includes('Connection: close'))
     assert.ok(!head.some((line) => /^transfer-encoding/i.test(line)))
@@ -213,14 +217,14 @@ describe('stream formats', () => {
     const sse = await RawClient.open(portOf(server), get('/msgbus/foo?format=sse'))
     const ndjson = await RawClient.open(portOf(server), get('/msgbus/foo?format=ndjson'))
     const body = await streamedUntil(sse, (text) => text.split(': heartbeat\n\n').length >= 3, 'two heartbeats')
-    assert.equal(body, `${SSE_OPEN}: heartbeat\n\n: heartbeat\n\n`.slice(0, body.length))
+    assert.equal(body, `${sseOpen(server)}: heartbeat\n\n: heartbeat\n\n`.slice(0, body.length))
     assert.equal(streamed(ndjson), '')
   })
 
   it('Last-Event-ID and ?last_event_id= are accepted when they are message ids, 400 otherwise', async () => {
     const server = await startBus()
     // An id from before this server started: older than anything it keeps, so the stream opens with a gap.
-    const gap = `${SSE_OPEN}event: gap\ndata: {"event":"gap","reason":"expired","after":"1795755609293-4","from":"${server.bus.log.horizon}"}\n\n`
+    const gap = `${SSE_OPEN}id: ${server.bus.log.horizon}\n\nevent: gap\ndata: {"event":"gap","reason":"expired","after":"1795755609293-4","from":"${server.bus.log.horizon}"}\n\n`
     const ok = await RawClient.open(portOf(server), get('/msgbus/foo?format=sse', {'Last-Event-ID': '1795755609293-4'}))
     await streamedUntil(ok, (body) => body === gap, 'the stream')
     const okQuery = await RawClient.open(portOf(server), get('/msgbus/foo?format=sse&last_event_id=1795755609293-4'))
@@ -434,7 +438,7 @@ describe('CORS (serve --cors)', () => {
     assert.equal(preflight.headers['access-control-max-age'], '86400')
 
     const client = await RawClient.open(portOf(server), get('/msgbus/foo?format=sse', {Origin: 'https://app.example'}))
-    const head = headOf(await client.until((t) => t.endsWith(SSE_OPEN.length.toString(16) + '\r\n' + SSE_OPEN + '\r\n')))
+    const head = headOf(await client.until((t) => t.includes(SSE_OPEN.length.toString(16) + '\r\n' + SSE_OPEN + '\r\n')))
     assert.ok(head.includes('Access-Control-Allow-Origin: https://app.example'))
     assert.ok(head.includes('Vary: Origin, Accept, Sec-Fetch-Dest'))
 
@@ -491,7 +495,7 @@ describe('CORS (serve --cors)', () => {
     try {
       const client = await RawClient.open(serve.port(), get('/msgbus/foo?format=sse', {Origin: 'https://app.example'}))
       const text = await streamedUntil(client, (body) => body.endsWith(': heartbeat\n\n'), 'a heartbeat')
-      assert.equal(text, `${SSE_OPEN}: heartbeat\n\n`)
+      assert.match(text, /^retry: 2000\n: msgbus stream\n\nid: \d+-\d+\n\n: heartbeat\n\n$/)
       assert.ok(headOf(client.text()).includes('Access-Control-Allow-Origin: https://app.example'))
       client.close()
     } finally {

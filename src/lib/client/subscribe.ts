@@ -75,6 +75,8 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
   received = 0
   private readonly since: Position | undefined
   private last: string | undefined
+  /** Where the server said the first stream starts (Msgbus-Replay-From): the resume point until a message has come. */
+  private startedAfter: string | undefined
 
   constructor(
     target: string,
@@ -148,10 +150,11 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
     if (this.target.authorization) headers.authorization = this.target.authorization
     url.searchParams.set('gaps', '1')
     if (this.options.poll) url.searchParams.set('poll', '1')
-    if (this.last === undefined) {
+    const after = this.last ?? this.startedAfter
+    if (after === undefined) {
       if (this.since) url.searchParams.set('since', positionParam(this.since))
     } else if (this.options.resume ?? true) {
-      headers['last-event-id'] = this.last
+      headers['last-event-id'] = after
     }
 
     return {url, headers}
@@ -185,7 +188,10 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
       throw new ClientError(`${this.target.display}: not a multipart stream (Content-Type: ${contentType ?? 'none'})`, undefined, {code: 'ERR_MSGBUS_RESPONSE_INVALID'})
     }
 
-    this.emit('connect', {url: this.target.display, attempt, ...resumeHeaders(response.headers)})
+    const resume = resumeHeaders(response.headers)
+    // A stream that drops before its first message resumes from where it started, not from whenever it is back.
+    if (this.startedAfter === undefined && resume.replayFrom !== undefined && isMessageId(resume.replayFrom)) this.startedAfter = resume.replayFrom
+    this.emit('connect', {url: this.target.display, attempt, ...resume})
     const batch: Item[] = []
     const parser = new MultipartParser(
       boundary,

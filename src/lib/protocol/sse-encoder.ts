@@ -20,6 +20,15 @@ export class SseEncoder extends CachingEncoder {
   /** A comment line: keeps proxies from timing out an idle stream, and EventSource ignores it. */
   readonly heartbeat = textFrame(': heartbeat\n\n')
 
+  /**
+   * An id with no data: EventSource dispatches no event for it but takes
+   * it as its last event id, so one that reconnects before any message
+   * has come resumes from the stream's start, not from whenever it is back.
+   */
+  override startsAfter(id: string): Frame {
+    return textFrame(`id: ${id}\n\n`)
+  }
+
   /** An event of its own name, without an id, so EventSource's Last-Event-ID stays the last message's. */
   override gap(gap: Gap): Frame {
     return textFrame(`event: gap\ndata: ${gapJson(gap)}\n\n`)

@@ -26,6 +26,8 @@ export interface StreamEncoder {
   frame(message: Message): Frame
   /** The in-band gap event (gap.ts), or undefined for a format that has none (raw, `<img>`); rare, so never cached. */
   gap(gap: Gap): Frame | undefined
+  /** What a stream says, after its opening, of the id its messages follow: only SSE says it, for EventSource's Last-Event-ID. */
+  startsAfter(id: string): Frame | undefined
 }
 
 /** Allocates a frame of `length` payload bytes and hands the payload's offset to `fill`. */
@@ -66,6 +68,11 @@ export abstract class CachingEncoder implements StreamEncoder {
 
   gap(gap: Gap): Frame | undefined {
     void gap
+    return undefined
+  }
+
+  startsAfter(id: string): Frame | undefined {
+    void id
     return undefined
   }
 

@@ -24,8 +24,8 @@ export interface StreamSpec {
   details: string
   /** Gap events in-band (see HttpSubscription). */
   gapEvents: boolean
-  /** A resume: the serial the replay starts at, and the gap to tell of first, if any. */
-  replay?: {start: number; gap?: Gap}
+  /** Where the stream starts: the serial the replay starts at (the log's end for none), the id before it, and the gap to tell of first, if any. */
+  replay: {start: number; from: string; gap?: Gap}
   /** Only the backlog: the stream ends once the replay has caught up (`?poll=1`). */
   poll: boolean
 }
@@ -102,7 +102,7 @@ export class Streams implements Iterable<HttpSubscription> {
     if (socket.destroyed) return false
     const subscription = new HttpSubscription(socket, spec.channel, spec.chunked, spec.accepts, spec.encoder, this.writer, peerOf(socket), spec.gapEvents)
     socket.setNoDelay(true)
-    subscription.start(spec.head, spec.replay?.gap)
+    subscription.start(spec.head, spec.replay.from, spec.replay.gap)
     // On the bus before the replay starts: what is published meanwhile is in the log, and live delivery skips what the replay wrote.
     if (!spec.poll) this.bus.subscribe(subscription)
     this.live.add(subscription)
@@ -112,7 +112,7 @@ export class Streams implements Iterable<HttpSubscription> {
       if (spec.poll) subscription.end()
     }
 
-    if (spec.replay && spec.replay.start < log.end) {
+    if (spec.replay.start < log.end) {
       subscription.replaying = true
       replay(subscription, log, spec.replay.start, this.replayHighWater, caughtUp, spec.poll ? log.end : undefined)
     } else {

@@ -179,8 +179,9 @@ export function subscribe(
   }
 
   const chunked = isHttp11(req)
-  const resolution = position && ctx.bus.log.resolve(position)
-  const headers = {...streamHeaders(ctx, cors, encoder, chunked), ...(resolution && resumeHeaders(resolution))}
+  // Without a position, the messages after the newest one: any published before the stream starts (behind a pipelined request) are replayed.
+  const resolution = position ? ctx.bus.log.resolve(position) : {start: ctx.bus.log.end, from: ctx.bus.log.newest}
+  const headers = {...streamHeaders(ctx, cors, encoder, chunked), ...resumeHeaders(resolution)}
   if (req.method === 'HEAD') {
     res.writeHead(200, headers)
     res.end()
@@ -193,10 +194,10 @@ export function subscribe(
     filterText.type && `type=${filterText.type}`,
     filterText.sender && `sender=${filterText.sender}`,
     position && `since=${positionParam(position)}`,
-    resolution?.gap && `gap=${resolution.gap}`,
+    resolution.gap && `gap=${resolution.gap}`,
     poll && 'poll',
   ].filter(Boolean)
-  const gap: Gap | undefined = resolution?.gap && {reason: resolution.gap, after: position?.kind === 'id' ? position.id : null, from: resolution.from}
+  const gap: Gap | undefined = resolution.gap && {reason: resolution.gap, after: position?.kind === 'id' ? position.id : null, from: resolution.from}
   ctx.streams.open(req, res, {
     channel,
     chunked,
@@ -205,7 +206,7 @@ export function subscribe(
     head: rawHead(headers),
     details: details.join(' '),
     gapEvents: encoder.format !== 'multipart' || gapParts,
-    replay: resolution && {start: resolution.start, gap},
+    replay: {start: resolution.start, from: resolution.from, gap},
     poll,
   })
 }

@@ -75,11 +75,16 @@ export class HttpSubscription implements Subscriber, WriteTarget, ReplayTarget {
     return this.writer.write(this, this.chunked ? frame.chunked : frame.raw)
   }
 
-  /** Starts the stream: the response head, the format's opening and a gap event if one is due, in one write. */
-  start(head: string, gap?: Gap): void {
-    const open = this.chunked ? this.encoder.open.chunked : this.encoder.open.raw
-    const gapBytes = gap && this.gapBytes(gap)
-    this.socket.write(Buffer.concat([Buffer.from(head, 'latin1'), open, ...(gapBytes ? [gapBytes] : [])]))
+  /**
+   * Starts the stream, in one write: the response head, the format's
+   * opening, where it starts from (for formats that carry it, so a client
+   * that reconnects before any message still resumes from there), and a gap
+   * event if one is due.
+   */
+  start(head: string, from: string, gap?: Gap): void {
+    const pick = (frame: Frame | undefined) => frame && (this.chunked ? frame.chunked : frame.raw)
+    const pieces = [Buffer.from(head, 'latin1'), pick(this.encoder.open), pick(this.encoder.startsAfter(from)), gap && this.gapBytes(gap)]
+    this.socket.write(Buffer.concat(pieces.filter((piece): piece is Buffer => piece !== undefined && piece.length > 0)))
   }
 
   /** Ends the stream properly: the format's closing and, on HTTP/1.1, the last chunk. */
