@@ -205,6 +205,7 @@ describe('subscribe(): resume, since, poll and gaps', function () {
 
   it('a gap (history too small while away): one gap event with its reason and ids, then the messages after it', async () => {
     const server = await startBus({history: 5})
+    const startedAfter = server.bus.log.newest
     const reader = subscribed('foo', {url: server.url(), minDelayMs: 100})
     await reader.until(() => reader.connects.length === 1, 'the first connection')
     const before = await publishEach(server, 'foo', numbered('m', 3))
@@ -215,7 +216,8 @@ describe('subscribe(): resume, since, poll and gaps', function () {
     assert.deepEqual(reader.timeline, [...numbered('m', 3), `gap expired ${before[2]} ${away[4]}`, ...numbered('m', 5, 8)])
     assert.equal(reader.gaps.length, 1)
     assert.deepEqual(reader.gaps[0], {url: reader.subscription.target.display, reason: 'expired', after: before[2], from: away[4]})
-    assert.deepEqual(reader.connects.map(({replayFrom, gap}) => [replayFrom, gap]), [[undefined, undefined], [away[4], 'expired']])
+    // A live stream begins after the newest id there was; the resume, after the horizon.
+    assert.deepEqual(reader.connects.map(({replayFrom, gap}) => [replayFrom, gap]), [[startedAfter, undefined], [away[4], 'expired']])
     // Live on after the gap, and no second report of it.
     await publishEach(server, 'foo', ['after'])
     await reader.untilMessages(9)
@@ -281,17 +283,31 @@ describe('subscribe(): resume, since, poll and gaps', function () {
     assert.match(heads[2], /\r\nlast-event-id: 5-5\r\n/i)
   })
 
+  it('a stream lost before its first message resumes from where it began: nothing published meanwhile is missed', async () => {
+    const server = await startBus()
+    await publishEach(server, 'foo', ['before'])
+    const reader = subscribed('foo', {url: server.url(), minDelayMs: 100})
+    await reader.until(() => reader.connects.length === 1, 'the first connection')
+    const {ids} = dropStreams(server, numbered('m', 3).map((body) => textMessage('foo', body)))
+    await reader.untilMessages(3)
+    assert.deepEqual(reader.bodies(), numbered('m', 3))
+    assert.deepEqual(reader.gaps, [])
+    assert.equal(reader.subscription.lastId, (await ids)[2])
+  })
+
   it('resume: false reconnects to live messages only', async () => {
     const server = await startBus()
     const reader = subscribed('foo', {url: server.url(), resume: false, minDelayMs: 100})
     await reader.until(() => reader.connects.length === 1, 'the first connection')
     await publishEach(server, 'foo', ['a'])
     await reader.untilMessages(1)
-    const {dropped} = dropStreams(server, [textMessage('foo', 'missed')])
+    const {dropped, ids} = dropStreams(server, [textMessage('foo', 'missed')])
     await reader.until(() => reader.connects.length === 2 && streamsBesides(server, dropped) === 1, 'the second connection')
     await publishEach(server, 'foo', ['b'])
     await reader.untilMessages(2)
     assert.deepEqual(reader.bodies(), ['a', 'b'])
-    assert.equal(reader.connects[1].replayFrom, undefined)
+    // Live from the newest message, the one it missed: it asked for nothing before.
+    assert.equal(reader.connects[1].replayFrom, (await ids)[0])
+    assert.equal(reader.connects[1].gap, undefined)
   })
 })
