@@ -44,7 +44,7 @@ import {numberOption, UsageError} from './args.js'
 
 const USAGE = `usage: npm run bench:history-store -- [--runs N] [--seconds S] [--publishers 1,32] [--gib G] [--no-startup] [--no-appends] [--dir DIR]
   --runs N          runs of each case (default 3); the median is printed
-  --seconds S       seconds of appending in each run (default 2)
+  --seconds S       seconds of appending in each run (default 3)
   --publishers L    numbers of publishers, comma-separated (default 1,32)
   --gib G           GiB of history in the large folder (default 1)
   --no-startup      skip the start-up figures
@@ -78,7 +78,7 @@ function parse() {
 
   return {
     runs: numberOption(values.runs, 'runs', 3, 1),
-    seconds: numberOption(values.seconds, 'seconds', 2, 0.1, false),
+    seconds: numberOption(values.seconds, 'seconds', 3, 0.1, false),
     publishers: (values.publishers ?? '1,32').split(',').map((text) => numberOption(text, 'publishers', 1, 1)),
     gib: numberOption(values.gib, 'gib', 1, 0.01, false),
     startup: !values['no-startup'],

@@ -64,6 +64,7 @@ export async function recover(dir: string, limits: HistoryLimits, now: number, l
     const path = join(dir, segment.name)
     const contents = await readSegment(dir, segment)
     const cut = contents.size - contents.end
+    const why = contents.stop === 'torn' ? 'a record cut short' : 'a record that does not check out'
     if (current === undefined) {
       if (!contents.headed) {
         // Made when the process stopped, before its header was whole: no message ever went into it.
@@ -76,13 +77,13 @@ export async function recover(dir: string, limits: HistoryLimits, now: number, l
 
       if (cut > 0) {
         await truncate(path, contents.end)
-        logger.warn('history', `${path}: cut ${cut} bytes after its last whole record, at byte ${contents.end} (a write cut short, or corrupt)`)
+        logger.warn('history', `${path}: cut ${cut} bytes after its last whole record, at byte ${contents.end} (${why})`)
       }
 
       const newest = contents.records.at(-1)
       current = {segment, size: contents.end, last: newest?.kind === 'message' ? newest.message.id : segment.after}
     } else if (cut > 0) {
-      logger.warn('history', `${path}: a corrupt record at byte ${contents.end}: the ${cut} bytes from there on are not read (messages may be missing there)`)
+      logger.warn('history', `${path}: ${why} at byte ${contents.end}: the ${cut} bytes from there on are not read (messages may be missing there)`)
     }
 
     const fromThis = kept.length

@@ -43,14 +43,16 @@ export interface SegmentContents {
   size: number
   /** Whether it begins with the header its name says: without it, nothing in it is read. */
   headed: boolean
+  /** Why its whole records end before `size`. */
+  stop?: 'torn' | 'corrupt'
 }
 
 /** Reads a segment whole: a header first, with the id of its name, then messages. */
 export async function readSegment(dir: string, segment: Segment): Promise<SegmentContents> {
   const bytes = await readFile(join(dir, segment.name))
   const expected = (record: DecodedRecord, index: number) => (index === 0 ? record.kind === 'header' && record.header.after === segment.after : record.kind === 'message')
-  const {records, end} = decodeRecords(bytes, expected)
-  return {records, end, size: bytes.length, headed: records.length > 0}
+  const {records, end, stop} = decodeRecords(bytes, expected)
+  return {records, end, size: bytes.length, headed: records.length > 0, stop}
 }
 
 /** Writes all of `bytes`: a write may take only part of them (a full disk part-way). */

@@ -87,16 +87,20 @@ export class SegmentWriter {
     this.idle = this.pump()
   }
 
-  /** One write (and sync) at a time, so records reach the file in the order they were appended. */
+  /**
+   * One write (and sync) at a time, so records reach the file in the order
+   * they were appended. A sync that is due goes first: under a load that
+   * never lets the queue empty, it would wait for ever.
+   */
   private async pump(): Promise<void> {
     for (;;) {
-      if (this.queue.length > 0) {
+      if (this.syncDue) {
+        this.syncDue = false
+        await this.syncNow()
+      } else if (this.queue.length > 0) {
         const batch = this.queue
         this.queue = []
         await this.writeBatch(batch)
-      } else if (this.syncDue) {
-        this.syncDue = false
-        await this.syncNow()
       } else {
         this.pumping = false
         return
@@ -166,8 +170,9 @@ export class SegmentWriter {
 
   /**
    * Begins a new segment after the newest id written; the old one is synced
-   * (unless `never`) and closed only once the new one is there, so a failure
-   * to make it leaves the old one to write to.
+   * (if written since its last sync, under `interval`) and closed only once
+   * the new one is there, so a failure to make it leaves the old one to
+   * write to.
    */
   private async rollOver(): Promise<void> {
     const old = this.target
