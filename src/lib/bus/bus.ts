@@ -203,7 +203,9 @@ export class Bus extends EventEmitter<BusEvents> {
     const [result, outcomes] = await Promise.all([delivered, Promise.allSettled(written)])
     const failed = outcomes.find((outcome) => outcome.status === 'rejected')
     if (failed) {
-      throw new MsgbusError('ERR_MSGBUS_HISTORY_FAILED', `delivered to ${handed(result)} subscribers, but not written to the history: ${reasonOf(failed.reason)}`, {
+      // A store's own error says which folder and why; reasonOf() would give only its code.
+      const why = failed.reason instanceof MsgbusError ? failed.reason.message : reasonOf(failed.reason)
+      throw new MsgbusError('ERR_MSGBUS_HISTORY_FAILED', `delivered to ${handed(result)} subscribers, but not written to the history: ${why}`, {
         cause: failed.reason,
       })
     }

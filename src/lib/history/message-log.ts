@@ -26,7 +26,7 @@ export interface Resolution {
 }
 
 /** Bytes a message holds in the log: its body and its header strings (an estimate of the object around them is in the docs). */
-export function keptSize(message: Message): number {
+export function keptSize(message: Omit<Message, 'serial'>): number {
   return message.body.length + message.channel.length + message.type.length + (message.sender?.length ?? 0) + message.id.length
 }
 

@@ -4,8 +4,9 @@ import type {HistoryLimits} from './message-log.js'
 /**
  * When a store's record counts as written (`--history-sync`): `always`, once
  * fdatasync says it is on disk (one sync for every record of a moment);
- * `interval`, at once, with a sync every second; `never`, at once, the
- * syncing left to the operating system.
+ * `interval`, once it is written to the file (the write, not a sync: so a
+ * full disk still fails the publish), with a sync every second; `never`,
+ * once written, the syncing left to the operating system.
  */
 export type HistorySync = 'always' | 'interval' | 'never'
 

@@ -4,6 +4,7 @@ import type {SecureContextOptions} from 'node:tls'
 import type {AddressInfo} from 'node:net'
 import {Bus, startHorizon} from '../bus/bus.js'
 import {MessageLog} from '../history/message-log.js'
+import {SegmentStore} from '../history/segment-store.js'
 import {createEncoders} from '../protocol/formats.js'
 import {MsgbusError, messageOf, type MsgbusErrorCode} from '../util/errors.js'
 import {formatSize} from '../util/size.js'
@@ -98,7 +99,8 @@ export class BusServer {
    * its code: ERR_MSGBUS_PORT_IN_USE, ERR_MSGBUS_LISTEN_FAILED,
    * ERR_MSGBUS_TLS_INVALID (certificate or key), ERR_MSGBUS_DOCROOT_INVALID,
    * ERR_MSGBUS_ACL_INVALID or ERR_MSGBUS_ACL_UNREADABLE (an AclError),
-   * ERR_MSGBUS_OPTION_INVALID (a CorsOptionError among them).
+   * ERR_MSGBUS_OPTION_INVALID (a CorsOptionError among them),
+   * ERR_MSGBUS_HISTORY_FAILED (`historyDir` unusable, or in use by another server).
    */
   async start(): Promise<Listening> {
     const {options, logger} = this
@@ -177,6 +179,7 @@ export class BusServer {
 
     let listening: Listening
     try {
+      await this.openHistoryStore()
       listening = {http: await this.bind(http, options.port, 'HTTP')}
       if (https) listening.https = await this.bind(https, options.sslPort, 'HTTPS')
       this.listening = listening
@@ -185,6 +188,7 @@ export class BusServer {
       this.stopTrim = startTrim(this.bus.log)
     } catch (error) {
       await this.closeServers()
+      await this.bus.closeStore().catch(() => {})
       throw error
     }
 
@@ -194,6 +198,18 @@ export class BusServer {
     if (docroot) logger.log(LogLevel.Always, 'listen', `document root ${docroot.root}`)
     if (acl) logger.log(LogLevel.Always, 'listen', `acl ${acl.current.file} (${acl.current.describe()})`)
     return listening
+  }
+
+  /** `--history-dir`: the history written to disk, and what it held read back into the log before the first connection. */
+  private async openHistoryStore(): Promise<void> {
+    const {historyDir: dir, history, historyBytes, historyAge, historySync} = this.options
+    if (dir === undefined) return
+    if (history === 0) throw new MsgbusError('ERR_MSGBUS_OPTION_INVALID', '--history-dir needs --history above 0')
+    const store = new SegmentStore(dir, historySync, this.logger)
+    const recovered = await store.open({count: history, bytes: historyBytes, ageMs: historyAge * 1000}, Date.now())
+    this.bus.attachStore(store, recovered)
+    const oldest = recovered.messages.length > 0 ? `oldest ${recovered.messages[0].id}, ` : ''
+    this.logger.log(LogLevel.Always, 'history', `${recovered.messages.length} messages from ${dir} (${oldest}horizon ${recovered.horizon})`)
   }
 
   /**
@@ -319,6 +335,7 @@ export class BusServer {
     }, graceMs)
     await closed
     clearTimeout(timer)
+    await this.bus.closeStore().catch((error: unknown) => this.logger.warn('history', messageOf(error)))
     this.servers.length = 0
   }
 

@@ -7,6 +7,7 @@ import {readForm, type FormLimits} from './form.js'
 import {HttpError} from '../http/http-error.js'
 import type {BodyBudget} from './body-budget.js'
 import {LogLevel, type Logger} from '../ops/log.js'
+import {MsgbusError} from '../../util/errors.js'
 
 /** What a publish needs: the bus, the limits on bodies, and where to log. */
 export interface PublishContext {
@@ -46,6 +47,20 @@ function watchForStall(ctx: PublishContext, req: IncomingMessage): () => void {
 }
 
 /**
+ * What the bus made of a publish; a message the history store could not write
+ * (`--history-dir`: a full disk) is a 500 that says so, in one line (the
+ * store has logged it): its subscribers have it, the history does not.
+ */
+async function accepted<T>(publishing: Promise<T>): Promise<T> {
+  try {
+    return await publishing
+  } catch (error) {
+    if (error instanceof MsgbusError && error.code === 'ERR_MSGBUS_HISTORY_FAILED') throw new HttpError(500, error.message, {}, false, {cause: error})
+    throw error
+  }
+}
+
+/**
  * POST on a bus URL, once the gate has let it through (gate.ts): one
  * message, or one per part of a multipart/form-data body. Everything that
  * can be refused is refused before `100 Continue`.
@@ -75,11 +90,11 @@ export async function publish(
     if (isForm) {
       const parts = await readForm(req, ctx.limits, ctx.bodyBudget)
       if (!parts) return
-      deliveries = await ctx.bus.publishAll(parts.map((part) => ({channel, type: part.full, essence: part.essence, sender, body: part.body})))
+      deliveries = await accepted(ctx.bus.publishAll(parts.map((part) => ({channel, type: part.full, essence: part.essence, sender, body: part.body}))))
     } else {
       const body = await readBody(req, limit, ctx.bodyBudget)
       if (!body) return
-      deliveries = [await ctx.bus.publish({channel, type: media.full, essence: media.essence, sender, body})]
+      deliveries = [await accepted(ctx.bus.publish({channel, type: media.full, essence: media.essence, sender, body}))]
     }
   } finally {
     stopWatching()
