@@ -205,8 +205,8 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
     values: ['always', 'interval', 'never'],
     default: 'always',
     summary:
-      'With --history-dir: always answers a publish once its message is on disk (fdatasync, shared by the publishes of a moment); interval syncs once a second; never leaves it to the OS.',
-    doc: 'with `--history-dir`: `always` answers a publish (`204`) once its message is on disk (one fdatasync for all the publishes of a moment); `interval` answers at once and syncs once a second; `never` leaves syncing to the operating system',
+      'With --history-dir: always answers a publish once its message is on disk (fdatasync, shared by the publishes of a moment); interval once it is written, syncing once a second; never once it is written, leaving syncing to the OS.',
+    doc: 'with `--history-dir`: `always` answers a publish (`204`) once its message is on disk (one fdatasync for all the publishes of a moment); `interval` once it is written to the file, with an fdatasync every second; `never` once it is written, leaving syncing to the operating system; see "History on disk"',
   },
   heartbeat: {
     kind: 'integer',
