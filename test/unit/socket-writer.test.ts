@@ -120,4 +120,49 @@ describe('unit: the socket writer', () => {
     assert.equal(t.dropped, 0)
     assert.equal(socket.destroyed, false)
   })
+
+  it('drop: bytes that are not a message (a heartbeat) are skipped while slow, but never counted, so no gap is told of', async () => {
+    const {writer: socket, reader} = await pair()
+    const {writer: w, seen} = writer('drop', 0)
+    let gaps = 0
+    const t: WriteTarget = {...target(socket), caughtUp: () => void gaps++}
+    await fillUp(socket)
+    // Behind: the first write starts its time behind; with no time allowed, the next finds it slow.
+    assert.equal(w.write(t, Buffer.from('heartbeat'), false), true)
+    for (let i = 0; i < 3; i++) assert.equal(w.write(t, Buffer.from('heartbeat'), false), false)
+    assert.deepEqual([t.dropped, w.droppedTotal, seen.dropStarts], [0, 0, 0])
+    reader.resume()
+    while (socket.writableLength > 0) await turn()
+    assert.equal(w.write(t, Buffer.from('message')), true)
+    assert.deepEqual([gaps, seen.dropEnds.length], [0, 0])
+    // A message skipped, then heartbeats: only the message counts.
+    reader.pause()
+    await fillUp(socket)
+    w.write(t, Buffer.from('first'))
+    assert.equal(w.write(t, Buffer.from('dropped')), false)
+    assert.equal(w.write(t, Buffer.from('heartbeat'), false), false)
+    assert.deepEqual([t.dropped, w.droppedTotal], [1, 1])
+  })
+
+  it('a stream that has ended (a poll done, the server stopping) is not written to: what it still holds goes out whole', async () => {
+    const {writer: socket, reader} = await pair()
+    const {writer: w} = writer('disconnect', 60_000)
+    const t = target(socket)
+    await fillUp(socket)
+    const held = socket.writableLength
+    socket.end('the end')
+    assert.equal(w.write(t, Buffer.from('too late')), false)
+    await turn()
+    assert.equal(socket.destroyed, false, 'not failed by a write after its end')
+    let received = 0
+    let tail = ''
+    reader.on('data', (chunk: Buffer) => {
+      received += chunk.length
+      tail = (tail + chunk.toString('latin1')).slice(-16)
+    })
+    reader.resume()
+    await once(reader, 'end')
+    assert.ok(received >= held, `${received} bytes received of the ${held} held and more in the kernel`)
+    assert.ok(tail.endsWith('the end'), JSON.stringify(tail))
+  })
 })

@@ -38,7 +38,8 @@ export function replay(target: ReplayTarget, log: MessageLog, start: number, hig
   const end = () => until ?? log.end
   const step = (): void => {
     const {socket} = target
-    if (socket.destroyed) return
+    // Gone, or ended (the server stops): nothing more may be written.
+    if (socket.destroyed || socket.writableEnded) return
     const pieces: Buffer[] = []
     let bytes = 0
     let looked = 0
@@ -68,11 +69,17 @@ export function replay(target: ReplayTarget, log: MessageLog, start: number, hig
       socket.uncork()
     }
 
-    if (cursor >= end()) {
+    // Waits for the reader past `highWater`, even once caught up, so that live
+    // delivery never begins with the replay's bytes counting the subscriber as
+    // behind (with --slow-timeout 0 it would be slow at its second message).
+    // 'drain' comes only after a write that found the socket's own buffer full
+    // (16 KiB): under a smaller `highWater` (--max-pending 0) the replay writes
+    // on until it is, instead of waiting for a 'drain' that never comes.
+    if (socket.writableLength >= highWater && socket.writableNeedDrain) {
+      socket.once('drain', step)
+    } else if (cursor >= end()) {
       target.lastSerial = end() - 1
       done()
-    } else if (socket.writableLength >= highWater) {
-      socket.once('drain', step)
     } else {
       setImmediate(step)
     }

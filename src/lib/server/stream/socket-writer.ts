@@ -84,14 +84,20 @@ export class SocketWriter {
     this.maxPending = rule.maxPending
   }
 
-  /** Returns true when the bytes were handed to the socket. */
-  write(target: WriteTarget, bytes: Buffer): boolean {
+  /**
+   * Returns true when the bytes were handed to the socket. `message` false:
+   * bytes that are not a message (a heartbeat), which a slow subscriber under
+   * the drop policy goes without, uncounted: no message is lost, so no gap
+   * is told of.
+   */
+  write(target: WriteTarget, bytes: Buffer, message = true): boolean {
     const socket = target.socket
-    if (socket.destroyed) return false
+    // Ended (a poll, or the server stopping): a write now would fail the connection and lose what it still holds.
+    if (socket.destroyed || socket.writableEnded) return false
     const pending = socket.writableLength
     let gap: Buffer | undefined
     if (pending > this.maxPending) {
-      if (this.isSlow(target, pending)) return this.slow(target, pending)
+      if (this.isSlow(target, pending)) return this.slow(target, pending, message)
     } else if (target.behindSince !== NOT_BEHIND) {
       target.behindSince = NOT_BEHIND
       if (target.dropped > 0) {
@@ -130,7 +136,7 @@ export class SocketWriter {
     return now - target.behindSince >= this.rule.slowTimeoutMs
   }
 
-  private slow(target: WriteTarget, pending: number): boolean {
+  private slow(target: WriteTarget, pending: number, message: boolean): boolean {
     const behindMs = target.behindSince === NOT_BEHIND ? 0 : this.now() - target.behindSince
     if (this.rule.policy === 'disconnect') {
       this.slowDisconnects++
@@ -138,6 +144,8 @@ export class SocketWriter {
       target.socket.destroy()
       return false
     }
+
+    if (!message) return false
 
     if (target.dropped++ === 0) {
       if (target.behindSince === NOT_BEHIND) target.behindSince = this.now()

@@ -55,8 +55,13 @@ function encoderFor(ctx: SubscribeContext, req: IncomingMessage, representation:
   return framing === '2007' ? ctx.encoders.multipart2007 : ctx.encoders.multipart
 }
 
-/** The stream's headers, for GET and HEAD alike. */
-function streamHeaders(ctx: SubscribeContext, cors: Record<string, string>, encoder: StreamEncoder, chunked: boolean): Record<string, string> {
+/**
+ * The stream's headers, for GET and HEAD alike. A poll ends soon, and its
+ * connection closes with it: it says so (`Connection: close`, besides the
+ * chunking that marks its end on HTTP/1.1), or a client that keeps
+ * connections for its next requests would send one on it and find it gone.
+ */
+function streamHeaders(ctx: SubscribeContext, cors: Record<string, string>, encoder: StreamEncoder, chunked: boolean, poll: boolean): Record<string, string> {
   return {
     Server: ctx.serverHeader,
     'Content-Type': encoder.contentType,
@@ -69,7 +74,8 @@ function streamHeaders(ctx: SubscribeContext, cors: Record<string, string>, enco
     'X-Frame-Options': 'DENY',
     ...cors,
     Vary: negotiatedVary(cors),
-    ...(chunked ? {'Transfer-Encoding': 'chunked'} : {Connection: 'close'}),
+    ...(chunked ? {'Transfer-Encoding': 'chunked'} : {}),
+    ...(!chunked || poll ? {Connection: 'close'} : {}),
   }
 }
 
@@ -181,7 +187,7 @@ export function subscribe(
   const chunked = isHttp11(req)
   // Without a position, the messages after the newest one: any published before the stream starts (behind a pipelined request) are replayed.
   const resolution = position ? ctx.bus.log.resolve(position) : {start: ctx.bus.log.end, from: ctx.bus.log.newest}
-  const headers = {...streamHeaders(ctx, cors, encoder, chunked), ...resumeHeaders(resolution)}
+  const headers = {...streamHeaders(ctx, cors, encoder, chunked, poll), ...resumeHeaders(resolution)}
   if (req.method === 'HEAD') {
     res.writeHead(200, headers)
     res.end()

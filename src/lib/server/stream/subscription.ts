@@ -39,7 +39,8 @@ export class HttpSubscription implements Subscriber, WriteTarget, ReplayTarget {
     if (message.serial <= this.lastSerial) return false
     if (this.accepts !== undefined && !this.accepts(message)) return false
     if (this.replaying) return true
-    if (!this.send(this.encoder.frame(message))) {
+    const frame = this.encoder.frame(message)
+    if (!this.writer.write(this, this.chunked ? frame.chunked : frame.raw)) {
       if (this.dropped > 0) this.skippedId = message.id
       return false
     }
@@ -70,9 +71,15 @@ export class HttpSubscription implements Subscriber, WriteTarget, ReplayTarget {
     return this.gapBytes({reason: 'dropped', after: this.lastId ?? null, from: this.skippedId ?? this.lastId ?? '', skipped: dropped})
   }
 
-  /** Writes bytes that are not a message (a heartbeat), through the same slow-subscriber checks. */
+  /**
+   * Writes bytes that are not a message (a heartbeat), through the same
+   * slow-subscriber checks; skipped, never counted as dropped, while
+   * dropping. Not during a replay, whose writes keep the stream from being
+   * idle, and which waits for a slow reader instead of cutting it.
+   */
   send(frame: Frame): boolean {
-    return this.writer.write(this, this.chunked ? frame.chunked : frame.raw)
+    if (this.replaying) return false
+    return this.writer.write(this, this.chunked ? frame.chunked : frame.raw, false)
   }
 
   /**
