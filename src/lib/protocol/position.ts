@@ -15,8 +15,8 @@ const ISO_DATE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|
 /**
  * Reads a position as `?since=` and `msgbus dump --since` take it: a message
  * id (`1795764040540-3`: the messages after it), a time in unix milliseconds
- * (`1795764040540`) or ISO 8601 (`2026-12-02T10:00:00Z`; a date alone is
- * midnight UTC), a duration back from now with its unit (`90s`, `10m`,
+ * (`1795764040540`) or ISO 8601 (`2026-12-02T10:00:00Z`; without a zone, UTC; a
+ * date alone is midnight UTC), a duration back from now with its unit (`90s`, `10m`,
  * `1h30m`), or `all` (everything kept). Throws a MsgbusError,
  * ERR_MSGBUS_POSITION_INVALID, with a one-line reason.
  */
@@ -26,7 +26,9 @@ export function parsePosition(text: string, now: number = Date.now()): Position 
   if (isMessageId(value)) return {kind: 'id', id: value}
   if (UNIX_MS.test(value)) return {kind: 'time', time: Number(value)}
   if (ISO_DATE.test(value)) {
-    const time = Date.parse(value.replace(' ', 'T'))
+    // Without a zone it is UTC, as a date alone is: never the server's local time, which the client does not know.
+    const zoned = /T|\s/.test(value) && !/(?:Z|[+-]\d{2}:?\d{2})$/i.test(value) ? `${value}Z` : value
+    const time = Date.parse(zoned.replace(' ', 'T'))
     if (Number.isFinite(time)) return {kind: 'time', time}
   } else if (/^[\d.]+[a-z]/i.test(value)) {
     try {

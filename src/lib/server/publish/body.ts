@@ -14,6 +14,15 @@ export function declaredLength(req: IncomingMessage): number | undefined {
 }
 
 /**
+ * A body of one chunk is a slice of the socket read it came in, often 64 KiB:
+ * kept in the history as it is, a 64-byte message would pin all of it. One
+ * much smaller than what it shares is copied (small ones into Node's pool).
+ */
+function ownBytes(body: Buffer): Buffer {
+  return body.buffer.byteLength > 2 * body.length + 4096 ? Buffer.from(body) : body
+}
+
+/**
  * Reads a request body into one Buffer, refusing it (413) the moment it is
  * known to be over the limit: up front from Content-Length, else as soon as
  * the bytes pass it. Memory is taken from `budget` as the bytes arrive (a
@@ -40,7 +49,7 @@ export function readBody(req: IncomingMessage, limit: number, budget: BodyBudget
       done = true
       req.off('data', onData)
       req.resume()
-      const body = error || !req.complete ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, received)
+      const body = error || !req.complete ? undefined : chunks.length === 1 ? ownBytes(chunks[0]) : Buffer.concat(chunks, received)
       chunks.length = 0
       budget.release(held)
       if (error) reject(error)
