@@ -65,6 +65,17 @@ describe('history on disk', function () {
     return server
   }
 
+  it('pipelined publishes: one that awaits its sync does not stop --body-timeout watching the stalled body behind it @slow', async () => {
+    const server = await startBus({historyDir: freshDir(), bodyTimeout: 1, logger: recording()})
+    const first = 'POST /msgbus/foo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi'
+    const stalled = 'POST /msgbus/foo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nabc'
+    const client = await RawClient.open(server.addresses!.http.port, first + stalled)
+    await client.until((text) => text.startsWith('HTTP/1.1 204 '), 5000, 'the first publish answered')
+    // The bound is the failure: a connection nobody watches stays open for good.
+    await client.untilClosed(15_000)
+    assert.equal(server.bus.log.size, 1)
+  })
+
   it('in process: stopped and started again on its folder, the log holds what it held, and ids go on after it', async () => {
     const dir = freshDir()
     const first = await startBus({historyDir: dir, logger: recording()})

@@ -1,4 +1,5 @@
 import type {IncomingMessage, ServerResponse} from 'node:http'
+import type {Socket} from 'node:net'
 import type {Bus, Delivery} from '../../bus/bus.js'
 import {mediaTypeOrReason} from '../../protocol/media-type.js'
 import {declaredLength, readBody, tooLarge} from './body.js'
@@ -22,27 +23,48 @@ export interface PublishContext {
   readonly serverHeader: string
 }
 
+/** Publishes of a connection whose bodies are watched now: pipelined ones overlap (one awaits its fan-out while the next body arrives). */
+const watched = new WeakMap<Socket, {count: number; stop: () => void}>()
+
 /**
  * Drops the connection when the body stops arriving for `--body-timeout`
  * seconds: the publish is then incomplete, and nothing of it is published.
- * Returns the function that stops watching.
+ * One timer and one listener a connection, however many publishes are
+ * pipelined on it, and it stops only when the last of them is done.
+ * Returns the function that stops watching this one.
  */
 function watchForStall(ctx: PublishContext, req: IncomingMessage): () => void {
   const socket = req.socket
   const seconds = ctx.limits.bodyTimeout
   if (seconds <= 0 || req.complete) return () => {}
-  // Named now: once the client is gone the socket may no longer know its peer.
-  const peer = peerOf(socket)
-  const onStall = () => {
-    ctx.logger.warn('stall', `${peer}: no body byte for ${seconds} s, dropped`)
-    socket.destroy()
+  let watch = watched.get(socket)
+  if (!watch) {
+    // Named now: once the client is gone the socket may no longer know its peer.
+    const peer = peerOf(socket)
+    const onStall = () => {
+      ctx.logger.warn('stall', `${peer}: no body byte for ${seconds} s, dropped`)
+      socket.destroy()
+    }
+
+    socket.setTimeout(seconds * 1000)
+    socket.on('timeout', onStall)
+    watch = {
+      count: 0,
+      stop: () => {
+        socket.off('timeout', onStall)
+        socket.setTimeout(0)
+        watched.delete(socket)
+      },
+    }
+    watched.set(socket, watch)
   }
 
-  socket.setTimeout(seconds * 1000)
-  socket.on('timeout', onStall)
+  watch.count++
+  let stopped = false
   return () => {
-    socket.off('timeout', onStall)
-    socket.setTimeout(0)
+    if (stopped) return
+    stopped = true
+    if (--watch.count === 0) watch.stop()
   }
 }
 
@@ -89,10 +111,12 @@ export async function publish(
   try {
     if (isForm) {
       const parts = await readForm(req, ctx.limits, ctx.bodyBudget)
+      stopWatching()
       if (!parts) return
       deliveries = await accepted(ctx.bus.publishAll(parts.map((part) => ({channel, type: part.full, essence: part.essence, sender, body: part.body}))))
     } else {
       const body = await readBody(req, limit, ctx.bodyBudget)
+      stopWatching()
       if (!body) return
       deliveries = [await accepted(ctx.bus.publish({channel, type: media.full, essence: media.essence, sender, body}))]
     }
