@@ -1,5 +1,9 @@
 import type {Message} from '../bus/message.js'
+import {FrameCache} from './frame-cache.js'
 import type {Gap} from './gap.js'
+
+/** Bytes of replayed frames an encoder keeps for the next subscriber that replays the same messages. */
+const REPLAY_CACHE_BYTES = 4 * 1024 * 1024
 
 const CRLF = '\r\n'
 const EMPTY = Buffer.alloc(0)
@@ -24,6 +28,8 @@ export interface StreamEncoder {
   /** How a stream ends on shutdown; on HTTP/1.1 it carries the last chunk. */
   readonly close: Frame
   frame(message: Message): Frame
+  /** The same bytes, for a replay: kept a while for the other subscribers that replay it (frame-cache.ts). */
+  replayFrame(message: Message): Frame
   /** The in-band gap event (gap.ts), or undefined for a format that has none (raw, `<img>`); rare, so never cached. */
   gap(gap: Gap): Frame | undefined
   /** What a stream says, after its opening, of the id its messages follow: only SSE says it, for EventSource's Last-Event-ID. */
@@ -65,6 +71,7 @@ export abstract class CachingEncoder implements StreamEncoder {
   abstract readonly close: Frame
   private lastMessage: Message | undefined
   private lastFrame: Frame | undefined
+  private readonly replays = new FrameCache(REPLAY_CACHE_BYTES)
 
   gap(gap: Gap): Frame | undefined {
     void gap
@@ -74,6 +81,10 @@ export abstract class CachingEncoder implements StreamEncoder {
   startsAfter(id: string): Frame | undefined {
     void id
     return undefined
+  }
+
+  replayFrame(message: Message): Frame {
+    return message === this.lastMessage ? this.lastFrame! : this.replays.get(message, (m) => this.build(m))
   }
 
   frame(message: Message): Frame {

@@ -57,7 +57,7 @@ export class HttpSubscription implements Subscriber, WriteTarget, ReplayTarget {
   }
 
   bytesOf(message: Message): Buffer {
-    const frame = this.encoder.frame(message)
+    const frame = this.encoder.replayFrame(message)
     return this.chunked ? frame.chunked : frame.raw
   }
 
