@@ -3,17 +3,14 @@ import {STATUS_CODES} from 'node:http'
 import {bothFilters, compileFilter, type FilterSpec, type MessageFilter} from '../../protocol/filter.js'
 import {PatternListError} from '../../protocol/pattern.js'
 import type {StreamEncoder} from '../../protocol/stream-encoder.js'
-import {isMessageId} from '../../bus/message-id.js'
-import type {Resolution} from '../../history/message-log.js'
-import type {Gap} from '../../protocol/gap.js'
-import {parsePosition, positionParam, type Position} from '../../protocol/position.js'
-import {messageOf} from '../../util/errors.js'
+import {positionParam} from '../../protocol/position.js'
 import type {Bus} from '../../bus/bus.js'
 import type {StreamEncoders} from '../../protocol/formats.js'
 import type {Viewer} from '../pages/viewer.js'
 import {HttpError} from '../http/http-error.js'
 import {defaultFraming, framingParam, type FramingPolicy} from './framing.js'
 import {chooseRepresentation, type Representation} from './negotiate.js'
+import {resolve, resumeHeaders, resumeRequest, openingGap} from './resume.js'
 import type {Streams} from './streams.js'
 
 /** What a subscription needs: the bus, the encoders, the limits on subscriptions, and where streams go. */
@@ -106,41 +103,6 @@ function filterOf(spec: FilterSpec): MessageFilter | undefined {
 }
 
 /**
- * Where the subscription resumes, if anywhere: the `Last-Event-ID` header
- * (what an EventSource sends when it reconnects by itself, so it wins over
- * the URL it reconnects to), else `?last_event_id=`, else `?since=`.
- */
-function positionOf(req: IncomingMessage, params: URLSearchParams): Position | undefined {
-  const header = req.headers['last-event-id']
-  const lastId = (Array.isArray(header) ? header[0] : header) || params.get('last_event_id')
-  if (lastId) {
-    if (!isMessageId(lastId)) throw new HttpError(400, `Last-Event-ID ${JSON.stringify(lastId.slice(0, 64))} is not a message id (<unix-ms>-<seq>)`)
-    return {kind: 'id', id: lastId}
-  }
-
-  const since = params.get('since')
-  if (since === null || since === '') return undefined
-  try {
-    return parsePosition(since)
-  } catch (error) {
-    throw new HttpError(400, `since: ${messageOf(error)}`, {}, false, {cause: error})
-  }
-}
-
-/** A yes-or-no query parameter: absent, `0` or `false` is no; empty, `1` or `true` is yes; anything else a 400. */
-function switchParam(params: URLSearchParams, name: string): boolean {
-  const value = params.get(name)
-  if (value === null || value === '0' || value === 'false') return false
-  if (value === '' || value === '1' || value === 'true') return true
-  throw new HttpError(400, `${name}=${JSON.stringify(value.slice(0, 64))}: say 1 or 0`)
-}
-
-/** The headers that tell a resuming client where its replay really begins, and whether messages it asked for are gone. */
-function resumeHeaders(resolution: Resolution): Record<string, string> {
-  return resolution.gap ? {'Msgbus-Replay-From': resolution.from, 'Msgbus-Gap': resolution.gap} : {'Msgbus-Replay-From': resolution.from}
-}
-
-/**
  * GET (or HEAD) on a bus URL. The connection is taken over from Node's HTTP
  * response: the head and every message are written straight to the socket,
  * so a message is framed once per format and the same bytes go to every
@@ -169,10 +131,7 @@ export function subscribe(
   const accepts = bothFilters(permitted, filterOf(filterText))
   const encoder = encoderFor(ctx, req, representation, params)
 
-  const poll = switchParam(params, 'poll')
-  const gapParts = switchParam(params, 'gaps')
-  // A poll without a position is the whole backlog.
-  const position = positionOf(req, params) ?? (poll ? {kind: 'all'} : undefined)
+  const {position, poll, gapParts} = resumeRequest(req, params)
   const {maxSubscribers} = ctx
   // A poll is not a subscriber: it reads the history and ends.
   if (!poll && maxSubscribers > 0 && ctx.bus.subscriberCount >= maxSubscribers) {
@@ -185,8 +144,7 @@ export function subscribe(
   }
 
   const chunked = isHttp11(req)
-  // Without a position, the messages after the newest one: any published before the stream starts (behind a pipelined request) are replayed.
-  const resolution = position ? ctx.bus.log.resolve(position) : {start: ctx.bus.log.end, from: ctx.bus.log.newest}
+  const resolution = resolve(ctx.bus.log, position)
   const headers = {...streamHeaders(ctx, cors, encoder, chunked, poll), ...resumeHeaders(resolution)}
   if (req.method === 'HEAD') {
     res.writeHead(200, headers)
@@ -203,7 +161,6 @@ export function subscribe(
     resolution.gap && `gap=${resolution.gap}`,
     poll && 'poll',
   ].filter(Boolean)
-  const gap: Gap | undefined = resolution.gap && {reason: resolution.gap, after: position?.kind === 'id' ? position.id : null, from: resolution.from}
   ctx.streams.open(req, res, {
     channel,
     chunked,
@@ -212,7 +169,7 @@ export function subscribe(
     head: rawHead(headers),
     details: details.join(' '),
     gapEvents: encoder.format !== 'multipart' || gapParts,
-    replay: {start: resolution.start, from: resolution.from, after: position?.kind === 'id' ? position.id : undefined, gap},
+    replay: {start: resolution.start, from: resolution.from, after: position?.kind === 'id' ? position.id : undefined, gap: openingGap(resolution, position)},
     poll,
   })
 }
