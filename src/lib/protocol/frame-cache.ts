@@ -11,6 +11,9 @@ import type {Frame} from './stream-encoder.js'
  */
 export class FrameCache {
   private readonly frames = new Map<Message, Frame>()
+  /** Insertion order, oldest at `head`: walking the Map from its start would step over every slot deleted since its last rehash. */
+  private order: Message[] = []
+  private head = 0
   private bytes = 0
 
   constructor(private readonly maxBytes: number) {}
@@ -22,11 +25,17 @@ export class FrameCache {
     const size = frame.chunked.length
     if (size > this.maxBytes / 4) return frame
     this.frames.set(message, frame)
+    this.order.push(message)
     this.bytes += size
-    for (const [old, oldFrame] of this.frames) {
-      if (this.bytes <= this.maxBytes) break
+    while (this.bytes > this.maxBytes) {
+      const old = this.order[this.head++]
+      this.bytes -= this.frames.get(old)!.chunked.length
       this.frames.delete(old)
-      this.bytes -= oldFrame.chunked.length
+    }
+
+    if (this.head > 1024 && this.head * 2 > this.order.length) {
+      this.order = this.order.slice(this.head)
+      this.head = 0
     }
 
     return frame

@@ -56,8 +56,8 @@ export class HttpSubscription implements Subscriber, WriteTarget, ReplayTarget {
     return this.accepts === undefined || this.accepts(message)
   }
 
-  bytesOf(message: Message): Buffer {
-    const frame = this.encoder.replayFrame(message)
+  bytesOf(message: Message, shared: boolean): Buffer {
+    const frame = shared ? this.encoder.replayFrame(message) : this.encoder.frame(message)
     return this.chunked ? frame.chunked : frame.raw
   }
 
