@@ -108,6 +108,7 @@ export class SubscriberPool {
         }
 
         live = true
+        tally.startsAfter(response.headers['msgbus-replay-from'] ?? '')
         this.connected++
         if (retryMs > 0) {
           this.down--

@@ -1,6 +1,7 @@
 import {LatencyHistogram} from './latency.js'
 import {nowMicros} from './marker.js'
 import type {MessageSink} from './stream-reader.js'
+import {isMessageId, parseMessageId} from '../bus/message-id.js'
 
 /** Counters over a window (an interval, or the whole run). */
 export class Window {
@@ -61,6 +62,13 @@ export class SubscriptionTally implements MessageSink {
   /** The id of the last message received, where a reconnect resumes; undefined before one (or from a server without ids). */
   get lastId(): string | undefined {
     return this.lastMs < 0 ? undefined : `${this.lastMs}-${this.lastSeq}`
+  }
+
+  /** Where the stream began (Msgbus-Replay-From): the resume point until a message comes, so a drop before the first loses nothing. */
+  startsAfter(id: string): void {
+    if (this.lastMs >= 0 || !isMessageId(id)) return
+    const [ms, seq] = parseMessageId(id)
+    this.id(ms, seq)
   }
 
   /** The connection asks to resume now. */
