@@ -485,6 +485,16 @@ describe('load tools: test-pub and test-sub', function () {
         assert.match(result.stderr, /\| reconnects \d+ recovered \d+ gaps 0 \|/)
       })
 
+      it('dropped before their first message: each connection resumes from where its stream began, nothing lost @slow', async () => {
+        const server = await startBus()
+        const sub = await subscribed(server, ['--json'], 2)
+        const dropped = dropAndInject(server, 0, 10)
+        const result = await stopOnceDelivered(sub, portOf(server), caughtUp(server, dropped, 2))
+        assert.equal(result.code, 0, result.stderr)
+        const report = documentOf<SubReport>(result)
+        assert.deepEqual([report.received, report.lost, report.duplicates, report.gaps, report.reconnects], [2 * 10, 0, 0, 0, 2])
+      })
+
       it('a resume past what the server keeps: a gap per connection, and what it took counted lost @slow', async () => {
         const server = await startBus({history: 5})
         const sub = await subscribed(server, ['--json'], 2)
