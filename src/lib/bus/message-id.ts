@@ -30,8 +30,8 @@ export class MessageIdGenerator {
 
 /** Compares two ids in the order the server issued them; negative when a < b. */
 export function compareMessageIds(a: string, b: string): number {
-  const [aMs, aSeq] = a.split('-').map(Number)
-  const [bMs, bSeq] = b.split('-').map(Number)
+  const [aMs, aSeq] = parseMessageId(a)
+  const [bMs, bSeq] = parseMessageId(b)
   return aMs === bMs ? aSeq - bSeq : aMs - bMs
 }
 

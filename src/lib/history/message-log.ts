@@ -1,5 +1,6 @@
 import {compareMessageIds, parseMessageId} from '../bus/message-id.js'
 import type {Message} from '../bus/message.js'
+import type {GapReason} from '../protocol/gap.js'
 import type {Position} from '../protocol/position.js'
 
 /** How much history is kept: the oldest messages go first once any limit is passed. */
@@ -11,9 +12,6 @@ export interface HistoryLimits {
   /** Oldest message kept, in milliseconds; 0: no limit but the count. */
   ageMs: number
 }
-
-/** Why a subscriber cannot have every message it asked for. */
-export type GapReason = 'expired' | 'unknown' | 'dropped'
 
 /** Where a replay begins, and whether messages asked for are gone. */
 export interface Resolution {

@@ -202,11 +202,11 @@ export class BusServer {
 
   /** `--history-dir`: the history written to disk, and what it held read back into the log before the first connection. */
   private async openHistoryStore(): Promise<void> {
-    const {historyDir: dir, history, historyBytes, historyAge, historySync} = this.options
+    const {historyDir: dir, historySync} = this.options
     if (dir === undefined) return
-    if (history === 0) throw new MsgbusError('ERR_MSGBUS_OPTION_INVALID', '--history-dir needs --history above 0')
+    if (!this.bus.log.enabled) throw new MsgbusError('ERR_MSGBUS_OPTION_INVALID', '--history-dir needs --history above 0')
     const store = new SegmentStore(dir, historySync, this.logger)
-    const recovered = await store.open({count: history, bytes: historyBytes, ageMs: historyAge * 1000}, Date.now())
+    const recovered = await store.open(this.bus.log.limits, Date.now())
     this.bus.attachStore(store, recovered)
     const oldest = recovered.messages.length > 0 ? `oldest ${recovered.messages[0].id}, ` : ''
     this.logger.log(LogLevel.Always, 'history', `${recovered.messages.length} messages from ${dir} (${oldest}horizon ${recovered.horizon})`)
