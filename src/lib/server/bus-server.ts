@@ -27,6 +27,10 @@ import {RateLimiter} from './access/rate-limit.js'
 import {LoginGuard} from './access/login-guard.js'
 import {Admission} from './http/admission.js'
 import type {ServerCounters} from './ops/counters.js'
+import {AnswerTally} from './ops/answers.js'
+import {Readiness} from './ops/health.js'
+import {LatencyBuckets} from './ops/latency-buckets.js'
+import {createMetricsListener, parseMetricsAddress, type MetricsAddress} from './ops/metrics-listener.js'
 import {LogLevel} from './ops/log.js'
 import {DEFAULTS, type BusServerOptions, type ResolvedOptions} from './options.js'
 import {hardBound, SocketWriter, type WriteTarget} from './stream/socket-writer.js'
@@ -37,6 +41,8 @@ import {Viewer} from './pages/viewer.js'
 export interface Listening {
   http: AddressInfo
   https?: AddressInfo
+  /** `metrics`: the listener of /metrics, /livez and /readyz. */
+  metrics?: AddressInfo
 }
 
 /**
@@ -81,6 +87,18 @@ export class BusServer {
   private stopHeartbeat = () => {}
   private stopStats = () => {}
   private stopTrim = () => {}
+  /** `metrics`: apart from `servers`, as it outlives them on stop (readiness says the server is going). */
+  private metricsServer: Server | undefined
+  private stopping = false
+  private readonly answers = new AnswerTally()
+  private readonly publishLatency = new LatencyBuckets()
+  /**
+   * What `/readyz` reports (`metrics`): named checks, each saying what is
+   * wrong or nothing. The server's own: its listeners are bound, its history
+   * store (`historyDir`) writes, it is not shutting down. Whatever the
+   * server comes to depend on (a broker link) adds its own with `add()`.
+   */
+  readonly readiness = new Readiness()
 
   constructor(options: BusServerOptions = {}) {
     const given = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined))
@@ -88,6 +106,13 @@ export class BusServer {
     const {history, historyBytes, historyAge} = this.options
     const log = new MessageLog({count: history, bytes: historyBytes, ageMs: historyAge * 1000}, startHorizon())
     this.bus = new Bus({fanOutSlice: this.options.fanOutSlice, log})
+    this.readiness.add('listeners', () => {
+      if (!this.listening) return 'not listening yet'
+      const closed = this.servers.filter((server) => !server.listening).length
+      return closed > 0 ? `${closed} of ${this.servers.length} listeners closed` : undefined
+    })
+    this.readiness.add('history', () => this.bus.storeFailure)
+    this.readiness.add('shutdown', () => (this.stopping ? 'the server is shutting down' : undefined))
   }
 
   private get logger() {
@@ -117,6 +142,8 @@ export class BusServer {
       throw new MsgbusError('ERR_MSGBUS_OPTION_INVALID', `unknown framing ${JSON.stringify(options.framing)} (known: ${FRAMING_POLICIES.join(', ')})`)
     }
 
+    const metricsAt = options.metrics === undefined ? undefined : parseMetricsAddress(options.metrics)
+
     const docroot = options.docroot === undefined ? undefined : await Docroot.open(options.docroot, logger)
     const cors = options.cors === undefined || options.cors.length === 0 ? undefined : new CorsPolicy(options.cors)
     // Its sweep timer is unreferenced: a start that fails below leaves nothing running.
@@ -144,13 +171,13 @@ export class BusServer {
     const streams = new Streams(this.bus, writer, logger, options.maxPending)
     const bodyBudget = new BodyBudget(options.maxBodyMemory, largestBody, logger)
     const connectionsPerIp = options.maxConnectionsPerIp > 0 ? new ConnectionLimit(options.maxConnectionsPerIp) : undefined
-    const admission = new Admission(this.connectionCap(), connectionsPerIp, serverHeader, logger)
+    const admission = new Admission(this.connectionCap(), connectionsPerIp, serverHeader, logger, this.answers)
     const gate = new Gate(access, cors, options.rateLimit > 0 ? new RateLimiter(options.rateLimit) : undefined)
     const acl = access instanceof AccessControl ? access : undefined
     this.parts = {writer, streams, admission, gate, logins, acl, bodyBudget}
     const handler = createRequestHandler({
       gate,
-      publisher: {bus: this.bus, limits: options, bodyBudget, logger, serverHeader},
+      publisher: {bus: this.bus, limits: options, bodyBudget, logger, serverHeader, latency: this.publishLatency},
       subscriber: {
         bus: this.bus,
         encoders,
@@ -167,7 +194,7 @@ export class BusServer {
       logger,
       serverHeader,
     })
-    const listenerContext = {headerTimeout: options.headerTimeout, idleTimeout: options.idleTimeout, serverHeader, streams, admission}
+    const listenerContext = {headerTimeout: options.headerTimeout, idleTimeout: options.idleTimeout, serverHeader, streams, admission, answers: this.answers}
     const http = createListener(listenerContext, handler)
     this.servers.push(http)
     let https: Server | undefined
@@ -179,8 +206,11 @@ export class BusServer {
 
     let listening: Listening
     try {
+      // First: probes get their answers (not ready) while the history is read back.
+      const metrics = metricsAt && (await this.startMetrics(metricsAt, serverHeader))
       await this.openHistoryStore()
       listening = {http: await this.bind(http, options.port, 'HTTP')}
+      if (metrics) listening.metrics = metrics
       if (https) listening.https = await this.bind(https, options.sslPort, 'HTTPS')
       this.listening = listening
       this.stopHeartbeat = startHeartbeat(options.heartbeat * 1000, streams, 'sse', encoders.sse.heartbeat)
@@ -188,6 +218,7 @@ export class BusServer {
       this.stopTrim = startTrim(this.bus.log)
     } catch (error) {
       await this.closeServers()
+      await this.closeMetrics()
       await this.bus.closeStore().catch(() => {})
       throw error
     }
@@ -195,9 +226,27 @@ export class BusServer {
     const where = (address: AddressInfo) => (this.options.address === '' ? `*:${address.port} (all interfaces)` : `${hostForUrl(address)}:${address.port}`)
     logger.log(LogLevel.Always, 'listen', `HTTP on ${where(listening.http)}`)
     if (listening.https) logger.log(LogLevel.Always, 'listen', `HTTPS on ${where(listening.https)}`)
+    if (listening.metrics) logger.log(LogLevel.Always, 'listen', `metrics on ${hostForUrl(listening.metrics)}:${listening.metrics.port} (/metrics, /livez, /readyz)`)
     if (docroot) logger.log(LogLevel.Always, 'listen', `document root ${docroot.root}`)
     if (acl) logger.log(LogLevel.Always, 'listen', `acl ${acl.current.file} (${acl.current.describe()})`)
     return listening
+  }
+
+  /** `metrics`: prom-client is loaded now, and only now, and the listener bound. */
+  private async startMetrics(at: MetricsAddress, serverHeader: string): Promise<AddressInfo> {
+    const {ServerMetrics} = await import('./ops/metrics.js')
+    const metrics = new ServerMetrics(() => this.counters())
+    this.metricsServer = createMetricsListener({readiness: this.readiness, scrape: () => metrics.scrape(), serverHeader})
+    return this.bind(this.metricsServer, at.port, 'metrics', at.host)
+  }
+
+  private async closeMetrics(): Promise<void> {
+    const server = this.metricsServer
+    this.metricsServer = undefined
+    if (!server?.listening) return
+    const closed = new Promise((resolve) => server.close(resolve))
+    server.closeAllConnections()
+    await closed
   }
 
   /** `--history-dir`: the history written to disk, and what it held read back into the log before the first connection. */
@@ -231,8 +280,7 @@ export class BusServer {
     return new ConnectionCap(max, hardMax, this.logger, origin)
   }
 
-  private async bind(server: Server, port: number, name: string): Promise<AddressInfo> {
-    const {address} = this.options
+  private async bind(server: Server, port: number, name: string, address = this.options.address): Promise<AddressInfo> {
     server.listen({port, host: address === '' ? undefined : address, backlog: LISTEN_BACKLOG})
     try {
       await once(server, 'listening')
@@ -256,10 +304,10 @@ export class BusServer {
   }
 
   /** Where the server listens, as a base URL a client on this machine can use. */
-  url(kind: 'http' | 'https' = 'http'): string {
+  url(kind: 'http' | 'https' | 'metrics' = 'http'): string {
     const address = this.listening?.[kind]
-    if (!address) throw new MsgbusError('ERR_MSGBUS_SERVER_STATE', `not listening for ${kind.toUpperCase()}`)
-    return `${kind}://${hostForUrl(address)}:${address.port}`
+    if (!address) throw new MsgbusError('ERR_MSGBUS_SERVER_STATE', kind === 'metrics' ? 'not listening for metrics (no metrics option)' : `not listening for ${kind.toUpperCase()}`)
+    return `${kind === 'https' ? 'https' : 'http'}://${hostForUrl(address)}:${address.port}`
   }
 
   get addresses(): Listening | undefined {
@@ -297,6 +345,9 @@ export class BusServer {
 
   counters(): ServerCounters {
     const parts = this.parts
+    const streams = parts?.streams.tally() ?? {deliveries: {multipart: 0, sse: 0, ndjson: 0, raw: 0}, bytesOut: 0}
+    const answers = this.answers.byCode()
+    if (parts && parts.streams.opened > 0) answers[200] = (answers[200] ?? 0) + parts.streams.opened
     return {
       ...this.bus.counters(),
       dropped: parts?.writer.droppedTotal ?? 0,
@@ -311,6 +362,10 @@ export class BusServer {
       bodyMemory: parts?.bodyBudget.held ?? 0,
       bodyRefusals: parts?.bodyBudget.refusals ?? 0,
       history: {messages: this.bus.log.size, bytes: this.bus.log.bytes},
+      deliveries: streams.deliveries,
+      bytesOut: streams.bytesOut,
+      answers,
+      publishLatency: this.publishLatency.snapshot(),
     }
   }
 
@@ -320,6 +375,7 @@ export class BusServer {
    */
   async stop(graceMs = 500): Promise<void> {
     if (this.servers.length === 0) return
+    this.stopping = true
     this.logger.log(LogLevel.Always, 'stop', `ending ${this.parts?.streams.size ?? 0} subscriptions`)
     this.stopHeartbeat()
     this.stopStats()
@@ -337,6 +393,7 @@ export class BusServer {
     clearTimeout(timer)
     await this.bus.closeStore().catch((error: unknown) => this.logger.warn('history', messageOf(error)))
     this.servers.length = 0
+    await this.closeMetrics()
   }
 
   private closeServers(): Promise<unknown> {

@@ -1,5 +1,6 @@
 import type {Server} from 'node:http'
 import type {Socket} from 'node:net'
+import type {AnswerTally} from '../ops/answers.js'
 import type {Logger} from '../ops/log.js'
 import type {ConnectionCap} from './connection-cap.js'
 import type {ConnectionLimit} from './connection-limit.js'
@@ -24,6 +25,7 @@ export class Admission {
     private readonly perIp: ConnectionLimit | undefined,
     private readonly serverHeader: string,
     private readonly logger: Logger,
+    private readonly answers?: AnswerTally,
   ) {}
 
   /** The connection was refused and has had its answer: nothing it sends is handled. */
@@ -55,6 +57,7 @@ export class Admission {
 
   private refuse(socket: Socket, reason: string): void {
     this.refused.add(socket)
+    this.answers?.count(503)
     endAndLinger(socket, rawErrorResponse(503, this.serverHeader, reason, {'Retry-After': '5'}))
   }
 }

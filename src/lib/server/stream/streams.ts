@@ -3,7 +3,7 @@ import type {Socket} from 'node:net'
 import type {Bus} from '../../bus/bus.js'
 import type {MessageFilter} from '../../protocol/filter.js'
 import type {Gap} from '../../protocol/gap.js'
-import type {StreamEncoder} from '../../protocol/stream-encoder.js'
+import type {StreamEncoder, StreamFormat} from '../../protocol/stream-encoder.js'
 import {channelLabel, peerOf} from '../http/peer.js'
 import {LogLevel, type Logger} from '../ops/log.js'
 import type {SocketWriter} from './socket-writer.js'
@@ -41,6 +41,11 @@ export class Streams implements Iterable<HttpSubscription> {
   private readonly sockets = new WeakSet<Socket>()
   private readonly condemned = new WeakSet<Socket>()
   private readonly live = new Set<HttpSubscription>()
+  /** Messages written to streams now closed, by format, and their bytes: with the open ones' (tally()), all since the start. */
+  private readonly closedDeliveries: Record<StreamFormat, number> = {multipart: 0, sse: 0, ndjson: 0, raw: 0}
+  private closedBytes = 0
+  /** Streams begun since the start, each one a 200 that Node's HTTP server never saw. */
+  opened = 0
 
   constructor(
     private readonly bus: Bus,
@@ -108,6 +113,7 @@ export class Streams implements Iterable<HttpSubscription> {
     // On the bus before the replay starts: what is published meanwhile is in the log, and live delivery skips what the replay wrote.
     if (!spec.poll) this.bus.subscribe(subscription)
     this.live.add(subscription)
+    this.opened++
     const log = this.bus.log
     const caughtUp = () => {
       subscription.replaying = false
@@ -127,9 +133,27 @@ export class Streams implements Iterable<HttpSubscription> {
     socket.once('close', () => {
       this.bus.unsubscribe(subscription)
       this.live.delete(subscription)
+      this.closedDeliveries[subscription.encoder.format] += subscription.received
+      this.closedBytes += socket.bytesWritten
       this.logger.log(LogLevel.Subscriptions, 'unsubscribe', `${described} after ${subscription.received} messages`)
     })
     return true
+  }
+
+  /**
+   * Messages written to streams, by format, and the bytes written to their
+   * connections, since the start: what closed streams had, and what the
+   * open ones have had so far. Counted per stream, never per message.
+   */
+  tally(): {deliveries: Record<StreamFormat, number>; bytesOut: number} {
+    const deliveries = {...this.closedDeliveries}
+    let bytesOut = this.closedBytes
+    for (const subscription of this.live) {
+      deliveries[subscription.encoder.format] += subscription.received
+      bytesOut += subscription.socket.bytesWritten
+    }
+
+    return {deliveries, bytesOut}
   }
 
   /** Ends every stream properly: the format's closing bytes, then the end of the connection. */
