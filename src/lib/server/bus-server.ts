@@ -226,7 +226,9 @@ export class BusServer {
     const where = (address: AddressInfo) => (this.options.address === '' ? `*:${address.port} (all interfaces)` : `${hostForUrl(address)}:${address.port}`)
     logger.log(LogLevel.Always, 'listen', `HTTP on ${where(listening.http)}`)
     if (listening.https) logger.log(LogLevel.Always, 'listen', `HTTPS on ${where(listening.https)}`)
-    if (listening.metrics) logger.log(LogLevel.Always, 'listen', `metrics on ${hostForUrl(listening.metrics)}:${listening.metrics.port} (/metrics, /livez, /readyz)`)
+    // The address as bound (0.0.0.0 says it is reachable from elsewhere), not as a local client would reach it.
+    const metrics = listening.metrics && `${listening.metrics.family === 'IPv6' ? `[${listening.metrics.address}]` : listening.metrics.address}:${listening.metrics.port}`
+    if (metrics) logger.log(LogLevel.Always, 'listen', `metrics on ${metrics} (/metrics, /livez, /readyz)`)
     if (docroot) logger.log(LogLevel.Always, 'listen', `document root ${docroot.root}`)
     if (acl) logger.log(LogLevel.Always, 'listen', `acl ${acl.current.file} (${acl.current.describe()})`)
     return listening
