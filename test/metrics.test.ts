@@ -104,9 +104,13 @@ describe('metrics and health (--metrics)', function () {
     const refused = await request(`${server.url()}/msgbus/counted`, {method: 'POST', headers: {'Content-Type': 'text/plain'}, body: 'no'})
     assert.equal(refused.status, 401)
     await Promise.all(readers.map((reader) => reader.until((text) => text.includes('three!'))))
+    // One more that has the three replayed from the history.
+    const late = await RawClient.open(portOf(server), `GET /msgbus/counted?format=ndjson&since=all HTTP/1.1\r\nHost: x\r\n${basic('op', SECRET)}\r\n`)
+    await late.until((text) => text.includes('three!'))
+    readers.push(late)
 
     const after = await scrape(metricsUrl)
-    const deliveries = Object.fromEntries(formats.map((format) => [`msgbus_deliveries_total{format="${format}"}`, 3]))
+    const deliveries = Object.fromEntries(formats.map((format) => [`msgbus_deliveries_total{format="${format}"}`, format === 'ndjson' ? 6 : 3]))
     assert.deepEqual(
       moved(before, after, [
         'msgbus_messages_published_total',
@@ -122,15 +126,15 @@ describe('metrics and health (--metrics)', function () {
         msgbus_messages_published_total: 3,
         msgbus_bytes_in_total: 'onetwothree!'.length,
         ...deliveries,
-        // The four streams; the scrapes are on the other listener, not counted.
-        'msgbus_http_responses_total{code="200"}': 4,
+        // The five streams; the scrapes are on the other listener, not counted.
+        'msgbus_http_responses_total{code="200"}': 5,
         'msgbus_http_responses_total{code="204"}': 3,
         'msgbus_http_responses_total{code="401"}': 1,
         msgbus_publish_duration_seconds_count: 3,
         'msgbus_publish_duration_seconds_bucket{le="+Inf"}': 3,
       },
     )
-    // Every byte written to the streams, heads included, is what the readers received.
+    // Every byte written to the streams, heads and replays included, is what the readers received.
     const received = readers.reduce((sum, reader) => sum + reader.data.length, 0)
     assert.equal(moved(before, after, ['msgbus_bytes_out_total']).msgbus_bytes_out_total, received)
     assert.ok(after.get('msgbus_publish_duration_seconds_sum')! > before.get('msgbus_publish_duration_seconds_sum')!)

@@ -347,7 +347,6 @@ export class BusServer {
 
   counters(): ServerCounters {
     const parts = this.parts
-    const streams = parts?.streams.tally() ?? {deliveries: {multipart: 0, sse: 0, ndjson: 0, raw: 0}, bytesOut: 0}
     const answers = this.answers.byCode()
     if (parts && parts.streams.opened > 0) answers[200] = (answers[200] ?? 0) + parts.streams.opened
     return {
@@ -364,8 +363,8 @@ export class BusServer {
       bodyMemory: parts?.bodyBudget.held ?? 0,
       bodyRefusals: parts?.bodyBudget.refusals ?? 0,
       history: {messages: this.bus.log.size, bytes: this.bus.log.bytes},
-      deliveries: streams.deliveries,
-      bytesOut: streams.bytesOut,
+      deliveries: parts?.streams.deliveries() ?? {multipart: 0, sse: 0, ndjson: 0, raw: 0},
+      bytesOut: parts?.writer.bytesOut ?? 0,
       answers,
       publishLatency: this.publishLatency.snapshot(),
     }

@@ -74,6 +74,8 @@ export class SocketWriter {
   private clockGeneration = 0
   droppedTotal = 0
   slowDisconnects = 0
+  /** Bytes written to subscriber sockets, here and by the stream's own writes (its head, a replay, its end): for the metrics. */
+  bytesOut = 0
   /** rule.maxPending, read on every write. */
   private readonly maxPending: number
 
@@ -118,8 +120,13 @@ export class SocketWriter {
       this.scheduleFlush()
     }
 
-    if (gap) socket.write(gap)
+    if (gap) {
+      socket.write(gap)
+      this.bytesOut += gap.length
+    }
+
     socket.write(bytes)
+    this.bytesOut += bytes.length
     return true
   }
 

@@ -41,9 +41,8 @@ export class Streams implements Iterable<HttpSubscription> {
   private readonly sockets = new WeakSet<Socket>()
   private readonly condemned = new WeakSet<Socket>()
   private readonly live = new Set<HttpSubscription>()
-  /** Messages written to streams now closed, by format, and their bytes: with the open ones' (tally()), all since the start. */
+  /** Messages written to streams now closed, by format: with the open ones' (deliveries()), all since the start. */
   private readonly closedDeliveries: Record<StreamFormat, number> = {multipart: 0, sse: 0, ndjson: 0, raw: 0}
-  private closedBytes = 0
   /** Streams begun since the start, each one a 200 that Node's HTTP server never saw. */
   opened = 0
 
@@ -134,26 +133,20 @@ export class Streams implements Iterable<HttpSubscription> {
       this.bus.unsubscribe(subscription)
       this.live.delete(subscription)
       this.closedDeliveries[subscription.encoder.format] += subscription.received
-      this.closedBytes += socket.bytesWritten
       this.logger.log(LogLevel.Subscriptions, 'unsubscribe', `${described} after ${subscription.received} messages`)
     })
     return true
   }
 
   /**
-   * Messages written to streams, by format, and the bytes written to their
-   * connections, since the start: what closed streams had, and what the
-   * open ones have had so far. Counted per stream, never per message.
+   * Messages written to streams since the start, by format: what closed
+   * streams had, and what the open ones have had so far. Summed per stream
+   * when asked (each counts its own anyway), never counted per message.
    */
-  tally(): {deliveries: Record<StreamFormat, number>; bytesOut: number} {
+  deliveries(): Record<StreamFormat, number> {
     const deliveries = {...this.closedDeliveries}
-    let bytesOut = this.closedBytes
-    for (const subscription of this.live) {
-      deliveries[subscription.encoder.format] += subscription.received
-      bytesOut += subscription.socket.bytesWritten
-    }
-
-    return {deliveries, bytesOut}
+    for (const subscription of this.live) deliveries[subscription.encoder.format] += subscription.received
+    return deliveries
   }
 
   /** Ends every stream properly: the format's closing bytes, then the end of the connection. */

@@ -50,6 +50,11 @@ export class HttpSubscription implements Subscriber, WriteTarget, ReplayTarget {
     return true
   }
 
+  /** Bytes written to the socket other than through the writer: counted with the writer's. */
+  sent(bytes: number): void {
+    this.writer.bytesOut += bytes
+  }
+
   /** For the replay, which reads every channel's messages from the one log. */
   wants(message: Message): boolean {
     if (this.channel !== '' && message.channel !== this.channel) return false
@@ -91,7 +96,9 @@ export class HttpSubscription implements Subscriber, WriteTarget, ReplayTarget {
   start(head: string, from: string, gap?: Gap): void {
     const pick = (frame: Frame | undefined) => frame && (this.chunked ? frame.chunked : frame.raw)
     const pieces = [Buffer.from(head, 'latin1'), pick(this.encoder.open), pick(this.encoder.startsAfter(from)), gap && this.gapBytes(gap)]
-    this.socket.write(Buffer.concat(pieces.filter((piece): piece is Buffer => piece !== undefined && piece.length > 0)))
+    const bytes = Buffer.concat(pieces.filter((piece): piece is Buffer => piece !== undefined && piece.length > 0))
+    this.socket.write(bytes)
+    this.sent(bytes.length)
   }
 
   /** Ends the stream properly: the format's closing and, on HTTP/1.1, the last chunk. */
@@ -99,6 +106,8 @@ export class HttpSubscription implements Subscriber, WriteTarget, ReplayTarget {
     if (this.ended || this.socket.destroyed) return
     this.ended = true
     if (this.corked) this.socket.uncork()
-    this.socket.end(this.chunked ? this.encoder.close.chunked : this.encoder.close.raw)
+    const bytes = this.chunked ? this.encoder.close.chunked : this.encoder.close.raw
+    this.socket.end(bytes)
+    this.sent(bytes.length)
   }
 }
