@@ -25,7 +25,7 @@ export class Admission {
     private readonly perIp: ConnectionLimit | undefined,
     private readonly serverHeader: string,
     private readonly logger: Logger,
-    private readonly answers?: AnswerTally,
+    private readonly answers: AnswerTally,
   ) {}
 
   /** The connection was refused and has had its answer: nothing it sends is handled. */
@@ -57,7 +57,7 @@ export class Admission {
 
   private refuse(socket: Socket, reason: string): void {
     this.refused.add(socket)
-    this.answers?.count(503)
+    this.answers.count(503)
     endAndLinger(socket, rawErrorResponse(503, this.serverHeader, reason, {'Retry-After': '5'}))
   }
 }

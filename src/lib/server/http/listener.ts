@@ -19,7 +19,7 @@ export interface ListenerContext {
   readonly serverHeader: string
   readonly streams: Streams
   readonly admission: Admission
-  /** Every answer's status, counted here: the one place they all pass. */
+  /** Answers by status: counted here, but for streams (streams.ts) and refusals at connect (admission.ts). */
   readonly answers: AnswerTally
 }
 
