@@ -17,6 +17,8 @@ import {CorsPolicy} from './access/cors.js'
 import {FRAMING_POLICIES} from './stream/framing.js'
 import {startHeartbeat} from './stream/heartbeat.js'
 import {startStats} from './ops/stats.js'
+import {AccessLog} from './ops/access-log.js'
+import {describeProtections} from './ops/protections.js'
 import {Docroot} from './pages/docroot.js'
 import {createRequestHandler} from './http/router.js'
 import {createListener, secureOptions} from './http/listener.js'
@@ -64,6 +66,7 @@ interface Parts {
   /** `--acl`, to reload. */
   acl: AccessControl | undefined
   bodyBudget: BodyBudget
+  accessLog: AccessLog
 }
 
 /**
@@ -144,10 +147,11 @@ export class BusServer {
     const streams = new Streams(this.bus, writer, logger, options.maxPending)
     const bodyBudget = new BodyBudget(options.maxBodyMemory, largestBody, logger)
     const connectionsPerIp = options.maxConnectionsPerIp > 0 ? new ConnectionLimit(options.maxConnectionsPerIp) : undefined
-    const admission = new Admission(this.connectionCap(), connectionsPerIp, serverHeader, logger)
+    const accessLog = new AccessLog(logger, options.accessLog)
+    const admission = new Admission(this.connectionCap(), connectionsPerIp, serverHeader, accessLog)
     const gate = new Gate(access, cors, options.rateLimit > 0 ? new RateLimiter(options.rateLimit) : undefined)
     const acl = access instanceof AccessControl ? access : undefined
-    this.parts = {writer, streams, admission, gate, logins, acl, bodyBudget}
+    this.parts = {writer, streams, admission, gate, logins, acl, bodyBudget, accessLog}
     const handler = createRequestHandler({
       gate,
       publisher: {bus: this.bus, limits: options, bodyBudget, logger, serverHeader},
@@ -165,9 +169,10 @@ export class BusServer {
       streams,
       admission,
       logger,
+      accessLog,
       serverHeader,
     })
-    const listenerContext = {headerTimeout: options.headerTimeout, idleTimeout: options.idleTimeout, serverHeader, streams, admission}
+    const listenerContext = {headerTimeout: options.headerTimeout, idleTimeout: options.idleTimeout, serverHeader, streams, admission, accessLog}
     const http = createListener(listenerContext, handler)
     this.servers.push(http)
     let https: Server | undefined
@@ -197,6 +202,11 @@ export class BusServer {
     if (listening.https) logger.log(LogLevel.Always, 'listen', `HTTPS on ${where(listening.https)}`)
     if (docroot) logger.log(LogLevel.Always, 'listen', `document root ${docroot.root}`)
     if (acl) logger.log(LogLevel.Always, 'listen', `acl ${acl.current.file} (${acl.current.describe()})`)
+    const protections = describeProtections(options, {
+      acl: acl && {file: acl.current.file, users: acl.current.describe()},
+      connections: admission.cap.max,
+    })
+    logger.log(LogLevel.Always, 'protections', protections.detail, protections.fields)
     return listening
   }
 
@@ -326,6 +336,7 @@ export class BusServer {
     this.stopTrim()
     this.parts?.gate.close()
     this.parts?.logins.close()
+    this.parts?.accessLog.close()
     const closed = this.closeServers()
     this.parts?.streams.endAll()
     for (const server of this.servers) server.closeIdleConnections()

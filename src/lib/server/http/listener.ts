@@ -3,9 +3,10 @@ import {createServer as createHttpsServer} from 'node:https'
 import type {Socket} from 'node:net'
 import {X509Certificate, createPrivateKey} from 'node:crypto'
 import {createSecureContext, type SecureContextOptions} from 'node:tls'
+import type {AccessLog} from '../ops/access-log.js'
 import type {Streams} from '../stream/streams.js'
 import type {Admission} from './admission.js'
-import {rawErrorResponse, sendError} from './http-error.js'
+import {observeRefusal, rawErrorResponse, sendError} from './http-error.js'
 import {endAndLinger} from './linger.js'
 import {MsgbusError, messageOf} from '../../util/errors.js'
 
@@ -18,6 +19,7 @@ export interface ListenerContext {
   readonly serverHeader: string
   readonly streams: Streams
   readonly admission: Admission
+  readonly accessLog: AccessLog
 }
 
 /** How often Node checks its connections for header timeouts; the timeout itself is `--header-timeout`. */
@@ -98,6 +100,7 @@ export function createListener(ctx: ListenerContext, handler: Handler, tls?: Sec
   // Without these Node answers by itself: a bare 417, and for CONNECT nothing but a closed connection.
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
     res.setHeader('Server', ctx.serverHeader)
+    observeRefusal(res, ctx.accessLog.onRefusal)
     // Closed after: the body that may follow is not read.
     sendError(res, 417, `expectation ${JSON.stringify(req.headers.expect)} is not supported (only 100-continue)`, {}, true)
   })
@@ -105,6 +108,7 @@ export function createListener(ctx: ListenerContext, handler: Handler, tls?: Sec
     socket.on('error', () => {})
     if (ctx.admission.isRefused(socket)) return void socket.destroy()
     const reason = 'method CONNECT is not allowed: this is not a proxy'
+    ctx.accessLog.refusedConnection(socket, 405, reason)
     endAndLinger(socket, rawErrorResponse(405, ctx.serverHeader, reason, {Allow: 'GET, HEAD, POST, OPTIONS'}))
   })
   // A TLS handshake that failed or timed out reaches 'clientError' too, but
@@ -122,6 +126,7 @@ export function createListener(ctx: ListenerContext, handler: Handler, tls?: Sec
     const reason = status === 400 ? badRequestReason(error) : status === 408 ? `request head not received within ${options.headerTimeout} s` : undefined
     // The request before may still become a stream (once its password is checked): then this closes it.
     ctx.streams.condemn(socket)
+    ctx.accessLog.refusedConnection(socket, status, reason ?? 'request header fields too large')
     refuseAfterPending(socket, rawErrorResponse(status, ctx.serverHeader, reason))
   })
   ctx.admission.watch(server, Boolean(tls))
