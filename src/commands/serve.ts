@@ -45,7 +45,7 @@ Every option may also be given by an environment variable, MSGBUS_ and the long 
     const {flags, metadata} = await this.parse(Serve, argv).catch((error: Error & {parse?: unknown}) => {
       // A bad value from the environment: named as the variable, not as a flag the user never typed.
       const flag = /^Parsing --([\w-]+)/.exec(error.message)?.[1]
-      if (flag !== undefined && !fromArgv(flag)) error.message = error.message.replace(/^Parsing --[\w-]+/, `Parsing $${ENV.get(flag)}`)
+      if (flag !== undefined && !fromArgv(flag)) error.message = error.message.replace(/^Parsing --[\w-]+\s*/, () => `$${ENV.get(flag)}: `)
       throw error
     })
     const config = flags.config as string | undefined
