@@ -88,7 +88,7 @@ export interface BusServerOptions {
   /** Most deliveries in one turn of the event loop; a larger fan-out goes on in the next turns. Default FAN_OUT_SLICE (50). */
   fanOutSlice?: number
   logger?: Logger
-  /** How many refused requests the access log writes a line for, and how often it summarises the rest. Default 10 lines a second, bursts of 100, a summary every 10 s. */
+  /** How many refused requests the access log writes a line for, and how often it summarises the rest. ACCESS_LOG_LIMITS when not given: 10 lines a second, bursts of 100, a summary every 10 s. */
   accessLog?: AccessLogLimits
 }
 
