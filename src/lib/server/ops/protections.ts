@@ -29,7 +29,7 @@ export function describeProtections(options: ResolvedOptions, facts: ProtectionF
     aclUsers: facts.acl?.users,
     cors,
     rateLimit: options.rateLimit,
-    loginFailures: options.maxLoginFailures,
+    maxLoginFailures: options.maxLoginFailures,
     maxConnections: facts.connections,
     maxConnectionsPerIp: options.maxConnectionsPerIp,
     maxSubscribers: options.maxSubscribers,
