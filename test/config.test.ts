@@ -60,6 +60,7 @@ describe('serve configuration: environment and --config', function () {
       ['a value not among the choices', 'slow-policy = "panic"\n', /^msgbus serve: \S+bad\.toml: slow-policy: .*disconnect, drop/],
       ['a list for a single value', 'port = [1, 2]\n', /^msgbus serve: \S+bad\.toml: port: a list where one value is expected$/],
       ['an action', 'hash-password = true\n', /^msgbus serve: \S+bad\.toml: hash-password: not an option/],
+      ['a key without what it needs', 'key = "k.pem"\n', /^msgbus serve: \S+bad\.toml: key: needs cert too/],
       ['TOML that does not parse', 'port = \n', /^msgbus serve: \S+bad\.toml:1:\d+: not TOML: /],
     ]
     for (const [what, text, expected] of cases) {

@@ -51,7 +51,7 @@ Every option may also be given by an environment variable, MSGBUS_ and the long 
     const config = flags.config as string | undefined
     if (config !== undefined) {
       try {
-        underFlags(flags, metadata, await readConfigFile(config, Serve.flags))
+        underFlags(config, Serve.flags, flags, metadata, await readConfigFile(config, Serve.flags))
       } catch (error) {
         if (error instanceof ConfigFileError) this.error(error.message, {exit: 2})
         throw error

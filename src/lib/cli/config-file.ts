@@ -102,12 +102,24 @@ export async function readConfigFile(file: string, definitions: Interfaces.FlagI
  * a flag that oclif set from neither (its value is its default, or none)
  * takes the file's value. Returns the flags given by the file.
  */
-export function underFlags(flags: Record<string, unknown>, metadata: {flags: Record<string, {setFromDefault?: boolean} | undefined>}, fromFile: Record<string, unknown>): string[] {
+export function underFlags(
+  file: string,
+  definitions: Interfaces.FlagInput,
+  flags: Record<string, unknown>,
+  metadata: {flags: Record<string, {setFromDefault?: boolean} | undefined>},
+  fromFile: Record<string, unknown>,
+): string[] {
   const taken: string[] = []
   for (const [name, value] of Object.entries(fromFile)) {
     if (flags[name] !== undefined && !metadata.flags[name]?.setFromDefault) continue
     flags[name] = value
     taken.push(name)
+  }
+
+  // What oclif checks of flags (--key needs --cert), checked of the file's too.
+  for (const name of taken) {
+    const missing = (definitions[name].dependsOn ?? []).filter((other) => flags[other] === undefined)
+    if (missing.length > 0) throw new ConfigFileError(`${file}: ${name}: needs ${missing.join(' and ')} too (in the file, the environment or a flag)`)
   }
 
   return taken
