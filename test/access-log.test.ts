@@ -5,7 +5,7 @@ import {spawn, type ChildProcess} from 'node:child_process'
 import {PassThrough} from 'node:stream'
 import {LogLevel, type LogFields, type Logger} from '../src/lib/server/ops/log.js'
 import {streamLogger} from '../src/lib/server/ops/logger.js'
-import {BIN, request, startBus, stopAll, until, type Reply} from './support/harness.js'
+import {BIN, RawClient, portOf, request, startBus, stopAll, until, type Reply} from './support/harness.js'
 
 interface Line {
   level: 'info' | 'warn'
@@ -71,6 +71,12 @@ describe('access log', function () {
     // Never a password, wrong or right.
     const everything = JSON.stringify(logger.lines)
     assert.ok(!everything.includes('guessed-password') && !everything.includes('letmein'), everything)
+    // A request Node's parser refused: no method or target to give.
+    const garbage = await RawClient.open(portOf(server), 'NOT HTTP AT ALL\r\n\r\n')
+    await garbage.until((text) => text.startsWith('HTTP/1.1 400'))
+    await until(() => refused().some((line) => line.fields.status === 400), 'a line for the 400')
+    assert.match(refused().find((line) => line.fields.status === 400)!.detail, /^127\.0\.0\.1:\d+ - "- -" 400 bad request: /)
+    garbage.close()
     // What was answered is not logged at the default level.
     const before = logger.lines.length
     assert.equal((await request(`${base}/msgbus/news`, {method: 'POST', headers: {Authorization: basic('alice', 'letmein'), 'Content-Type': 'text/plain'}, body: 'ok'})).status, 204)
