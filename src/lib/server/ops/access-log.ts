@@ -21,6 +21,13 @@ export interface AccessLogLimits {
  */
 export const ACCESS_LOG_LIMITS: AccessLogLimits = {linesPerSecond: 10, burst: 100, summaryMs: 10_000}
 
+/**
+ * 5xx answers that refuse rather than fail: not implemented (a transfer
+ * coding), unavailable (a limit reached: the limit logs its own warning),
+ * an HTTP version. The rest (500) are the server's own failures, warnings.
+ */
+const REFUSING_5XX = new Set([501, 503, 505])
+
 /** Longest request target and user name a line quotes; a client chooses them. */
 const MAX_QUOTED = 256
 /** Client addresses a summary counts separately; the rest are "others", so made-up addresses cost no memory. */
@@ -111,7 +118,7 @@ export class AccessLog {
     const who = user === undefined ? '-' : printable(user, 64)
     const detail = `${peer} ${who} "${method} ${quoted}" ${status} ${said}`
     const fields: LogFields = {peer, user, method, path: quoted, status, reason: said}
-    if (status >= 500) this.logger.warn('failed', detail, fields)
+    if (status >= 500 && !REFUSING_5XX.has(status)) this.logger.warn('failed', detail, fields)
     else this.logger.log(LogLevel.Always, 'refused', detail, fields)
   }
 
