@@ -45,7 +45,8 @@ Every option may also be given by an environment variable, MSGBUS_ and the long 
     const {flags, metadata} = await this.parse(Serve, argv).catch((error: Error & {parse?: unknown}) => {
       // A bad value from the environment: named as the variable, not as a flag the user never typed.
       const flag = /^Parsing --([\w-]+)/.exec(error.message)?.[1]
-      if (flag !== undefined && !fromArgv(flag)) error.message = error.message.replace(/^Parsing --[\w-]+\s*/, () => `$${ENV.get(flag)}: `)
+      const env = flag === undefined ? undefined : ENV.get(flag)
+      if (flag !== undefined && env !== undefined && process.env[env] && !fromArgv(flag, Serve.flags[flag]?.char)) error.message = error.message.replace(/^Parsing --[\w-]+\s*/, () => `$${env}: `)
       throw error
     })
     const config = flags.config as string | undefined
