@@ -157,6 +157,7 @@ describe('access log', function () {
       assert.equal(refused.status, 401)
       const ended = parsed().find((line) => line.event === 'unsubscribe')!
       assert.equal(ended.messages, 0)
+      assert.equal(ended.format, 'ndjson')
       assert.equal(typeof ended.seconds, 'number')
     } finally {
       child.kill('SIGTERM')

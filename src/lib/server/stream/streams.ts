@@ -123,7 +123,7 @@ export class Streams implements Iterable<HttpSubscription> {
     }
 
     const described = `${subscription.peer} ${channelLabel(spec.channel)}${spec.details ? ` ${spec.details}` : ''}`
-    const fields = {peer: subscription.peer, channel: spec.channel, details: spec.details}
+    const fields = {peer: subscription.peer, channel: spec.channel, format: spec.encoder.format, details: spec.details}
     const started = performance.now()
     this.logger.log(LogLevel.Subscriptions, 'subscribe', described, fields)
     socket.once('close', () => {
