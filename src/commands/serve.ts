@@ -1,15 +1,12 @@
 import {MsgbusCommand} from '../lib/cli/command.js'
 import {ConfigFileError, readConfigFile, underFlags} from '../lib/cli/config-file.js'
-import {envOf, flagValues, optionFlags} from '../lib/cli/option-flags.js'
+import {flagValues, optionFlags} from '../lib/cli/option-flags.js'
+import {OptionSources} from '../lib/cli/option-sources.js'
 import {normalizeVerbosity} from '../lib/cli/verbosity.js'
 import {hashPasswordFromStdin} from '../lib/cli/hash-password.js'
 import {serve} from '../lib/cli/serve.js'
-import {flagRows} from '../lib/server/option-row.js'
 import {OPTION_TABLE} from '../lib/server/option-table.js'
 import {streamLogger} from '../lib/server/ops/logger.js'
-
-/** Each flag's environment variable, by flag name. */
-const ENV = new Map(flagRows(OPTION_TABLE).map(({flag, row}) => [flag, envOf(flag, row)]))
 
 export default class Serve extends MsgbusCommand {
   static override summary = 'Run the message bus server.'
@@ -33,21 +30,9 @@ Every option may also be given by an environment variable, MSGBUS_ and the long 
 
   public async run(): Promise<void> {
     const argv = normalizeVerbosity(this.argv)
-    // Where a value came from, for messages about it: the command line, the environment, or the file.
-    const fromArgv = (flag: string, char?: string) => argv.some((arg) => arg.startsWith(`--${flag}`) || (char !== undefined && arg.startsWith(`-${char}`)))
-    const origin = (flag: string, file: string | undefined, char?: string) => {
-      const env = ENV.get(flag)
-      if (fromArgv(flag, char)) return `--${flag}`
-      if (env !== undefined && process.env[env]) return `$${env}`
-      return `${flag} in ${file}`
-    }
-
-    const {flags, metadata} = await this.parse(Serve, argv).catch((error: Error & {parse?: unknown}) => {
-      // A bad value from the environment: named as the variable, not as a flag the user never typed.
-      const flag = /^Parsing --([\w-]+)/.exec(error.message)?.[1]
-      const env = flag === undefined ? undefined : ENV.get(flag)
-      if (flag !== undefined && env !== undefined && process.env[env] && !fromArgv(flag, Serve.flags[flag]?.char)) error.message = error.message.replace(/^Parsing --[\w-]+\s*/, () => `$${env}: `)
-      throw error
+    const sources = new OptionSources(argv, Serve.flags)
+    const {flags, metadata} = await this.parse(Serve, argv).catch((error: Error) => {
+      throw sources.blame(error)
     })
     const config = flags.config as string | undefined
     if (config !== undefined) {
@@ -63,7 +48,7 @@ Every option may also be given by an environment variable, MSGBUS_ and the long 
     if (hashPassword) return hashPasswordFromStdin()
     if (options.acl !== undefined && options.secret !== undefined) {
       // Checked here, not with oclif's `exclusive`, whose message would print the secret.
-      this.error(`${origin('acl', config)} and ${origin('secret', config, 's')} cannot be used together: with --acl, users log in with their own passwords`, {exit: 2})
+      this.error(`${sources.name('acl', config)} and ${sources.name('secret', config)} cannot be used together: with --acl, users log in with their own passwords`, {exit: 2})
     }
 
     await serve({...options, logger: streamLogger(verbose, {format: logFormat})})
