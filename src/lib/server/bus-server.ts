@@ -17,6 +17,8 @@ import {CorsPolicy} from './access/cors.js'
 import {FRAMING_POLICIES} from './stream/framing.js'
 import {startHeartbeat} from './stream/heartbeat.js'
 import {startStats} from './ops/stats.js'
+import {AccessLog} from './ops/access-log.js'
+import {describeProtections} from './ops/protections.js'
 import {Docroot} from './pages/docroot.js'
 import {createRequestHandler} from './http/router.js'
 import {createListener, secureOptions} from './http/listener.js'
@@ -70,6 +72,7 @@ interface Parts {
   /** `--acl`, to reload. */
   acl: AccessControl | undefined
   bodyBudget: BodyBudget
+  accessLog: AccessLog
 }
 
 /**
@@ -171,10 +174,11 @@ export class BusServer {
     const streams = new Streams(this.bus, writer, logger, options.maxPending)
     const bodyBudget = new BodyBudget(options.maxBodyMemory, largestBody, logger)
     const connectionsPerIp = options.maxConnectionsPerIp > 0 ? new ConnectionLimit(options.maxConnectionsPerIp) : undefined
-    const admission = new Admission(this.connectionCap(), connectionsPerIp, serverHeader, logger, this.answers)
+    const accessLog = new AccessLog(logger, options.accessLog)
+    const admission = new Admission(this.connectionCap(), connectionsPerIp, serverHeader, this.answers, accessLog)
     const gate = new Gate(access, cors, options.rateLimit > 0 ? new RateLimiter(options.rateLimit) : undefined)
     const acl = access instanceof AccessControl ? access : undefined
-    this.parts = {writer, streams, admission, gate, logins, acl, bodyBudget}
+    this.parts = {writer, streams, admission, gate, logins, acl, bodyBudget, accessLog}
     const handler = createRequestHandler({
       gate,
       publisher: {bus: this.bus, limits: options, bodyBudget, logger, serverHeader, latency: this.publishLatency},
@@ -192,9 +196,10 @@ export class BusServer {
       streams,
       admission,
       logger,
+      accessLog,
       serverHeader,
     })
-    const listenerContext = {headerTimeout: options.headerTimeout, idleTimeout: options.idleTimeout, serverHeader, streams, admission, answers: this.answers}
+    const listenerContext = {headerTimeout: options.headerTimeout, idleTimeout: options.idleTimeout, serverHeader, streams, admission, answers: this.answers, accessLog}
     const http = createListener(listenerContext, handler)
     this.servers.push(http)
     let https: Server | undefined
@@ -231,6 +236,11 @@ export class BusServer {
     if (metrics) logger.log(LogLevel.Always, 'listen', `metrics on ${metrics} (/metrics, /livez, /readyz)`)
     if (docroot) logger.log(LogLevel.Always, 'listen', `document root ${docroot.root}`)
     if (acl) logger.log(LogLevel.Always, 'listen', `acl ${acl.current.file} (${acl.current.describe()})`)
+    const protections = describeProtections(options, {
+      acl: acl && {file: acl.current.file, users: acl.current.describe()},
+      connections: admission.cap.max,
+    })
+    logger.log(LogLevel.Always, 'protections', protections.detail, protections.fields)
     return listening
   }
 
@@ -383,6 +393,7 @@ export class BusServer {
     this.stopTrim()
     this.parts?.gate.close()
     this.parts?.logins.close()
+    this.parts?.accessLog.close()
     const closed = this.closeServers()
     this.parts?.streams.endAll()
     for (const server of this.servers) server.closeIdleConnections()

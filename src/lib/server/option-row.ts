@@ -1,4 +1,5 @@
 import type {BusServerOptions} from './options.js'
+import type {LogFormat} from './ops/log.js'
 
 /**
  * What only `msgbus serve` has, beside the library's options: the PEM files
@@ -11,7 +12,10 @@ export interface ServeOnlyOptions {
   keyFile?: string
   user?: string
   verbose?: number
+  logFormat?: LogFormat
   hashPassword?: boolean
+  /** A TOML file of options (config-file.ts), read below the flags and the environment. */
+  config?: string
 }
 
 type AllOptions = BusServerOptions & ServeOnlyOptions
@@ -28,7 +32,8 @@ interface FlagText {
   /** README's "what it does": may point at other sections, and uses the placeholder (`DIR`, `N`) in its flag column. */
   doc: string
   helpValue?: string
-  env?: string
+  /** The environment variable that gives the option; by default MSGBUS_ and the flag in upper snake case (option-flags.ts); false for none. */
+  env?: string | false
   dependsOn?: string[]
   /** README's default when the value alone would not say it: none given, or one computed at start-up. */
   defaultText?: string

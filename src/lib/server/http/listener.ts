@@ -4,9 +4,10 @@ import type {Socket} from 'node:net'
 import {X509Certificate, createPrivateKey} from 'node:crypto'
 import {createSecureContext, type SecureContextOptions} from 'node:tls'
 import type {AnswerTally} from '../ops/answers.js'
+import type {AccessLog} from '../ops/access-log.js'
 import type {Streams} from '../stream/streams.js'
 import type {Admission} from './admission.js'
-import {rawErrorResponse, sendError} from './http-error.js'
+import {observeRefusal, rawErrorResponse, sendError} from './http-error.js'
 import {endAndLinger} from './linger.js'
 import {MsgbusError, messageOf} from '../../util/errors.js'
 
@@ -21,6 +22,7 @@ export interface ListenerContext {
   readonly admission: Admission
   /** Answers by status: counted here, but for streams (streams.ts) and refusals at connect (admission.ts). */
   readonly answers: AnswerTally
+  readonly accessLog: AccessLog
 }
 
 /** How often Node checks its connections for header timeouts; the timeout itself is `--header-timeout`. */
@@ -116,6 +118,7 @@ export function createListener(ctx: ListenerContext, handler: Handler, tls?: Sec
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
     res.on('close', countAnswer)
     res.setHeader('Server', ctx.serverHeader)
+    observeRefusal(res, ctx.accessLog.onRefusal)
     // Closed after: the body that may follow is not read.
     sendError(res, 417, `expectation ${JSON.stringify(req.headers.expect)} is not supported (only 100-continue)`, {}, true)
   })
@@ -124,6 +127,7 @@ export function createListener(ctx: ListenerContext, handler: Handler, tls?: Sec
     if (ctx.admission.isRefused(socket)) return void socket.destroy()
     const reason = 'method CONNECT is not allowed: this is not a proxy'
     ctx.answers.count(405)
+    ctx.accessLog.refusedConnection(socket, 405, reason)
     endAndLinger(socket, rawErrorResponse(405, ctx.serverHeader, reason, {Allow: 'GET, HEAD, POST, OPTIONS'}))
   })
   // A TLS handshake that failed or timed out reaches 'clientError' too, but
@@ -142,6 +146,7 @@ export function createListener(ctx: ListenerContext, handler: Handler, tls?: Sec
     // The request before may still become a stream (once its password is checked): then this closes it.
     ctx.streams.condemn(socket)
     ctx.answers.count(status)
+    ctx.accessLog.refusedConnection(socket, status, reason ?? 'request header fields too large')
     refuseAfterPending(socket, rawErrorResponse(status, ctx.serverHeader, reason))
   })
   ctx.admission.watch(server, Boolean(tls))

@@ -141,6 +141,7 @@ export async function publish(
         LogLevel.Publishes,
         'publish',
         `${peerOf(req.socket)} ${channel} ${message.type} ${message.body.length} bytes id=${message.id} from=${sender ?? '-'} to ${subscribers}`,
+        {peer: peerOf(req.socket), channel, type: message.type, bytes: message.body.length, id: message.id, user: sender, subscribers},
       )
     }
   }

@@ -128,12 +128,17 @@ export class Streams implements Iterable<HttpSubscription> {
     }
 
     const described = `${subscription.peer} ${channelLabel(spec.channel)}${spec.details ? ` ${spec.details}` : ''}`
-    this.logger.log(LogLevel.Subscriptions, 'subscribe', described)
+    const fields = {peer: subscription.peer, channel: spec.channel, format: spec.encoder.format, details: spec.details}
+    const started = performance.now()
+    this.logger.log(LogLevel.Subscriptions, 'subscribe', described, fields)
     socket.once('close', () => {
       this.bus.unsubscribe(subscription)
       this.live.delete(subscription)
       this.closedDeliveries[subscription.encoder.format] += subscription.received
-      this.logger.log(LogLevel.Subscriptions, 'unsubscribe', `${described} after ${subscription.received} messages`)
+      if (this.logger.level < LogLevel.Subscriptions) return
+      const seconds = Math.round((performance.now() - started) / 100) / 10
+      const messages = subscription.received
+      this.logger.log(LogLevel.Subscriptions, 'unsubscribe', `${described} after ${messages} messages, ${seconds} s`, {...fields, messages, seconds})
     })
     return true
   }
