@@ -5,7 +5,7 @@ import {compareMessageIds, isMessageId} from '../bus/message-id.js'
 import {GAP_REASONS, readGap, type Gap, type GapReason} from '../protocol/gap.js'
 import {boundaryOf, MultipartParser, type MultipartLimits, type Part} from '../protocol/multipart-parser.js'
 import {parsePosition, positionParam, type Position} from '../protocol/position.js'
-import {ClientError, describeFailure, dispatcherFor, statusError} from './http.js'
+import {ClientError, describeFailure, dispatcherFor, isRetryable, statusError} from './http.js'
 import {partToMessage, type ReceivedMessage} from './message.js'
 import {resolveTarget, type ClientOptions, type Target} from './target.js'
 
@@ -58,9 +58,6 @@ export interface SubscriptionEvents {
 
 /** What a connection reads: a message, or a gap event where it came in the stream. */
 type Item = ReceivedMessage | {gap: Gap}
-
-/** Statuses worth retrying: the server is there but busy or restarting. */
-const RETRYABLE = new Set([408, 429, 500, 502, 503, 504])
 
 /**
  * A subscription: an async iterable of messages that reconnects with
@@ -116,8 +113,7 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
         } catch (caught) {
           if (signal?.aborted) return
           error = describeFailure(this.target, caught)
-          const permanent = error.status !== undefined && !RETRYABLE.has(error.status)
-          if (permanent || !reconnect) {
+          if (!reconnect || !isRetryable(error)) {
             this.emit('disconnect', {url: this.target.display, error, received: this.received})
             throw error
           }
