@@ -27,8 +27,8 @@ export interface DumpResult {
   reason: 'count' | 'timeout' | 'aborted' | 'ended' | 'output-closed'
   /** What was lost on the way (gaps, reconnects with nothing to resume from). */
   losses: Losses
-  /** Times the server cut the stream, saying why (the disconnect event): too slow, or shutting down. */
-  cuts: {slow: number; shutdown: number}
+  /** Times the server cut the stream as too slow (the disconnect event said so). */
+  cuts: number
 }
 
 /** "received 12 msgs over 3.4 secs (3.5 mps)": what the 2007 tools printed. */
@@ -41,28 +41,27 @@ const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? o
 
 /**
  * The one line said at the end when anything was lost or the server cut
- * the stream: "lost 91 messages and an unknown number at 1 more point; cut by
- * the server 2 times (too slow)"; "lost nothing; cut ...". Undefined when
- * there is nothing to say.
+ * dump as too slow: "lost 91 messages and an unknown number at 1 more point;
+ * cut by the server as too slow 2 times", "lost nothing; cut ...".
+ * Undefined when there is nothing to say.
  */
 export function lossSummary(result: Pick<DumpResult, 'losses' | 'cuts'>): string | undefined {
   const {losses, cuts} = result
-  if (losses.events === 0 && cuts.slow === 0 && cuts.shutdown === 0) return undefined
-  const counted = losses.messages > 0 || losses.events > losses.uncounted ? plural(losses.messages, 'message') : undefined
+  if (losses.events === 0 && cuts === 0) return undefined
+  const counted = losses.events > losses.uncounted ? plural(losses.messages, 'message') : undefined
   const unknown = losses.uncounted > 0 ? `an unknown number at ${plural(losses.uncounted, counted ? 'more point' : 'point', counted ? 'more points' : 'points')}` : undefined
   const lost = counted || unknown ? `lost ${[counted, unknown].filter(Boolean).join(' and ')}` : 'lost nothing'
-  const why = [cuts.slow > 0 && `${plural(cuts.slow, 'time')} too slow`, cuts.shutdown > 0 && `${plural(cuts.shutdown, 'time')} shutting down`].filter(Boolean)
-  return why.length > 0 ? `${lost}; cut by the server ${why.join(', ')}` : lost
+  return cuts > 0 ? `${lost}; cut by the server as too slow ${plural(cuts, 'time')}` : lost
 }
 
-/** The warning when the server cut the stream, saying why: what it said, and what dump does next. */
+/** The warning when the server closed the stream saying why (a disconnect event): what it said, and what dump does next. */
 export function cutLine(info: SubscriptionEvents['disconnect'][0], resumesAfter: string | undefined, reconnect: boolean): string | undefined {
   const {notice} = info
   if (!notice) return undefined
+  const next = resumesAfter ? `resuming after ${resumesAfter}` : 'reconnecting, with nothing to resume from'
+  if (notice.reason === 'shutdown') return `the server is shutting down${reconnect ? `; ${next} when it is back` : ''}`
   const detail = [notice.unsent !== undefined && `${notice.unsent} bytes unsent`, notice.behindMs !== undefined && `behind for ${(notice.behindMs / 1000).toFixed(1)} s`].filter(Boolean)
-  const why = notice.reason === 'slow' ? `too slow${detail.length > 0 ? ` (${detail.join(', ')})` : ''}` : 'the server is shutting down'
-  const next = !reconnect ? 'not reconnecting (--no-reconnect)' : resumesAfter ? `resuming after ${resumesAfter}` : 'reconnecting, with nothing to resume from'
-  return `cut by the server: ${why}; ${next}`
+  return `cut by the server: too slow${detail.length > 0 ? ` (${detail.join(', ')})` : ''}; ${reconnect ? next : 'not reconnecting (--no-reconnect)'}`
 }
 
 /** One line that says which messages a gap took, and why. */
@@ -115,7 +114,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     if (reason === 'ended') reason = 'aborted'
   })
   let received = 0
-  const cuts = {slow: 0, shutdown: 0}
+  let cuts = 0
   const saver = options.saveDir === undefined ? undefined : new BodySaver(options.saveDir)
   let losses: Losses = {events: 0, messages: 0, uncounted: 0}
   try {
@@ -124,7 +123,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     const {status, warn} = options
     subscription.on('disconnect', (info) => {
       if (info.reason === undefined) return
-      cuts[info.reason]++
+      if (info.reason === 'slow') cuts++
       const line = cutLine(info, subscription.resumesAfter, !options.poll && options.reconnect !== false)
       if (line && warn) warn(line)
     })
