@@ -4,10 +4,13 @@
 // --allow-loss, or when the history had them all); failures that cannot heal
 // end it at once with their reason.
 import assert from 'node:assert/strict'
+import {once} from 'node:events'
 import {readFileSync} from 'node:fs'
+import {createServer, type Server, type Socket} from 'node:net'
 import {compareMessageIds} from '../src/lib/bus/message-id.js'
+import {subscribe, type SubscriptionEvents} from '../src/lib/client/subscribe.js'
 import type {BusServer} from '../src/lib/index.js'
-import {msgbus, MsgbusProcess, startBus, stopAll, tempFolder, textMessage, until} from './support/harness.js'
+import {msgbus, MsgbusProcess, publish, startBus, stopAll, tempFolder, textMessage, until} from './support/harness.js'
 import {makeCertificate} from './support/tls.js'
 
 const KiB = 1024
@@ -99,6 +102,55 @@ describe('msgbus dump: losses are never silent', function () {
     for (const dump of [strict, lenient]) assert.match(dump.stderr, /^msgbus dump: lost an unknown number at 1 point; cut by the server as too slow 1 time$/m)
     assert.equal(strictExit.code, 1, strict.stderr)
     assert.equal(lenientExit.code, 0, lenient.stderr)
+  })
+
+  it('the library: a shutdown is a `disconnect` with reason `shutdown` and the last id, which it resumes after', async () => {
+    const server = await startBus()
+    const stop = new AbortController()
+    const subscription = subscribe(`${server.url()}/msgbus/s`, {minDelayMs: 10, maxDelayMs: 50, signal: stop.signal})
+    const disconnects: Array<SubscriptionEvents['disconnect'][0]> = []
+    subscription.on('disconnect', (info) => disconnects.push(info))
+    const iterator = subscription[Symbol.asyncIterator]()
+    const first = iterator.next()
+    await until(() => server.bus.subscriberCount === 1, 'the subscription')
+    const id = (await publish(server, 's', 'one')).headers['msgbus-id'] as string
+    assert.equal((await first).value!.id, id)
+    const next = iterator.next()
+    await server.stop()
+    await until(() => disconnects.length > 0, 'the disconnect event')
+    assert.equal(disconnects[0].reason, 'shutdown')
+    assert.equal(disconnects[0].error, undefined, 'an end the server announced is no failure')
+    assert.deepEqual(disconnects[0].notice, {reason: 'shutdown', after: id})
+    assert.equal(subscription.resumesAfter, id)
+    stop.abort()
+    assert.equal((await next).done, true)
+  })
+
+  it('a server that gives no ids (the 2007 msgbus): each reconnect may have lost messages, so dump says so and exits 1', async () => {
+    // As the 2007 msgbus frames a message (LF header lines, no Message-ID); then it goes away, as a restart would.
+    const part = 'Content-Type: text/plain\n\nhello--00MsgBus00\n'
+    const chunk = (text: string) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`
+    const old: Server = createServer((socket: Socket) => {
+      socket.on('error', () => {})
+      socket.once('data', () => {
+        socket.end('HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace;boundary=00MsgBus00\r\nTransfer-Encoding: chunked\r\n\r\n' + chunk('--00MsgBus00\n') + chunk(part))
+      })
+    })
+    old.listen(0, '127.0.0.1')
+    await once(old, 'listening')
+    try {
+      const url = `http://127.0.0.1:${(old.address() as {port: number}).port}`
+      const result = await msgbus(['dump', '--url', url, 'old', '--raw', '-n', '2'], {timeoutMs: 15_000})
+      assert.equal(result.stdout, 'hello\nhello\n')
+      assert.equal(
+        result.stderr,
+        'msgbus dump: reconnected with no message id to resume from (the server gives none): what was published meanwhile is lost\n' +
+          'msgbus dump: lost an unknown number at 1 point\n',
+      )
+      assert.equal(result.code, 1)
+    } finally {
+      old.close()
+    }
   })
 
   describe('failures that cannot heal end it at once, with the reason', () => {

@@ -1,3 +1,5 @@
+import {countField, readEventJson} from './event-json.js'
+
 /**
  * Why the server cuts a stream: `slow`, the subscriber fell too far behind
  * (`--slow-policy disconnect`); `shutdown`, the server is stopping.
@@ -28,22 +30,11 @@ export function disconnectJson(notice: Disconnect): string {
 
 /** A disconnect event's JSON back into a Disconnect; undefined when it is not one (or gives a reason this client does not know). */
 export function readDisconnect(text: string): Disconnect | undefined {
-  let value: unknown
-  try {
-    value = JSON.parse(text)
-  } catch {
-    return undefined
-  }
-
-  const event = value as Record<string, unknown> | null
-  if (typeof event !== 'object' || event === null || event.event !== 'disconnect') return undefined
-  const {reason, after, unsent, behindMs} = event
+  const event = readEventJson(text, 'disconnect')
+  if (!event) return undefined
+  const {reason, after} = event
   if (!DISCONNECT_REASONS.includes(reason as DisconnectReason) || (after !== null && typeof after !== 'string')) return undefined
-  const count = (n: unknown) => (Number.isSafeInteger(n) && (n as number) >= 0 ? (n as number) : undefined)
-  return {
-    reason: reason as DisconnectReason,
-    after,
-    ...(count(unsent) === undefined ? {} : {unsent: count(unsent)}),
-    ...(count(behindMs) === undefined ? {} : {behindMs: count(behindMs)}),
-  }
+  const unsent = countField(event.unsent)
+  const behindMs = countField(event.behindMs)
+  return {reason: reason as DisconnectReason, after, ...(unsent === undefined ? {} : {unsent}), ...(behindMs === undefined ? {} : {behindMs})}
 }
