@@ -4,6 +4,7 @@
 // --allow-loss, or when the history had them all); failures that cannot heal
 // end it at once with their reason.
 import assert from 'node:assert/strict'
+import {lookup as dnsLookup} from 'node:dns/promises'
 import {once} from 'node:events'
 import {readFileSync} from 'node:fs'
 import {createServer, type Server, type Socket} from 'node:net'
@@ -168,7 +169,10 @@ describe('msgbus dump: losses are never silent', function () {
       assert.ok(Date.now() - started < 10_000, 'not retried')
     })
 
-    it('a host that does not exist: host not found, exit 1, no retries', async () => {
+    it('a host that does not exist: host not found, exit 1, no retries', async function () {
+      // Where no name server answers at all, the lookup fails with EAI_AGAIN, which may heal and is retried: nothing to test then.
+      const lookup = await dnsLookup('no-such-host.invalid').catch((error: NodeJS.ErrnoException) => error.code)
+      if (lookup === 'EAI_AGAIN') this.skip()
       const result = await msgbus(['dump', '--url', 'http://no-such-host.invalid:8888', 'x'], {timeoutMs: 15_000})
       assert.equal(result.code, 1)
       assert.equal(result.stdout, '')
