@@ -96,14 +96,15 @@ function rootCause(error: unknown): CodedError | undefined {
 
 /**
  * Whether a failed request is worth trying again: the server answered 408,
- * 429 or 5xx (busy, restarting, or a proxy in front of it that is), or no
- * answer came for a reason that heals (see HEALING_CODES). Any other status
- * (a 4xx: a wrong password, channel or request), a TLS or name failure, an
- * answer that is not the protocol's, or a bad target, will fail again:
- * callers report it at once, naming the reason.
+ * 429 or 5xx (busy, restarting, or a proxy in front of it that is; not 501
+ * or 505, answers about the request itself), or no answer came for a reason
+ * that heals (see HEALING_CODES). Any other status (a 4xx: a wrong
+ * password, channel or request), a TLS or name failure, an answer that is
+ * not the protocol's, or a bad target, will fail again: callers report it at
+ * once, naming the reason.
  */
 export function isRetryable(error: ClientError): boolean {
-  if (error.status !== undefined) return error.status === 408 || error.status === 429 || error.status >= 500
+  if (error.status !== undefined) return error.status === 408 || error.status === 429 || (error.status >= 500 && error.status !== 501 && error.status !== 505)
   if (error.code !== 'ERR_MSGBUS_REQUEST_FAILED') return false
   const code = rootCause(error.cause)?.code
   return code !== undefined && HEALING_CODES.has(code)
