@@ -1,6 +1,9 @@
 import type {Socket} from 'node:net'
+import {endAndLinger, LINGER_MS} from '../http/linger.js'
 
 export type SlowPolicy = 'disconnect' | 'drop'
+
+const EMPTY = Buffer.alloc(0)
 
 /** WriteTarget.behindSince of a target that keeps up. */
 export const NOT_BEHIND = -1
@@ -28,6 +31,8 @@ export interface SlowRule {
   /** Unsent bytes past which it is slow at once (see hardBound). */
   hardBound: number
   policy: SlowPolicy
+  /** How long a cut subscriber may still read what was written to it, its disconnect notice last, before it is destroyed. Default LINGER_MS. */
+  cutLingerMs?: number
 }
 
 /** What the writer needs to know of a subscriber's connection. */
@@ -45,6 +50,8 @@ export interface WriteTarget {
   behindSince: number
   /** Back under the limit after dropping: bytes that say so (a gap event), written before the next message. */
   caughtUp?(dropped: number): Buffer | undefined
+  /** Cut as slow: the last bytes it is written (a disconnect event), if its format has room for them. */
+  slowNotice?(unsent: number, behindMs: number): Buffer | undefined
 }
 
 export interface SlowEvents {
@@ -62,7 +69,8 @@ export interface SlowEvents {
  * ends. A socket whose unsent output is over maxPending when a message comes
  * is behind; one that stays behind for slowTimeoutMs, or whose unsent output
  * passes the hard bound, is slow and is handled by the policy, never waited
- * for. As nothing is added to a socket's output between two writes, a check
+ * for (`disconnect`: ended with a notice of why, then destroyed after a
+ * linger). As nothing is added to a socket's output between two writes, a check
  * at each write sees every return under the limit.
  */
 export class SocketWriter {
@@ -148,7 +156,13 @@ export class SocketWriter {
     if (this.rule.policy === 'disconnect') {
       this.slowDisconnects++
       this.events.onSlowDisconnect(target, pending, behindMs)
-      target.socket.destroy()
+      // Ended, not destroyed, so the notice of why reaches a reader that reads
+      // on; it queues behind all it has not read, so the linger bounds how
+      // long one that never reads holds the connection and its unsent bytes.
+      // No closing bytes: the stream is cut short, not ended.
+      const notice = target.slowNotice?.(pending, behindMs) ?? EMPTY
+      this.bytesOut += notice.length
+      endAndLinger(target.socket, notice, this.rule.cutLingerMs ?? LINGER_MS)
       return false
     }
 

@@ -154,9 +154,9 @@ export class Streams implements Iterable<HttpSubscription> {
     return deliveries
   }
 
-  /** Ends every stream properly: the format's closing bytes, then the end of the connection. */
+  /** Ends every stream properly (the server stops): a disconnect event where the format has one, its closing bytes, then the end of the connection. */
   endAll(): void {
-    for (const subscription of this.live) subscription.end()
+    for (const subscription of this.live) subscription.end('shutdown')
   }
 
   /** Closes what is left of them: streams are no longer the HTTP server's to close (see takeover.ts). */

@@ -1,6 +1,7 @@
 import type {Socket} from 'node:net'
 import type {Message, Subscriber} from '../../bus/message.js'
 import type {MessageFilter} from '../../protocol/filter.js'
+import type {DisconnectReason} from '../../protocol/disconnect.js'
 import type {Gap} from '../../protocol/gap.js'
 import type {Frame, StreamEncoder} from '../../protocol/stream-encoder.js'
 import type {ReplayTarget} from './replay.js'
@@ -71,6 +72,20 @@ export class HttpSubscription implements Subscriber, WriteTarget, ReplayTarget {
     return frame && (this.chunked ? frame.chunked : frame.raw)
   }
 
+  /**
+   * The disconnect event (disconnect.ts) in this stream's format, where it
+   * has one (as for gaps: SSE, NDJSON, multipart with `?gaps=1`): why the
+   * server cuts it, and the id of the last message written before.
+   */
+  disconnectBytes(reason: DisconnectReason, detail: {unsent?: number; behindMs?: number} = {}): Buffer | undefined {
+    const frame = this.gapEvents ? this.encoder.disconnect({reason, after: this.lastId ?? null, ...detail}) : undefined
+    return frame && (this.chunked ? frame.chunked : frame.raw)
+  }
+
+  slowNotice(unsent: number, behindMs: number): Buffer | undefined {
+    return this.disconnectBytes('slow', {unsent, behindMs})
+  }
+
   /** Back under --max-pending after dropping `dropped` messages: the gap event to write before the next one. */
   caughtUp(dropped: number): Buffer | undefined {
     return this.gapBytes({reason: 'dropped', after: this.lastId ?? null, from: this.skippedId ?? this.lastId ?? '', skipped: dropped})
@@ -101,12 +116,18 @@ export class HttpSubscription implements Subscriber, WriteTarget, ReplayTarget {
     this.sent(bytes.length)
   }
 
-  /** Ends the stream properly: the format's closing and, on HTTP/1.1, the last chunk. */
-  end(): void {
+  /**
+   * Ends the stream properly: the format's closing and, on HTTP/1.1, the
+   * last chunk; `shutdown`: after a disconnect event saying so, so a client
+   * knows the end is the server's and resumes rather than stops.
+   */
+  end(reason?: 'shutdown'): void {
     if (this.ended || this.socket.destroyed) return
     this.ended = true
     if (this.corked) this.socket.uncork()
-    const bytes = this.chunked ? this.encoder.close.chunked : this.encoder.close.raw
+    const close = this.chunked ? this.encoder.close.chunked : this.encoder.close.raw
+    const notice = reason && this.disconnectBytes(reason)
+    const bytes = notice ? Buffer.concat([notice, close]) : close
     this.socket.end(bytes)
     this.sent(bytes.length)
   }
