@@ -293,10 +293,24 @@ describe('msgbus send', function () {
       await assertNothingArrives(subscriber, server, 'lf')
     })
 
-    it('a failure part-way (413 on one line) exits non-zero with one line', async () => {
+    it('a line refused for itself (413) is lost and said so, the others go on; the report counts it; exit 1', async () => {
       const server = await startBus({boundary: B, maxMessageSize: 10})
+      const subscriber = await CurlStream.open(`${server.url()}/msgbus/long`)
       const result = await msgbus(['send', 'long', '--lines', '--url', server.url()], {input: 'short\nthis line is far too long\nok\n'})
-      assertFailure(result, new RegExp(`^msgbus send: ${server.url()}/msgbus/long: 413 `))
+      assert.equal(result.code, 1, result.stderr)
+      assert.equal(result.stdout, '')
+      assert.equal(
+        result.stderr,
+        `msgbus send: line 2 refused, lost: ${server.url()}/msgbus/long: 413 message larger than the limit of 10 bytes\n` + 'msgbus send: 2 lines sent, 0 retried, 1 lost\n',
+      )
+      await subscriber.waitParts(2)
+      assert.deepEqual(subscriber.bodies(), ['short', 'ok'])
+    })
+
+    it('-q: a lost line is only the exit status', async () => {
+      const server = await startBus({boundary: B, maxMessageSize: 10})
+      const result = await msgbus(['send', 'long', '--lines', '-q', '--url', server.url()], {input: 'this line is far too long\n'})
+      assert.deepEqual([result.code, result.stdout, result.stderr], [1, '', ''])
     })
   })
 
@@ -337,7 +351,8 @@ describe('msgbus send', function () {
         const form = await msgbus(['send', 'foo', inTemp('a.txt'), inTemp('b.txt'), '--url', old.url, '-v'])
         assert.deepEqual([form.code, form.stdout, form.stderr], [0, 'published (the server gave no id)\n'.repeat(2), ''])
         const lines = await msgbus(['send', 'foo', '--lines', '--url', old.url, '-v'], {input: 'one\ntwo\nthree\n'})
-        assert.deepEqual([lines.code, lines.stdout, lines.stderr], [0, 'published (the server gave no id)\n'.repeat(3), ''])
+        // -v ends --lines with the report.
+        assert.deepEqual([lines.code, lines.stdout, lines.stderr], [0, 'published (the server gave no id)\n'.repeat(3), 'msgbus send: 3 lines sent, 0 retried, 0 lost\n'])
         assert.deepEqual(old.bodies.slice(0, 3), ['hello 2007', 'again', 'file a'])
         assert.match(old.bodies[3], /file a[\s\S]*file b/, 'the form')
         assert.deepEqual(old.bodies.slice(4), ['one', 'two', 'three'])

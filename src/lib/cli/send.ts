@@ -154,12 +154,11 @@ async function sendLines(options: SendOptions): Promise<boolean> {
 export async function send(options: SendOptions): Promise<boolean> {
   if (options.lines) return sendLines(options)
   const {publish, publishAll, DEFAULT_TYPE} = await import('../client/publish.js')
-  const {describeFailure} = await import('../client/http.js')
   const {withRetry} = await import('../client/retry.js')
   const {withFileName} = await import('../protocol/media-type.js')
   const report = options.onPublished ?? (() => {})
   const retrying = <T>(attempt: () => Promise<T>): Promise<T> =>
-    withRetry(attempt, (error) => describeFailure(options.target, error), {
+    withRetry(attempt, {
       retryForMs: options.retryForMs ?? 0,
       signal: options.signal,
       onRetry: ({attempt: count, delayMs, error}) => options.status?.(`${error.message}: attempt ${count + 1} in ${formatDuration(delayMs)}`),

@@ -1,5 +1,5 @@
 import {setTimeout as sleep} from 'node:timers/promises'
-import type {ClientError} from './http.js'
+import {ClientError} from './http.js'
 
 /**
  * Statuses worth retrying: the server is there but busy, restarting or
@@ -77,18 +77,17 @@ export interface RetryOptions extends BackoffOptions {
 }
 
 /**
- * Calls `attempt` until it succeeds, retrying failures that can heal with
- * backoff for as long as `retryForMs` allows; throws the last failure.
+ * Calls `attempt` until it succeeds, retrying the ClientErrors that can heal
+ * with backoff for as long as `retryForMs` allows; throws the last failure.
  */
-export async function withRetry<T>(attempt: () => Promise<T>, describe: (error: unknown) => ClientError, options: RetryOptions): Promise<T> {
+export async function withRetry<T>(attempt: () => Promise<T>, options: RetryOptions): Promise<T> {
   const started = Date.now()
   for (let count = 1; ; count++) {
     try {
       return await attempt()
-    } catch (caught) {
-      const error = describe(caught)
+    } catch (error) {
       const left = started + options.retryForMs - Date.now()
-      if (!canHeal(error) || left <= 0 || options.signal?.aborted) throw error
+      if (!(error instanceof ClientError) || !canHeal(error) || left <= 0 || options.signal?.aborted) throw error
       const delayMs = Math.min(left, backoffDelay(count, options))
       options.onRetry?.({attempt: count, delayMs, error})
       try {
