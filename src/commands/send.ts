@@ -35,7 +35,7 @@ Exit status: 0 when every message was delivered; 1 when one was not (a line lost
 
   static override flags = {
     ...clientFlags,
-    message: Flags.string({char: 'm', summary: 'Send this text as a message (repeatable: one message each, in one request).', helpValue: '<text>', multiple: true}),
+    message: Flags.string({char: 'm', summary: 'Send this text as a message (repeatable: one message each, in one request).', helpValue: '<text>', multiple: true, multipleNonGreedy: true}),
     type: Flags.string({char: 't', summary: 'Content type (default: from the body\'s first bytes, else the FILE\'s extension, else text or binary).', helpValue: '<type>'}),
     lines: Flags.boolean({summary: 'Send each line of stdin as one message, as it arrives; ride out server restarts.'}),
     buffer: sizeFlag({summary: 'With --lines: unsent lines kept while the server is unreachable; when full, stdin is not read.', default: 8 * 1024 * 1024, defaultHelp: async () => '8MiB'}),

@@ -209,6 +209,9 @@ export class PipelinedPublisher extends EventEmitter<PublisherEvents> {
       .then(
         async (response) => {
           this.reachable(connection)
+          // The server closes after this answer (as ours does after a 413): undici would send what is
+          // pipelined behind it again by itself, unseen; this does it instead, and counts it.
+          if (/\bclose\b/i.test(String(response.headers.connection ?? ''))) this.rotate(connection)
           if (isSuccess(response.statusCode)) {
             const [result] = published(response.headers, 1)
             response.body.dump().catch(() => {})
@@ -289,6 +292,13 @@ export class PipelinedPublisher extends EventEmitter<PublisherEvents> {
     this.emit('full', {bytes: this.heldBytes, held: this.queue.length})
   }
 
+  /** The server ends the connection by design: open the next one at once, and send again what was in flight. */
+  private rotate(connection: Connection): void {
+    if (connection.broken) return
+    connection.broken = true
+    connection.client.destroy().catch(() => {})
+  }
+
   /** The connection failed in a way that can heal: drop it, and send what it had in flight again on the next. */
   private break(connection: Connection, error: ClientError, retryAfter?: number): void {
     if (connection.broken) return
@@ -319,6 +329,11 @@ export class PipelinedPublisher extends EventEmitter<PublisherEvents> {
     this.next = 0
     // All answered after all (a 503, then the rest acknowledged): nothing to retry until the next send().
     if (this.queue.length === 0) return
+    if (this.downSince === undefined) {
+      this.pump()
+      return
+    }
+
     const error = this.lastError!
     const left = (this.downSince ?? Date.now()) + this.retryForMs - Date.now()
     if (left <= 0) {
