@@ -89,6 +89,7 @@ describe('msgbus send --lines across failures', function () {
     const {sent, retried, lost} = report(result.stderr)
     assert.deepEqual({sent, lost}, {sent: written.length, lost: 0})
     assert.ok(subscriber.bodies.length - firsts.length <= retried, `${subscriber.bodies.length - firsts.length} repeats, at most the ${retried} retried`)
+    console.log(`      ${written.length} lines across the restart: ${retried} retried, ${subscriber.bodies.length - firsts.length} of them arrived twice; ${/reconnected after ([^\n]+)/.exec(result.stderr)![1]}`)
     assert.match(result.stderr, /^msgbus send: http:\/\/127\.0\.0\.1:\d+\/msgbus\/logs: [^\n]+: retrying, keeping up to 8 MiB of lines meanwhile\n/)
   })
 
@@ -151,6 +152,16 @@ describe('msgbus send --lines across failures', function () {
     assert.deepEqual(subscriber.bodies, ['one', 'two', 'three'])
   })
 
+  it('--retry-for bounds the retrying: then the lines held are lost, said so, exit 1', async () => {
+    const away = `http://127.0.0.1:${await freePort()}`
+    const sender = new MsgbusProcess(['send', 'logs', '--lines', '--retry-for', '1s', '--url', away], {}, {stdin: true})
+    sender.child.stdin!.write('one\ntwo\n')
+    const result = await sender.exit(20000)
+    assert.equal(result.code, 1, result.stderr)
+    assert.match(result.stderr, /\/msgbus\/logs: connection refused \(gave up after retrying for 1 s\)\n/)
+    assert.deepEqual(report(result.stderr), {sent: 0, retried: 0, lost: 2})
+  })
+
   it('what cannot heal stops at once, with stdin still open: 401 (every line would be refused), an unknown host; exit 1', async () => {
     const server = await startBus({secret: 's3cret'})
     const refused = new MsgbusProcess(['send', 'logs', '--lines', '--url', server.url()], {}, {stdin: true})
@@ -160,6 +171,9 @@ describe('msgbus send --lines across failures', function () {
     assert.match(unauthorized.stderr, /^msgbus send: http:\/\/127\.0\.0\.1:\d+\/msgbus\/logs: 401 [^\n]*\n/)
     assert.deepEqual(report(unauthorized.stderr), {sent: 0, retried: 0, lost: 2})
 
+    // Where no name server answers, the lookup fails with EAI_AGAIN, which may heal and is retried: nothing to see then.
+    const lookup = await import('node:dns/promises').then(({lookup}) => lookup('no-such-host.invalid')).catch((error: {code?: string}) => error.code)
+    if (lookup !== 'ENOTFOUND') return
     const unknown = new MsgbusProcess(['send', 'logs', '--lines', '--url', 'http://no-such-host.invalid:8888'], {}, {stdin: true})
     unknown.child.stdin!.write('one\n')
     const result = await unknown.exit(15000)
