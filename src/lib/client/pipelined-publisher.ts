@@ -96,6 +96,9 @@ export class PipelinedPublisher extends EventEmitter<PublisherEvents> {
   private retryForMs: number
   /** Not yet acknowledged, in order; done ones are dropped from the head. */
   private queue: Entry[] = []
+  /** Entries of queue before this one are all done: dropped now and then, not one by one (that would be quadratic). */
+  private head = 0
+  private heldCount = 0
   /** The first entry of queue not yet written to the current connection. */
   private next = 0
   private heldBytes = 0
@@ -138,7 +141,7 @@ export class PipelinedPublisher extends EventEmitter<PublisherEvents> {
 
   /** Messages held: given to send() and not yet acknowledged. */
   get held(): number {
-    return this.queue.length
+    return this.heldCount
   }
 
   /** Sends one message; resolves once there is room in the buffer for another. Throws once the publisher has stopped. */
@@ -146,6 +149,7 @@ export class PipelinedPublisher extends EventEmitter<PublisherEvents> {
     if (this.failure) throw this.failure
     const entry: Entry = {body: typeof body === 'string' ? Buffer.from(body) : body, index: ++this.count, done: false, retried: false}
     this.queue.push(entry)
+    this.heldCount++
     this.heldBytes += entry.body.length + MESSAGE_OVERHEAD
     this.pump()
     if (this.heldBytes < this.maxBufferBytes) return
@@ -163,11 +167,11 @@ export class PipelinedPublisher extends EventEmitter<PublisherEvents> {
   async close({giveUpAfterMs}: {giveUpAfterMs?: number} = {}): Promise<PublisherStats> {
     if (giveUpAfterMs !== undefined && !this.failure) {
       this.retryForMs = 0
-      if (this.downSince !== undefined && this.queue.length > 0) this.stop(this.lastError ?? new ClientError(`${this.target.display}: not reachable`))
+      if (this.downSince !== undefined && this.heldCount > 0) this.stop(this.lastError ?? new ClientError(`${this.target.display}: not reachable`))
       else this.graceTimer = setTimeout(() => this.stop(new ClientError(`${this.target.display}: no answer in time`)), giveUpAfterMs)
     }
 
-    if (!this.failure && this.queue.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve))
+    if (!this.failure && this.heldCount > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve))
     clearTimeout(this.graceTimer)
     const connection = this.connection
     this.connection = undefined
@@ -266,11 +270,12 @@ export class PipelinedPublisher extends EventEmitter<PublisherEvents> {
     if (acknowledged) this.stats.sent++
     else this.stats.lost++
     this.heldBytes -= entry.body.length + MESSAGE_OVERHEAD
-    let done = 0
-    while (done < this.queue.length && this.queue[done].done) done++
-    if (done > 0) {
-      this.queue.splice(0, done)
-      this.next = Math.max(0, this.next - done)
+    this.heldCount--
+    while (this.head < this.queue.length && this.queue[this.head].done) this.head++
+    if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
+      this.queue = this.queue.slice(this.head)
+      this.next = Math.max(0, this.next - this.head)
+      this.head = 0
     }
 
     this.wake()
@@ -283,13 +288,13 @@ export class PipelinedPublisher extends EventEmitter<PublisherEvents> {
       for (const resolve of this.roomWaiters.splice(0)) resolve()
     }
 
-    if (this.queue.length === 0 || this.failure) for (const resolve of this.idleWaiters.splice(0)) resolve()
+    if (this.heldCount === 0 || this.failure) for (const resolve of this.idleWaiters.splice(0)) resolve()
   }
 
   private reportFull(): void {
     if (this.fullReported || this.downSince === undefined || this.heldBytes < this.maxBufferBytes) return
     this.fullReported = true
-    this.emit('full', {bytes: this.heldBytes, held: this.queue.length})
+    this.emit('full', {bytes: this.heldBytes, held: this.heldCount})
   }
 
   /** The server ends the connection by design: open the next one at once, and send again what was in flight. */
@@ -308,7 +313,7 @@ export class PipelinedPublisher extends EventEmitter<PublisherEvents> {
     this.retryAfter = retryAfter
     if (this.downSince === undefined) {
       this.downSince = Date.now()
-      this.emit('disconnect', {error, held: this.queue.filter((entry) => !entry.done).length})
+      this.emit('disconnect', {error, held: this.heldCount})
     }
 
     this.reportFull()
@@ -318,6 +323,7 @@ export class PipelinedPublisher extends EventEmitter<PublisherEvents> {
   private reconnectLater(): void {
     this.connection = undefined
     this.queue = this.queue.filter((entry) => !entry.done)
+    this.head = 0
     for (const entry of this.queue) {
       // Not what was given to a connection that never opened: that was never on the wire.
       if (entry.writtenOn?.connected && !entry.retried) {
@@ -363,6 +369,8 @@ export class PipelinedPublisher extends EventEmitter<PublisherEvents> {
     }
 
     this.queue = []
+    this.head = 0
+    this.heldCount = 0
     this.heldBytes = 0
     this.connection?.client.destroy().catch(() => {})
     this.wake()
