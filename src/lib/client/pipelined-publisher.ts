@@ -212,11 +212,11 @@ export class PipelinedPublisher extends EventEmitter<PublisherEvents> {
       .request({path: this.path, method: 'POST', headers: this.headers, body: entry.body, idempotent: true, blocking: false})
       .then(
         async (response) => {
-          this.reachable(connection)
           // The server closes after this answer (as ours does after a 413): undici would send what is
           // pipelined behind it again by itself, unseen; this does it instead, and counts it.
           if (/\bclose\b/i.test(String(response.headers.connection ?? ''))) this.rotate(connection)
           if (isSuccess(response.statusCode)) {
+            this.reachable(connection)
             const [result] = published(response.headers, 1)
             response.body.dump().catch(() => {})
             this.finish(entry, true)
@@ -228,6 +228,7 @@ export class PipelinedPublisher extends EventEmitter<PublisherEvents> {
           const retryAfter = retryAfterMs(response.headers['retry-after'])
           const error = await statusError(this.target, response.statusCode, response.body)
           if (REFUSES_ONE.has(response.statusCode)) {
+            this.reachable(connection)
             this.finish(entry, false)
             this.emit('refused', {index: entry.index, error})
           } else if (canHeal(error)) {
@@ -255,7 +256,7 @@ export class PipelinedPublisher extends EventEmitter<PublisherEvents> {
       })
   }
 
-  /** The server answered: an outage, if there was one, is over (a late answer on a broken connection proves nothing). */
+  /** The server took or judged a message: an outage, if there was one, is over (not at a 503: that is the outage; nor at a late answer on a broken connection). */
   private reachable(connection: Connection): void {
     if (connection.broken) return
     if (this.downSince !== undefined) this.emit('connect', {downMs: Date.now() - this.downSince, attempts: this.attempts})
