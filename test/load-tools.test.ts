@@ -268,16 +268,16 @@ describe('load tools: test-pub and test-sub', function () {
       assert.ok(report.errors > 0, `errors ${report.errors}`)
       assert.equal(report.published, 0)
       assert.ok(report.reasons?.some((reason) => reason.startsWith('413 ')), JSON.stringify(report.reasons))
-      assert.match(result.stderr, /^msgbus test-pub: .*413 /)
+      assert.match(result.stderr, /^msgbus test-pub: .*413 /m)
       assert.equal(server.counters().published, 0)
     })
 
-    it('a closed port: one line on stderr, non-zero exit', async () => {
+    it('a closed port: what it set out to do, then one line for the failure on stderr, non-zero exit', async () => {
       const result = await msgbus(['test-pub', '--url', `http://127.0.0.1:${CLOSED_PORT}`, '--count', '3', '--json'])
       assert.notEqual(result.code, 0)
       assert.equal(result.stdout, '')
-      assert.match(result.stderr, /^msgbus test-pub: .*ECONNREFUSED.*\n$/)
-      assert.equal(result.stderr.split('\n').length, 2, result.stderr)
+      assert.match(result.stderr, /^publishing as fast as the server takes them \(no --rate.*\nmsgbus test-pub: .*ECONNREFUSED.*\n$/)
+      assert.equal(result.stderr.split('\n').length, 3, result.stderr)
     })
 
     it('a server that goes away mid-run is an error, not a quiet early exit @slow', async () => {
@@ -292,7 +292,7 @@ describe('load tools: test-pub and test-sub', function () {
       const report = documentOf<PubReport>(result)
       assert.ok(report.published > 0 && report.published < 500, `published ${report.published}`)
       assert.ok(report.errors > 0, JSON.stringify(report))
-      assert.match(result.stderr, /^msgbus test-pub: .*closed/)
+      assert.match(result.stderr, /^msgbus test-pub: .*closed/m)
     })
   })
 
@@ -608,11 +608,13 @@ describe('load tools: test-pub and test-sub', function () {
       const result = await stopOnceDelivered(sub, portOf(server), deliveredSince(server, before, 3 * 3))
       assert.equal(result.code, 0, result.stderr)
       const lines = result.stdout.trimEnd().split('\n')
-      assert.equal(lines.length, 4, result.stdout)
+      assert.equal(lines.length, 3 + 5, result.stdout)
       assert.equal(lines[0], 'news text/plain;charset=utf-8 alice [hello\\nworld]')
       assert.equal(lines[1], 'news image/png - [300 bytes]')
       assert.match(lines[2], /^news text\/html;msgbus-load=\d+\.0\.\d+ - \[<h1>hello world 0<\/h1>\]$/)
-      assert.match(lines[3], /^connected 3\/3 failed 0 \|/, 'then the summary')
+      // Then the summary, a block unlike the progress lines: 3 messages to each of the 3 connections.
+      assert.match(lines[3], /^total: 9 msgs received \(999 bytes\) in [\d.]+ s, 3\/3 connected, 0 failed$/, 'then the summary')
+      assert.match(lines[4], /^ {2}rate: [\d.]+ msg\/s, [\d.]+ MB\/s from the first message to the last \([\d.]+ s\)$/)
     })
 
     it('--print against a 2007 msgbus (no Content-Location): each line names the channel subscribed to @slow', async () => {

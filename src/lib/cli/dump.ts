@@ -1,6 +1,7 @@
 import type {ChalkInstance} from 'chalk'
 import type {GapInfo, SubscribeOptions} from '../client/subscribe.js'
 import {formatMessage, type OutputFormat} from './message-format.js'
+import {plural} from '../util/plural.js'
 
 export interface DumpOptions extends SubscribeOptions {
   target: string
@@ -24,10 +25,10 @@ export interface DumpResult {
   reason: 'count' | 'timeout' | 'aborted' | 'ended' | 'output-closed'
 }
 
-/** "received 12 msgs over 3.4 secs (3.5 mps)": what the 2007 tools printed. */
+/** "received 12 msgs over 3.4 secs (3.5 mps)": what the 2007 tools printed (but "1 msg"). */
 export function summary(result: DumpResult): string {
   const rate = result.seconds > 0 ? result.received / result.seconds : 0
-  return `received ${result.received} msgs over ${result.seconds.toFixed(1)} secs (${rate.toFixed(1)} mps)`
+  return `received ${plural(result.received, 'msg')} over ${result.seconds.toFixed(1)} secs (${rate.toFixed(1)} mps)`
 }
 
 /** One line that says which messages a gap took, and why. */

@@ -1,5 +1,5 @@
 import {Flags, type Interfaces} from '@oclif/core'
-import {flagRows, type AnyFlagRow, type FlagValues, type OptionTable} from '../server/option-row.js'
+import {flagRows, shownDefault, type AnyFlagRow, type FlagValues, type OptionTable} from '../server/option-row.js'
 import {durationFlag, sizeFlag} from './flags.js'
 
 type Char = NonNullable<Parameters<typeof Flags.string>[0]>['char']
@@ -12,7 +12,13 @@ function given<T extends object>(props: T): Partial<T> {
 
 function flagOf(row: AnyFlagRow) {
   const {summary, description, helpValue, env, dependsOn} = row
-  const common = given({char: row.char as Char, summary, description, helpValue, env, dependsOn})
+  const common = {
+    ...given({char: row.char as Char, summary, description, helpValue, env, dependsOn}),
+    // The default in the units a user types (8MiB, 1h), for --help and the
+    // man page; oclif's types want the flag's own type there, but it prints
+    // any value as it is (an `object` spread adds no keys to the type).
+    ...(given({defaultHelp: shownDefault(row)}) as object),
+  }
   switch (row.kind) {
     case 'integer':
       return Flags.integer({...common, ...given({default: row.default, min: row.min, max: row.max})})
