@@ -588,9 +588,20 @@ $ curl \-N \-k \-u me:s3cret https://localhost:4444/msgbus/chat
 .RE
 `.trim()
 
-const COMPLETION = `Completion of commands and flags for bash, zsh and PowerShell: msgbus autocomplete bash (or zsh, powershell) prints how to set it up.
-
-  $ printf "$(msgbus autocomplete script bash)" >> ~/.bashrc; source ~/.bashrc`
+const COMPLETION = String.raw`
+Commands and flags complete in bash, zsh and PowerShell:
+.B msgbus autocomplete bash
+(or
+.BR zsh ,
+.BR powershell )
+says how to turn it on; for bash:
+.PP
+.RS 4
+.EX
+$ printf "$(msgbus autocomplete script bash)" >> ~/.bashrc; source ~/.bashrc
+.EE
+.RE
+`.trim()
 
 function overviewPage(infos: CommandInfo[], config: Config): string {
   const bin = config.bin
@@ -639,7 +650,7 @@ function overviewPage(infos: CommandInfo[], config: Config): string {
     "The same for every command; each command's page says what success and failure mean for it.",
   )
   lines.push('.SH ENVIRONMENT', ...environment(environmentOf(infos, config)))
-  lines.push('.SH "SHELL COMPLETION"', ...roffParagraphs(COMPLETION))
+  lines.push('.SH "SHELL COMPLETION"', COMPLETION)
   lines.push('.SH EXAMPLES', EXAMPLES)
   lines.push('.SH SEE ALSO', seeAlso([...infos.map((i) => `${i.page}(1)`), 'curl(1)']))
   return lines.join('\n') + '\n'

@@ -22,7 +22,7 @@ export default class TestPub extends MsgbusCommand {
     channel: Flags.string({char: 'c', summary: 'Channel name or full URL to publish to.', default: 'flood'}),
     channels: Flags.integer({summary: 'Spread the messages over channels CHANNEL-0 to CHANNEL-(N-1), in turn.', default: 1, min: 1, helpValue: '<n>'}),
     file: Flags.string({char: 'f', summary: 'Body of every message, from this file (default: <h1>hello world N</h1>).', helpValue: '<file>'}),
-    rate: Flags.integer({char: 'r', summary: 'Messages per second over all connections (default, or 0: as fast as the server accepts them).', min: 0}),
+    rate: Flags.integer({char: 'r', summary: 'Messages per second over all connections (default, or 0: as fast as the server accepts them).', helpValue: '<n>', min: 0}),
     type: Flags.string({char: 't', summary: 'Content type of the messages.', default: 'text/html'}),
     connections: Flags.integer({summary: 'Keep-alive publisher connections.', default: 1, min: 1}),
     pipeline: Flags.integer({summary: 'Requests in flight per connection.', default: 1, min: 1}),
@@ -30,7 +30,7 @@ export default class TestPub extends MsgbusCommand {
     count: Flags.integer({summary: 'Stop after this many messages.', min: 1}),
     size: sizeFlag({summary: 'Pad (or cut) every body to this many bytes.'}),
     interval: Flags.integer({summary: 'Seconds between reports.', default: 5, min: 1}),
-    json: Flags.boolean({summary: 'At the end, print one JSON document instead of a summary line.'}),
+    json: Flags.boolean({summary: 'At the end, print one JSON document instead of the summary.'}),
   }
 
   public async run(): Promise<void> {

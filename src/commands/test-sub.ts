@@ -29,7 +29,7 @@ export default class TestSub extends MsgbusCommand {
     sender: Flags.string({summary: 'Only messages from senders matching these patterns.', helpValue: '<patterns>'}),
     print: Flags.boolean({summary: 'Print each message of the first connection as `channel type sender [body]`.'}),
     interval: Flags.integer({summary: 'Seconds between reports.', default: 5, min: 1}),
-    json: Flags.boolean({summary: 'At the end, print one JSON document instead of a summary line.'}),
+    json: Flags.boolean({summary: 'At the end, print one JSON document instead of the summary.'}),
   }
 
   public async run(): Promise<void> {

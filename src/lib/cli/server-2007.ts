@@ -7,9 +7,9 @@ import {Flags} from '@oclif/core'
  * the other commands take.
  */
 export const server2007Flags = {
-  address: Flags.string({char: 'l', summary: 'Server address, as the 2007 tool took it (default 127.0.0.1; not with --url).', helpValue: '<address>', exclusive: ['url']}),
-  port: Flags.integer({char: 'p', summary: 'Server port, as the 2007 tool took it (default 8888, or 4444 with -s; not with --url).', min: 1, max: 65_535, exclusive: ['url']}),
-  ssl: Flags.boolean({char: 's', summary: 'HTTPS, as the 2007 tool took it (not with --url).', exclusive: ['url']}),
+  address: Flags.string({char: 'l', summary: 'Server address, as the 2007 tool took it (default 127.0.0.1).', helpValue: '<address>', exclusive: ['url']}),
+  port: Flags.integer({char: 'p', summary: 'Server port, as the 2007 tool took it (default 8888, or 4444 with -s).', helpValue: '<port>', min: 1, max: 65_535, exclusive: ['url']}),
+  ssl: Flags.boolean({char: 's', summary: 'HTTPS, as the 2007 tool took it.', exclusive: ['url']}),
 }
 
 /** The base URL that -l, -p and -s name, or undefined when none is given. */
