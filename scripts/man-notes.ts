@@ -45,7 +45,7 @@ export const CLIENT_ENV: Array<{name: string; text: string}> = [
   {name: 'MSGBUS_USER', text: 'The user to authenticate as, user or user:password, when --user is not given.'},
   {
     name: 'MSGBUS_PASSWORD',
-    text: 'The password for that user, when neither --user nor MSGBUS_USER gives one. With a user and no password, on a terminal, the password is asked for (not echoed).',
+    text: 'The password of the user that --user or MSGBUS_USER names without one. Without it, on a terminal, the password is asked for (not echoed).',
   },
 ]
 

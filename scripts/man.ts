@@ -381,7 +381,7 @@ async function commandPage(info: CommandInfo, all: CommandInfo[], config: Config
   }
 
   lines.push('.SH EXIT STATUS', ...exitStatus(info.id))
-  lines.push('.SH ENVIRONMENT', ...environment(environmentOf([info], config)))
+  lines.push('.SH ENVIRONMENT', ...environmentRule(info), ...environment(environmentOf([info], config)))
   const compat = compatibility(info, config)
   if (compat.length > 0) lines.push('.SH COMPATIBILITY', ...compat)
 
@@ -417,20 +417,45 @@ function environmentOf(infos: CommandInfo[], config: Config): Variable[] {
   const found = new Map<string, {text?: string; flags: string[]}>()
   const entry = (name: string) => found.get(name) ?? found.set(name, {flags: []}).get(name)!
   const several = infos.length > 1
+  const clients = infos.filter((info) => info.flags.some(([name]) => name === 'url'))
+  // On the overview page, which commands these are.
+  const lead = several ? `For ${clients.map((info) => `${config.bin} ${info.name}`).join(', ')}: ` : ''
   for (const info of infos) {
-    if (info.flags.some(([name]) => name === 'url')) for (const variable of CLIENT_ENV) entry(variable.name).text = variable.text
+    if (clients.includes(info)) for (const variable of CLIENT_ENV) entry(variable.name).text = lead + (several ? variable.text.replace(/^T/, 't') : variable.text)
     for (const [name, flag] of info.flags) if (flag.env) entry(flag.env).flags.push(several ? `${config.bin} ${info.name} --${name}` : `--${name}`)
   }
 
+  // A variable may mean one thing to the client commands and another to a flag (serve --user and MSGBUS_USER): both are said.
+  const flagText = (flags: string[]) => `The value of ${flags.join(', ')} when ${flags.length > 1 ? 'they are' : 'it is'} not given.`
   const variables = [...found].map(([name, {text, flags}]) => ({
     name,
-    text: text ?? `The value of ${flags.join(', ')} when ${flags.length > 1 ? 'they are' : 'it is'} not given.`,
+    text: text === undefined ? flagText(flags) : flags.length === 0 ? text : `${text} Also: ${flagText(flags).replace(/^T/, 't')}`,
   }))
   return [...variables.sort((a, b) => (a.name < b.name ? -1 : 1)), NO_COLOR]
 }
 
 function environment(variables: Variable[]): string[] {
   return variables.flatMap(({name, text}) => ['.TP', bold(name), roffText(text)])
+}
+
+/** `--history-dir` → `MSGBUS_HISTORY_DIR`: the shared rule for options in the environment. */
+const ruleName = (flag: string): string => `MSGBUS_${flag.toUpperCase().replace(/-/g, '_')}`
+
+/**
+ * When a command reads (nearly) every option from the environment by the
+ * shared rule, the rule itself, before the list: one sentence says what
+ * forty entries would.
+ */
+function environmentRule(info: CommandInfo): string[] {
+  const options = info.flags.filter(([name, flag]) => flag.type === 'option' || name !== 'help')
+  const byRule = options.filter(([name, flag]) => flag.env === ruleName(name))
+  if (byRule.length < 3 || byRule.length < options.length / 2) return []
+  const config = info.flags.find(([name]) => name === 'config')
+  const order = config ? `the flag wins over its variable, and the variable over ${bold('--config')}'s file` : 'the flag wins over its variable'
+  return [
+    `Each option is also read from the environment, as ${bold('MSGBUS_')} and its long name in upper case with ${bold('_')} for ${bold('-')}`,
+    `(${bold('--history-dir')} as ${bold('MSGBUS_HISTORY_DIR')}); ${order}.`,
+  ]
 }
 
 function compatibility(info: CommandInfo, config: Config): string[] {
