@@ -382,7 +382,7 @@ async function commandPage(info: CommandInfo, all: CommandInfo[], config: Config
 
   lines.push('.SH EXIT STATUS', ...exitStatus(info.id))
   lines.push('.SH ENVIRONMENT', ...environmentRule(info), ...environment(environmentOf([info], config)))
-  const compat = compatibility(info, config)
+  const compat = compatibility(info)
   if (compat.length > 0) lines.push('.SH COMPATIBILITY', ...compat)
 
   if ((info.cmd.examples ?? []).length > 0) lines.push('.SH EXAMPLES', ...examples(info, config))
@@ -447,9 +447,8 @@ const ruleName = (flag: string): string => `MSGBUS_${flag.toUpperCase().replace(
  * forty entries would.
  */
 function environmentRule(info: CommandInfo): string[] {
-  const options = info.flags.filter(([name, flag]) => flag.type === 'option' || name !== 'help')
-  const byRule = options.filter(([name, flag]) => flag.env === ruleName(name))
-  if (byRule.length < 3 || byRule.length < options.length / 2) return []
+  const byRule = info.flags.filter(([name, flag]) => flag.env === ruleName(name))
+  if (byRule.length < 3 || byRule.length < info.flags.length / 2) return []
   const config = info.flags.find(([name]) => name === 'config')
   const order = config ? `the flag wins over its variable, and the variable over ${bold('--config')}'s file` : 'the flag wins over its variable'
   return [
@@ -458,7 +457,7 @@ function environmentRule(info: CommandInfo): string[] {
   ]
 }
 
-function compatibility(info: CommandInfo, config: Config): string[] {
+function compatibility(info: CommandInfo): string[] {
   const compat = COMPAT_2007[info.id]
   if (!compat) return []
   const flags = compat.flags.map(({char, flag, value}) => `${bold(`-${char}`)}${value ? ` ${italic(value)}` : ''} (${bold(`--${flag}`)})`)
