@@ -78,12 +78,27 @@ export interface CommandEntry {
   plugin?: string
 }
 
+/** Marks a defaultHelp function that returns the same text whatever the context (src/lib/cli/option-flags.ts, constantHelp). */
+const CONSTANT_HELP = Symbol.for('msgbus.constantHelp')
+
+/**
+ * Whether a command's help is computed at run time: a flag with a
+ * defaultHelp function that is not marked constant. oclif's manifest says
+ * only that there is such a function, so the command is loaded to look.
+ */
+async function hasDynamicHelp(plugin: Plugin, id: string, cached: Command.Cached): Promise<boolean> {
+  if (!cached.hasDynamicHelp) return false
+  const command = await plugin.findCommand(id, {must: true})
+  const flags = Object.values({...command.baseFlags, ...command.flags}) as Array<{defaultHelp?: unknown}>
+  return flags.some((flag) => typeof flag.defaultHelp === 'function' && !(flag.defaultHelp as unknown as Record<symbol, unknown>)[CONSTANT_HELP])
+}
+
 /** A manifest entry as metadata for a stand-in: without what oclif sets itself when it loads a command. */
-function entryOf(id: string, cached: Command.Cached, pluginRoot: string, plugin?: string): CommandEntry {
+async function entryOf(id: string, cached: Command.Cached, plugin: Plugin): Promise<CommandEntry> {
   const relativePath = cached.relativePath
   if (!relativePath) throw new Error(`oclif gave no file for command ${id}`)
   const metadata = Object.fromEntries(Object.entries(cached).filter(([key, value]) => !NOT_METADATA.has(key) && value !== undefined))
-  return {id, file: join(pluginRoot, ...relativePath), metadata, dynamicHelp: Boolean(cached.hasDynamicHelp), plugin}
+  return {id, file: join(plugin.root, ...relativePath), metadata, dynamicHelp: await hasDynamicHelp(plugin, id, cached), plugin: plugin.isRoot ? undefined : plugin.name}
 }
 
 /**
@@ -108,10 +123,9 @@ export async function readCommands(root = ROOT): Promise<{commands: CommandEntry
 
   // Config.load checks them all the way the CLI will see them (ids, topics, clashes).
   await Config.load({root, plugins: new Map([rootPlugin, ...plugins].map((p) => [p.name, p]))})
-  const commands = [
-    ...Object.entries(rootPlugin.manifest.commands).map(([id, cached]) => entryOf(id, cached, rootPlugin.root)),
-    ...plugins.flatMap((plugin) => Object.entries(plugin.manifest.commands).map(([id, cached]) => entryOf(id, cached, plugin.root, plugin.name))),
-  ].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  const commands = (
+    await Promise.all([rootPlugin, ...plugins].flatMap((plugin) => Object.entries(plugin.manifest.commands).map(([id, cached]) => entryOf(id, cached, plugin))))
+  ).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
   return {commands, plugins: plugins.map((p) => p.name)}
 }
 

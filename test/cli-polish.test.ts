@@ -45,6 +45,11 @@ describe('the CLI, as a user first meets it', function () {
         // msgbus's own commands list it with their flags.
         if (!['autocomplete', 'help'].includes(command)) assert.match(short.stdout, /^ {2}-h, --help +Show the help and exit\.$/m, command)
       }
+
+      // Defaults in the units a user types, as on the man page.
+      const serve = runs.find((run) => run.command === 'serve')!.short.stdout
+      assert.match(serve, /--max-message-size=<size>\s+\[default: 8MiB\] Largest message body\./)
+      assert.doesNotMatch(serve, /8388608/)
     })
 
     it('wins wherever it is on the line', async () => {

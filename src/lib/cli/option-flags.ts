@@ -10,15 +10,26 @@ function given<T extends object>(props: T): Partial<T> {
   return Object.fromEntries(Object.entries(props).filter(([, value]) => value !== undefined)) as Partial<T>
 }
 
+/**
+ * A flag's default as --help shows it, when it is not the value itself.
+ * oclif shows a defaultHelp only when it is a function, and takes any such
+ * function for help computed at run time; this one is marked as constant,
+ * so that scripts/build.ts still bundles the command as a stand-in (its
+ * help then read from the manifest, where oclif has called the function).
+ */
+export function constantHelp(text: string): () => Promise<string> {
+  return Object.assign(async () => text, {[CONSTANT_HELP]: true})
+}
+
+/** The mark of constantHelp's functions (a registered symbol: scripts/build.ts checks it without importing this module). */
+export const CONSTANT_HELP = Symbol.for('msgbus.constantHelp')
+
 function flagOf(row: AnyFlagRow) {
   const {summary, description, helpValue, env, dependsOn} = row
-  const common = {
-    ...given({char: row.char as Char, summary, description, helpValue, env, dependsOn}),
-    // The default in the units a user types (8MiB, 1h), for --help and the
-    // man page; oclif's types want the flag's own type there, but it prints
-    // any value as it is (an `object` spread adds no keys to the type).
-    ...(given({defaultHelp: shownDefault(row)}) as object),
-  }
+  const shown = shownDefault(row)
+  // The default in the units a user types (8MiB, 1h), for --help and the man page.
+  const defaultHelp = shown === undefined ? undefined : constantHelp(shown)
+  const common = given({char: row.char as Char, summary, description, helpValue, env, dependsOn, defaultHelp})
   switch (row.kind) {
     case 'integer':
       return Flags.integer({...common, ...given({default: row.default, min: row.min, max: row.max})})
