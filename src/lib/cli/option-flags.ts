@@ -1,5 +1,5 @@
 import {Flags, type Interfaces} from '@oclif/core'
-import {flagRows, type AnyFlagRow, type FlagValues, type OptionTable} from '../server/option-row.js'
+import {flagRows, shownDefault, type AnyFlagRow, type FlagValues, type OptionTable} from '../server/option-row.js'
 import {durationFlag, sizeFlag} from './flags.js'
 
 type Char = NonNullable<Parameters<typeof Flags.string>[0]>['char']
@@ -20,9 +20,26 @@ export function envOf(flag: string, row: AnyFlagRow): string | undefined {
   return row.env ?? `MSGBUS_${flag.replace(/-/g, '_').toUpperCase()}`
 }
 
+/**
+ * A flag's default as --help shows it, when it is not the value itself.
+ * oclif shows a defaultHelp only when it is a function, and takes any such
+ * function for help computed at run time; this one is marked as constant,
+ * so that scripts/build.ts still bundles the command as a stand-in (its
+ * help then read from the manifest, where oclif has called the function).
+ */
+export function constantHelp(text: string): () => Promise<string> {
+  return Object.assign(async () => text, {[CONSTANT_HELP]: true})
+}
+
+/** The mark of constantHelp's functions (a registered symbol: scripts/build.ts checks it without importing this module). */
+export const CONSTANT_HELP = Symbol.for('msgbus.constantHelp')
+
 function flagOf(flag: string, row: AnyFlagRow) {
   const {summary, description, helpValue, dependsOn} = row
-  const common = given({char: row.char as Char, summary, description, helpValue, env: envOf(flag, row), dependsOn})
+  const shown = shownDefault(row)
+  // The default in the units a user types (8MiB, 1h), for --help and the man page.
+  const defaultHelp = shown === undefined ? undefined : constantHelp(shown)
+  const common = given({char: row.char as Char, summary, description, helpValue, env: envOf(flag, row), dependsOn, defaultHelp})
   switch (row.kind) {
     case 'integer':
       return Flags.integer({...common, ...given({default: row.default, min: row.min, max: row.max})})

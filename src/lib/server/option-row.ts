@@ -1,5 +1,7 @@
 import type {BusServerOptions} from './options.js'
 import type {LogFormat} from './ops/log.js'
+import {durationAsTyped} from '../util/duration.js'
+import {sizeAsTyped} from '../util/size.js'
 
 /**
  * What only `msgbus serve` has, beside the library's options: the PEM files
@@ -88,6 +90,19 @@ export type AnyFlagRow = FlagText & {serveOnly?: true} & (
 )
 
 type AnyRow = AnyFlagRow | LibraryRow<unknown>
+
+/**
+ * A row's default as --help, the man page and the README show it: in the
+ * units a user types (`8MiB`, not 8388608; `1h`, not 3600), with what 0
+ * means where it means something; undefined without a default.
+ */
+export function shownDefault(row: AnyFlagRow): string | undefined {
+  if (row.default === undefined) return undefined
+  if (row.default === 0 && row.zeroMeans !== undefined) return `0 (${row.zeroMeans})`
+  if (row.kind === 'size') return sizeAsTyped(row.default)
+  if (row.kind === 'duration') return durationAsTyped(row.default * 1000)
+  return String(row.default)
+}
 
 const kebab = (name: string): string => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
 
