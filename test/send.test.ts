@@ -378,9 +378,15 @@ describe('msgbus send', function () {
     it('a line refused for itself (413) is lost and said so, the others go on; the report counts it; exit 1', async () => {
       const server = await startBus({boundary: B, maxMessageSize: 10})
       const subscriber = await CurlStream.open(`${server.url()}/msgbus/long`)
-      const result = await msgbus(['send', 'long', '--lines', '--url', server.url()], {input: 'short\nthis line is far too long\nok\n'})
+      const sender = new MsgbusProcess(['send', 'long', '--lines', '--url', server.url(), '-v'], {}, {stdin: true})
+      // "short" answered before the long line goes: the server writes its 413 straight to the socket, ahead of
+      // an answer still pending for an earlier pipelined request (a server bug), which would then take the 413.
+      sender.child.stdin!.write('short\n')
+      await sender.untilLines(1)
+      sender.child.stdin!.end('this line is far too long\nok\n')
+      const result = await sender.exit()
       assert.equal(result.code, 1, result.stderr)
-      assert.equal(result.stdout, '')
+      assert.match(result.stdout, /^(id=\S+ subscribers=1\n){2,3}$/)
       const [refused, report, ...rest] = result.stderr.split('\n')
       assert.equal(refused, `msgbus send: line 2 refused, lost: ${server.url()}/msgbus/long: 413 message larger than the limit of 10 bytes`)
       // The server closes the connection after a 413: "ok", pipelined behind, is sent again (and may come twice).
