@@ -1,13 +1,20 @@
 import {Args, Flags} from '@oclif/core'
 import {chalkStderr, default as chalk} from 'chalk'
 import {clientOptions} from '../lib/cli/client-options.js'
+import {colourFor} from '../lib/cli/colour.js'
 import {MsgbusCommand} from '../lib/cli/command.js'
-import {dump, summary} from '../lib/cli/dump.js'
+import {dump, lossSummary, summary} from '../lib/cli/dump.js'
 import {clientFlags, positionFlag} from '../lib/cli/flags.js'
 
 export default class Dump extends MsgbusCommand {
   static override summary = 'Subscribe and print every message, one line each.'
-  static override description = `Prints one line per message, made for grep: time, channel, type, sender (- if none), length, and the body with newlines and control characters escaped (binary bodies as their length and type only). --raw prints bodies only, --json one JSON object per line, --quiet the part headers. No target, or /, means every channel. Reconnects when the stream ends unless --no-reconnect, resuming after the last message printed, so none is lost while the server keeps them. --since starts with the messages the server keeps from a position on (a message id: those after it; a time; a duration back from now; all), then follows; --poll prints those (all kept, without --since) and exits. Messages the server no longer has, or skipped while dump was slow, are reported on stderr as a gap, one line each, even without -v; stdout carries messages only, and the exit status stays 0. SIGINT prints how many messages arrived on stderr and exits 0.`
+  static override description = `Prints one line per message, made for grep: time, channel, type, sender (- if none), length, and the body with newlines and control characters escaped (binary bodies as their length and type only; colours on a terminal, none with NO_COLOR). --raw prints bodies only: a text body followed by a newline unless it ends in one, any other byte for byte (the same rule as the server's ?format=raw). --save DIR writes each body, exactly, to DIR/<id>.<ext> (the extension from its type, .bin if none) and prints each file's path. --json prints one JSON object per line, --quiet the part headers. No target, or /, means every channel.
+
+Reconnects when the stream ends, or fails in a way that can heal (connection refused or reset, closed by the server, timeouts, a temporary name lookup failure, 408, 429, 5xx), with backoff, for as long as it runs, unless --no-reconnect; it resumes after the last message printed, so none is lost while the server keeps them. Failures that will not heal end it at once, naming the reason: an untrusted, expired or wrong-host TLS certificate, an unknown host, any other 4xx. --since starts with the messages the server keeps from a position on (a message id: those after it; a time; a duration back from now; all), then follows; --poll prints those (all kept, without --since) and exits.
+
+Losses are never silent. Whatever the verbosity, stderr says when the server cuts the stream and why (too slow, or shutting down) and where dump resumes; each gap (messages the server no longer has, or skipped while dump was slow) as a line of its own; and a reconnect to a server that gives no message ids (what came meanwhile is lost). At the end, if anything was lost or cut, one line sums it up. stdout carries messages only.
+
+Exit status: 0 when it ends (--count reached, SIGINT, the stream over with --no-reconnect or --poll) having lost nothing, or with --allow-loss; 1 when messages were lost, on a failure, or when --timeout came before --count; 2 on a usage error. SIGINT prints how many messages arrived on stderr.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> / | grep error',
@@ -17,6 +24,8 @@ export default class Dump extends MsgbusCommand {
     '<%= config.bin %> <%= command.id %> logs --since 10m',
     '<%= config.bin %> <%= command.id %> logs --since all --poll --json > backlog.ndjson',
     '<%= config.bin %> <%= command.id %> foo --since 1795764040540-3',
+    '<%= config.bin %> <%= command.id %> charts --raw -n 1 > chart.png',
+    '<%= config.bin %> <%= command.id %> uploads --save ./uploads',
   ]
 
   static override args = {
@@ -25,9 +34,11 @@ export default class Dump extends MsgbusCommand {
 
   static override flags = {
     ...clientFlags,
-    raw: Flags.boolean({char: 'r', summary: 'Print bodies only, each followed by a newline unless it ends in one.', exclusive: ['json', 'quiet']}),
-    json: Flags.boolean({summary: 'Print one JSON object per message (NDJSON).', exclusive: ['raw', 'quiet']}),
-    quiet: Flags.boolean({char: 'q', summary: 'Print only the part headers of each message.', exclusive: ['raw', 'json']}),
+    raw: Flags.boolean({char: 'r', summary: 'Print bodies only: text followed by a newline unless it ends in one, anything else byte for byte.', exclusive: ['json', 'quiet', 'save']}),
+    json: Flags.boolean({summary: 'Print one JSON object per message (NDJSON).', exclusive: ['raw', 'quiet', 'save']}),
+    quiet: Flags.boolean({char: 'q', summary: 'Print only the part headers of each message.', exclusive: ['raw', 'json', 'save']}),
+    save: Flags.directory({summary: 'Write each body, byte for byte, to DIR/<id>.<ext> (made if missing), and print the path of each file.', helpValue: '<dir>', exclusive: ['raw', 'json', 'quiet']}),
+    'allow-loss': Flags.boolean({summary: 'Exit 0 even when messages were lost (still reported on stderr).'}),
     type: Flags.string({char: 't', summary: 'Only messages whose type matches these patterns (text/*,image/*; ! negates).', helpValue: '<patterns>'}),
     sender: Flags.string({char: 's', summary: 'Only messages from senders matching these patterns (alice,b*).', helpValue: '<patterns>'}),
     count: Flags.integer({char: 'n', summary: 'Exit after this many messages.', min: 1}),
@@ -41,6 +52,7 @@ export default class Dump extends MsgbusCommand {
   public async run(): Promise<void> {
     const {args, flags} = await this.parse(Dump)
     const signal = this.interruption()
+    const dim = (text: string) => (colourFor(process.stderr, chalkStderr) ? chalkStderr.dim(text) : text)
     process.stdout.on('error', () => {})
     const result = await dump({
       ...(await clientOptions(flags)),
@@ -55,11 +67,15 @@ export default class Dump extends MsgbusCommand {
       poll: flags.poll,
       signal,
       output: process.stdout,
-      colour: process.stdout.isTTY && chalk.level > 0 ? chalk : undefined,
-      status: flags.verbose || process.stderr.isTTY ? (line) => process.stderr.write(`${chalkStderr.dim(`${this.config.bin} ${this.id}: ${line}`)}\n`) : undefined,
+      saveDir: flags.save,
+      colour: colourFor(process.stdout, chalk),
+      status: flags.verbose || process.stderr.isTTY ? (line) => process.stderr.write(`${dim(`${this.config.bin} ${this.id}: ${line}`)}\n`) : undefined,
       warn: (line) => process.stderr.write(`${this.config.bin} ${this.id}: ${line}\n`),
     })
     if (result.reason === 'aborted') process.stderr.write(`${summary(result)}\n`)
+    const losses = lossSummary(result)
+    if (losses) process.stderr.write(`${this.config.bin} ${this.id}: ${losses}\n`)
+    if (result.losses.events > 0 && !flags['allow-loss']) this.exit(1)
     if (result.reason === 'timeout' && flags.count !== undefined) this.error(`${summary(result)}: fewer than ${flags.count} before the timeout`, {exit: 1})
   }
 }

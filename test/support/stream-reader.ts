@@ -59,6 +59,8 @@ export class StreamReader {
   /** The head as it arrived (status line and header lines). */
   head = ''
   readonly events: StreamEvent[] = []
+  /** The disconnect events (the server's last word before it cuts the stream), kept apart from the messages and gaps. */
+  readonly disconnects: Array<Record<string, unknown>> = []
   /** The body's payload bytes (chunk framing removed), when `keepBytes` was asked for. */
   payload: Buffer[] = []
   /** The body bytes exactly as they arrived, chunk framing and all, when `keepBytes` was asked for. */
@@ -260,6 +262,7 @@ export class StreamReader {
       at = newline + 1
       const json = JSON.parse(line) as Record<string, unknown>
       if (json.event === 'gap') this.push(gapOf(json, line))
+      else if (json.event === 'disconnect') this.disconnects.push(json)
       else this.push({kind: 'message', id: json.id as string, body: json.body as string, channel: json.channel as string, sender: json.sender as string | null, type: json.type as string})
     }
 
@@ -283,6 +286,9 @@ export class StreamReader {
       if (fields.event === 'gap') {
         if (fields.id !== undefined) throw new Error(`a gap event with an id line: ${block}`)
         this.push(gapOf(json, block))
+      } else if (fields.event === 'disconnect') {
+        if (fields.id !== undefined) throw new Error(`a disconnect event with an id line: ${block}`)
+        this.disconnects.push(json)
       } else {
         if (fields.event !== 'message' || fields.id !== json.id) throw new Error(`not a message event: ${block}`)
         this.push({kind: 'message', id: fields.id, body: json.body as string, channel: json.channel as string, sender: json.sender as string | null, type: json.type as string})
@@ -337,6 +343,8 @@ export class StreamReader {
       if (headers['msgbus-event'] === 'gap') {
         if (headers['message-id'] !== undefined) throw new Error(`a gap part with a Message-ID: ${headText}`)
         this.push(gapOf(JSON.parse(body.toString('utf8')) as Record<string, unknown>, headText))
+      } else if (headers['msgbus-event'] === 'disconnect') {
+        this.disconnects.push(JSON.parse(body.toString('utf8')) as Record<string, unknown>)
       } else {
         const channel = headers['content-location']?.replace(/^\/msgbus\//, '')
         this.push({kind: 'message', id: headers['message-id'], body: body.toString('utf8'), channel, sender: headers.from ?? null, type: headers['content-type']})

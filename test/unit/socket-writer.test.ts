@@ -43,7 +43,7 @@ function writer(policy: SlowPolicy, slowTimeoutMs: number, hardBound = 64 * MiB)
     onDropStart: () => void seen.dropStarts++,
     onDropEnd: (_target: WriteTarget, dropped: number) => void seen.dropEnds.push(dropped),
   }
-  return {writer: new SocketWriter({maxPending: 64 * 1024, slowTimeoutMs, hardBound, policy}, events), seen}
+  return {writer: new SocketWriter({maxPending: 64 * 1024, slowTimeoutMs, hardBound, policy, cutLingerMs: 200}, events), seen}
 }
 
 /** Writes until the kernel's buffers are full and bytes wait in the socket. */
@@ -92,7 +92,24 @@ describe('unit: the socket writer', () => {
     assert.equal(w.write(t, Buffer.from('y')), false, 'behind for longer than the timeout: slow')
     assert.equal(seen.disconnects, 1)
     assert.equal(w.slowDisconnects, 1)
+    assert.equal(socket.writableEnded, true, 'ended at once: nothing more is written to it')
+    // A reader that never reads cannot hold it: destroyed after the linger.
+    await once(socket, 'close')
     assert.equal(socket.destroyed, true)
+  })
+
+  it('disconnect: the notice of why comes after all the reader had not read, and then the end', async () => {
+    const {writer: socket, reader} = await pair()
+    const {writer: w} = writer('disconnect', 0)
+    const t: WriteTarget = {...target(socket), slowNotice: (unsent) => Buffer.from(`cut with ${unsent} unsent`)}
+    await fillUp(socket)
+    w.write(t, Buffer.from('x'))
+    assert.equal(w.write(t, Buffer.from('y')), false)
+    let tail = Buffer.alloc(0)
+    reader.on('data', (chunk: Buffer) => (tail = Buffer.concat([tail, chunk]).subarray(-64)))
+    reader.resume()
+    await once(reader, 'end')
+    assert.match(tail.toString('latin1'), /xcut with \d+ unsent$/)
   })
 
   it('past the hard bound a subscriber is slow at once, however recently it fell behind', async () => {

@@ -1,6 +1,7 @@
 import type {ChalkInstance} from 'chalk'
-import type {GapInfo, SubscribeOptions} from '../client/subscribe.js'
+import type {GapInfo, Losses, SubscribeOptions, SubscriptionEvents} from '../client/subscribe.js'
 import {formatMessage, type OutputFormat} from './message-format.js'
+import {BodySaver} from './save.js'
 
 export interface DumpOptions extends SubscribeOptions {
   target: string
@@ -10,10 +11,12 @@ export interface DumpOptions extends SubscribeOptions {
   /** Stop after this many seconds. */
   timeoutSeconds?: number
   output: NodeJS.WritableStream
+  /** Write each body to a file of its own in this folder (save.ts), and its path to `output`, instead of the message. */
+  saveDir?: string
   colour?: ChalkInstance
   /** Status lines (connected, reconnecting) go here; errors are thrown. */
   status?: (line: string) => void
-  /** Gaps (messages that will not come) go here, whatever the verbosity: a reader must not lose messages unawares. */
+  /** Gaps (messages that will not come), and the server cutting the stream, go here, whatever the verbosity: a reader must not lose messages unawares. */
   warn?: (line: string) => void
 }
 
@@ -22,12 +25,43 @@ export interface DumpResult {
   seconds: number
   /** Why it stopped. */
   reason: 'count' | 'timeout' | 'aborted' | 'ended' | 'output-closed'
+  /** What was lost on the way (gaps, reconnects with nothing to resume from). */
+  losses: Losses
+  /** Times the server cut the stream as too slow (the disconnect event said so). */
+  cuts: number
 }
 
 /** "received 12 msgs over 3.4 secs (3.5 mps)": what the 2007 tools printed. */
 export function summary(result: DumpResult): string {
   const rate = result.seconds > 0 ? result.received / result.seconds : 0
   return `received ${result.received} msgs over ${result.seconds.toFixed(1)} secs (${rate.toFixed(1)} mps)`
+}
+
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`
+
+/**
+ * The one line said at the end when anything was lost or the server cut
+ * dump as too slow: "lost 91 messages and an unknown number at 1 more point;
+ * cut by the server as too slow 2 times", "lost nothing; cut ...".
+ * Undefined when there is nothing to say.
+ */
+export function lossSummary(result: Pick<DumpResult, 'losses' | 'cuts'>): string | undefined {
+  const {losses, cuts} = result
+  if (losses.events === 0 && cuts === 0) return undefined
+  const counted = losses.events > losses.uncounted ? plural(losses.messages, 'message') : undefined
+  const unknown = losses.uncounted > 0 ? `an unknown number at ${plural(losses.uncounted, counted ? 'more point' : 'point', counted ? 'more points' : 'points')}` : undefined
+  const lost = counted || unknown ? `lost ${[counted, unknown].filter(Boolean).join(' and ')}` : 'lost nothing'
+  return cuts > 0 ? `${lost}; cut by the server as too slow ${plural(cuts, 'time')}` : lost
+}
+
+/** The warning when the server closed the stream saying why (a disconnect event): what it said, and what dump does next. */
+export function cutLine(info: SubscriptionEvents['disconnect'][0], resumesAfter: string | undefined, reconnect: boolean): string | undefined {
+  const {notice} = info
+  if (!notice) return undefined
+  const next = resumesAfter ? `resuming after ${resumesAfter}` : 'reconnecting, with nothing to resume from'
+  if (notice.reason === 'shutdown') return `the server is shutting down${reconnect ? `; ${next} when it is back` : ''}`
+  const detail = [notice.unsent !== undefined && `${notice.unsent} bytes unsent`, notice.behindMs !== undefined && `behind for ${(notice.behindMs / 1000).toFixed(1)} s`].filter(Boolean)
+  return `cut by the server: too slow${detail.length > 0 ? ` (${detail.join(', ')})` : ''}; ${reconnect ? next : 'not reconnecting (--no-reconnect)'}`
 }
 
 /** One line that says which messages a gap took, and why. */
@@ -80,10 +114,26 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     if (reason === 'ended') reason = 'aborted'
   })
   let received = 0
+  let cuts = 0
+  const saver = options.saveDir === undefined ? undefined : new BodySaver(options.saveDir)
+  let losses: Losses = {events: 0, messages: 0, uncounted: 0}
   try {
     const subscription = subscribe(options.target, {...options, signal})
+    losses = subscription.losses
     const {status, warn} = options
-    if (warn) subscription.on('gap', (gap) => warn(gapLine(gap)))
+    subscription.on('disconnect', (info) => {
+      if (info.reason === undefined) return
+      if (info.reason === 'slow') cuts++
+      const line = cutLine(info, subscription.resumesAfter, !options.poll && options.reconnect !== false)
+      if (line && warn) warn(line)
+    })
+    if (warn) {
+      subscription.on('gap', (gap) => warn(gapLine(gap)))
+      subscription.on('loss', ({reason}) => {
+        if (reason === 'reconnect') warn('reconnected with no message id to resume from (the server gives none): what was published meanwhile is lost')
+      })
+    }
+
     if (status) {
       subscription.on('connect', ({url, replayFrom}) => status(`subscribed to ${url}${replayFrom ? ` (replaying after ${replayFrom})` : ''}`))
       subscription.on('disconnect', ({url, error}) => status(`disconnected from ${url}${error ? `: ${error.message.replace(`${url}: `, '')}` : ''}`))
@@ -92,7 +142,8 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
 
     for await (const message of subscription) {
       received++
-      const drained = write(options.output, formatMessage(message, options.format, options.colour))
+      const bytes = saver ? `${await saver.save(message)}\n` : formatMessage(message, options.format, options.colour)
+      const drained = write(options.output, bytes)
       if (options.count !== undefined && received >= options.count) {
         finish('count')
         break
@@ -108,5 +159,5 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     options.output.off('close', outputClosed)
   }
 
-  return {received, seconds: (Date.now() - started) / 1000, reason}
+  return {received, seconds: (Date.now() - started) / 1000, reason, losses: {...losses}, cuts}
 }

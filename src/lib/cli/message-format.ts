@@ -1,8 +1,11 @@
 import type {ChalkInstance} from 'chalk'
 import type {ReceivedMessage} from '../client/message.js'
 import {isTextBody, toJsonMessage} from '../protocol/json-message.js'
+import {rawNeedsNewline} from '../protocol/raw-body.js'
 
 export type OutputFormat = 'line' | 'raw' | 'json' | 'headers'
+
+const NEWLINE = Buffer.from('\n')
 
 const ESCAPES: Record<string, string> = {'\n': '\\n', '\r': '\\r', '\t': '\\t', '\\': '\\\\'}
 
@@ -46,10 +49,8 @@ export function formatHeaders(message: ReceivedMessage): string {
 /** Bytes to write for one message in the chosen format. */
 export function formatMessage(message: ReceivedMessage, format: OutputFormat, colour?: ChalkInstance): Buffer | string {
   switch (format) {
-    case 'raw': {
-      const body = message.body
-      return body.length > 0 && body[body.length - 1] === 0x0a ? body : Buffer.concat([body, Buffer.from('\n')])
-    }
+    case 'raw':
+      return rawNeedsNewline(message.type, message.body) ? Buffer.concat([message.body, NEWLINE]) : message.body
 
     case 'json':
       return `${JSON.stringify(toJsonMessage(message))}\n`

@@ -2,10 +2,11 @@ import {EventEmitter} from 'node:events'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {request, type Dispatcher} from 'undici'
 import {compareMessageIds, isMessageId} from '../bus/message-id.js'
+import {readDisconnect, type Disconnect, type DisconnectReason} from '../protocol/disconnect.js'
 import {GAP_REASONS, readGap, type Gap, type GapReason} from '../protocol/gap.js'
 import {boundaryOf, MultipartParser, type MultipartLimits, type Part} from '../protocol/multipart-parser.js'
 import {parsePosition, positionParam, type Position} from '../protocol/position.js'
-import {ClientError, describeFailure, dispatcherFor, statusError} from './http.js'
+import {ClientError, describeFailure, dispatcherFor, isRetryable, statusError} from './http.js'
 import {partToMessage, type ReceivedMessage} from './message.js'
 import {resolveTarget, type ClientOptions, type Target} from './target.js'
 
@@ -40,6 +41,30 @@ export interface GapInfo extends Gap {
   url: string
 }
 
+/**
+ * Messages this subscription lost, as far as it can tell: a gap event (of
+ * any reason: `dropped` says how many), or `reconnect`: a stream that broke
+ * and was opened again with nothing to resume from (a server that gives no
+ * ids, the 2007 msgbus; or `resume: false`), when whatever came between is
+ * gone unseen.
+ */
+export interface LossInfo {
+  url: string
+  reason: GapReason | 'reconnect'
+  /** How many messages, when known (`dropped`). */
+  messages?: number
+}
+
+/** What a subscription has lost so far (see LossInfo). */
+export interface Losses {
+  /** Losses of any kind: gap events and reconnects with nothing to resume from. */
+  events: number
+  /** Messages known lost (what `dropped` gaps counted). */
+  messages: number
+  /** Losses whose size is not known (expired or unknown gaps, reconnects). */
+  uncounted: number
+}
+
 export interface SubscriptionEvents {
   /**
    * The stream is open: every message published from now on will arrive.
@@ -48,19 +73,23 @@ export interface SubscriptionEvents {
    * for are gone (`Msgbus-Gap`); the `gap` event tells of those too.
    */
   connect: [info: {url: string; attempt: number; replayFrom?: string; gap?: GapReason}]
-  /** The stream ended (`error` unset: the server closed it) or failed. */
-  disconnect: [info: {url: string; error?: ClientError; received: number}]
+  /**
+   * The stream ended (`error` unset: the server closed it) or failed.
+   * `reason`: the server said why before it closed the stream (the
+   * in-band disconnect event): `slow`, this subscriber fell too far behind;
+   * `shutdown`, the server stops. `notice` is the event itself.
+   */
+  disconnect: [info: {url: string; error?: ClientError; received: number; reason?: DisconnectReason; notice?: Disconnect}]
   /** Waiting before the next attempt. */
   reconnect: [info: {url: string; attempt: number; delayMs: number}]
   /** Messages asked for that will not come: emitted once, in order among the messages (those after it follow). */
   gap: [info: GapInfo]
+  /** Messages lost (see LossInfo): after each gap event, and when a stream is opened again with nothing to resume from. */
+  loss: [info: LossInfo]
 }
 
-/** What a connection reads: a message, or a gap event where it came in the stream. */
-type Item = ReceivedMessage | {gap: Gap}
-
-/** Statuses worth retrying: the server is there but busy or restarting. */
-const RETRYABLE = new Set([408, 429, 500, 502, 503, 504])
+/** What a connection reads: a message, or an event (a gap, a disconnect notice) where it came in the stream. */
+type Item = ReceivedMessage | {gap: Gap} | {disconnect: Disconnect}
 
 /**
  * A subscription: an async iterable of messages that reconnects with
@@ -73,10 +102,16 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
   readonly target: Target
   /** Messages received over all connections. */
   received = 0
+  /** What it lost so far. */
+  readonly losses: Losses = {events: 0, messages: 0, uncounted: 0}
   private readonly since: Position | undefined
   private last: string | undefined
   /** Where the server said the first stream starts (Msgbus-Replay-From): the resume point until a message has come. */
   private startedAfter: string | undefined
+  /** The disconnect notice the current connection carried, if any. */
+  private notice: Disconnect | undefined
+  /** A connection has opened before: the next one may follow a loss. */
+  private connected = false
 
   constructor(
     target: string,
@@ -96,6 +131,11 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
     return this.last
   }
 
+  /** Where the next connection resumes: after the last message yielded, else where the first stream began; undefined when it cannot resume. */
+  get resumesAfter(): string | undefined {
+    return (this.options.resume ?? true) ? (this.last ?? this.startedAfter) : undefined
+  }
+
   [Symbol.asyncIterator](): AsyncIterator<ReceivedMessage> {
     return this.run()
   }
@@ -108,6 +148,7 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
     try {
       while (!signal?.aborted) {
         let error: ClientError | undefined
+        this.notice = undefined
         try {
           for await (const message of this.connectOnce(dispatcher, attempt)) {
             attempt = 0
@@ -116,14 +157,17 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
         } catch (caught) {
           if (signal?.aborted) return
           error = describeFailure(this.target, caught)
-          const permanent = error.status !== undefined && !RETRYABLE.has(error.status)
-          if (permanent || !reconnect) {
+          // After the server said why it closes the stream, its end is that close, not a failure.
+          if (this.cutNotice() && isRetryable(error)) error = undefined
+          else if (!reconnect || !isRetryable(error)) {
             this.emit('disconnect', {url: this.target.display, error, received: this.received})
             throw error
           }
         }
 
-        this.emit('disconnect', {url: this.target.display, error, received: this.received})
+        const cut = this.cutNotice()
+        const notice = cut ? {reason: cut.reason, notice: cut} : {}
+        this.emit('disconnect', {url: this.target.display, error, received: this.received, ...notice})
         if (!reconnect) return
         attempt++
         const base = Math.min(this.options.maxDelayMs ?? 30_000, (this.options.minDelayMs ?? 250) * 2 ** Math.min(attempt - 1, 16))
@@ -160,14 +204,33 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
     return {url, headers}
   }
 
-  /** A part as a message, or as the gap event it carries; undefined for an event of another kind. */
+  /** A part as a message, or as the event it carries (a gap, a disconnect notice); undefined for an event of another kind. */
   private itemOf(part: Part): Item | undefined {
     const event = part.headers['msgbus-event']
     if (event === undefined) return partToMessage(part, this.target.channel)
+    const text = part.body.toString('utf8')
+    if (event === 'disconnect') {
+      // A reason this client does not know still ends the stream: the connection's end says so.
+      const disconnect = readDisconnect(text)
+      return disconnect && {disconnect}
+    }
+
     if (event !== 'gap') return undefined
-    const gap = readGap(part.body.toString('utf8'))
-    if (!gap) throw new ClientError(`${this.target.display}: a gap event that is not one: ${JSON.stringify(part.body.toString('utf8').slice(0, 200))}`, undefined, {code: 'ERR_MSGBUS_RESPONSE_INVALID'})
+    const gap = readGap(text)
+    if (!gap) throw new ClientError(`${this.target.display}: a gap event that is not one: ${JSON.stringify(text.slice(0, 200))}`, undefined, {code: 'ERR_MSGBUS_RESPONSE_INVALID'})
     return {gap}
+  }
+
+  /** The disconnect notice the connection just over carried (a method: it is set while the connection runs, out of sight of run()'s flow analysis). */
+  private cutNotice(): Disconnect | undefined {
+    return this.notice
+  }
+
+  private lose(info: LossInfo): void {
+    this.losses.events++
+    if (info.messages === undefined) this.losses.uncounted++
+    else this.losses.messages += info.messages
+    this.emit('loss', info)
   }
 
   /** Not newer than the last message yielded: a server never sends one again, but a duplicate must not reach the reader. */
@@ -178,6 +241,8 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
   /** One connection: its messages until the stream ends. */
   private async *connectOnce(dispatcher: Dispatcher | undefined, attempt: number): AsyncGenerator<ReceivedMessage> {
     const {url, headers} = this.request()
+    // Opened again with no position: what was published since the last one broke is gone, unseen.
+    const unresumed = this.connected && headers['last-event-id'] === undefined && !url.searchParams.has('since')
     const response = await request(url, {method: 'GET', headers, signal: this.options.signal, dispatcher})
     if (response.statusCode !== 200) throw await statusError(this.target, response.statusCode, response.body)
     const contentType = response.headers['content-type']
@@ -192,6 +257,8 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
     // A stream that drops before its first message resumes from where it started, not from whenever it is back.
     if (this.startedAfter === undefined && resume.replayFrom !== undefined && isMessageId(resume.replayFrom)) this.startedAfter = resume.replayFrom
     this.emit('connect', {url: this.target.display, attempt, ...resume})
+    if (unresumed) this.lose({url: this.target.display, reason: 'reconnect'})
+    this.connected = true
     const batch: Item[] = []
     const parser = new MultipartParser(
       boundary,
@@ -213,6 +280,12 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
       for (const item of batch.splice(0)) {
         if ('gap' in item) {
           this.emit('gap', {url: this.target.display, ...item.gap})
+          this.lose({url: this.target.display, reason: item.gap.reason, ...(item.gap.skipped === undefined ? {} : {messages: item.gap.skipped})})
+          continue
+        }
+
+        if ('disconnect' in item) {
+          this.notice = item.disconnect
           continue
         }
 

@@ -1,3 +1,5 @@
+import {countField, readEventJson} from './event-json.js'
+
 /**
  * Messages a subscriber asked for that it will not get: what the
  * `Msgbus-Gap` header and the in-band gap event say. `expired`: the
@@ -27,17 +29,10 @@ export function gapJson(gap: Gap): string {
 
 /** A gap event's JSON back into a Gap (what a client reads off the stream); undefined when it is not one. */
 export function readGap(text: string): Gap | undefined {
-  let value: unknown
-  try {
-    value = JSON.parse(text)
-  } catch {
-    return undefined
-  }
-
-  const event = value as Record<string, unknown> | null
-  if (typeof event !== 'object' || event === null || event.event !== 'gap') return undefined
+  const event = readEventJson(text, 'gap')
+  if (!event) return undefined
   const {reason, after, from, skipped} = event
   if (!GAP_REASONS.includes(reason as GapReason) || typeof from !== 'string' || (after !== null && typeof after !== 'string')) return undefined
-  if (skipped !== undefined && !(Number.isSafeInteger(skipped) && (skipped as number) >= 0)) return undefined
+  if (skipped !== undefined && countField(skipped) === undefined) return undefined
   return {reason: reason as GapReason, after, from, ...(skipped === undefined ? {} : {skipped: skipped as number})}
 }

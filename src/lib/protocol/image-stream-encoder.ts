@@ -1,5 +1,4 @@
 import type {Message} from '../bus/message.js'
-import type {Gap} from './gap.js'
 import {MultipartEncoder} from './multipart-encoder.js'
 import {allocFrame, textFrame, type Frame} from './stream-encoder.js'
 
@@ -17,9 +16,9 @@ export class ImageStreamEncoder extends MultipartEncoder {
   override readonly open = textFrame(`--${this.boundary}${CRLF}${CRLF}`)
   private readonly next = `${CRLF}--${this.boundary}${CRLF}${CRLF}`
 
-  /** A picture stream has no place for an event: the Msgbus-Gap header alone tells. */
-  override gap(gap: Gap): undefined {
-    void gap
+  /** A picture stream has no place for an event (a gap, a disconnect): the Msgbus-Gap header alone tells of a gap. */
+  protected override event(name: string, json: string): undefined {
+    void name, json
     return undefined
   }
 

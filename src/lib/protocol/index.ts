@@ -18,5 +18,6 @@ export {toJsonMessage, isTextualType, isTextBody, type JsonMessage, type Message
 export {MessageIdGenerator, compareMessageIds, isMessageId} from '../bus/message-id.js'
 export {parsePosition, positionParam, type Position} from './position.js'
 export {gapJson, readGap, GAP_REASONS, type Gap, type GapReason} from './gap.js'
+export {disconnectJson, readDisconnect, DISCONNECT_REASONS, type Disconnect, type DisconnectReason} from './disconnect.js'
 export type {Message, MessageInput} from '../bus/message.js'
 export {MsgbusError, MSGBUS_ERROR_CODES, type MsgbusErrorCode} from '../util/errors.js'

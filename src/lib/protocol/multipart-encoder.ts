@@ -1,7 +1,6 @@
 import {randomBytes} from 'node:crypto'
 import type {Message} from '../bus/message.js'
 import {channelPath} from './channel.js'
-import {gapJson, type Gap} from './gap.js'
 import {allocFrame, CachingEncoder, closingFrame, textFrame, type Frame} from './stream-encoder.js'
 
 const CRLF = '\r\n'
@@ -44,10 +43,10 @@ export class MultipartEncoder extends CachingEncoder {
     this.close = closingFrame(textFrame(`${lineEnd}--${boundary}--${CRLF}`))
   }
 
-  /** A part of its own, marked `Msgbus-Event: gap`, with no Message-ID; written only to subscribers that asked (`?gaps=1`). */
-  override gap(gap: Gap): Frame | undefined {
-    const body = gapJson(gap)
-    const head = `Content-Type: application/json${CRLF}Content-Length: ${body.length}${CRLF}Msgbus-Event: gap${CRLF}${CRLF}`
+  /** A part of its own, marked `Msgbus-Event: <name>`, with no Message-ID; written only to subscribers that asked (`?gaps=1`). */
+  protected override event(name: string, json: string): Frame | undefined {
+    const body = json
+    const head = `Content-Type: application/json${CRLF}Content-Length: ${Buffer.byteLength(body)}${CRLF}Msgbus-Event: ${name}${CRLF}${CRLF}`
     return textFrame(head + body + this.delimiter)
   }
 

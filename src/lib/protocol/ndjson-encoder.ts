@@ -1,5 +1,4 @@
 import type {Message} from '../bus/message.js'
-import {gapJson, type Gap} from './gap.js'
 import {toJsonMessage} from './json-message.js'
 import {CachingEncoder, closingFrame, textFrame, type Frame} from './stream-encoder.js'
 
@@ -10,9 +9,10 @@ export class NdjsonEncoder extends CachingEncoder {
   readonly open = textFrame('')
   readonly close = closingFrame()
 
-  /** A line with `"event":"gap"`, a key no message line has. */
-  override gap(gap: Gap): Frame {
-    return textFrame(`${gapJson(gap)}\n`)
+  /** A line with the key `event` (`"event":"gap"`), which no message line has. */
+  protected override event(name: string, json: string): Frame {
+    void name
+    return textFrame(`${json}\n`)
   }
 
   protected build(message: Message): Frame {

@@ -1,5 +1,4 @@
 import type {Message} from '../bus/message.js'
-import {gapJson, type Gap} from './gap.js'
 import {toJsonMessage} from './json-message.js'
 import {CachingEncoder, closingFrame, textFrame, type Frame} from './stream-encoder.js'
 
@@ -29,9 +28,9 @@ export class SseEncoder extends CachingEncoder {
     return textFrame(`id: ${id}\n\n`)
   }
 
-  /** An event of its own name, without an id, so EventSource's Last-Event-ID stays the last message's. */
-  override gap(gap: Gap): Frame {
-    return textFrame(`event: gap\ndata: ${gapJson(gap)}\n\n`)
+  /** An event of its own name (`gap`, `disconnect`), without an id, so EventSource's Last-Event-ID stays the last message's. */
+  protected override event(name: string, json: string): Frame {
+    return textFrame(`event: ${name}\ndata: ${json}\n\n`)
   }
 
   protected build(message: Message): Frame {

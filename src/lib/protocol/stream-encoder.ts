@@ -1,6 +1,7 @@
 import type {Message} from '../bus/message.js'
 import {FrameCache} from './frame-cache.js'
-import type {Gap} from './gap.js'
+import {disconnectJson, type Disconnect} from './disconnect.js'
+import {gapJson, type Gap} from './gap.js'
 
 /** Bytes of replayed frames an encoder keeps for the next subscriber that replays the same messages. */
 const REPLAY_CACHE_BYTES = 4 * 1024 * 1024
@@ -32,6 +33,8 @@ export interface StreamEncoder {
   replayFrame(message: Message): Frame
   /** The in-band gap event (gap.ts), or undefined for a format that has none (raw, `<img>`); rare, so never cached. */
   gap(gap: Gap): Frame | undefined
+  /** The in-band disconnect event (disconnect.ts), framed as a gap event is; undefined where a gap event would be. */
+  disconnect(notice: Disconnect): Frame | undefined
   /** What a stream says, after its opening, of the id its messages follow: only SSE says it, for EventSource's Last-Event-ID. */
   startsAfter(id: string): Frame | undefined
 }
@@ -74,7 +77,16 @@ export abstract class CachingEncoder implements StreamEncoder {
   private readonly replays = new FrameCache(REPLAY_CACHE_BYTES)
 
   gap(gap: Gap): Frame | undefined {
-    void gap
+    return this.event('gap', gapJson(gap))
+  }
+
+  disconnect(notice: Disconnect): Frame | undefined {
+    return this.event('disconnect', disconnectJson(notice))
+  }
+
+  /** An event that is not a message, named `name`, its data the one JSON object `json`; undefined for a format with no room for one. */
+  protected event(name: string, json: string): Frame | undefined {
+    void name, json
     return undefined
   }
 

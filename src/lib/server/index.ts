@@ -6,6 +6,7 @@
  */
 export {createBus, BusServer, type Listening} from './bus-server.js'
 export type {ServerCounters} from './ops/counters.js'
+export type {Readiness, HealthCheck, CheckResult} from './ops/health.js'
 export type {BusServerOptions} from './options.js'
 export type {SlowPolicy} from './stream/socket-writer.js'
 export type {FramingPolicy} from './stream/framing.js'

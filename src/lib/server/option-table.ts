@@ -315,6 +315,14 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
     summary: 'Log a stats line this often: subscribers, messages, memory, event-loop delay (0: never).',
     doc: 'log a `stats` line this often: connections, subscribers, channels, messages and deliveries per second, slow subscribers, connections refused at the cap, memory held by request bodies (`bodies=`) and publishes refused for it (`busy=`), messages and bytes kept in the history (`kept=`, `kept-bytes=`), RSS, heap, event-loop delay p50/p99/max',
   },
+  metrics: {
+    kind: 'string',
+    helpValue: '<[address:]port>',
+    summary:
+      'Serve /metrics (Prometheus), /livez and /readyz on a listener of their own, at this port and address (default address 127.0.0.1; 0: any free port).',
+    description: `GET /metrics: Prometheus text, in the msgbus_ namespace: messages published, deliveries by stream format, subscribers and channels now, slow subscribers cut and messages dropped, bytes in and out, publish latency, HTTP answers by status, the history's size; and prom-client's process and event-loop metrics. GET /livez: 200 while the event loop runs. GET /readyz: 200 when the server is ready, else 503; one line per check (listeners bound, history store writing, not shutting down). Plain text; HEAD too; any other path is 404. There is no authentication on this listener: keep it on a private address.`,
+    doc: 'serve `/metrics` (Prometheus text), `/livez` and `/readyz` on a listener of their own, never on the bus\'s ports: `9464` is `127.0.0.1:9464`; `0.0.0.0:9464` or `[::]:9464` to be scraped from other machines; see "Metrics and health"',
+  },
   cors: {
     kind: 'list',
     helpValue: '<origin>',

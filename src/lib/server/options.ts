@@ -85,6 +85,12 @@ export interface BusServerOptions {
   maxChannels?: number
   /** Seconds between `stats` log lines (counters, memory, event-loop delay); 0 for none. */
   statsInterval?: number
+  /**
+   * `[ADDRESS:]PORT` (ADDRESS 127.0.0.1 when not given) of a listener of
+   * its own serving `/metrics` (Prometheus text), `/livez` and `/readyz`;
+   * see `readiness` and `url('metrics')`. None unless given.
+   */
+  metrics?: string
   /** Most deliveries in one turn of the event loop; a larger fan-out goes on in the next turns. Default FAN_OUT_SLICE (50). */
   fanOutSlice?: number
   logger?: Logger

@@ -1,5 +1,6 @@
 import type {Server} from 'node:http'
 import type {Socket} from 'node:net'
+import type {AnswerTally} from '../ops/answers.js'
 import type {AccessLog} from '../ops/access-log.js'
 import type {ConnectionCap} from './connection-cap.js'
 import type {ConnectionLimit} from './connection-limit.js'
@@ -23,6 +24,7 @@ export class Admission {
     readonly cap: ConnectionCap,
     private readonly perIp: ConnectionLimit | undefined,
     private readonly serverHeader: string,
+    private readonly answers: AnswerTally,
     private readonly accessLog: AccessLog,
   ) {}
 
@@ -55,6 +57,7 @@ export class Admission {
 
   private refuse(socket: Socket, reason: string): void {
     this.refused.add(socket)
+    this.answers.count(503)
     endAndLinger(socket, rawErrorResponse(503, this.serverHeader, reason, {'Retry-After': '5'}))
   }
 }

@@ -28,6 +28,8 @@ export class HttpError extends MsgbusError {
  */
 function refuseAndLinger(res: ServerResponse, status: number, reason: string, headers: Record<string, string>): void {
   const req = res.req
+  // Not sent through res, but what was answered: for whoever counts answers at its close (listener.ts).
+  res.statusCode = status
   req.resume()
   endAndLinger(req.socket, rawErrorResponse(status, String(res.getHeader('Server') ?? 'msgbus'), reason, headers))
 }

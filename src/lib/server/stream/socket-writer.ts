@@ -1,6 +1,9 @@
 import type {Socket} from 'node:net'
+import {endAndLinger, LINGER_MS} from '../http/linger.js'
 
 export type SlowPolicy = 'disconnect' | 'drop'
+
+const EMPTY = Buffer.alloc(0)
 
 /** WriteTarget.behindSince of a target that keeps up. */
 export const NOT_BEHIND = -1
@@ -28,6 +31,8 @@ export interface SlowRule {
   /** Unsent bytes past which it is slow at once (see hardBound). */
   hardBound: number
   policy: SlowPolicy
+  /** How long a cut subscriber may still read what was written to it, its disconnect notice last, before it is destroyed. Default LINGER_MS. */
+  cutLingerMs?: number
 }
 
 /** What the writer needs to know of a subscriber's connection. */
@@ -45,6 +50,8 @@ export interface WriteTarget {
   behindSince: number
   /** Back under the limit after dropping: bytes that say so (a gap event), written before the next message. */
   caughtUp?(dropped: number): Buffer | undefined
+  /** Cut as slow: the last bytes it is written (a disconnect event), if its format has room for them. */
+  slowNotice?(unsent: number, behindMs: number): Buffer | undefined
 }
 
 export interface SlowEvents {
@@ -62,7 +69,8 @@ export interface SlowEvents {
  * ends. A socket whose unsent output is over maxPending when a message comes
  * is behind; one that stays behind for slowTimeoutMs, or whose unsent output
  * passes the hard bound, is slow and is handled by the policy, never waited
- * for. As nothing is added to a socket's output between two writes, a check
+ * for (`disconnect`: ended with a notice of why, then destroyed after a
+ * linger). As nothing is added to a socket's output between two writes, a check
  * at each write sees every return under the limit.
  */
 export class SocketWriter {
@@ -74,6 +82,8 @@ export class SocketWriter {
   private clockGeneration = 0
   droppedTotal = 0
   slowDisconnects = 0
+  /** Bytes written to subscriber sockets, here and by the stream's own writes (its head, a replay, its end): for the metrics. */
+  bytesOut = 0
   /** rule.maxPending, read on every write. */
   private readonly maxPending: number
 
@@ -118,8 +128,13 @@ export class SocketWriter {
       this.scheduleFlush()
     }
 
-    if (gap) socket.write(gap)
+    if (gap) {
+      socket.write(gap)
+      this.bytesOut += gap.length
+    }
+
     socket.write(bytes)
+    this.bytesOut += bytes.length
     return true
   }
 
@@ -141,7 +156,13 @@ export class SocketWriter {
     if (this.rule.policy === 'disconnect') {
       this.slowDisconnects++
       this.events.onSlowDisconnect(target, pending, behindMs)
-      target.socket.destroy()
+      // Ended, not destroyed, so the notice of why reaches a reader that reads
+      // on; it queues behind all it has not read, so the linger bounds how
+      // long one that never reads holds the connection and its unsent bytes.
+      // No closing bytes: the stream is cut short, not ended.
+      const notice = target.slowNotice?.(pending, behindMs) ?? EMPTY
+      this.bytesOut += notice.length
+      endAndLinger(target.socket, notice, this.rule.cutLingerMs ?? LINGER_MS)
       return false
     }
 

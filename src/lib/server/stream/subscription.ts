@@ -1,6 +1,7 @@
 import type {Socket} from 'node:net'
 import type {Message, Subscriber} from '../../bus/message.js'
 import type {MessageFilter} from '../../protocol/filter.js'
+import type {DisconnectReason} from '../../protocol/disconnect.js'
 import type {Gap} from '../../protocol/gap.js'
 import type {Frame, StreamEncoder} from '../../protocol/stream-encoder.js'
 import type {ReplayTarget} from './replay.js'
@@ -50,6 +51,11 @@ export class HttpSubscription implements Subscriber, WriteTarget, ReplayTarget {
     return true
   }
 
+  /** Bytes written to the socket other than through the writer: counted with the writer's. */
+  sent(bytes: number): void {
+    this.writer.bytesOut += bytes
+  }
+
   /** For the replay, which reads every channel's messages from the one log. */
   wants(message: Message): boolean {
     if (this.channel !== '' && message.channel !== this.channel) return false
@@ -64,6 +70,20 @@ export class HttpSubscription implements Subscriber, WriteTarget, ReplayTarget {
   gapBytes(gap: Gap): Buffer | undefined {
     const frame = this.gapEvents ? this.encoder.gap(gap) : undefined
     return frame && (this.chunked ? frame.chunked : frame.raw)
+  }
+
+  /**
+   * The disconnect event (disconnect.ts) in this stream's format, where it
+   * has one (as for gaps: SSE, NDJSON, multipart with `?gaps=1`): why the
+   * server cuts it, and the id of the last message written before.
+   */
+  disconnectBytes(reason: DisconnectReason, detail: {unsent?: number; behindMs?: number} = {}): Buffer | undefined {
+    const frame = this.gapEvents ? this.encoder.disconnect({reason, after: this.lastId ?? null, ...detail}) : undefined
+    return frame && (this.chunked ? frame.chunked : frame.raw)
+  }
+
+  slowNotice(unsent: number, behindMs: number): Buffer | undefined {
+    return this.disconnectBytes('slow', {unsent, behindMs})
   }
 
   /** Back under --max-pending after dropping `dropped` messages: the gap event to write before the next one. */
@@ -91,14 +111,24 @@ export class HttpSubscription implements Subscriber, WriteTarget, ReplayTarget {
   start(head: string, from: string, gap?: Gap): void {
     const pick = (frame: Frame | undefined) => frame && (this.chunked ? frame.chunked : frame.raw)
     const pieces = [Buffer.from(head, 'latin1'), pick(this.encoder.open), pick(this.encoder.startsAfter(from)), gap && this.gapBytes(gap)]
-    this.socket.write(Buffer.concat(pieces.filter((piece): piece is Buffer => piece !== undefined && piece.length > 0)))
+    const bytes = Buffer.concat(pieces.filter((piece): piece is Buffer => piece !== undefined && piece.length > 0))
+    this.socket.write(bytes)
+    this.sent(bytes.length)
   }
 
-  /** Ends the stream properly: the format's closing and, on HTTP/1.1, the last chunk. */
-  end(): void {
+  /**
+   * Ends the stream properly: the format's closing and, on HTTP/1.1, the
+   * last chunk; `shutdown`: after a disconnect event saying so, so a client
+   * knows the end is the server's and resumes rather than stops.
+   */
+  end(reason?: 'shutdown'): void {
     if (this.ended || this.socket.destroyed) return
     this.ended = true
     if (this.corked) this.socket.uncork()
-    this.socket.end(this.chunked ? this.encoder.close.chunked : this.encoder.close.raw)
+    const close = this.chunked ? this.encoder.close.chunked : this.encoder.close.raw
+    const notice = reason && this.disconnectBytes(reason)
+    const bytes = notice ? Buffer.concat([notice, close]) : close
+    this.socket.end(bytes)
+    this.sent(bytes.length)
   }
 }
