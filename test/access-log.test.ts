@@ -145,7 +145,7 @@ describe('access log', function () {
     child.stderr!.on('data', (chunk: Buffer) => (text += chunk.toString()))
     try {
       const parsed = () => text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>)
-      await until(() => parsed().some((line) => line.event === 'listen'), () => `serve to listen: ${text}`, {timeoutMs: 10_000})
+      await until(() => parsed().some((line) => line.event === 'protections'), () => `serve to listen: ${text}`, {timeoutMs: 10_000})
       const port = /:(\d+)/.exec(String(parsed().find((line) => line.event === 'listen')!.msg))![1]
       const protections = parsed().find((line) => line.event === 'protections')!
       assert.match(String(protections.msg), /^auth=secret /)

@@ -27,7 +27,7 @@ describe('serve configuration: environment and --config', function () {
 
   it('an environment variable sets an option; a list from the environment is split at commas like the flag', async () => {
     const server = await serve(['--port', '0'], {MSGBUS_MAX_MESSAGE_SIZE: '1k', MSGBUS_CORS: 'https://a.example,https://b.example', MSGBUS_HISTORY_DIR: inTemp('history')})
-    assert.match(server.stderr, /protections .*cors=https:\/\/a\.example,https:\/\/b\.example .*message=1KiB .*history=\S+ on .*history/)
+    await server.logged(/protections .*cors=https:\/\/a\.example,https:\/\/b\.example .*message=1KiB .*history=\S+ on .*history/)
     const reply = await request(`http://127.0.0.1:${server.port()}/msgbus/x`, {method: 'POST', headers: {'Content-Type': 'text/plain'}, body: 'x'.repeat(2000)})
     assert.equal(reply.status, 413)
   })
@@ -35,20 +35,20 @@ describe('serve configuration: environment and --config', function () {
   it('a config file sets options, by their long flags, with sizes, durations and lists as on the command line', async () => {
     const file = config('serve.toml', ['# msgbus serve', 'port = 0', 'max-message-size = "2k"', 'history-age = "2h"', 'cors = ["https://a.example"]', 'rate-limit = 7', ''].join('\n'))
     const server = await serve(['--config', file])
-    assert.match(server.stderr, /protections .*cors=https:\/\/a\.example rate-limit=7\/s .*message=2KiB .*history=10000\/64MiB\/2h\b/)
+    await server.logged(/protections .*cors=https:\/\/a\.example rate-limit=7\/s .*message=2KiB .*history=10000\/64MiB\/2h\b/)
   })
 
   it('a flag beats the environment, which beats the file, which beats the default', async () => {
     const file = config('layers.toml', 'port = 0\nrate-limit = 1\nmax-channels = 2\nmax-subscribers = 3\n')
     const server = await serve(['--rate-limit', '10', '--config', file], {MSGBUS_RATE_LIMIT: '20', MSGBUS_MAX_CHANNELS: '30'})
     // rate-limit: flag (10) over env (20) and file (1); channels: env (30) over file (2); subscribers: file (3) over default (off).
-    assert.match(server.stderr, /rate-limit=10\/s .*subscribers=3 channels=30 /)
+    await server.logged(/rate-limit=10\/s .*subscribers=3 channels=30 /)
   })
 
   it('MSGBUS_CONFIG names the file', async () => {
     const file = config('by-env.toml', 'port = 0\nmax-subscribers = 5\n')
     const server = await serve([], {MSGBUS_CONFIG: file})
-    assert.match(server.stderr, /subscribers=5 /)
+    await server.logged(/subscribers=5 /)
   })
 
   describe('what is wrong is one line naming the file, the key and the reason, and exit 2', () => {
