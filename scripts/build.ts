@@ -23,8 +23,10 @@
  *   and --help load no command, and running one loads that command's
  *   modules only, then runs the real class. A command whose help is dynamic
  *   (a flag with a defaultHelp function) is bundled as it is.
- * - @oclif/plugin-help, loaded from node_modules as a plugin: its `help`
- *   command is bundled like the others (bin/run.js then loads no plugin).
+ * - The plugins of package.json (@oclif/plugin-help, and
+ *   @oclif/plugin-autocomplete for shell completion), loaded from
+ *   node_modules as plugins: their commands are bundled like the others
+ *   (bin/run.js then loads no plugin; BUNDLED_PLUGINS names them).
  * - undici: only the commands that use it load it; the build fails if the
  *   start-up path (oclif, the stand-ins) imports it statically. Parts of
  *   undici and oclif that cost time and that msgbus never uses are patched
@@ -53,6 +55,13 @@ const BUNDLE = join(OUT_DIR, 'index.cjs')
 /** Packages that the start-up path (oclif and the stand-ins) must not load: only the commands that use them do. */
 const LAZY_ONLY = ['undici']
 
+/**
+ * Hooks of bundled plugins that never fire in msgbus, so they may be left
+ * out: @oclif/plugin-plugins (not a dependency) is what fires them
+ * (@oclif/plugin-autocomplete refreshes its cache there).
+ */
+const NEVER_FIRED = new Set(['plugins:postinstall', 'plugins:postuninstall'])
+
 /** Manifest keys that oclif sets itself when it loads a command. */
 const NOT_METADATA = new Set(['id', 'pluginAlias', 'pluginName', 'pluginType', 'relativePath', 'isESM', 'hasDynamicHelp', 'aliasPermutations', 'permutations'])
 
@@ -69,12 +78,27 @@ export interface CommandEntry {
   plugin?: string
 }
 
+/** Marks a defaultHelp function that returns the same text whatever the context (src/lib/cli/option-flags.ts, constantHelp). */
+const CONSTANT_HELP = Symbol.for('msgbus.constantHelp')
+
+/**
+ * Whether a command's help is computed at run time: a flag with a
+ * defaultHelp function that is not marked constant. oclif's manifest says
+ * only that there is such a function, so the command is loaded to look.
+ */
+async function hasDynamicHelp(plugin: Plugin, id: string, cached: Command.Cached): Promise<boolean> {
+  if (!cached.hasDynamicHelp) return false
+  const command = await plugin.findCommand(id, {must: true})
+  const flags = Object.values({...command.baseFlags, ...command.flags}) as Array<{defaultHelp?: unknown}>
+  return flags.some((flag) => typeof flag.defaultHelp === 'function' && !(flag.defaultHelp as unknown as Record<symbol, unknown>)[CONSTANT_HELP])
+}
+
 /** A manifest entry as metadata for a stand-in: without what oclif sets itself when it loads a command. */
-function entryOf(id: string, cached: Command.Cached, pluginRoot: string, plugin?: string): CommandEntry {
+async function entryOf(id: string, cached: Command.Cached, plugin: Plugin): Promise<CommandEntry> {
   const relativePath = cached.relativePath
   if (!relativePath) throw new Error(`oclif gave no file for command ${id}`)
   const metadata = Object.fromEntries(Object.entries(cached).filter(([key, value]) => !NOT_METADATA.has(key) && value !== undefined))
-  return {id, file: join(pluginRoot, ...relativePath), metadata, dynamicHelp: Boolean(cached.hasDynamicHelp), plugin}
+  return {id, file: join(plugin.root, ...relativePath), metadata, dynamicHelp: await hasDynamicHelp(plugin, id, cached), plugin: plugin.isRoot ? undefined : plugin.name}
 }
 
 /**
@@ -92,16 +116,16 @@ export async function readCommands(root = ROOT): Promise<{commands: CommandEntry
   for (const name of (rootPlugin.pjson.oclif.plugins ?? []) as string[]) {
     const plugin = new Plugin({name, root, type: 'core', errorOnManifestCreate: true})
     await plugin.load()
-    if (Object.keys(plugin.hooks).length > 0) throw new Error(`plugin ${name} has hooks, which scripts/build.ts cannot bundle`)
+    const hooks = Object.keys(plugin.hooks).filter((event) => !NEVER_FIRED.has(event))
+    if (hooks.length > 0) throw new Error(`plugin ${name} has hooks (${hooks.join(', ')}), which scripts/build.ts cannot bundle`)
     plugins.push(plugin)
   }
 
   // Config.load checks them all the way the CLI will see them (ids, topics, clashes).
   await Config.load({root, plugins: new Map([rootPlugin, ...plugins].map((p) => [p.name, p]))})
-  const commands = [
-    ...Object.entries(rootPlugin.manifest.commands).map(([id, cached]) => entryOf(id, cached, rootPlugin.root)),
-    ...plugins.flatMap((plugin) => Object.entries(plugin.manifest.commands).map(([id, cached]) => entryOf(id, cached, plugin.root, plugin.name))),
-  ].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  const commands = (
+    await Promise.all([rootPlugin, ...plugins].flatMap((plugin) => Object.entries(plugin.manifest.commands).map(([id, cached]) => entryOf(id, cached, plugin))))
+  ).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
   return {commands, plugins: plugins.map((p) => p.name)}
 }
 

@@ -28,6 +28,7 @@ import {mkdir, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import {join, relative, resolve} from 'node:path'
 import {fileURLToPath, pathToFileURL} from 'node:url'
 import {Command, CommandHelp, Config, Plugin, settings} from '@oclif/core'
+import {CLIENT_ENV, COMPAT_2007, EXIT_STATUS, EXIT_STATUS_DEFAULT} from './man-notes.js'
 import {serveOptionsSection, spliceSection} from './readme-options.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -171,7 +172,8 @@ async function commandInfos(config: Config): Promise<CommandInfo[]> {
     const help = new CommandHelp({...loadable, id: name}, config, {maxWidth: 80})
     const render = (text: string | undefined) => (text === undefined || text.trim() === '' ? undefined : help.render(text))
     const allFlags: Record<string, Flag> = {...cmd.baseFlags, ...cmd.flags}
-    const flags = Object.entries(allFlags).filter(([, flag]) => !flag.hidden)
+    // The help flag (MsgbusCommand's -h, --help) has its own line on the page.
+    const flags = Object.entries(allFlags).filter(([name, flag]) => !flag.hidden && name !== 'help')
     if (cmd.enableJsonFlag && !('json' in allFlags)) {
       flags.unshift(['json', {name: 'json', type: 'boolean', allowNo: false, description: 'Format output as json.'} as Flag])
     }
@@ -378,13 +380,10 @@ async function commandPage(info: CommandInfo, all: CommandInfo[], config: Config
     if (group === '') lines.push('.TP', helpFlags.map((f) => bold(f)).join(', '), 'Show the help and exit.')
   }
 
-  const env = info.flags.filter(([, flag]) => flag.env)
-  lines.push('.SH ENVIRONMENT')
-  for (const [name, flag] of env) {
-    lines.push('.TP', bold(flag.env!), `The default for ${bold(`--${name}`)}.`)
-  }
-
-  lines.push(...noColor())
+  lines.push('.SH EXIT STATUS', ...exitStatus(info.id))
+  lines.push('.SH ENVIRONMENT', ...environmentRule(info), ...environment(environmentOf([info], config)))
+  const compat = compatibility(info)
+  if (compat.length > 0) lines.push('.SH COMPATIBILITY', ...compat)
 
   if ((info.cmd.examples ?? []).length > 0) lines.push('.SH EXAMPLES', ...examples(info, config))
 
@@ -393,12 +392,80 @@ async function commandPage(info: CommandInfo, all: CommandInfo[], config: Config
   return lines.join('\n') + '\n'
 }
 
-function noColor(): string[] {
+function exitStatus(id: string): string[] {
+  const {success, failure} = EXIT_STATUS[id] ?? EXIT_STATUS_DEFAULT
+  return ['.TP', bold('0'), roffText(success), '.TP', bold('1'), roffText(failure), '.TP', bold('2'), 'A usage error: an unknown flag, a bad value, a missing argument.']
+}
+
+interface Variable {
+  name: string
+  /** Plain text. */
+  text: string
+}
+
+const NO_COLOR: Variable = {
+  name: 'NO_COLOR',
+  text: 'When set (to anything), log lines and help are printed without colour. Colour is also off when the output is not a terminal.',
+}
+
+/**
+ * Every variable the commands read, by name: each flag's `env` (oclif reads
+ * it: the flag given wins), the client commands' (those with --url)
+ * variables, and NO_COLOR.
+ */
+function environmentOf(infos: CommandInfo[], config: Config): Variable[] {
+  const found = new Map<string, {text?: string; flags: string[]}>()
+  const entry = (name: string) => found.get(name) ?? found.set(name, {flags: []}).get(name)!
+  const several = infos.length > 1
+  const clients = infos.filter((info) => info.flags.some(([name]) => name === 'url'))
+  // On the overview page, which commands these are.
+  const lead = several ? `For ${clients.map((info) => `${config.bin} ${info.name}`).join(', ')}: ` : ''
+  for (const info of infos) {
+    if (clients.includes(info)) for (const variable of CLIENT_ENV) entry(variable.name).text = lead + (several ? variable.text.replace(/^T/, 't') : variable.text)
+    for (const [name, flag] of info.flags) if (flag.env) entry(flag.env).flags.push(several ? `${config.bin} ${info.name} --${name}` : `--${name}`)
+  }
+
+  // A variable may mean one thing to the client commands and another to a flag (serve --user and MSGBUS_USER): both are said.
+  const flagText = (flags: string[]) => `The value of ${flags.join(', ')} when ${flags.length > 1 ? 'they are' : 'it is'} not given.`
+  const variables = [...found].map(([name, {text, flags}]) => ({
+    name,
+    text: text === undefined ? flagText(flags) : flags.length === 0 ? text : `${text} Also: ${flagText(flags).replace(/^T/, 't')}`,
+  }))
+  return [...variables.sort((a, b) => (a.name < b.name ? -1 : 1)), NO_COLOR]
+}
+
+function environment(variables: Variable[]): string[] {
+  return variables.flatMap(({name, text}) => ['.TP', bold(name), roffText(text)])
+}
+
+/** `--history-dir` → `MSGBUS_HISTORY_DIR`: the shared rule for options in the environment. */
+const ruleName = (flag: string): string => `MSGBUS_${flag.toUpperCase().replace(/-/g, '_')}`
+
+/**
+ * When a command reads (nearly) every option from the environment by the
+ * shared rule, the rule itself, before the list: one sentence says what
+ * forty entries would.
+ */
+function environmentRule(info: CommandInfo): string[] {
+  const byRule = info.flags.filter(([name, flag]) => flag.env === ruleName(name))
+  if (byRule.length < 3 || byRule.length < info.flags.length / 2) return []
+  const config = info.flags.find(([name]) => name === 'config')
+  const order = config ? `the flag wins over its variable, and the variable over ${bold('--config')}'s file` : 'the flag wins over its variable'
   return [
-    '.TP',
-    bold('NO_COLOR'),
-    'When set (to anything), log lines and help are printed without colour.',
-    'Colour is also off when the output is not a terminal.',
+    `Each option is also read from the environment, as ${bold('MSGBUS_')} and its long name in upper case with ${bold('_')} for ${bold('-')}`,
+    `(${bold('--history-dir')} as ${bold('MSGBUS_HISTORY_DIR')}); ${order}.`,
+  ]
+}
+
+function compatibility(info: CommandInfo): string[] {
+  const compat = COMPAT_2007[info.id]
+  if (!compat) return []
+  const flags = compat.flags.map(({char, flag, value}) => `${bold(`-${char}`)}${value ? ` ${italic(value)}` : ''} (${bold(`--${flag}`)})`)
+  return [
+    `The flags of the 2007 ${bold(compat.tool)} keep their 2007 meaning here:`,
+    `${flags.join(',\n')},`,
+    `and ${bold('-h')} for the help.`,
+    ...(compat.note ? ['.PP', roffText(compat.note)] : []),
   ]
 }
 
@@ -545,6 +612,21 @@ $ curl \-N \-k \-u me:s3cret https://localhost:4444/msgbus/chat
 .RE
 `.trim()
 
+const COMPLETION = String.raw`
+Commands and flags complete in bash, zsh and PowerShell:
+.B msgbus autocomplete bash
+(or
+.BR zsh ,
+.BR powershell )
+says how to turn it on; for bash:
+.PP
+.RS 4
+.EX
+$ printf "$(msgbus autocomplete script bash)" >> ~/.bashrc; source ~/.bashrc
+.EE
+.RE
+`.trim()
+
 function overviewPage(infos: CommandInfo[], config: Config): string {
   const bin = config.bin
   const lines = header(bin.toUpperCase(), config.version, `${bin}.1`)
@@ -586,17 +668,13 @@ function overviewPage(infos: CommandInfo[], config: Config): string {
     lines.push(`See \\fB${roffCode(info.page)}\\fR(1).`)
   }
 
-  lines.push('.SH ENVIRONMENT')
-  const env = new Map<string, string[]>()
-  for (const info of infos) {
-    for (const [name, flag] of info.flags) if (flag.env) env.set(flag.env, [...(env.get(flag.env) ?? []), `${bin} ${info.name} --${name}`])
-  }
-
-  for (const [variable, uses] of [...env].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    lines.push('.TP', bold(variable), `The default for ${uses.map((u) => bold(u)).join(', ')}.`)
-  }
-
-  lines.push(...noColor())
+  lines.push('.SH EXIT STATUS', ...exitStatus(''))
+  lines.push(
+    '.PP',
+    "The same for every command; each command's page says what success and failure mean for it.",
+  )
+  lines.push('.SH ENVIRONMENT', ...environment(environmentOf(infos, config)))
+  lines.push('.SH "SHELL COMPLETION"', COMPLETION)
   lines.push('.SH EXAMPLES', EXAMPLES)
   lines.push('.SH SEE ALSO', seeAlso([...infos.map((i) => `${i.page}(1)`), 'curl(1)']))
   return lines.join('\n') + '\n'

@@ -6,10 +6,8 @@
  */
 import type {Command} from '@oclif/core'
 import {optionFlags} from '../src/lib/cli/option-flags.js'
-import {flagRows, type AnyFlagRow} from '../src/lib/server/option-row.js'
+import {flagRows, shownDefault, type AnyFlagRow} from '../src/lib/server/option-row.js'
 import {OPTION_TABLE} from '../src/lib/server/option-table.js'
-import {formatSize} from '../src/lib/util/size.js'
-import {formatDuration} from '../src/lib/util/duration.js'
 
 export const START = '<!-- serve-options:start (written by `npm run man` from src/lib/server/option-table.ts: edit there) -->'
 export const END = '<!-- serve-options:end -->'
@@ -53,10 +51,7 @@ function synopsis(options: Option[]): string[] {
 function defaultCell({row}: Option): string {
   if (row.defaultText !== undefined) return row.defaultText
   if (row.default === undefined) return row.kind === 'boolean' ? '' : `none${row.env ? ` (or \`$${row.env}\`)` : ''}`
-  if (row.kind === 'size') return formatSize(row.default).replace(' ', '')
-  if (row.kind === 'duration' && row.default > 0) return formatDuration(row.default * 1000).replace(/ /g, '')
-  if (row.default === 0 && row.zeroMeans !== undefined) return `0 (${row.zeroMeans})`
-  return String(row.default)
+  return shownDefault(row)!
 }
 
 function tableRow(option: Option): string {

@@ -1,6 +1,7 @@
 #!/bin/sh
 # What the tests drive besides Node: curl, openssl (TLS certificates), jq
-# (the README's load-test script), Debian's chromium and firefox-esr (the browser
+# (the README's load-test script), man (man-db: the install test finds the
+# installed pages with man -w), Debian's chromium and firefox-esr (the browser
 # tests, through puppeteer-core: no browser download). Installs whatever is
 # missing with apt-get when run as root; otherwise says what is missing (the
 # tests that need it then fail or, for the browser, are skipped).
@@ -8,6 +9,7 @@ need=""
 command -v curl >/dev/null 2>&1 || need="$need curl"
 command -v openssl >/dev/null 2>&1 || need="$need openssl"
 command -v jq >/dev/null 2>&1 || need="$need jq"
+command -v man >/dev/null 2>&1 || need="$need man-db"
 [ -x /usr/bin/chromium ] || need="$need chromium"
 [ -x /usr/bin/firefox-esr ] || need="$need firefox-esr"
 [ -z "$need" ] && exit 0

@@ -143,7 +143,7 @@ function assertSubKeys(report: SubReport): void {
   }
 
   for (const key of ['p50', 'p90', 'p99', 'max'] as const) assert.equal(typeof report.latency_ms[key], 'number', `latency_ms.${key}`)
-  for (const key of ['rate', 'cpu_s', 'duration_s'] as const) assert.equal(typeof report[key], 'number', key)
+  for (const key of ['rate', 'cpu_s', 'duration_s', 'window_s'] as const) assert.equal(typeof report[key], 'number', key)
   const {p50, p90, p99, max} = report.latency_ms
   assert.ok(p50 <= p90 && p90 <= p99 && p99 <= max, `percentiles in order: ${JSON.stringify(report.latency_ms)}`)
 }
@@ -268,16 +268,16 @@ describe('load tools: test-pub and test-sub', function () {
       assert.ok(report.errors > 0, `errors ${report.errors}`)
       assert.equal(report.published, 0)
       assert.ok(report.reasons?.some((reason) => reason.startsWith('413 ')), JSON.stringify(report.reasons))
-      assert.match(result.stderr, /^msgbus test-pub: .*413 /)
+      assert.match(result.stderr, /^msgbus test-pub: .*413 /m)
       assert.equal(server.counters().published, 0)
     })
 
-    it('a closed port: one line on stderr, non-zero exit', async () => {
+    it('a closed port: what it set out to do, then one line for the failure on stderr, non-zero exit', async () => {
       const result = await msgbus(['test-pub', '--url', `http://127.0.0.1:${CLOSED_PORT}`, '--count', '3', '--json'])
       assert.notEqual(result.code, 0)
       assert.equal(result.stdout, '')
-      assert.match(result.stderr, /^msgbus test-pub: .*ECONNREFUSED.*\n$/)
-      assert.equal(result.stderr.split('\n').length, 2, result.stderr)
+      assert.match(result.stderr, /^publishing as fast as the server takes them \(no --rate.*\nmsgbus test-pub: .*ECONNREFUSED.*\n$/)
+      assert.equal(result.stderr.split('\n').length, 3, result.stderr)
     })
 
     it('a server that goes away mid-run is an error, not a quiet early exit @slow', async () => {
@@ -292,7 +292,7 @@ describe('load tools: test-pub and test-sub', function () {
       const report = documentOf<PubReport>(result)
       assert.ok(report.published > 0 && report.published < 500, `published ${report.published}`)
       assert.ok(report.errors > 0, JSON.stringify(report))
-      assert.match(result.stderr, /^msgbus test-pub: .*closed/)
+      assert.match(result.stderr, /^msgbus test-pub: .*closed/m)
     })
   })
 
@@ -356,11 +356,41 @@ describe('load tools: test-pub and test-sub', function () {
       assert.equal(report.bytes, 1000 * defaultBodyBytes(published))
       // It ran from before test-pub's 3 s until the SIGINT, inside this test's time.
       assert.ok(report.duration_s >= 3 && report.duration_s <= wallSeconds, `duration_s ${report.duration_s} (the test took ${wallSeconds} s)`)
-      assert.ok(Math.abs(report.rate - report.received / report.duration_s) <= 0.01 * report.rate, `rate ${report.rate}`)
+      // The rate is over the publishing window: the first message received to the last, inside the run.
+      assert.ok(report.window_s > 0 && report.window_s < report.duration_s, `window_s ${report.window_s}, duration_s ${report.duration_s}`)
+      assert.ok(Math.abs(report.rate - report.received / report.window_s) <= 0.01 * report.rate, `rate ${report.rate}`)
       // In ms (not µs, not s): a message's latency is more than nothing and less than the time test-sub ran.
       assert.ok(report.latency_ms.p50 > 0 && report.latency_ms.max <= report.duration_s * 1000, JSON.stringify(report.latency_ms))
       assert.ok(report.cpu_s > 0, `cpu_s ${report.cpu_s}`)
       assert.equal(report.errors, undefined)
+    })
+
+    it('the final rate leaves out the idle time before the first message and after the last; the summary is not a progress line @slow', async () => {
+      const server = await startBus()
+      const sub = await subscribed(server, ['--interval', '1'], 2)
+      // Idle first: a progress line, at 0 msg/s, before anything is published.
+      await sub.until(() => /^connected 2\/2 failed 0 \| 0 msg\/s /m.test(sub.stderr), 'a progress line', 15_000)
+      const before = server.counters().delivered
+      const pub = await msgbus(['test-pub', '--url', server.url(), '-r', '20', '--count', '10', '--json'])
+      assert.equal(pub.code, 0, pub.stderr)
+      const published = documentOf<PubReport>(pub).published
+      // Idle after: another progress line once everything has arrived.
+      const seen = sub.stderr.length
+      await until(deliveredSince(server, before, 2 * published), 'the deliveries', {timeoutMs: 30_000})
+      await sub.until(() => /^connected /m.test(sub.stderr.slice(seen)), 'a progress line after the messages', 15_000)
+      const result = await stopOnceDelivered(sub, portOf(server))
+      assert.equal(result.code, 0, result.stderr)
+      const [first, ...rest] = result.stdout.trimEnd().split('\n')
+      assert.match(first, new RegExp(`^total: ${2 * published} msgs received \\(\\d+ bytes\\) in [\\d.]+ s, 2/2 connected, 0 failed$`))
+      const window = Number(/^ {2}rate: ([\d.]+) msg\/s, [\d.]+ MB\/s from the first message to the last \(([\d.]+) s\)$/.exec(rest[0])?.[2])
+      const duration = Number(/ in ([\d.]+) s,/.exec(first)?.[1])
+      // Messages went out over 10 / 20 s; test-sub ran from before the first progress line until after the second.
+      assert.ok(window > 0 && window < duration, `window ${window} s, the run ${duration} s:\n${result.stdout}`)
+      assert.deepEqual(rest.slice(1).map((line) => line.replace(/[\d.]+/g, 'N')), [
+        '  lost N, duplicates N, out of order N, reconnects N, recovered N, gaps N',
+        '  latency ms: pN N pN N pN N max N',
+        '  cpu: N s',
+      ])
     })
 
     it('several test-pub runs, at once and one after another, with several connections each: nothing lost or repeated @slow', async () => {
@@ -400,7 +430,7 @@ describe('load tools: test-pub and test-sub', function () {
         assert.equal(gap.report.received, 5)
         assert.deepEqual([gap.report.lost, gap.report.duplicates, gap.report.out_of_order], [1, 0, 0])
         assert.notEqual(gap.result.code, 0)
-        assert.match(gap.result.stderr, /1 messages lost/)
+        assert.match(gap.result.stderr, /: 1 message lost\n$/)
 
         assert.equal(repeat.report.received, 4)
         assert.deepEqual([repeat.report.lost, repeat.report.duplicates, repeat.report.out_of_order], [0, 1, 0])
@@ -551,7 +581,7 @@ describe('load tools: test-pub and test-sub', function () {
       const report = documentOf<SubReport>(result)
       assert.deepEqual(report.connections, {requested: 10, connected: 5, failed: 5})
       assert.ok(report.errors?.some((reason) => /^503 too many subscribers/.test(reason)), JSON.stringify(report.errors))
-      assert.match(result.stderr, /^msgbus test-sub: 5 connections failed \(503 too many subscribers/)
+      assert.match(result.stderr, /^msgbus test-sub: 5 connections failed \(503 too many subscribers/m)
     })
 
     it('connections not open by the end count as failed, and the run still ends on time @slow', async () => {
@@ -608,11 +638,13 @@ describe('load tools: test-pub and test-sub', function () {
       const result = await stopOnceDelivered(sub, portOf(server), deliveredSince(server, before, 3 * 3))
       assert.equal(result.code, 0, result.stderr)
       const lines = result.stdout.trimEnd().split('\n')
-      assert.equal(lines.length, 4, result.stdout)
+      assert.equal(lines.length, 3 + 5, result.stdout)
       assert.equal(lines[0], 'news text/plain;charset=utf-8 alice [hello\\nworld]')
       assert.equal(lines[1], 'news image/png - [300 bytes]')
       assert.match(lines[2], /^news text\/html;msgbus-load=\d+\.0\.\d+ - \[<h1>hello world 0<\/h1>\]$/)
-      assert.match(lines[3], /^connected 3\/3 failed 0 \|/, 'then the summary')
+      // Then the summary, a block unlike the progress lines: 3 messages to each of the 3 connections.
+      assert.match(lines[3], /^total: 9 msgs received \(999 bytes\) in [\d.]+ s, 3\/3 connected, 0 failed$/, 'then the summary')
+      assert.match(lines[4], /^ {2}rate: [\d.]+ msg\/s, [\d.]+ MB\/s from the first message to the last \([\d.]+ s\)$/)
     })
 
     it('--print against a 2007 msgbus (no Content-Location): each line names the channel subscribed to @slow', async () => {

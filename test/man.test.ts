@@ -8,7 +8,12 @@ import {mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'nod
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
+import Dump from '../src/commands/dump.js'
+import Send from '../src/commands/send.js'
 import Serve from '../src/commands/serve.js'
+import TestPub from '../src/commands/test-pub.js'
+import TestSub from '../src/commands/test-sub.js'
+import {COMPAT_2007} from '../scripts/man-notes.js'
 import {roffCode, roffParagraphs, roffText} from '../scripts/man.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -39,6 +44,20 @@ function render(page: string): {text: string; warnings: string; status: number |
 }
 
 const serveFlags = Object.entries(Serve.flags).filter(([, flag]) => !flag.hidden)
+const COMMANDS = {dump: Dump, send: Send, serve: Serve, 'test-pub': TestPub, 'test-sub': TestSub}
+
+/** A section of a page's roff, from its .SH to the next. */
+function section(roff: string, name: string): string {
+  const start = roff.search(new RegExp(`^\\.SH "?${name}"?$`, 'm'))
+  if (start < 0) return ''
+  const next = roff.slice(start + 1).search(/^\.SH /m)
+  return next < 0 ? roff.slice(start) : roff.slice(start, start + 1 + next)
+}
+
+/** The variables a page's ENVIRONMENT section lists. */
+function variablesOf(roff: string): string[] {
+  return [...section(roff, 'ENVIRONMENT').matchAll(/^\.TP\n\\fB([A-Z_\\-]+)\\fR$/gm)].map((match) => match[1].replace(/\\-/g, '-'))
+}
 
 describe('man pages', function () {
   // Each check runs scripts/man.ts through tsx, 3 to 5 s apiece on a busy machine.
@@ -142,6 +161,57 @@ describe('man pages', function () {
     for (const [name, flag] of serveFlags) {
       assert.ok(out.text.includes(flag.char ? `-${flag.char}, --${name}` : `--${name}`), `--${name} is not rendered`)
     }
+  })
+
+  it('every command page says what its exit statuses mean: 0, 1 and 2 (usage)', () => {
+    for (const command of Object.keys(COMMANDS)) {
+      const exit = section(readFileSync(join(MAN, `msgbus-${command}.1`), 'utf8'), 'EXIT STATUS')
+      assert.match(exit, /^\.TP\n\\fB0\\fR\n.+\n\.TP\n\\fB1\\fR\n.+\n\.TP\n\\fB2\\fR\nA usage error/m, `msgbus-${command}.1: ${exit}`)
+    }
+  })
+
+  it('ENVIRONMENT lists every variable a command reads, and msgbus.1 all of them', () => {
+    const all = new Set<string>()
+    for (const [command, cmd] of Object.entries(COMMANDS)) {
+      const listed = variablesOf(readFileSync(join(MAN, `msgbus-${command}.1`), 'utf8'))
+      const flags = Object.values({...cmd.baseFlags, ...cmd.flags}) as Array<{env?: string}>
+      const expected = flags.map((flag) => flag.env).filter((env): env is string => env !== undefined)
+      if ('url' in cmd.flags) expected.push('MSGBUS_URL', 'MSGBUS_USER', 'MSGBUS_PASSWORD')
+      for (const variable of [...expected, 'NO_COLOR']) assert.ok(listed.includes(variable), `msgbus-${command}.1 does not list ${variable}: ${listed.join(' ')}`)
+      for (const variable of listed) all.add(variable)
+    }
+
+    const overview = variablesOf(readFileSync(join(MAN, 'msgbus.1'), 'utf8'))
+    assert.deepEqual([...all].sort(), [...overview].sort())
+  })
+
+  it('defaults are in the units a user types: 8MiB, 1h, not 8388608 or 3600', () => {
+    const roff = readFileSync(join(MAN, 'msgbus-serve.1'), 'utf8')
+    assert.match(roff, /^\\fB\\-\\-max\\-message\\-size\\fR=\\fIsize\\fR\n.*\n\.br\nDefault: \\fB8MiB\\fR\./m)
+    assert.match(roff, /^\\fB\\-\\-history\\-age\\fR=\\fIduration\\fR\n.*\n\.br\nDefault: \\fB1h\\fR\./m)
+    for (const page of readdirSync(MAN).filter((name) => name.endsWith('.1'))) {
+      // Bytes in KiB, MiB or GiB (counts such as --max-subscribers' 10000 stay numbers).
+      for (const [, bytes] of readFileSync(join(MAN, page), 'utf8').matchAll(/Default: \\fB(\d+)\\fR/g)) assert.ok(Number(bytes) < 1024 || Number(bytes) % 1024 !== 0, `${page}: ${bytes}`)
+    }
+  })
+
+  it("the 2007 tools' flags keep their letters and meaning, and each page says which they are", () => {
+    for (const [command, {tool, flags}] of Object.entries(COMPAT_2007)) {
+      const cmd = COMMANDS[command as keyof typeof COMMANDS]
+      assert.ok(cmd, `no command ${command}`)
+      const roff = section(readFileSync(join(MAN, `msgbus-${command}.1`), 'utf8'), 'COMPATIBILITY')
+      assert.ok(roff.includes(`2007 \\fB${roffCode(tool)}\\fR`), `msgbus-${command}.1 names ${tool}: ${roff}`)
+      for (const {char, flag} of flags) {
+        const owner = Object.entries(cmd.flags).find(([, f]) => f.char === char)
+        assert.equal(owner?.[0], flag, `${command} -${char} is --${owner?.[0] ?? '(none)'}, not --${flag} as in 2007`)
+        assert.ok(roff.includes(`\\fB${roffCode(`-${char}`)}\\fR`), `msgbus-${command}.1 does not name -${char}`)
+      }
+    }
+  })
+
+  it("package.json's man lists every page, for npm to install", () => {
+    const {man} = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {man: string[]}
+    assert.deepEqual([...man].sort(), readdirSync(MAN).filter((name) => name.endsWith('.1')).sort().map((name) => `./man/${name}`))
   })
 
   describe('roff escaping', () => {

@@ -2,6 +2,8 @@
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import {MessageIdGenerator, compareMessageIds, compilePatternList, decodeChannel, channelPath, parseSize, ChannelError} from '../src/lib/index.js'
+import {durationAsTyped, parseDuration} from '../src/lib/util/duration.js'
+import {sizeAsTyped} from '../src/lib/util/size.js'
 
 describe('pattern lists (OpenSSH match_pattern_list)', () => {
   const cases: Array<[string, string, boolean, boolean?]> = [
@@ -76,6 +78,18 @@ describe('sizes', () => {
   for (const text of ['', 'k', '-1', '8 parsecs', '1e3', 'lots']) {
     it(`refuses ${JSON.stringify(text)}`, () => assert.throws(() => parseSize(text), /not a size/))
   }
+
+  it('are shown as typed (8MiB), and read back as the same size', () => {
+    assert.deepEqual([8388608, 65536, 1073741824, 1000, 0].map(sizeAsTyped), ['8MiB', '64KiB', '1GiB', '1000', '0'])
+    fc.assert(fc.property(fc.nat(2 ** 40), (bytes) => parseSize(sizeAsTyped(bytes)) === bytes))
+  })
+})
+
+describe('durations as typed', () => {
+  it('are shown as a user types them (1h, 1m30s), and read back as the same duration', () => {
+    assert.deepEqual([3_600_000, 90_000, 0, 500, 86_400_000 + 60_000].map(durationAsTyped), ['1h', '1m30s', '0', '500ms', '1d1m'])
+    fc.assert(fc.property(fc.nat(10 ** 6), (seconds) => parseDuration(durationAsTyped(seconds * 1000)) === seconds * 1000))
+  })
 })
 
 describe('message ids', () => {

@@ -190,7 +190,7 @@ export function jsonOf<T>(cli: Cli): T {
 export interface SubProcess {
   cli: Cli
   requested: number
-  /** From its last progress line (`connected N/M failed F | R msgs/s ...`). */
+  /** From its last progress line (`connected N/M failed F | R msg/s ...`). */
   connected: number
   failed: number
   lastRate: number
@@ -213,7 +213,7 @@ export function startTestSub(
   const cli = runCli(runJs, label, args, (lifetimeSeconds + 15) * 1000, nodeArgs)
   const proc: SubProcess = {cli, requested, connected: 0, failed: 0, lastRate: Number.NaN, lastLineAt: 0, lastBusyAt: 0}
   cli.onLine = (line, at) => {
-    const progress = /connected (\d+)\/(\d+) failed (\d+) \| ([\d.]+) msgs\/s/.exec(line)
+    const progress = /connected (\d+)\/(\d+) failed (\d+) \| ([\d.]+) msgs?\/s/.exec(line)
     if (!progress) return
     proc.connected = Number(progress[1])
     proc.failed = Number(progress[3])

@@ -1,18 +1,29 @@
 import {Args, Flags} from '@oclif/core'
 import {clientOptions} from '../lib/cli/client-options.js'
 import {MsgbusCommand} from '../lib/cli/command.js'
-import {clientFlags} from '../lib/cli/flags.js'
+import {clientFlags, durationFlag, sizeFlag} from '../lib/cli/flags.js'
 import {send} from '../lib/cli/send.js'
 
 export default class Send extends MsgbusCommand {
-  static override summary = 'Publish a message: stdin, files, or stdin line by line.'
-  static override description = `Publishes stdin as one message (an empty stdin sends an empty message), or each FILE as one message with its type from its extension (several FILEs go in one multipart/form-data request, all or none), or with --lines each line of stdin as one message as it arrives, pipelined over one keep-alive connection. A target is a channel name, resolved against --url, $MSGBUS_URL or http://localhost:8888, or a full URL. Exits 0 only when every message was accepted.`
+  static override summary = 'Publish a message: stdin, files, text, or stdin line by line.'
+  static override description = `Publishes stdin as one message (an empty stdin sends an empty message), or each FILE as one message (several FILEs go in one multipart/form-data request, all or none), or each -m TEXT as one message, or with --lines each line of stdin as one message as it arrives, pipelined over one keep-alive connection. A target is a channel name, resolved against --url, $MSGBUS_URL or http://localhost:8888, or a full URL.
+
+Without -t, the type is what the body's first bytes say (PNG, JPEG, PDF, gzip...), else what a FILE's extension says, else text/plain; charset=utf-8 for valid UTF-8 text, else application/octet-stream. --lines and -m send text/plain; charset=utf-8.
+
+--lines rides out a server restart: it retries what can heal (connection refused or reset, the server closing, 408, 429, 5xx) with backoff (from 0.25 s, doubling with jitter, up to 5 s) for --retry-for (default: for ever), keeping unsent lines in a buffer of --buffer bytes; when that is full it says so and stops reading stdin, so the writer blocks instead of lines being dropped. Lines written to a connection that broke before their answers came are sent again ("retried"): a retried line arrives twice if the server had taken it. A line refused for itself (413, too large) is lost and reported, and the others go on; a refusal of them all (400, 401, 403, 404) stops at once, as do an unknown host and an untrusted certificate. It ends with a report on stderr (N lines sent, R retried, L lost) when anything went wrong, at SIGINT or SIGTERM (it then stops reading stdin and sends what it holds for up to 5 s more while the server answers; held lines are lost at once if it is away), and with -v.
+
+Credentials: -u, else the URL's user:pass@, else $MSGBUS_USER; a user without a password takes $MSGBUS_PASSWORD, else asks for it on the terminal (no echo) when there is one.
+
+Exit status: 0 when every message was delivered; 1 when one was not (a line lost, a failure); 2 for a usage error.`
 
   static override examples = [
     'echo hi | <%= config.bin %> <%= command.id %> foo',
+    '<%= config.bin %> <%= command.id %> foo -m "hello world"',
     '<%= config.bin %> <%= command.id %> pictures cat.jpg dog.png',
+    '<%= config.bin %> <%= command.id %> pictures < chart.png',
     'tail -f app.log | <%= config.bin %> <%= command.id %> logs --lines',
-    '<%= config.bin %> <%= command.id %> https://bus.example:4444/msgbus/alerts -u ops:secret -t application/json < alert.json',
+    'tail -f app.log | <%= config.bin %> <%= command.id %> logs --lines --buffer 64MiB --retry-for 1h',
+    'MSGBUS_USER=ops <%= config.bin %> <%= command.id %> https://bus.example:4444/msgbus/alerts -t application/json < alert.json',
   ]
 
   static override args = {
@@ -24,25 +35,41 @@ export default class Send extends MsgbusCommand {
 
   static override flags = {
     ...clientFlags,
-    type: Flags.string({char: 't', summary: 'Content type (default: from each FILE\'s extension; text/plain; charset=utf-8 for stdin).', helpValue: '<type>'}),
-    lines: Flags.boolean({summary: 'Send each line of stdin as one message, as it arrives.'}),
+    message: Flags.string({char: 'm', summary: 'Send this text as a message (repeatable: one message each, in one request).', helpValue: '<text>', multiple: true, multipleNonGreedy: true}),
+    type: Flags.string({char: 't', summary: 'Content type (default: from the body\'s first bytes, else the FILE\'s extension, else text or binary).', helpValue: '<type>'}),
+    lines: Flags.boolean({summary: 'Send each line of stdin as one message, as it arrives; ride out server restarts.'}),
+    buffer: sizeFlag({summary: 'With --lines: unsent lines kept while the server is unreachable; when full, stdin is not read.', default: 8 * 1024 * 1024, defaultHelp: async () => '8MiB'}),
+    'retry-for': durationFlag({summary: 'Keep retrying failures that can heal for this long (0: not at all; default: for ever with --lines, 0 otherwise).'}),
     quiet: Flags.boolean({char: 'q', summary: 'Print nothing, not even errors: the exit status says it all.', exclusive: ['verbose']}),
-    verbose: Flags.boolean({char: 'v', summary: 'Print each message\'s id and how many subscribers got it.'}),
+    verbose: Flags.boolean({char: 'v', summary: 'Print each message\'s id and how many subscribers got it; each retry on stderr.'}),
   }
 
   public async run(): Promise<void> {
     const {args, argv, flags} = await this.parse(Send)
     if (flags.quiet) this.quietErrors = true
     const files = (argv as string[]).slice(1)
+    const messages = flags.message ?? []
     if (flags.lines && files.length > 0) this.error('--lines reads stdin: give no FILE', {exit: 2})
-    await send({
+    if (messages.length > 0 && (flags.lines || files.length > 0)) this.error('-m sends its text: give no FILE and no --lines', {exit: 2})
+    const say = (line: string): void => {
+      if (!flags.quiet) process.stderr.write(`${this.config.bin} ${this.id}: ${line}\n`)
+    }
+
+    const delivered = await send({
       ...(await clientOptions(flags)),
       target: args.target,
       files,
+      messages,
       type: flags.type,
       lines: flags.lines,
+      bufferBytes: flags.buffer,
+      retryForMs: flags['retry-for'] === undefined ? undefined : flags['retry-for'] * 1000,
+      signal: flags.lines ? this.interruption() : undefined,
       stdin: process.stdin,
+      warn: say,
+      status: flags.verbose ? say : undefined,
       onPublished: flags.verbose ? ({id, subscribers}) => process.stdout.write(id === undefined ? 'published (the server gave no id)\n' : `id=${id} subscribers=${subscribers}\n`) : undefined,
     })
+    if (!delivered) this.exit(1)
   }
 }

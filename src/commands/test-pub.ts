@@ -2,11 +2,13 @@ import {Flags} from '@oclif/core'
 import {clientOptions} from '../lib/cli/client-options.js'
 import {MsgbusCommand} from '../lib/cli/command.js'
 import {clientFlags, sizeFlag} from '../lib/cli/flags.js'
+import {server2007Flags, url2007} from '../lib/cli/server-2007.js'
 import {testPub} from '../lib/cli/test-pub.js'
+import {plural} from '../lib/util/plural.js'
 
 export default class TestPub extends MsgbusCommand {
   static override summary = 'Publish load: a paced or flat-out flood of messages, for load tests.'
-  static override description = `Publishes over keep-alive connections, at --rate messages/s (paced on an absolute schedule) or as fast as the server accepts them (--rate 0, each connection keeping --pipeline requests in flight). Each message carries its sequence number and send time in a parameter of its content type (msgbus-load=...), so test-sub can measure loss and latency while -f bodies stay intact. Reports messages/s every --interval seconds (a live line on a terminal), and at the end a summary or, with --json, one JSON document: published, errors, rate, duration_s. Runs until --count, --duration or SIGINT; exits non-zero when any message was refused or went unanswered (the server closed the connection).`
+  static override description = `Publishes over keep-alive connections, at --rate messages/s (paced on an absolute schedule) or, without --rate (or with --rate 0), as fast as the server accepts them, each connection keeping --pipeline requests in flight; the first line on stderr says which. Each message carries its sequence number and send time in a parameter of its content type (msgbus-load=...), so test-sub can measure loss and latency while -f bodies stay intact. Reports messages/s after a second, then every --interval seconds (a live line on a terminal), and at the end a summary (starting with total:) or, with --json, one JSON document: published, errors, rate, duration_s, requested_rate, connections. Runs until --count, --duration or SIGINT; exits non-zero when any message was refused or went unanswered (the server closed the connection).`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> -r 100 -d 15',
@@ -16,10 +18,11 @@ export default class TestPub extends MsgbusCommand {
 
   static override flags = {
     ...clientFlags,
+    ...server2007Flags,
     channel: Flags.string({char: 'c', summary: 'Channel name or full URL to publish to.', default: 'flood'}),
     channels: Flags.integer({summary: 'Spread the messages over channels CHANNEL-0 to CHANNEL-(N-1), in turn.', default: 1, min: 1, helpValue: '<n>'}),
     file: Flags.string({char: 'f', summary: 'Body of every message, from this file (default: <h1>hello world N</h1>).', helpValue: '<file>'}),
-    rate: Flags.integer({char: 'r', summary: 'Messages per second over all connections; 0: as fast as the server accepts them.', default: 0, min: 0}),
+    rate: Flags.integer({char: 'r', summary: 'Messages per second over all connections (default, or 0: as fast as the server accepts them).', helpValue: '<n>', min: 0}),
     type: Flags.string({char: 't', summary: 'Content type of the messages.', default: 'text/html'}),
     connections: Flags.integer({summary: 'Keep-alive publisher connections.', default: 1, min: 1}),
     pipeline: Flags.integer({summary: 'Requests in flight per connection.', default: 1, min: 1}),
@@ -27,14 +30,14 @@ export default class TestPub extends MsgbusCommand {
     count: Flags.integer({summary: 'Stop after this many messages.', min: 1}),
     size: sizeFlag({summary: 'Pad (or cut) every body to this many bytes.'}),
     interval: Flags.integer({summary: 'Seconds between reports.', default: 5, min: 1}),
-    json: Flags.boolean({summary: 'At the end, print one JSON document instead of a summary line.'}),
+    json: Flags.boolean({summary: 'At the end, print one JSON document instead of the summary.'}),
   }
 
   public async run(): Promise<void> {
     const {flags} = await this.parse(TestPub)
     const signal = this.interruption()
     const report = await testPub({
-      ...(await clientOptions(flags)),
+      ...(await clientOptions({...flags, url: url2007(flags) ?? flags.url})),
       target: flags.channel,
       channels: flags.channels,
       file: flags.file,
@@ -50,6 +53,6 @@ export default class TestPub extends MsgbusCommand {
       signal,
       output: process.stdout,
     })
-    if (report.errors > 0) this.error(`${report.errors} messages were refused or unanswered${report.reasons ? `: ${report.reasons.join('; ')}` : ''}`, {exit: 1})
+    if (report.errors > 0) this.error(`${plural(report.errors, 'message was', 'messages were')} refused or unanswered${report.reasons ? `: ${report.reasons.join('; ')}` : ''}`, {exit: 1})
   }
 }

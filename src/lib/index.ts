@@ -7,4 +7,4 @@
 export * from './server/index.js'
 export * from './client/index.js'
 export * from './protocol/index.js'
-export {streamLogger} from './server/ops/logger.js'
+export {streamLogger, type StreamLoggerOptions} from './server/ops/logger.js'

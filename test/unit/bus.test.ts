@@ -36,7 +36,7 @@ describe('unit: the bus', () => {
     assert.equal(delivery.subscribers, 2)
     assert.deepEqual([foo.bodies(), all.bodies(), other.bodies(), declining.bodies()], [['hi'], ['hi'], [], []])
     // The every-channel subscriptions count as one more channel in the counters (the stats line), not in channelCount (--max-channels).
-    assert.deepEqual(bus.counters(), {published: 1, delivered: 2, subscribers: 4, channels: 3})
+    assert.deepEqual(bus.counters(), {published: 1, publishedBytes: 2, delivered: 2, subscribers: 4, channels: 3})
     assert.equal(bus.channelCount, 2)
     bus.unsubscribe(foo)
     assert.equal((await bus.publish(input('foo', 'again'))).subscribers, 1)

@@ -15,6 +15,8 @@ export interface Delivery {
 
 export interface BusCounters {
   published: number
+  /** Bytes of the bodies of the messages published. */
+  publishedBytes: number
   delivered: number
   subscribers: number
   channels: number
@@ -69,6 +71,7 @@ export class Bus extends EventEmitter<BusEvents> {
   /** Fan-outs too large for one slice, oldest first; while any is left, later messages wait, so every subscriber gets messages in order. */
   private readonly sliced: SlicedFanOut[] = []
   private published = 0
+  private publishedBytes = 0
   private delivered = 0
 
   constructor(options: BusOptions = {}) {
@@ -163,6 +166,7 @@ export class Bus extends EventEmitter<BusEvents> {
 
   private finish(message: Message, handed: number, done: (handed: number) => void): void {
     this.published++
+    this.publishedBytes += message.body.length
     this.delivered += handed
     const delivery = {message, subscribers: handed}
     this.emit('published', delivery)
@@ -213,6 +217,11 @@ export class Bus extends EventEmitter<BusEvents> {
     return result
   }
 
+  /** Why the history store's last write failed, while none has succeeded since; undefined when it writes, or when there is none. */
+  get storeFailure(): string | undefined {
+    return this.store?.failure
+  }
+
   /** Writes out what the store still holds and closes it. */
   async closeStore(): Promise<void> {
     const store = this.store
@@ -224,6 +233,7 @@ export class Bus extends EventEmitter<BusEvents> {
   counters(): BusCounters {
     return {
       published: this.published,
+      publishedBytes: this.publishedBytes,
       delivered: this.delivered,
       subscribers: this.registry.size,
       channels: this.registry.channelCount + (this.registry.everyChannel.size > 0 ? 1 : 0),

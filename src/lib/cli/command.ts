@@ -1,4 +1,4 @@
-import {Command} from '@oclif/core'
+import {Command, Flags} from '@oclif/core'
 
 interface CommandError extends Error {
   code?: string
@@ -23,6 +23,11 @@ function oneLine(message: string): string {
  * error, 1 for anything else), as Unix tools do.
  */
 export abstract class MsgbusCommand extends Command {
+  // package.json's additionalHelpFlags already makes -h help before any
+  // command loads (`msgbus -h`, the plugins' commands); declared here too so
+  // that each command's help and shell completion list it.
+  static override baseFlags = {help: Flags.help({char: 'h', summary: 'Show the help and exit.'})}
+
   /** Set by commands with -q: the exit status alone reports a failure. */
   protected quietErrors = false
 

@@ -2,6 +2,7 @@ import type {ChalkInstance} from 'chalk'
 import type {GapInfo, Losses, SubscribeOptions, SubscriptionEvents} from '../client/subscribe.js'
 import {formatMessage, type OutputFormat} from './message-format.js'
 import {BodySaver} from './save.js'
+import {plural} from '../util/plural.js'
 
 export interface DumpOptions extends SubscribeOptions {
   target: string
@@ -31,13 +32,12 @@ export interface DumpResult {
   cuts: number
 }
 
-/** "received 12 msgs over 3.4 secs (3.5 mps)": what the 2007 tools printed. */
+/** "received 12 msgs over 3.4 secs (3.5 mps)": what the 2007 tools printed (but "1 msg"). */
 export function summary(result: DumpResult): string {
   const rate = result.seconds > 0 ? result.received / result.seconds : 0
-  return `received ${result.received} msgs over ${result.seconds.toFixed(1)} secs (${rate.toFixed(1)} mps)`
+  return `received ${plural(result.received, 'msg')} over ${result.seconds.toFixed(1)} secs (${rate.toFixed(1)} mps)`
 }
 
-const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`
 
 /**
  * The one line said at the end when anything was lost or the server cut

@@ -27,7 +27,11 @@ export const clientFlags = {
     summary: 'Base URL of the server, for channel names (default: $MSGBUS_URL, else http://localhost:8888).',
     helpValue: '<url>',
   }),
-  user: Flags.string({char: 'u', summary: 'Basic auth as user:password (the user name becomes the sender).', helpValue: '<user:pass>'}),
+  user: Flags.string({
+    char: 'u',
+    summary: 'Basic auth as user:password, or user and the password from $MSGBUS_PASSWORD or a prompt on the terminal (default: $MSGBUS_USER); the user name becomes the sender.',
+    helpValue: '<user[:pass]>',
+  }),
   cacert: Flags.string({summary: 'Trust this PEM CA certificate for HTTPS.', helpValue: '<file>'}),
   insecure: Flags.boolean({char: 'k', summary: 'Do not verify the HTTPS certificate.'}),
 }

@@ -4,6 +4,7 @@ import {LogLevel, type Logger} from '../server/ops/logger.js'
 import type {BusServerOptions} from '../server/options.js'
 import {dropPrivileges, resolveUser} from '../server/ops/privileges.js'
 import {reasonOf} from '../util/errors.js'
+import {startedByNpm, watchParent} from './parent-watch.js'
 
 export interface ServeOptions extends Omit<BusServerOptions, 'cert' | 'key' | 'logger'> {
   /** PEM files, read now and again on SIGHUP. */
@@ -24,8 +25,9 @@ async function readPem(path: string, what: string): Promise<Buffer> {
 
 /**
  * `msgbus serve`: starts the bus, drops privileges, and ties it to signals:
- * SIGINT and SIGTERM end every stream properly and exit 0; SIGHUP re-reads
- * the certificate and the ACL, keeping what cannot be read.
+ * SIGINT and SIGTERM end every stream properly and exit 0 (and so does the
+ * death of npm's shell, under npx: parent-watch.ts); SIGHUP re-reads the
+ * certificate and the ACL, keeping what cannot be read.
  */
 export async function serve(options: ServeOptions): Promise<BusServer> {
   const {certFile, keyFile, user: userName, logger, ...busOptions} = options
@@ -40,13 +42,20 @@ export async function serve(options: ServeOptions): Promise<BusServer> {
     logger.log(LogLevel.Always, 'listen', `running as ${userName} (uid ${user.uid}, gid ${user.gid})`)
   }
 
-  const shutdown = (signal: string) => {
-    logger.log(LogLevel.Always, 'stop', `${signal} received`)
+  let stopping = false
+  const shutdown = (why: string) => {
+    if (stopping) return
+    stopping = true
+    logger.log(LogLevel.Always, 'stop', why)
     server.stop().then(() => process.exit(0))
   }
 
-  process.once('SIGINT', shutdown)
-  process.once('SIGTERM', shutdown)
+  process.once('SIGINT', () => shutdown('SIGINT received'))
+  process.once('SIGTERM', () => shutdown('SIGTERM received'))
+  if (startedByNpm()) {
+    watchParent((parent) => shutdown(`parent process ${parent} exited (npm's shell, which does not pass SIGTERM on)`))
+  }
+
   process.on('SIGHUP', () => {
     if (certFile !== undefined) {
       reloadCertificate(server, certFile, keyFile).then(

@@ -1,5 +1,5 @@
 import {formatTestSubPrint} from './message-format.js'
-import {subLine, subReport, type TestSubReport} from '../load/report.js'
+import {subLine, subReport, subSummary, type TestSubReport} from '../load/report.js'
 import {SubscriberPool, type SubscriberPoolOptions} from '../load/subscriber-pool.js'
 import {Window} from '../load/tally.js'
 import {Progress} from './progress.js'
@@ -14,7 +14,8 @@ export interface TestSubOptions extends Omit<SubscriberPoolOptions, 'onMessage'>
 
 /**
  * `msgbus test-sub`: holds the subscriptions for the duration (or until the
- * signal), reports every interval, and returns the final report.
+ * signal), reports within a second and then every interval, and returns the
+ * final report.
  */
 export async function testSub(options: TestSubOptions): Promise<TestSubReport> {
   const pool = new SubscriberPool({...options, onMessage: options.print ? (part, channel) => options.output.write(formatTestSubPrint(part, channel)) : undefined})
@@ -22,13 +23,14 @@ export async function testSub(options: TestSubOptions): Promise<TestSubReport> {
   const totals = new Window()
   const started = performance.now()
   let intervalStart = started
-  const interval = setInterval(() => {
+  progress.every(options.intervalSeconds, () => {
     const window = pool.takeWindow()
     totals.add(window)
     const now = performance.now()
-    progress.update(subLine(subReport(window, options.connections, pool.connected, pool.failed, (now - intervalStart) / 1000, [])))
+    const line = subLine(subReport(window, options.connections, pool.connected, pool.failed, (now - intervalStart) / 1000, [], 'interval'))
     intervalStart = now
-  }, options.intervalSeconds * 1000)
+    return line
+  })
 
   const ended = new Promise<void>((resolve) => {
     if (options.durationSeconds !== undefined) setTimeout(resolve, options.durationSeconds * 1000).unref()
@@ -39,15 +41,13 @@ export async function testSub(options: TestSubOptions): Promise<TestSubReport> {
     await Promise.race([pool.start(), ended])
     await ended
   } finally {
-    clearInterval(interval)
+    progress.done()
   }
 
   const connected = pool.connected
   pool.stop()
   totals.add(pool.takeWindow())
   const report = subReport(totals, options.connections, connected, pool.failed, (performance.now() - started) / 1000, pool.reasons)
-  progress.done()
-  const line = options.json ? JSON.stringify(report) : subLine(report)
-  options.output.write(`${line}\n`)
+  options.output.write(`${options.json ? JSON.stringify(report) : subSummary(report)}\n`)
   return report
 }

@@ -1,5 +1,5 @@
 import type {Readable} from 'node:stream'
-import {Client, FormData, request, type Dispatcher} from 'undici'
+import {FormData, request, type Dispatcher} from 'undici'
 import {ClientError, describeFailure, dispatcherFor, statusError} from './http.js'
 import {resolveTarget, type ClientOptions, type Target} from './target.js'
 
@@ -36,14 +36,14 @@ function headerList(value: string | string[] | undefined): string[] {
 }
 
 /** Reads Msgbus-Id and Msgbus-Subscribers, one entry per message of the `count` sent; without them, `count` entries that say nothing. */
-function published(headers: Record<string, string | string[] | undefined>, count: number): Published[] {
+export function published(headers: Record<string, string | string[] | undefined>, count: number): Published[] {
   const ids = headerList(headers['msgbus-id'])
   if (ids.length === 0) return Array.from({length: count}, () => ({}))
   const counts = headerList(headers['msgbus-subscribers'])
   return ids.map((id, i) => ({id, subscribers: Number(counts[i] ?? 0)}))
 }
 
-function isSuccess(status: number): boolean {
+export function isSuccess(status: number): boolean {
   return status >= 200 && status < 300
 }
 
@@ -70,86 +70,23 @@ export async function publish(target: string, body: Buffer | string | Readable, 
   return result
 }
 
+/**
+ * A form part's type as sent. A part without a file name is a form field,
+ * which the server reads as latin1 (byte for byte) unless the part names a
+ * charset; UTF-8 text named as such would come out re-encoded. Text sent
+ * without its charset arrives as text/plain; charset=utf-8 all the same:
+ * the server labels its text fields so.
+ */
+function formPartType(part: FilePart): string {
+  return part.name ? part.type : part.type.replace(/^(text\/[^;]+);\s*charset="?utf-8"?\s*$/i, '$1')
+}
+
 /** Publishes several messages in one multipart/form-data request: all or none, in order. */
 export async function publishAll(target: string, parts: FilePart[], options: PublishOptions = {}): Promise<Published[]> {
   const resolved = resolveTarget(target, options)
   const form = new FormData()
-  parts.forEach((part, i) => form.append(`m${i}`, new Blob([part.body], {type: part.type}), part.name ?? ''))
+  parts.forEach((part, i) => form.append(`m${i}`, new Blob([part.body], {type: formPartType(part)}), part.name ?? ''))
   const results = await post(resolved, {}, form, parts.length, options)
   if (results.length !== parts.length) throw new ClientError(`${resolved.display}: ${parts.length} messages sent, ${results.length} acknowledged`, undefined, {code: 'ERR_MSGBUS_RESPONSE_INVALID'})
   return results
-}
-
-/**
- * Publishes a sequence of messages over one keep-alive connection,
- * pipelined: each is written as it comes, without waiting for the previous
- * answer, and the answers come back in order. For `send --lines`.
- */
-export class PipelinedPublisher {
-  private readonly client: Client
-  private readonly target: Target
-  private readonly path: string
-  private readonly inFlight = new Set<Promise<void>>()
-  /** Callers of send() waiting for room in the pipeline. */
-  private readonly waiting: Array<() => void> = []
-  private failure: ClientError | undefined
-  sent = 0
-  acknowledged = 0
-
-  constructor(
-    target: string,
-    private readonly options: PublishOptions & {pipelining?: number; onPublished?: (result: Published) => void} = {},
-  ) {
-    this.target = resolveTarget(target, options)
-    if (this.target.channel === '') throw new ClientError(`${this.target.display}: name a channel to publish to`, undefined, {code: 'ERR_MSGBUS_TARGET_INVALID'})
-    this.path = this.target.url.pathname + this.target.url.search
-    this.client = new Client(this.target.url.origin, {
-      pipelining: options.pipelining ?? 32,
-      connect: {ca: options.ca, rejectUnauthorized: !options.insecure},
-    })
-  }
-
-  /** The first failure, if any: publishing stops there. */
-  get error(): ClientError | undefined {
-    return this.failure
-  }
-
-  /** Sends one message; resolves once there is room for another in the pipeline. */
-  async send(body: Buffer | string): Promise<void> {
-    if (this.failure) throw this.failure
-    const headers: Record<string, string> = {'content-type': this.options.type ?? DEFAULT_TYPE}
-    if (this.target.authorization) headers.authorization = this.target.authorization
-    this.sent++
-    // undici pipelines only requests marked idempotent and not blocking: a POST
-    // is neither by default, so each would wait for the previous answer.
-    const done: Promise<void> = this.client
-      .request({path: this.path, method: 'POST', headers, body, signal: this.options.signal, idempotent: true, blocking: false})
-      .then(async (response) => {
-        if (!isSuccess(response.statusCode)) throw await statusError(this.target, response.statusCode, response.body)
-        await response.body.dump()
-        this.acknowledged++
-        this.options.onPublished?.(published(response.headers, 1)[0])
-      })
-      .catch((error: unknown) => {
-        if (this.failure) return
-        this.failure = describeFailure(this.target, error)
-        // Stop at the first failure: an idempotent request that was written
-        // but not answered would otherwise be sent again on a new connection.
-        this.client.destroy().catch(() => {})
-      })
-      .finally(() => {
-        this.inFlight.delete(done)
-        this.waiting.shift()?.()
-      })
-    this.inFlight.add(done)
-    // Not Promise.race(inFlight): that leaves a reaction on every pending request per call.
-    if (this.inFlight.size >= (this.options.pipelining ?? 32) * 2) await new Promise<void>((resolve) => this.waiting.push(resolve))
-  }
-
-  /** Waits for every answer and closes the connection; throws the first failure. */
-  async close(): Promise<void> {
-    await Promise.all(this.inFlight)
-    if (!this.client.destroyed) await this.client.close()
-    if (this.failure) throw this.failure
-  }
 }

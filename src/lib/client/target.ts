@@ -10,6 +10,8 @@ export interface ClientOptions {
   user?: string
   /** PEM CA certificate(s) to trust for HTTPS, beside the system's. */
   ca?: string | Buffer
+  /** Credentials for when neither `user` nor the URL gives any (the CLI's $MSGBUS_USER). */
+  defaultUser?: string
   /** Skip HTTPS certificate checks (self-signed test servers). */
   insecure?: boolean
   /** Where MSGBUS_URL is read from; default process.env. */
@@ -79,7 +81,7 @@ export function resolveTarget(target: string, options: ClientOptions = {}): Targ
   const fromUrl = url.username || url.password ? `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}` : undefined
   url.username = ''
   url.password = ''
-  const user = options.user ?? fromUrl
+  const user = options.user ?? fromUrl ?? options.defaultUser
   return {url, channel, authorization: user === undefined ? undefined : basic(user), display: url.href}
 }
 

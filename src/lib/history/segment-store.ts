@@ -48,6 +48,10 @@ export class SegmentStore implements HistoryStore {
     this.segmentBytes = options.segmentBytes ?? SEGMENT_BYTES
   }
 
+  get failure(): string | undefined {
+    return this.writer?.failure
+  }
+
   /** fdatasync calls made so far. */
   get syncs(): number {
     return this.writer?.syncs ?? 0

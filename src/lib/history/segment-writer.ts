@@ -43,6 +43,8 @@ export class SegmentWriter {
   private broken = false
   private closed = false
   private readonly timer: NodeJS.Timeout | undefined
+  /** The last failure's message, until a write succeeds again (health.ts). */
+  failure: string | undefined
   /** fdatasync calls made, for the benchmark and tests. */
   syncs = 0
 
@@ -138,11 +140,13 @@ export class SegmentWriter {
       this.dirty = true
     }
 
+    this.failure = undefined
     for (const pending of batch) pending.resolve()
   }
 
   private fail(batch: Pending[], error: unknown): void {
     const failure = historyFailure(this.dir, `write ${batch.length === 1 ? 'a message' : `${batch.length} messages`}`, error)
+    this.failure = failure.message
     this.logger.warn('history', failure.message)
     for (const pending of batch) pending.reject(failure)
   }
@@ -205,7 +209,8 @@ export class SegmentWriter {
       await this.datasync()
     } catch (error) {
       this.broken = true
-      this.logger.warn('history', historyFailure(this.dir, `sync ${this.target.segment.name}`, error).message)
+      this.failure = historyFailure(this.dir, `sync ${this.target.segment.name}`, error).message
+      this.logger.warn('history', this.failure)
     }
   }
 

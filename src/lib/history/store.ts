@@ -37,6 +37,11 @@ export interface HistoryStore {
   append(message: Message): Promise<void>
   /** Messages up to this id are no longer kept: what holds only those may go. */
   forget(horizon: string): void
+  /**
+   * Why the last write (or sync) failed, while none has succeeded since:
+   * readiness reports it (`/readyz`). Undefined while the store writes.
+   */
+  readonly failure?: string
   /** Writes and syncs what is pending, then closes. */
   close(): Promise<void>
 }

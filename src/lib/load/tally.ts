@@ -15,6 +15,9 @@ export class Window {
   recovered = 0
   /** Gap events: messages the server said a connection will not get. */
   gaps = 0
+  /** When (nowMicros) the first and the last message of the window arrived, 0 before one: the publishing window, without idle time. */
+  firstMicros = 0
+  lastMicros = 0
   readonly latency = new LatencyHistogram()
 
   add(other: Window): void {
@@ -26,6 +29,8 @@ export class Window {
     this.reconnects += other.reconnects
     this.recovered += other.recovered
     this.gaps += other.gaps
+    if (other.firstMicros > 0 && (this.firstMicros === 0 || other.firstMicros < this.firstMicros)) this.firstMicros = other.firstMicros
+    if (other.lastMicros > this.lastMicros) this.lastMicros = other.lastMicros
     this.latency.add(other.latency)
   }
 }
@@ -56,6 +61,8 @@ export class SubscriptionTally implements MessageSink {
   private lastSeq = 0
   /** When (nowMicros) this connection last asked to resume; messages sent before it came by the replay. */
   private resumedAt = 0
+  /** When (nowMicros) the message being counted arrived: one clock read per message, for its latency and the window. */
+  private receivedAt = 0
 
   constructor(private readonly counters: {readonly window: Window}) {}
 
@@ -87,13 +94,17 @@ export class SubscriptionTally implements MessageSink {
 
   received(bodyBytes: number): void {
     const window = this.counters.window
+    const now = nowMicros()
+    this.receivedAt = now
     window.received++
     window.bytes += bodyBytes
+    if (window.firstMicros === 0) window.firstMicros = now
+    window.lastMicros = now
   }
 
   marker(publisher: number, seq: number, sentMicros: number): void {
     const window = this.counters.window
-    window.latency.record(nowMicros() - sentMicros)
+    window.latency.record(this.receivedAt - sentMicros)
     if (sentMicros < this.resumedAt) window.recovered++
     let sequence = this.lastSequence
     if (publisher !== this.lastPublisher || !sequence) {

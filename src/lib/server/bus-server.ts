@@ -17,6 +17,8 @@ import {CorsPolicy} from './access/cors.js'
 import {FRAMING_POLICIES} from './stream/framing.js'
 import {startHeartbeat} from './stream/heartbeat.js'
 import {startStats} from './ops/stats.js'
+import {AccessLog} from './ops/access-log.js'
+import {describeProtections} from './ops/protections.js'
 import {Docroot} from './pages/docroot.js'
 import {createRequestHandler} from './http/router.js'
 import {createListener, secureOptions} from './http/listener.js'
@@ -27,6 +29,10 @@ import {RateLimiter} from './access/rate-limit.js'
 import {LoginGuard} from './access/login-guard.js'
 import {Admission} from './http/admission.js'
 import type {ServerCounters} from './ops/counters.js'
+import {AnswerTally} from './ops/answers.js'
+import {Readiness} from './ops/health.js'
+import {LatencyBuckets} from './ops/latency-buckets.js'
+import {createMetricsListener, parseMetricsAddress, type MetricsAddress} from './ops/metrics-listener.js'
 import {LogLevel} from './ops/log.js'
 import {DEFAULTS, type BusServerOptions, type ResolvedOptions} from './options.js'
 import {hardBound, SocketWriter, type WriteTarget} from './stream/socket-writer.js'
@@ -37,6 +43,8 @@ import {Viewer} from './pages/viewer.js'
 export interface Listening {
   http: AddressInfo
   https?: AddressInfo
+  /** `metrics`: the listener of /metrics, /livez and /readyz. */
+  metrics?: AddressInfo
 }
 
 /**
@@ -64,6 +72,7 @@ interface Parts {
   /** `--acl`, to reload. */
   acl: AccessControl | undefined
   bodyBudget: BodyBudget
+  accessLog: AccessLog
 }
 
 /**
@@ -81,6 +90,18 @@ export class BusServer {
   private stopHeartbeat = () => {}
   private stopStats = () => {}
   private stopTrim = () => {}
+  /** `metrics`: apart from `servers`, as it outlives them on stop (readiness says the server is going). */
+  private metricsServer: Server | undefined
+  private stopping = false
+  private readonly answers = new AnswerTally()
+  private readonly publishLatency = new LatencyBuckets()
+  /**
+   * What `/readyz` reports (`metrics`): named checks, each saying what is
+   * wrong or nothing. The server's own: its listeners are bound, its history
+   * store (`historyDir`) writes, it is not shutting down. Whatever the
+   * server comes to depend on (a broker link) adds its own with `add()`.
+   */
+  readonly readiness = new Readiness()
 
   constructor(options: BusServerOptions = {}) {
     const given = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined))
@@ -88,6 +109,13 @@ export class BusServer {
     const {history, historyBytes, historyAge} = this.options
     const log = new MessageLog({count: history, bytes: historyBytes, ageMs: historyAge * 1000}, startHorizon())
     this.bus = new Bus({fanOutSlice: this.options.fanOutSlice, log})
+    this.readiness.add('listeners', () => {
+      if (!this.listening) return 'not listening yet'
+      const closed = this.servers.filter((server) => !server.listening).length
+      return closed > 0 ? `${closed} of ${this.servers.length} listeners closed` : undefined
+    })
+    this.readiness.add('history', () => this.bus.storeFailure)
+    this.readiness.add('shutdown', () => (this.stopping ? 'the server is shutting down' : undefined))
   }
 
   private get logger() {
@@ -117,6 +145,8 @@ export class BusServer {
       throw new MsgbusError('ERR_MSGBUS_OPTION_INVALID', `unknown framing ${JSON.stringify(options.framing)} (known: ${FRAMING_POLICIES.join(', ')})`)
     }
 
+    const metricsAt = options.metrics === undefined ? undefined : parseMetricsAddress(options.metrics)
+
     const docroot = options.docroot === undefined ? undefined : await Docroot.open(options.docroot, logger)
     const cors = options.cors === undefined || options.cors.length === 0 ? undefined : new CorsPolicy(options.cors)
     // Its sweep timer is unreferenced: a start that fails below leaves nothing running.
@@ -144,13 +174,14 @@ export class BusServer {
     const streams = new Streams(this.bus, writer, logger, options.maxPending)
     const bodyBudget = new BodyBudget(options.maxBodyMemory, largestBody, logger)
     const connectionsPerIp = options.maxConnectionsPerIp > 0 ? new ConnectionLimit(options.maxConnectionsPerIp) : undefined
-    const admission = new Admission(this.connectionCap(), connectionsPerIp, serverHeader, logger)
+    const accessLog = new AccessLog(logger, options.accessLog)
+    const admission = new Admission(this.connectionCap(), connectionsPerIp, serverHeader, this.answers, accessLog)
     const gate = new Gate(access, cors, options.rateLimit > 0 ? new RateLimiter(options.rateLimit) : undefined)
     const acl = access instanceof AccessControl ? access : undefined
-    this.parts = {writer, streams, admission, gate, logins, acl, bodyBudget}
+    this.parts = {writer, streams, admission, gate, logins, acl, bodyBudget, accessLog}
     const handler = createRequestHandler({
       gate,
-      publisher: {bus: this.bus, limits: options, bodyBudget, logger, serverHeader},
+      publisher: {bus: this.bus, limits: options, bodyBudget, logger, serverHeader, latency: this.publishLatency},
       subscriber: {
         bus: this.bus,
         encoders,
@@ -165,9 +196,10 @@ export class BusServer {
       streams,
       admission,
       logger,
+      accessLog,
       serverHeader,
     })
-    const listenerContext = {headerTimeout: options.headerTimeout, idleTimeout: options.idleTimeout, serverHeader, streams, admission}
+    const listenerContext = {headerTimeout: options.headerTimeout, idleTimeout: options.idleTimeout, serverHeader, streams, admission, answers: this.answers, accessLog}
     const http = createListener(listenerContext, handler)
     this.servers.push(http)
     let https: Server | undefined
@@ -179,8 +211,11 @@ export class BusServer {
 
     let listening: Listening
     try {
+      // First: probes get their answers (not ready) while the history is read back.
+      const metrics = metricsAt && (await this.startMetrics(metricsAt, serverHeader))
       await this.openHistoryStore()
       listening = {http: await this.bind(http, options.port, 'HTTP')}
+      if (metrics) listening.metrics = metrics
       if (https) listening.https = await this.bind(https, options.sslPort, 'HTTPS')
       this.listening = listening
       this.stopHeartbeat = startHeartbeat(options.heartbeat * 1000, streams, 'sse', encoders.sse.heartbeat)
@@ -188,6 +223,7 @@ export class BusServer {
       this.stopTrim = startTrim(this.bus.log)
     } catch (error) {
       await this.closeServers()
+      await this.closeMetrics()
       await this.bus.closeStore().catch(() => {})
       throw error
     }
@@ -195,9 +231,34 @@ export class BusServer {
     const where = (address: AddressInfo) => (this.options.address === '' ? `*:${address.port} (all interfaces)` : `${hostForUrl(address)}:${address.port}`)
     logger.log(LogLevel.Always, 'listen', `HTTP on ${where(listening.http)}`)
     if (listening.https) logger.log(LogLevel.Always, 'listen', `HTTPS on ${where(listening.https)}`)
+    // The address as bound (0.0.0.0 says it is reachable from elsewhere), not as a local client would reach it.
+    const metrics = listening.metrics && `${listening.metrics.family === 'IPv6' ? `[${listening.metrics.address}]` : listening.metrics.address}:${listening.metrics.port}`
+    if (metrics) logger.log(LogLevel.Always, 'listen', `metrics on ${metrics} (/metrics, /livez, /readyz)`)
     if (docroot) logger.log(LogLevel.Always, 'listen', `document root ${docroot.root}`)
     if (acl) logger.log(LogLevel.Always, 'listen', `acl ${acl.current.file} (${acl.current.describe()})`)
+    const protections = describeProtections(options, {
+      acl: acl && {file: acl.current.file, users: acl.current.describe()},
+      connections: admission.cap.max,
+    })
+    logger.log(LogLevel.Always, 'protections', protections.detail, protections.fields)
     return listening
+  }
+
+  /** `metrics`: prom-client is loaded now, and only now, and the listener bound. */
+  private async startMetrics(at: MetricsAddress, serverHeader: string): Promise<AddressInfo> {
+    const {ServerMetrics} = await import('./ops/metrics.js')
+    const metrics = new ServerMetrics(() => this.counters())
+    this.metricsServer = createMetricsListener({readiness: this.readiness, scrape: () => metrics.scrape(), serverHeader})
+    return this.bind(this.metricsServer, at.port, 'metrics', at.host)
+  }
+
+  private async closeMetrics(): Promise<void> {
+    const server = this.metricsServer
+    this.metricsServer = undefined
+    if (!server?.listening) return
+    const closed = new Promise((resolve) => server.close(resolve))
+    server.closeAllConnections()
+    await closed
   }
 
   /** `--history-dir`: the history written to disk, and what it held read back into the log before the first connection. */
@@ -231,8 +292,7 @@ export class BusServer {
     return new ConnectionCap(max, hardMax, this.logger, origin)
   }
 
-  private async bind(server: Server, port: number, name: string): Promise<AddressInfo> {
-    const {address} = this.options
+  private async bind(server: Server, port: number, name: string, address = this.options.address): Promise<AddressInfo> {
     server.listen({port, host: address === '' ? undefined : address, backlog: LISTEN_BACKLOG})
     try {
       await once(server, 'listening')
@@ -256,10 +316,10 @@ export class BusServer {
   }
 
   /** Where the server listens, as a base URL a client on this machine can use. */
-  url(kind: 'http' | 'https' = 'http'): string {
+  url(kind: 'http' | 'https' | 'metrics' = 'http'): string {
     const address = this.listening?.[kind]
-    if (!address) throw new MsgbusError('ERR_MSGBUS_SERVER_STATE', `not listening for ${kind.toUpperCase()}`)
-    return `${kind}://${hostForUrl(address)}:${address.port}`
+    if (!address) throw new MsgbusError('ERR_MSGBUS_SERVER_STATE', kind === 'metrics' ? 'not listening for metrics (no metrics option)' : `not listening for ${kind.toUpperCase()}`)
+    return `${kind === 'https' ? 'https' : 'http'}://${hostForUrl(address)}:${address.port}`
   }
 
   get addresses(): Listening | undefined {
@@ -297,6 +357,8 @@ export class BusServer {
 
   counters(): ServerCounters {
     const parts = this.parts
+    const answers = this.answers.byCode()
+    if (parts && parts.streams.opened > 0) answers[200] = (answers[200] ?? 0) + parts.streams.opened
     return {
       ...this.bus.counters(),
       dropped: parts?.writer.droppedTotal ?? 0,
@@ -311,6 +373,10 @@ export class BusServer {
       bodyMemory: parts?.bodyBudget.held ?? 0,
       bodyRefusals: parts?.bodyBudget.refusals ?? 0,
       history: {messages: this.bus.log.size, bytes: this.bus.log.bytes},
+      deliveries: parts?.streams.deliveries() ?? {multipart: 0, sse: 0, ndjson: 0, raw: 0},
+      bytesOut: parts?.writer.bytesOut ?? 0,
+      answers,
+      publishLatency: this.publishLatency.snapshot(),
     }
   }
 
@@ -320,12 +386,14 @@ export class BusServer {
    */
   async stop(graceMs = 500): Promise<void> {
     if (this.servers.length === 0) return
+    this.stopping = true
     this.logger.log(LogLevel.Always, 'stop', `ending ${this.parts?.streams.size ?? 0} subscriptions`)
     this.stopHeartbeat()
     this.stopStats()
     this.stopTrim()
     this.parts?.gate.close()
     this.parts?.logins.close()
+    this.parts?.accessLog.close()
     const closed = this.closeServers()
     this.parts?.streams.endAll()
     for (const server of this.servers) server.closeIdleConnections()
@@ -337,6 +405,7 @@ export class BusServer {
     clearTimeout(timer)
     await this.bus.closeStore().catch((error: unknown) => this.logger.warn('history', messageOf(error)))
     this.servers.length = 0
+    await this.closeMetrics()
   }
 
   private closeServers(): Promise<unknown> {

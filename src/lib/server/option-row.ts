@@ -1,4 +1,7 @@
 import type {BusServerOptions} from './options.js'
+import type {LogFormat} from './ops/log.js'
+import {durationAsTyped} from '../util/duration.js'
+import {sizeAsTyped} from '../util/size.js'
 
 /**
  * What only `msgbus serve` has, beside the library's options: the PEM files
@@ -11,7 +14,10 @@ export interface ServeOnlyOptions {
   keyFile?: string
   user?: string
   verbose?: number
+  logFormat?: LogFormat
   hashPassword?: boolean
+  /** A TOML file of options (config-file.ts), read below the flags and the environment. */
+  config?: string
 }
 
 type AllOptions = BusServerOptions & ServeOnlyOptions
@@ -28,7 +34,8 @@ interface FlagText {
   /** README's "what it does": may point at other sections, and uses the placeholder (`DIR`, `N`) in its flag column. */
   doc: string
   helpValue?: string
-  env?: string
+  /** The environment variable that gives the option; by default MSGBUS_ and the flag in upper snake case (option-flags.ts); false for none. */
+  env?: string | false
   dependsOn?: string[]
   /** README's default when the value alone would not say it: none given, or one computed at start-up. */
   defaultText?: string
@@ -83,6 +90,19 @@ export type AnyFlagRow = FlagText & {serveOnly?: true} & (
 )
 
 type AnyRow = AnyFlagRow | LibraryRow<unknown>
+
+/**
+ * A row's default as --help, the man page and the README show it: in the
+ * units a user types (`8MiB`, not 8388608; `1h`, not 3600), with what 0
+ * means where it means something; undefined without a default.
+ */
+export function shownDefault(row: AnyFlagRow): string | undefined {
+  if (row.default === undefined) return undefined
+  if (row.default === 0 && row.zeroMeans !== undefined) return `0 (${row.zeroMeans})`
+  if (row.kind === 'size') return sizeAsTyped(row.default)
+  if (row.kind === 'duration') return durationAsTyped(row.default * 1000)
+  return String(row.default)
+}
 
 const kebab = (name: string): string => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
 

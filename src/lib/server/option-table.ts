@@ -7,7 +7,8 @@
  * OptionTable type holds this table and that interface to the same keys.
  */
 import {FAN_OUT_SLICE} from '../bus/bus.js'
-import {silentLogger} from './ops/log.js'
+import {LOG_FORMATS, silentLogger} from './ops/log.js'
+import {ACCESS_LOG_LIMITS} from './ops/access-log.js'
 import type {OptionTable} from './option-row.js'
 
 const MiB = 1024 * 1024
@@ -65,6 +66,7 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
   hashPassword: {
     kind: 'boolean',
     serveOnly: true,
+    env: false,
     summary: 'Read a password (one line) from stdin, print a scrypt hash of it for --acl, and exit.',
     doc: 'read a password (one line) from stdin, print a scrypt hash of it for the ACL, and exit',
   },
@@ -101,6 +103,8 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
     kind: 'string',
     serveOnly: true,
     char: 'u',
+    // Not MSGBUS_USER: that is the client commands' credentials (send, dump), which a shell may have set.
+    env: 'MSGBUS_SERVE_USER',
     helpValue: '<user>',
     summary: 'Switch to this user (name or uid) after binding the ports.',
     doc: 'switch to USER (name or uid) and its groups once the ports are bound: start as root to bind 80/443',
@@ -115,6 +119,21 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
     helpValue: '<level>',
     summary: 'Log more: 1 subscriptions, 2 documents, 3 publishes. Repeatable (-vvv) or a level (-v 2).',
     doc: 'log more: `-v` subscriptions, `-vv` documents too, `-vvv` publishes too; or a level, `-v 2`',
+  },
+  logFormat: {
+    kind: 'enum',
+    serveOnly: true,
+    values: LOG_FORMATS,
+    default: 'text',
+    summary: 'Log lines as text, or as one JSON object a line (time, level, event, msg and the line\'s fields) for log shippers.',
+    doc: '`text`, or `json`: one object a line, `{"time","level","event","msg",...}` with the line\'s facts as fields; see "Logs"',
+  },
+  config: {
+    kind: 'string',
+    serveOnly: true,
+    helpValue: '<file>',
+    summary: 'Read options from this TOML file (keys are the long flags: port = 8080, cors = ["https://a.example"]); flags and MSGBUS_ variables win.',
+    doc: 'read options from a TOML file, keys named as the long flags; flags and the environment win; see "Configuration"',
   },
   maxMessageSize: {
     kind: 'size',
@@ -296,6 +315,14 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
     summary: 'Log a stats line this often: subscribers, messages, memory, event-loop delay (0: never).',
     doc: 'log a `stats` line this often: connections, subscribers, channels, messages and deliveries per second, slow subscribers, connections refused at the cap, memory held by request bodies (`bodies=`) and publishes refused for it (`busy=`), messages and bytes kept in the history (`kept=`, `kept-bytes=`), RSS, heap, event-loop delay p50/p99/max',
   },
+  metrics: {
+    kind: 'string',
+    helpValue: '<[address:]port>',
+    summary:
+      'Serve /metrics (Prometheus), /livez and /readyz on a listener of their own, at this port and address (default address 127.0.0.1; 0: any free port).',
+    description: `GET /metrics: Prometheus text, in the msgbus_ namespace: messages published, deliveries by stream format, subscribers and channels now, slow subscribers cut and messages dropped, bytes in and out, publish latency, HTTP answers by status, the history's size; and prom-client's process and event-loop metrics. GET /livez: 200 while the event loop runs. GET /readyz: 200 when the server is ready, else 503; one line per check (listeners bound, history store writing, not shutting down). Plain text; HEAD too; any other path is 404. There is no authentication on this listener: keep it on a private address.`,
+    doc: 'serve `/metrics` (Prometheus text), `/livez` and `/readyz` on a listener of their own, never on the bus\'s ports: `9464` is `127.0.0.1:9464`; `0.0.0.0:9464` or `[::]:9464` to be scraped from other machines; see "Metrics and health"',
+  },
   cors: {
     kind: 'list',
     helpValue: '<origin>',
@@ -307,5 +334,6 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
   key: {noFlag: 'serve takes a file (keyFile)'},
   boundary: {noFlag: 'a random one per server is what a deployment wants; tests fix it'},
   fanOutSlice: {noFlag: 'a tuning knob for benchmarks, not deployments', default: FAN_OUT_SLICE},
-  logger: {noFlag: 'serve makes one from --verbose', default: silentLogger},
+  logger: {noFlag: 'serve makes one from --verbose and --log-format', default: silentLogger},
+  accessLog: {noFlag: 'the budget is chosen for deployments (ops/access-log.ts); tests shrink it', default: ACCESS_LOG_LIMITS},
 } satisfies OptionTable

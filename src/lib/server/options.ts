@@ -4,6 +4,7 @@ import type {SlowPolicy} from './stream/socket-writer.js'
 import type {Logger} from './ops/logger.js'
 import type {FramingPolicy} from './stream/framing.js'
 import type {HistorySync} from '../history/store.js'
+import type {AccessLogLimits} from './ops/access-log.js'
 
 export interface BusServerOptions {
   /** HTTP port; 0 picks a free one. Default 8888. */
@@ -84,9 +85,17 @@ export interface BusServerOptions {
   maxChannels?: number
   /** Seconds between `stats` log lines (counters, memory, event-loop delay); 0 for none. */
   statsInterval?: number
+  /**
+   * `[ADDRESS:]PORT` (ADDRESS 127.0.0.1 when not given) of a listener of
+   * its own serving `/metrics` (Prometheus text), `/livez` and `/readyz`;
+   * see `readiness` and `url('metrics')`. None unless given.
+   */
+  metrics?: string
   /** Most deliveries in one turn of the event loop; a larger fan-out goes on in the next turns. Default FAN_OUT_SLICE (50). */
   fanOutSlice?: number
   logger?: Logger
+  /** How many refused requests the access log writes a line for, and how often it summarises the rest. ACCESS_LOG_LIMITS when not given: 10 lines a second, bursts of 100, a summary every 10 s. */
+  accessLog?: AccessLogLimits
 }
 
 /** The defaults, from the option table (option-table.ts). */

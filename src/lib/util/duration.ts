@@ -44,3 +44,9 @@ export function formatDuration(ms: number): string {
 
   return out.join(' ')
 }
+
+/** As a user would type it, and parseDuration reads it back: `90s` as `1m30s`, `1h`, `2d`, `500ms`, `0`. */
+export function durationAsTyped(ms: number): string {
+  if (ms === 0) return '0'
+  return formatDuration(ms).replace(/ min/g, 'm').replace(/ /g, '')
+}

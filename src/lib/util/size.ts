@@ -39,3 +39,8 @@ export function formatSize(bytes: number): string {
 
   return `${bytes} bytes`
 }
+
+/** As a user would type it, and parseSize reads it back: `8MiB`, `64KiB`, `1000`. */
+export function sizeAsTyped(bytes: number): string {
+  return formatSize(bytes).replace(/ bytes$/, '').replace(' ', '')
+}

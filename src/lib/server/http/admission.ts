@@ -1,6 +1,7 @@
 import type {Server} from 'node:http'
 import type {Socket} from 'node:net'
-import type {Logger} from '../ops/log.js'
+import type {AnswerTally} from '../ops/answers.js'
+import type {AccessLog} from '../ops/access-log.js'
 import type {ConnectionCap} from './connection-cap.js'
 import type {ConnectionLimit} from './connection-limit.js'
 import {rawErrorResponse} from './http-error.js'
@@ -23,7 +24,8 @@ export class Admission {
     readonly cap: ConnectionCap,
     private readonly perIp: ConnectionLimit | undefined,
     private readonly serverHeader: string,
-    private readonly logger: Logger,
+    private readonly answers: AnswerTally,
+    private readonly accessLog: AccessLog,
   ) {}
 
   /** The connection was refused and has had its answer: nothing it sends is handled. */
@@ -48,13 +50,14 @@ export class Admission {
     server.on(secure ? 'secureConnection' : 'connection', (socket: Socket) => {
       if (socket.destroyed || this.refused.has(socket) || limit.admit(socket)) return
       const reason = `too many connections from ${addressOf(socket)} (the limit is ${limit.max})`
-      this.logger.warn('refuse', reason)
+      this.accessLog.refusedConnection(socket, 503, reason)
       this.refuse(socket, reason)
     })
   }
 
   private refuse(socket: Socket, reason: string): void {
     this.refused.add(socket)
+    this.answers.count(503)
     endAndLinger(socket, rawErrorResponse(503, this.serverHeader, reason, {'Retry-After': '5'}))
   }
 }

@@ -28,6 +28,8 @@ export class HttpError extends MsgbusError {
  */
 function refuseAndLinger(res: ServerResponse, status: number, reason: string, headers: Record<string, string>): void {
   const req = res.req
+  // Not sent through res, but what was answered: for whoever counts answers at its close (listener.ts).
+  res.statusCode = status
   req.resume()
   endAndLinger(req.socket, rawErrorResponse(status, String(res.getHeader('Server') ?? 'msgbus'), reason, headers))
 }
@@ -37,8 +39,19 @@ function errorBody(reason: string): string {
   return `${reason.replace(/[\r\n]+/g, ' ')}\n`
 }
 
+/** Hears of an error sent on a response: the access log (access-log.ts). */
+export type RefusalObserver = (res: ServerResponse, status: number, reason: string) => void
+
+const observers = new WeakMap<ServerResponse, RefusalObserver>()
+
+/** Has `observer` hear of the error, if any, that is sent on `res`: whoever sends it, the router or a page. */
+export function observeRefusal(res: ServerResponse, observer: RefusalObserver): void {
+  observers.set(res, observer)
+}
+
 /** Error bodies are one line of plain text, for curl users and logs alike. */
 export function sendError(res: ServerResponse, status: number, reason: string, headers: Record<string, string> = {}, closeAfter = false): void {
+  observers.get(res)?.(res, status, res.headersSent ? `${reason} (after the answer had begun: connection closed)` : reason)
   if (res.headersSent) {
     res.destroy()
     return

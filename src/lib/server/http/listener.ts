@@ -3,9 +3,11 @@ import {createServer as createHttpsServer} from 'node:https'
 import type {Socket} from 'node:net'
 import {X509Certificate, createPrivateKey} from 'node:crypto'
 import {createSecureContext, type SecureContextOptions} from 'node:tls'
+import type {AnswerTally} from '../ops/answers.js'
+import type {AccessLog} from '../ops/access-log.js'
 import type {Streams} from '../stream/streams.js'
 import type {Admission} from './admission.js'
-import {rawErrorResponse, sendError} from './http-error.js'
+import {observeRefusal, rawErrorResponse, sendError} from './http-error.js'
 import {endAndLinger} from './linger.js'
 import {MsgbusError, messageOf} from '../../util/errors.js'
 
@@ -18,6 +20,9 @@ export interface ListenerContext {
   readonly serverHeader: string
   readonly streams: Streams
   readonly admission: Admission
+  /** Answers by status: counted here, but for streams (streams.ts) and refusals at connect (admission.ts). */
+  readonly answers: AnswerTally
+  readonly accessLog: AccessLog
 }
 
 /** How often Node checks its connections for header timeouts; the timeout itself is `--header-timeout`. */
@@ -93,11 +98,27 @@ export function createListener(ctx: ListenerContext, handler: Handler, tls?: Sec
   server.headersTimeout = options.headerTimeout * 1000
   server.requestTimeout = 0
   server.keepAliveTimeout = options.idleTimeout * 1000
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => handler(req, res))
-  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handler(req, res, true))
+  // At the response's close: an answer Node wrote has its status, and so has one written raw
+  // (http-error.ts sets it); a client gone before any answer has neither. A stream is counted
+  // as it begins (streams.ts), its response is let go before it closes (takeover.ts). One
+  // listener for all, so counting allocates nothing.
+  const countAnswer = function (this: ServerResponse): void {
+    if (this.headersSent || this.statusCode !== 200) ctx.answers.count(this.statusCode)
+  }
+
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    res.on('close', countAnswer)
+    handler(req, res)
+  })
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    res.on('close', countAnswer)
+    handler(req, res, true)
+  })
   // Without these Node answers by itself: a bare 417, and for CONNECT nothing but a closed connection.
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    res.on('close', countAnswer)
     res.setHeader('Server', ctx.serverHeader)
+    observeRefusal(res, ctx.accessLog.onRefusal)
     // Closed after: the body that may follow is not read.
     sendError(res, 417, `expectation ${JSON.stringify(req.headers.expect)} is not supported (only 100-continue)`, {}, true)
   })
@@ -105,6 +126,8 @@ export function createListener(ctx: ListenerContext, handler: Handler, tls?: Sec
     socket.on('error', () => {})
     if (ctx.admission.isRefused(socket)) return void socket.destroy()
     const reason = 'method CONNECT is not allowed: this is not a proxy'
+    ctx.answers.count(405)
+    ctx.accessLog.refusedConnection(socket, 405, reason)
     endAndLinger(socket, rawErrorResponse(405, ctx.serverHeader, reason, {Allow: 'GET, HEAD, POST, OPTIONS'}))
   })
   // A TLS handshake that failed or timed out reaches 'clientError' too, but
@@ -122,6 +145,8 @@ export function createListener(ctx: ListenerContext, handler: Handler, tls?: Sec
     const reason = status === 400 ? badRequestReason(error) : status === 408 ? `request head not received within ${options.headerTimeout} s` : undefined
     // The request before may still become a stream (once its password is checked): then this closes it.
     ctx.streams.condemn(socket)
+    ctx.answers.count(status)
+    ctx.accessLog.refusedConnection(socket, status, reason ?? 'request header fields too large')
     refuseAfterPending(socket, rawErrorResponse(status, ctx.serverHeader, reason))
   })
   ctx.admission.watch(server, Boolean(tls))

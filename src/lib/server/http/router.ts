@@ -1,14 +1,14 @@
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import {ChannelError, BUS_PREFIX, decodeChannel} from '../../protocol/channel.js'
 import type {Gate} from '../access/gate.js'
-import {LogLevel, type Logger} from '../ops/log.js'
+import type {AccessLog} from '../ops/access-log.js'
+import type {Logger} from '../ops/log.js'
 import type {Docroot} from '../pages/docroot.js'
 import {publish, type PublishContext} from '../publish/publish.js'
 import type {Streams} from '../stream/streams.js'
 import {subscribe, type SubscribeContext} from '../stream/subscribe.js'
 import type {Admission} from './admission.js'
-import {HttpError, sendError} from './http-error.js'
-import {peerOf} from './peer.js'
+import {HttpError, observeRefusal, sendError} from './http-error.js'
 import {framingError} from './request-checks.js'
 
 /** What the router hands requests to, and what it checks first. */
@@ -20,6 +20,8 @@ export interface RouterContext {
   readonly streams: Streams
   readonly admission: Admission
   readonly logger: Logger
+  /** Refusals, and at -vv every request that is neither a publish nor a stream. */
+  readonly accessLog: AccessLog
   readonly serverHeader: string
 }
 
@@ -38,7 +40,10 @@ function splitTarget(url: string): {path: string; query: string} {
 
 async function route(ctx: RouterContext, req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): Promise<void> {
   const {path, query} = splitTarget(req.url ?? '/')
-  const admitted = ctx.gate.admit(req, req.method === 'POST' && path.startsWith(BUS_PREFIX))
+  const isBus = path.startsWith(BUS_PREFIX)
+  // A publish logs its own line (publish.ts), and a stream its own two (streams.ts).
+  if (!(isBus && req.method === 'POST')) ctx.accessLog.answered(req, res, isBus ? 'bus' : 'document')
+  const admitted = ctx.gate.admit(req, isBus && req.method === 'POST')
   const principal = admitted instanceof Promise ? await admitted : admitted
   // A client that left while its password was being hashed: nothing to answer (its close has been and gone).
   if (req.socket.destroyed) return
@@ -48,7 +53,7 @@ async function route(ctx: RouterContext, req: IncomingMessage, res: ServerRespon
     throw new HttpError(308, `moved to ${location}`, {Location: location})
   }
 
-  if (path.startsWith(BUS_PREFIX)) {
+  if (isBus) {
     const cors = ctx.gate.corsHeaders(req)
     for (const [name, value] of Object.entries(cors)) res.setHeader(name, value)
     let channel: string
@@ -78,12 +83,6 @@ async function route(ctx: RouterContext, req: IncomingMessage, res: ServerRespon
   }
 
   if (!ctx.docroot) throw new HttpError(404, `not found: ${path}`)
-  if (ctx.logger.level >= LogLevel.Documents) {
-    res.once('finish', () =>
-      ctx.logger.log(LogLevel.Documents, 'document', `${peerOf(req.socket)} ${req.method} ${path} ${res.statusCode}`),
-    )
-  }
-
   if (expectsContinue) res.writeContinue()
   await ctx.docroot.serve(req, res, path)
 }
@@ -104,6 +103,7 @@ export function createRequestHandler(ctx: RouterContext) {
     }
 
     res.setHeader('Server', ctx.serverHeader)
+    observeRefusal(res, ctx.accessLog.onRefusal)
     if (req.url !== undefined && req.url.length > MAX_TARGET_LENGTH) {
       sendError(res, 414, `request target longer than ${MAX_TARGET_LENGTH} bytes`, {Connection: 'close'})
       return

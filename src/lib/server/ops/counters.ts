@@ -1,5 +1,7 @@
 import type {BusCounters} from '../../bus/bus.js'
+import type {StreamFormat} from '../../protocol/stream-encoder.js'
 import type {LoginCounters} from '../access/login-guard.js'
+import type {BucketCounts} from './latency-buckets.js'
 
 /** What the server has done since it started, as `counters()` returns it and the stats line prints it. */
 export interface ServerCounters extends BusCounters {
@@ -23,4 +25,12 @@ export interface ServerCounters extends BusCounters {
   bodyRefusals: number
   /** The history: messages and bytes kept now (`--history`, `--history-bytes`). */
   history: {messages: number; bytes: number}
+  /** Messages written to subscription streams, live and replayed, by stream format. */
+  deliveries: Record<StreamFormat, number>
+  /** Bytes written to subscription streams' connections: heads, framing and bodies. */
+  bytesOut: number
+  /** HTTP answers by status code (`"204"`, `"401"`): every answer on the bus's ports, a subscription counted as a 200 when its stream begins. */
+  answers: Record<string, number>
+  /** Seconds from a publish being handled to its 204, in buckets (latency-buckets.ts). */
+  publishLatency: BucketCounts
 }

@@ -3,35 +3,65 @@
  * has the rest and no chalk, so that `msgbus/server` does not load chalk.
  */
 import {chalkStderr, type ChalkInstance} from 'chalk'
-import type {Logger} from './log.js'
+import type {LogFields, LogFormat, Logger} from './log.js'
 
-export {LogLevel, silentLogger, type Logger} from './log.js'
+export {LogLevel, silentLogger, LOG_FORMATS, type LogFields, type LogFormat, type Logger} from './log.js'
 
 const EVENT_COLOURS: Record<string, (c: ChalkInstance) => ChalkInstance> = {
   listen: (c) => c.green,
   subscribe: (c) => c.cyan,
   unsubscribe: (c) => c.cyan.dim,
   publish: (c) => c.magenta,
-  document: (c) => c.blue,
+  request: (c) => c.blue,
+  refused: (c) => c.yellow,
   stop: (c) => c.yellow,
 }
 
-/** Log lines to a stream (stderr by default); coloured only where chalk sees a colour terminal and NO_COLOR is unset. */
-export function streamLogger(level: number, stream: NodeJS.WritableStream = process.stderr): Logger {
-  const colour = stream === process.stderr && !process.env.NO_COLOR && chalkStderr.level > 0
+/** The names every JSON line has; a field of the same name does not replace them. */
+const CORE = new Set(['time', 'level', 'event', 'msg'])
+
+/** One JSON line: `{"time","level","event","msg",...fields}`. */
+export function jsonLine(time: string, level: 'info' | 'warn', event: string, detail: string, fields: LogFields = {}): string {
+  const line: LogFields = {time, level, event, msg: detail}
+  for (const [name, value] of Object.entries(fields)) if (!CORE.has(name) && value !== undefined) line[name] = value
+  return `${JSON.stringify(line)}\n`
+}
+
+export interface StreamLoggerOptions {
+  stream?: NodeJS.WritableStream
+  format?: LogFormat
+}
+
+/**
+ * Log lines to a stream (stderr by default): text, coloured only where chalk
+ * sees a colour terminal and NO_COLOR is unset, or JSON.
+ */
+export function streamLogger(level: number, {stream = process.stderr, format = 'text'}: StreamLoggerOptions = {}): Logger {
+  const colour = format === 'text' && stream === process.stderr && !process.env.NO_COLOR && chalkStderr.level > 0
   const c = chalkStderr
-  const line = (event: string, detail: string, paint?: (c: ChalkInstance) => ChalkInstance): void => {
+  const line = (severity: 'info' | 'warn', event: string, detail: string, fields?: LogFields): void => {
     const time = new Date().toISOString()
-    stream.write(colour ? `${c.dim(time)} ${(paint ?? ((x) => x.white))(c)(event)} ${detail}\n` : `${time} ${event} ${detail}\n`)
+    if (format === 'json') {
+      stream.write(jsonLine(time, severity, event, detail, fields))
+      return
+    }
+
+    if (!colour) {
+      stream.write(`${time} ${event} ${detail}\n`)
+      return
+    }
+
+    const paint = severity === 'warn' ? (x: ChalkInstance) => x.red.bold : (EVENT_COLOURS[event] ?? ((x: ChalkInstance) => x.white))
+    stream.write(`${c.dim(time)} ${paint(c)(event)} ${detail}\n`)
   }
 
   return {
     level,
-    log(eventLevel, event, detail) {
-      if (eventLevel <= level) line(event, detail, EVENT_COLOURS[event])
+    log(eventLevel, event, detail, fields) {
+      if (eventLevel <= level) line('info', event, detail, fields)
     },
-    warn(event, detail) {
-      line(event, detail, (x) => x.red.bold)
+    warn(event, detail, fields) {
+      line('warn', event, detail, fields)
     },
   }
 }

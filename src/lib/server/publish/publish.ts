@@ -9,6 +9,7 @@ import {HttpError} from '../http/http-error.js'
 import type {BodyBudget} from './body-budget.js'
 import {LogLevel, type Logger} from '../ops/log.js'
 import {MsgbusError} from '../../util/errors.js'
+import type {LatencyBuckets} from '../ops/latency-buckets.js'
 
 /** What a publish needs: the bus, the limits on bodies, and where to log. */
 export interface PublishContext {
@@ -21,6 +22,8 @@ export interface PublishContext {
   readonly bodyBudget: BodyBudget
   readonly logger: Logger
   readonly serverHeader: string
+  /** Each accepted publish's time to its answer, in seconds. */
+  readonly latency: LatencyBuckets
 }
 
 /** Publishes of a connection whose bodies are watched now: pipelined ones overlap (one awaits its fan-out while the next body arrives). */
@@ -95,6 +98,7 @@ export async function publish(
   sender: string | undefined,
   expectsContinue: boolean,
 ): Promise<void> {
+  const started = performance.now()
   const header = req.headers['content-type']
   if (header === undefined) throw new HttpError(400, 'a message needs a Content-Type')
   const media = mediaTypeOrReason(header)
@@ -130,12 +134,14 @@ export async function publish(
     'Msgbus-Subscribers': deliveries.map((d) => d.subscribers).join(', '),
   })
   res.end()
+  ctx.latency.observe((performance.now() - started) / 1000)
   if (ctx.logger.level >= LogLevel.Publishes) {
     for (const {message, subscribers} of deliveries) {
       ctx.logger.log(
         LogLevel.Publishes,
         'publish',
         `${peerOf(req.socket)} ${channel} ${message.type} ${message.body.length} bytes id=${message.id} from=${sender ?? '-'} to ${subscribers}`,
+        {peer: peerOf(req.socket), channel, type: message.type, bytes: message.body.length, id: message.id, user: sender, subscribers},
       )
     }
   }

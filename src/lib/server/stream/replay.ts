@@ -16,6 +16,8 @@ export interface ReplayTarget {
   bytesOf(message: Message, shared: boolean): Buffer
   /** The gap event's bytes in this stream's format, if it carries one. */
   gapBytes(gap: Gap): Buffer | undefined
+  /** Told of the bytes the replay wrote, for the server's counters. */
+  sent?(bytes: number): void
 }
 
 /** Messages looked at in one turn of the event loop: others' turns come between, however long the backlog. */
@@ -71,7 +73,11 @@ export function replay(target: ReplayTarget, log: MessageLog, start: number, hig
     while (cursor < end() && looked < SLICE_MESSAGES && bytes < SLICE_BYTES) {
       if (cursor < log.first) {
         const gap = target.gapBytes({reason: 'expired', after: target.lastId ?? null, from: log.horizon})
-        if (gap) pieces.push(gap)
+        if (gap) {
+          pieces.push(gap)
+          bytes += gap.length
+        }
+
         cursor = log.first
         continue
       }
@@ -92,6 +98,7 @@ export function replay(target: ReplayTarget, log: MessageLog, start: number, hig
       socket.cork()
       for (const piece of pieces) socket.write(piece)
       socket.uncork()
+      target.sent?.(bytes)
     }
 
     // Waits for the reader past `highWater`, even once caught up, so that live

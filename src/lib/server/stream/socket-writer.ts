@@ -82,6 +82,8 @@ export class SocketWriter {
   private clockGeneration = 0
   droppedTotal = 0
   slowDisconnects = 0
+  /** Bytes written to subscriber sockets, here and by the stream's own writes (its head, a replay, its end): for the metrics. */
+  bytesOut = 0
   /** rule.maxPending, read on every write. */
   private readonly maxPending: number
 
@@ -126,8 +128,13 @@ export class SocketWriter {
       this.scheduleFlush()
     }
 
-    if (gap) socket.write(gap)
+    if (gap) {
+      socket.write(gap)
+      this.bytesOut += gap.length
+    }
+
     socket.write(bytes)
+    this.bytesOut += bytes.length
     return true
   }
 
@@ -153,7 +160,9 @@ export class SocketWriter {
       // on; it queues behind all it has not read, so the linger bounds how
       // long one that never reads holds the connection and its unsent bytes.
       // No closing bytes: the stream is cut short, not ended.
-      endAndLinger(target.socket, target.slowNotice?.(pending, behindMs) ?? EMPTY, this.rule.cutLingerMs ?? LINGER_MS)
+      const notice = target.slowNotice?.(pending, behindMs) ?? EMPTY
+      this.bytesOut += notice.length
+      endAndLinger(target.socket, notice, this.rule.cutLingerMs ?? LINGER_MS)
       return false
     }
 

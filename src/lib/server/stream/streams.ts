@@ -3,7 +3,7 @@ import type {Socket} from 'node:net'
 import type {Bus} from '../../bus/bus.js'
 import type {MessageFilter} from '../../protocol/filter.js'
 import type {Gap} from '../../protocol/gap.js'
-import type {StreamEncoder} from '../../protocol/stream-encoder.js'
+import type {StreamEncoder, StreamFormat} from '../../protocol/stream-encoder.js'
 import {channelLabel, peerOf} from '../http/peer.js'
 import {LogLevel, type Logger} from '../ops/log.js'
 import type {SocketWriter} from './socket-writer.js'
@@ -41,6 +41,10 @@ export class Streams implements Iterable<HttpSubscription> {
   private readonly sockets = new WeakSet<Socket>()
   private readonly condemned = new WeakSet<Socket>()
   private readonly live = new Set<HttpSubscription>()
+  /** Messages written to streams now closed, by format: with the open ones' (deliveries()), all since the start. */
+  private readonly closedDeliveries: Record<StreamFormat, number> = {multipart: 0, sse: 0, ndjson: 0, raw: 0}
+  /** Streams begun since the start, each one a 200 that Node's HTTP server never saw. */
+  opened = 0
 
   constructor(
     private readonly bus: Bus,
@@ -108,6 +112,7 @@ export class Streams implements Iterable<HttpSubscription> {
     // On the bus before the replay starts: what is published meanwhile is in the log, and live delivery skips what the replay wrote.
     if (!spec.poll) this.bus.subscribe(subscription)
     this.live.add(subscription)
+    this.opened++
     const log = this.bus.log
     const caughtUp = () => {
       subscription.replaying = false
@@ -123,13 +128,30 @@ export class Streams implements Iterable<HttpSubscription> {
     }
 
     const described = `${subscription.peer} ${channelLabel(spec.channel)}${spec.details ? ` ${spec.details}` : ''}`
-    this.logger.log(LogLevel.Subscriptions, 'subscribe', described)
+    const fields = {peer: subscription.peer, channel: spec.channel, format: spec.encoder.format, details: spec.details}
+    const started = performance.now()
+    this.logger.log(LogLevel.Subscriptions, 'subscribe', described, fields)
     socket.once('close', () => {
       this.bus.unsubscribe(subscription)
       this.live.delete(subscription)
-      this.logger.log(LogLevel.Subscriptions, 'unsubscribe', `${described} after ${subscription.received} messages`)
+      this.closedDeliveries[subscription.encoder.format] += subscription.received
+      if (this.logger.level < LogLevel.Subscriptions) return
+      const seconds = Math.round((performance.now() - started) / 100) / 10
+      const messages = subscription.received
+      this.logger.log(LogLevel.Subscriptions, 'unsubscribe', `${described} after ${messages} messages, ${seconds} s`, {...fields, messages, seconds})
     })
     return true
+  }
+
+  /**
+   * Messages written to streams since the start, by format: what closed
+   * streams had, and what the open ones have had so far. Summed per stream
+   * when asked (each counts its own anyway), never counted per message.
+   */
+  deliveries(): Record<StreamFormat, number> {
+    const deliveries = {...this.closedDeliveries}
+    for (const subscription of this.live) deliveries[subscription.encoder.format] += subscription.received
+    return deliveries
   }
 
   /** Ends every stream properly (the server stops): a disconnect event where the format has one, its closing bytes, then the end of the connection. */

@@ -51,6 +51,11 @@ export class HttpSubscription implements Subscriber, WriteTarget, ReplayTarget {
     return true
   }
 
+  /** Bytes written to the socket other than through the writer: counted with the writer's. */
+  sent(bytes: number): void {
+    this.writer.bytesOut += bytes
+  }
+
   /** For the replay, which reads every channel's messages from the one log. */
   wants(message: Message): boolean {
     if (this.channel !== '' && message.channel !== this.channel) return false
@@ -106,7 +111,9 @@ export class HttpSubscription implements Subscriber, WriteTarget, ReplayTarget {
   start(head: string, from: string, gap?: Gap): void {
     const pick = (frame: Frame | undefined) => frame && (this.chunked ? frame.chunked : frame.raw)
     const pieces = [Buffer.from(head, 'latin1'), pick(this.encoder.open), pick(this.encoder.startsAfter(from)), gap && this.gapBytes(gap)]
-    this.socket.write(Buffer.concat(pieces.filter((piece): piece is Buffer => piece !== undefined && piece.length > 0)))
+    const bytes = Buffer.concat(pieces.filter((piece): piece is Buffer => piece !== undefined && piece.length > 0))
+    this.socket.write(bytes)
+    this.sent(bytes.length)
   }
 
   /**
@@ -120,6 +127,8 @@ export class HttpSubscription implements Subscriber, WriteTarget, ReplayTarget {
     if (this.corked) this.socket.uncork()
     const close = this.chunked ? this.encoder.close.chunked : this.encoder.close.raw
     const notice = reason && this.disconnectBytes(reason)
-    this.socket.end(notice ? Buffer.concat([notice, close]) : close)
+    const bytes = notice ? Buffer.concat([notice, close]) : close
+    this.socket.end(bytes)
+    this.sent(bytes.length)
   }
 }
