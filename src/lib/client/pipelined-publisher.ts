@@ -1,8 +1,8 @@
 import {EventEmitter} from 'node:events'
 import {Client} from 'undici'
-import {ClientError, describeFailure, statusError} from './http.js'
+import {ClientError, describeFailure, isRetryable, statusError} from './http.js'
 import {DEFAULT_TYPE, isSuccess, published, type PublishOptions, type Published} from './publish.js'
-import {backoffDelay, canHeal, retryAfterMs} from './retry.js'
+import {backoffDelay, retryAfterMs} from './retry.js'
 import {resolveTarget, type Target} from './target.js'
 
 export interface PipelinedPublisherOptions extends PublishOptions {
@@ -231,7 +231,7 @@ export class PipelinedPublisher extends EventEmitter<PublisherEvents> {
             this.reachable(connection)
             this.finish(entry, false)
             this.emit('refused', {index: entry.index, error})
-          } else if (canHeal(error)) {
+          } else if (isRetryable(error)) {
             this.break(connection, error, retryAfter)
           } else {
             this.stop(error)
@@ -241,7 +241,7 @@ export class PipelinedPublisher extends EventEmitter<PublisherEvents> {
           // What a break or a stop destroys fails too: that is expected.
           if (connection.broken || this.failure) return
           const error = describeFailure(this.target, caught)
-          if (canHeal(error)) this.break(connection, error)
+          if (isRetryable(error)) this.break(connection, error)
           else this.stop(error)
         },
       )

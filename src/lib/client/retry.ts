@@ -1,49 +1,5 @@
 import {setTimeout as sleep} from 'node:timers/promises'
-import {ClientError} from './http.js'
-
-/**
- * Statuses worth retrying: the server is there but busy, restarting or
- * behind a proxy that lost it. 501 and 505 are answers about the request
- * itself and stay the same on every try.
- */
-function retryableStatus(status: number): boolean {
-  return status === 408 || status === 429 || (status >= 500 && status !== 501 && status !== 505)
-}
-
-/**
- * Failures of the connection that can heal by themselves: the server is
- * down or restarting, the network is changing. Not among them: an unknown
- * host (ENOTFOUND), any TLS certificate error and a server that does not
- * speak the protocol; those stay the same however long one waits.
- */
-const RETRYABLE_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENETDOWN',
-  'EAI_AGAIN',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CLOSED',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-])
-
-/** Whether trying again later may succeed: see retryableStatus and RETRYABLE_CODES. */
-export function canHeal(error: ClientError): boolean {
-  if (error.status !== undefined) return retryableStatus(error.status)
-  if (error.code !== 'ERR_MSGBUS_REQUEST_FAILED') return false
-  for (let cause: unknown = error.cause; cause instanceof Error; cause = cause.cause) {
-    const {code} = cause as {code?: unknown}
-    if (typeof code === 'string' && RETRYABLE_CODES.has(code)) return true
-  }
-
-  return false
-}
+import {ClientError, isRetryable} from './http.js'
 
 export interface BackoffOptions {
   /** The first delay; each next one doubles, up to maxDelayMs. */
@@ -87,7 +43,7 @@ export async function withRetry<T>(attempt: () => Promise<T>, options: RetryOpti
       return await attempt()
     } catch (error) {
       const left = started + options.retryForMs - Date.now()
-      if (!(error instanceof ClientError) || !canHeal(error) || left <= 0 || options.signal?.aborted) throw error
+      if (!(error instanceof ClientError) || !isRetryable(error) || left <= 0 || options.signal?.aborted) throw error
       const delayMs = Math.min(left, backoffDelay(count, options))
       options.onRetry?.({attempt: count, delayMs, error})
       try {

@@ -8,6 +8,7 @@ import {boundaryOf, MultipartParser, type MultipartLimits, type Part} from '../p
 import {parsePosition, positionParam, type Position} from '../protocol/position.js'
 import {ClientError, describeFailure, dispatcherFor, isRetryable, statusError} from './http.js'
 import {partToMessage, type ReceivedMessage} from './message.js'
+import {backoffDelay} from './retry.js'
 import {resolveTarget, type ClientOptions, type Target} from './target.js'
 
 export interface SubscribeOptions extends ClientOptions, MultipartLimits {
@@ -170,8 +171,7 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
         this.emit('disconnect', {url: this.target.display, error, received: this.received, ...notice})
         if (!reconnect) return
         attempt++
-        const base = Math.min(this.options.maxDelayMs ?? 30_000, (this.options.minDelayMs ?? 250) * 2 ** Math.min(attempt - 1, 16))
-        const delayMs = Math.round(base / 2 + Math.random() * (base / 2))
+        const delayMs = backoffDelay(attempt, {minDelayMs: this.options.minDelayMs ?? 250, maxDelayMs: this.options.maxDelayMs ?? 30_000})
         this.emit('reconnect', {url: this.target.display, attempt, delayMs})
         try {
           await sleep(delayMs, undefined, {signal})
