@@ -15,6 +15,8 @@ import {msgbus, MsgbusProcess, publish, startBus, stopAll, tempFolder, textMessa
 import {makeCertificate} from './support/tls.js'
 
 const KiB = 1024
+/** How long a CLI process may take to start and subscribe on a busy machine. */
+const START = {timeoutMs: 30_000}
 /** What dump prints first when the server cuts it. */
 const CUT = /^msgbus dump: cut by the server: too slow \((\d+) bytes unsent, behind for \d+\.\d s\); resuming after (\d+-\d+)$/m
 
@@ -64,7 +66,7 @@ describe('msgbus dump: losses are never silent', function () {
   it('cut as slow with the history on (the default): it warns, resumes after the last message it had, and loses nothing (exit 0) @slow', async () => {
     const server = await startBus({maxPending: 64 * KiB, slowTimeout: 0})
     const dump = stalledDump(server)
-    await until(() => server.bus.subscriberCount === 1, 'the subscription')
+    await until(() => server.bus.subscriberCount === 1, 'the subscription', START)
     const sent = await floodUntilCut(server, 1)
     dump.read()
     await dump.until(() => CUT.test(dump.stderr), 'the warning that it was cut', 20_000)
@@ -85,17 +87,17 @@ describe('msgbus dump: losses are never silent', function () {
     const server = await startBus({maxPending: 64 * KiB, slowTimeout: 0, history: 0})
     const strict = stalledDump(server)
     const lenient = stalledDump(server, ['--allow-loss'])
-    await until(() => server.bus.subscriberCount === 2, 'the subscriptions')
+    await until(() => server.bus.subscriberCount === 2, 'the subscriptions', START)
     await floodUntilCut(server, 2)
     for (const dump of [strict, lenient]) dump.read()
     for (const dump of [strict, lenient]) {
       await dump.until(() => CUT.test(dump.stderr) && /gap \(expired\)/.test(dump.stderr), 'the cut and the gap', 20_000)
     }
 
-    await until(() => server.bus.subscriberCount === 2, 'both back')
+    await until(() => server.bus.subscriberCount === 2, 'both back', START)
     await server.bus.publish(textMessage('flood', 'message 999999 last\n'))
     for (const dump of [strict, lenient]) {
-      await dump.until(() => dump.stdout.endsWith('message 999999 last\n'), 'the message after the resume')
+      await dump.until(() => dump.stdout.endsWith('message 999999 last\n'), 'the message after the resume', 20_000)
       dump.child.kill('SIGINT')
     }
 

@@ -7,8 +7,8 @@ import {GAP_REASONS, readGap, type Gap, type GapReason} from '../protocol/gap.js
 import {boundaryOf, MultipartParser, type MultipartLimits, type Part} from '../protocol/multipart-parser.js'
 import {parsePosition, positionParam, type Position} from '../protocol/position.js'
 import {ClientError, describeFailure, dispatcherFor, isRetryable, statusError} from './http.js'
-import {backoffDelay} from './retry.js'
 import {partToMessage, type ReceivedMessage} from './message.js'
+import {backoffDelay} from './retry.js'
 import {resolveTarget, type ClientOptions, type Target} from './target.js'
 
 export interface SubscribeOptions extends ClientOptions, MultipartLimits {
