@@ -48,7 +48,7 @@ describe('the CLI, as a user first meets it', function () {
 
       // Defaults in the units a user types, as on the man page.
       const serve = runs.find((run) => run.command === 'serve')!.short.stdout
-      assert.match(serve, /--max-message-size=<size>\s+\[default: 8MiB\] Largest message body\./)
+      assert.match(serve, /--max-message-size=<size>\s+\[default: 8MiB, env: MSGBUS_MAX_MESSAGE_SIZE\] Largest message body\./)
       assert.doesNotMatch(serve, /8388608/)
     })
 
