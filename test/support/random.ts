@@ -1,6 +1,6 @@
 // The run's random seed, for every test that draws at random: fast-check's
 // properties and the tests' own random sizes, pauses and bytes. Loaded
-// before the tests (.mocharc.json "require"). A run takes MSGBUS_SEED from
+// before the tests (.mocharc.cjs "require"; .mocharc.cjs draws the seed, before --parallel's workers start). A run takes MSGBUS_SEED from
 // the environment, or draws one; the closing lines print it
 // (test/support/reporter.cjs), fast-check's failures name it, and a failed
 // test that drew from randomSource() says it under its error. Replay a run:
