@@ -237,9 +237,9 @@ describe('msgbus serve --metrics', function () {
     }
   })
 
-  it('a bad value: one line naming it, non-zero exit', async () => {
+  it('a bad value: one line naming it, exit 2 (a usage error)', async () => {
     const result = await msgbus(['serve', '--port', '0', '--metrics', 'nowhere'])
-    assert.notEqual(result.code, 0)
+    assert.equal(result.code, 2)
     assert.equal(result.stderr, 'msgbus serve: --metrics "nowhere" is not [ADDRESS:]PORT (as in 9464, 127.0.0.1:9464 or [::1]:9464)\n')
   })
 

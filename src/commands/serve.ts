@@ -1,3 +1,4 @@
+import {MsgbusError} from '../lib/util/errors.js'
 import {MsgbusCommand} from '../lib/cli/command.js'
 import {ConfigFileError, readConfigFile, underFlags} from '../lib/cli/config-file.js'
 import {flagValues, optionFlags} from '../lib/cli/option-flags.js'
@@ -51,6 +52,10 @@ Every option may also be given by an environment variable, MSGBUS_ and the long 
       this.error(`${sources.name('acl', config)} and ${sources.name('secret', config)} cannot be used together: with --acl, users log in with their own passwords`, {exit: 2})
     }
 
-    await serve({...options, logger: streamLogger(verbose, {format: logFormat})})
+    await serve({...options, logger: streamLogger(verbose, {format: logFormat})}).catch((error: unknown) => {
+      // Values each flag accepts alone but not together (--max-body-memory under the largest body, a bad --metrics address): a usage error too.
+      if (error instanceof MsgbusError && error.code === 'ERR_MSGBUS_OPTION_INVALID') this.error(error.message, {exit: 2})
+      throw error
+    })
   }
 }
