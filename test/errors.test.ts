@@ -3,12 +3,13 @@
 import assert from 'node:assert/strict'
 import type {BusServer} from '../src/lib/index.js'
 import {answers, assertError, basic, post, raw, SERVER, type Answer} from './support/answers.js'
-import {portOf, publish, RawClient, request, startBus, stopAll, Subscription, assertIncreasing, until, type Reply} from './support/harness.js'
+import {portOf, tempFolder, publish, RawClient, request, startBus, stopAll, Subscription, assertIncreasing, until, type Reply} from './support/harness.js'
 import {serverCaughtUp, unread} from './support/sockets.js'
 
 describe('errors and methods', function () {
   this.timeout(10000)
   afterEach(stopAll)
+  const inTemp = tempFolder('msgbus-errors-')
 
   describe('publishing', () => {
     let server: BusServer
@@ -386,6 +387,16 @@ describe('errors and methods', function () {
       assert.deepEqual(parts.map((p) => p.body.toString()), ['one', 'two', 'three'])
       client.close()
     })
+  })
+
+  it('a request refused mid-pipeline with Connection: close (413) waits for the answers before it, which wait for their fsync', async () => {
+    const server = await startBus({historyDir: inTemp('pipelined-413'), maxMessageSize: 10})
+    const tooLong = 'POST /msgbus/p HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\nfar too big'
+    const message = (body: string) => `POST /msgbus/p HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}`
+    const client = await RawClient.open(portOf(server), message('one') + message('two') + tooLong)
+    const text = await client.untilClosed(5000)
+    assert.deepEqual(answers(text).map((a) => a.status), [204, 204, 413], text)
+    assert.equal(server.counters().published, 2)
   })
 
   it('every response carries Server: msgbus', async () => {

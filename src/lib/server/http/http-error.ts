@@ -31,7 +31,13 @@ function refuseAndLinger(res: ServerResponse, status: number, reason: string, he
   // Not sent through res, but what was answered: for whoever counts answers at its close (listener.ts).
   res.statusCode = status
   req.resume()
-  endAndLinger(req.socket, rawErrorResponse(status, String(res.getHeader('Server') ?? 'msgbus'), reason, headers))
+  const refuse = () => endAndLinger(req.socket, rawErrorResponse(status, String(res.getHeader('Server') ?? 'msgbus'), reason, headers))
+  // A pipelined request whose turn has not come (an answer before it is still
+  // being made, say a publish waiting for its fsync): Node gives its response
+  // the socket once the answers before it are written, and so must we, or
+  // this answer would pass theirs and the client pin each on the wrong request.
+  if (res.socket) refuse()
+  else res.once('socket', refuse)
 }
 
 /** An error's body: the reason on one line, whatever it quotes. */
