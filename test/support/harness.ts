@@ -420,7 +420,7 @@ export class ServeProcess {
     const https = args.some((arg) => arg === '-c' || arg.startsWith('--cert'))
     await until(() => /listen HTTP on/.test(serve.stderr) && (!https || /listen HTTPS on/.test(serve.stderr)), () => `serve to listen: ${serve.stderr}`, {
       timeoutMs: 10000,
-      stop: () => child.exitCode !== null && `serve exited (${child.exitCode})`,
+      stop: () => (child.exitCode !== null || child.signalCode !== null) && `serve exited (${child.exitCode ?? child.signalCode})`,
     })
     return serve
   }
@@ -429,7 +429,7 @@ export class ServeProcess {
   async logged(pattern: RegExp, timeoutMs = 5000): Promise<void> {
     await until(() => pattern.test(this.stderr), () => `${pattern} in its log: ${this.stderr}`, {
       timeoutMs,
-      stop: () => this.child.exitCode !== null && `serve exited (${this.child.exitCode})`,
+      stop: () => (this.child.exitCode !== null || this.child.signalCode !== null) && `serve exited (${this.child.exitCode ?? this.child.signalCode})`,
     })
   }
 

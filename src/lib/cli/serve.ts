@@ -36,7 +36,34 @@ export async function serve(options: ServeOptions): Promise<BusServer> {
   const cert = certFile === undefined ? undefined : await readPem(certFile, 'certificate')
   const key = keyFile === undefined ? undefined : await readPem(keyFile, 'key')
   const server = createBus({...busOptions, cert, key, logger})
+  const reload = () => {
+    if (certFile !== undefined) {
+      reloadCertificate(server, certFile, keyFile).then(
+        () => logger.log(LogLevel.Always, 'reload', `certificate ${certFile}${keyFile ? ` and key ${keyFile}` : ''}`),
+        (error: Error) => logger.warn('reload', `${error.message}; keeping the previous certificate`),
+      )
+    }
+
+    if (options.acl !== undefined) {
+      server.reloadAcl().then(
+        ({file, description}) => logger.log(LogLevel.Always, 'reload', `acl ${file} (${description})`),
+        (error: Error) => logger.warn('reload', `${error.message}; keeping the previous ACL`),
+      )
+    }
+  }
+
+  // Taken before the server starts: without a handler SIGHUP kills the
+  // process, and a reload sent as soon as the listen line shows (systemd's
+  // ExecReload, a script) could come before one. One that comes during the
+  // start is done once it is over.
+  let started = false
+  let reloadWhenStarted = false
+  process.on('SIGHUP', () => {
+    if (started) reload()
+    else reloadWhenStarted = true
+  })
   await server.start()
+  started = true
   if (user) {
     dropPrivileges(user)
     logger.log(LogLevel.Always, 'listen', `running as ${userName} (uid ${user.uid}, gid ${user.gid})`)
@@ -56,21 +83,7 @@ export async function serve(options: ServeOptions): Promise<BusServer> {
     watchParent((parent) => shutdown(`parent process ${parent} exited (npm's shell, which does not pass SIGTERM on)`))
   }
 
-  process.on('SIGHUP', () => {
-    if (certFile !== undefined) {
-      reloadCertificate(server, certFile, keyFile).then(
-        () => logger.log(LogLevel.Always, 'reload', `certificate ${certFile}${keyFile ? ` and key ${keyFile}` : ''}`),
-        (error: Error) => logger.warn('reload', `${error.message}; keeping the previous certificate`),
-      )
-    }
-
-    if (options.acl !== undefined) {
-      server.reloadAcl().then(
-        ({file, description}) => logger.log(LogLevel.Always, 'reload', `acl ${file} (${description})`),
-        (error: Error) => logger.warn('reload', `${error.message}; keeping the previous ACL`),
-      )
-    }
-  })
+  if (reloadWhenStarted) reload()
   return server
 }
 
