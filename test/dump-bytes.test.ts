@@ -74,4 +74,17 @@ describe('msgbus dump: exact bytes', function () {
     // eslint-disable-next-line no-control-regex
     assert.doesNotMatch(plain.stdout, /\x1b\[/, 'NO_COLOR=1: none')
   })
+
+  it('--raw on a terminal names a binary body instead of writing its bytes (which could drive the terminal); text is written', async function () {
+    const script = await run('sh', ['-c', 'command -v script'])
+    if (script.code !== 0) this.skip()
+    const server = await startBus()
+    await publish(server, 'ttyraw', Buffer.concat([PICTURE, Buffer.from('\x1b]0;pwned\x07')]), 'image/png')
+    await publish(server, 'ttyraw', 'a line', 'text/plain')
+    const result = await run('script', ['-qec', `"${process.execPath}" "${BIN}" dump ttyraw --url ${server.url()} --since all --poll --raw`, '/dev/null'], {env: {TERM: 'xterm-256color'}})
+    assert.equal(result.code, 0, result.stderr)
+    // The terminal also shows dump's status lines (stderr is the terminal too).
+    assert.ok(result.stdout.includes(`\n(a image/png body of ${PICTURE.length + 10} bytes, not written to a terminal: redirect stdout, or use --save DIR)\r\na line\r\n`), result.stdout)
+    assert.ok(!result.stdout.includes('pwned') && !result.stdout.includes('\x89PNG'), 'none of the body reached the terminal')
+  })
 })

@@ -8,7 +8,7 @@ import {clientFlags, positionFlag} from '../lib/cli/flags.js'
 
 export default class Dump extends MsgbusCommand {
   static override summary = 'Subscribe and print every message, one line each.'
-  static override description = `Prints one line per message, made for grep: time, channel, type, sender (- if none), length, and the body with newlines and control characters escaped (binary bodies as their length and type only; colours on a terminal, none with NO_COLOR). --raw prints bodies only: a text body followed by a newline unless it ends in one, any other byte for byte (the same rule as the server's ?format=raw). --save DIR writes each body, exactly, to DIR/<id>.<ext> (the extension from its type, .bin if none) and prints each file's path. --json prints one JSON object per line, --quiet the part headers. No target, or /, means every channel.
+  static override description = `Prints one line per message, made for grep: time, channel, type, sender (- if none), length, and the body with newlines and control characters escaped (binary bodies as their length and type only; colours on a terminal, none with NO_COLOR). --raw prints bodies only: a text body followed by a newline unless it ends in one, any other byte for byte (the same rule as the server's ?format=raw), except to a terminal, where a binary body is named by its type and length instead. --save DIR writes each body, exactly, to DIR/<id>.<ext> (the extension from its type, .bin if none) and prints each file's path. --json prints one JSON object per line, --quiet the part headers. No target, or /, means every channel.
 
 Reconnects when the stream ends, or fails in a way that can heal (connection refused or reset, closed by the server, timeouts, a temporary name lookup failure, 408, 429, 5xx), with backoff, for as long as it runs, unless --no-reconnect; it resumes after the last message printed, so none is lost while the server keeps them. Failures that will not heal end it at once, naming the reason: an untrusted, expired or wrong-host TLS certificate, an unknown host, any other 4xx. --since starts with the messages the server keeps from a position on (a message id: those after it; a time; a duration back from now; all), then follows; --poll prints those (all kept, without --since) and exits.
 
@@ -69,6 +69,7 @@ Exit status: 0 when it ends (--count reached, SIGINT, the stream over with --no-
       output: process.stdout,
       saveDir: flags.save,
       colour: colourFor(process.stdout, chalk),
+      terminal: process.stdout.isTTY === true,
       status: flags.verbose || process.stderr.isTTY ? (line) => process.stderr.write(`${dim(`${this.config.bin} ${this.id}: ${line}`)}\n`) : undefined,
       warn: (line) => process.stderr.write(`${this.config.bin} ${this.id}: ${line}\n`),
     })

@@ -15,6 +15,8 @@ export interface DumpOptions extends SubscribeOptions {
   /** Write each body to a file of its own in this folder (save.ts), and its path to `output`, instead of the message. */
   saveDir?: string
   colour?: ChalkInstance
+  /** The output is a terminal: --raw does not write binary bodies there. */
+  terminal?: boolean
   /** Status lines (connected, reconnecting) go here; errors are thrown. */
   status?: (line: string) => void
   /** Gaps (messages that will not come), and the server cutting the stream, go here, whatever the verbosity: a reader must not lose messages unawares. */
@@ -142,7 +144,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
 
     for await (const message of subscription) {
       received++
-      const bytes = saver ? `${await saver.save(message)}\n` : formatMessage(message, options.format, options.colour)
+      const bytes = saver ? `${await saver.save(message)}\n` : formatMessage(message, options.format, options.colour, options.terminal)
       const drained = write(options.output, bytes)
       if (options.count !== undefined && received >= options.count) {
         finish('count')

@@ -1,6 +1,6 @@
 import type {ChalkInstance} from 'chalk'
 import type {ReceivedMessage} from '../client/message.js'
-import {isTextBody, toJsonMessage} from '../protocol/json-message.js'
+import {isTextBody, isTextualType, toJsonMessage} from '../protocol/json-message.js'
 import {rawNeedsNewline} from '../protocol/raw-body.js'
 
 export type OutputFormat = 'line' | 'raw' | 'json' | 'headers'
@@ -47,9 +47,11 @@ export function formatHeaders(message: ReceivedMessage): string {
 }
 
 /** Bytes to write for one message in the chosen format. */
-export function formatMessage(message: ReceivedMessage, format: OutputFormat, colour?: ChalkInstance): Buffer | string {
+export function formatMessage(message: ReceivedMessage, format: OutputFormat, colour?: ChalkInstance, terminal = false): Buffer | string {
   switch (format) {
     case 'raw':
+      // As curl does: binary bytes would garble a terminal (and may drive it: escape sequences).
+      if (terminal && !isTextualType(message.type)) return `(a ${message.type || 'binary'} body of ${message.body.length} bytes, not written to a terminal: redirect stdout, or use --save DIR)\n`
       return rawNeedsNewline(message.type, message.body) ? Buffer.concat([message.body, NEWLINE]) : message.body
 
     case 'json':
