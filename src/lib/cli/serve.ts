@@ -52,12 +52,29 @@ export async function serve(options: ServeOptions): Promise<BusServer> {
     }
   }
 
-  // Taken before the server starts: without a handler SIGHUP kills the
-  // process, and a reload sent as soon as the listen line shows (systemd's
-  // ExecReload, a script) could come before one. One that comes during the
-  // start is done once it is over.
+  // Signals are taken before the server starts: without a handler SIGINT,
+  // SIGTERM and SIGHUP kill the process, and one sent as soon as the listen
+  // line shows (a supervisor, systemd's ExecReload, a script) could come
+  // before serve had one. One that comes during the start is acted on once
+  // the start is over.
   let started = false
+  let stopWhenStarted: string | undefined
   let reloadWhenStarted = false
+  let stopping = false
+  const shutdown = (why: string) => {
+    if (!started) {
+      stopWhenStarted ??= why
+      return
+    }
+
+    if (stopping) return
+    stopping = true
+    logger.log(LogLevel.Always, 'stop', why)
+    server.stop().then(() => process.exit(0))
+  }
+
+  process.once('SIGINT', () => shutdown('SIGINT received'))
+  process.once('SIGTERM', () => shutdown('SIGTERM received'))
   process.on('SIGHUP', () => {
     if (started) reload()
     else reloadWhenStarted = true
@@ -69,21 +86,12 @@ export async function serve(options: ServeOptions): Promise<BusServer> {
     logger.log(LogLevel.Always, 'listen', `running as ${userName} (uid ${user.uid}, gid ${user.gid})`)
   }
 
-  let stopping = false
-  const shutdown = (why: string) => {
-    if (stopping) return
-    stopping = true
-    logger.log(LogLevel.Always, 'stop', why)
-    server.stop().then(() => process.exit(0))
-  }
-
-  process.once('SIGINT', () => shutdown('SIGINT received'))
-  process.once('SIGTERM', () => shutdown('SIGTERM received'))
   if (startedByNpm()) {
     watchParent((parent) => shutdown(`parent process ${parent} exited (npm's shell, which does not pass SIGTERM on)`))
   }
 
-  if (reloadWhenStarted) reload()
+  if (stopWhenStarted !== undefined) shutdown(stopWhenStarted)
+  else if (reloadWhenStarted) reload()
   return server
 }
 
