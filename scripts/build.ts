@@ -335,7 +335,10 @@ async function bundle(notes: string[]): Promise<{metafile: Metafile; files: Outp
     banner: {js: BANNER},
     // oclif requires TypeScript only to map dist/ to src/ in development
     // mode, which the bundle never uses (bin/dev.js runs the sources).
-    external: ['typescript'],
+    // prom-client is loaded only by `serve --metrics` (a dynamic import):
+    // left out of the bundle and its code cache, every other start reads
+    // ~125 KB less; it is required from node_modules when asked for.
+    external: ['typescript', 'prom-client'],
     plugins: [patches(notes)],
     sourcemap: 'linked',
     sourcesContent: false,
