@@ -64,7 +64,8 @@ describe('msgbus dump: exact bytes', function () {
     await publish(server, 'tty', 'hello')
     const onTerminal = (noColor: string) =>
       run('script', ['-qec', `"${process.execPath}" "${BIN}" dump tty --url ${server.url()} --since all --poll`, '/dev/null'], {
-        env: {NO_COLOR: noColor, FORCE_COLOR: undefined, TERM: 'xterm-256color'},
+        // CI (set by CI runners) makes chalk colour nothing; a user's terminal has none of these.
+        env: {NO_COLOR: noColor, FORCE_COLOR: undefined, CI: undefined, TERM: 'xterm-256color'},
       })
     const [coloured, plain] = await Promise.all([onTerminal(''), onTerminal('1')])
     // eslint-disable-next-line no-control-regex
