@@ -124,7 +124,7 @@ describe('history on disk', function () {
     const subscription = await RawClient.open(port, 'GET /msgbus/news?format=ndjson HTTP/1.1\r\nHost: x\r\n\r\n')
     await subscription.until((text) => text.includes('\r\n\r\n'), 5000, 'the stream to open')
     // The segment's file taken from under the store: its next write fails (EBADF), as a full disk's would (ENOSPC).
-    await (server.bus as unknown as {store: {writer: {target: {handle: {close(): Promise<void>}}}}}).store.writer.target.handle.close()
+    await (server.bus as unknown as {link: {store: {writer: {target: {handle: {close(): Promise<void>}}}}}}).link.store.writer.target.handle.close()
     const failed = await request(`http://127.0.0.1:${port}/msgbus/news`, {method: 'POST', headers: {'Content-Type': 'text/plain'}, body: 'lost'})
     assert.equal(failed.status, 500)
     assert.equal(failed.body.toString(), `delivered to 1 subscribers, but not written to the history: history dir ${dir}: cannot write a message: EBADF\n`)

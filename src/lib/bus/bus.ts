@@ -1,15 +1,18 @@
 import {EventEmitter} from 'node:events'
-import {MsgbusError, reasonOf} from '../util/errors.js'
-import {MessageIdGenerator} from './message-id.js'
 import type {Message, MessageInput, Subscriber} from './message.js'
 import {SlicedFanOut} from './fan-out.js'
 import {SubscriberRegistry} from './registry.js'
 import {MessageLog} from '../history/message-log.js'
-import type {HistoryStore, Recovered} from '../history/store.js'
+import type {StoredMessage} from '../history/store.js'
+import type {Gap} from '../protocol/gap.js'
+import {EmbeddedLink, startHorizon} from './embedded-link.js'
+import type {BusLink, LinkSink} from './link.js'
+
+export {startHorizon}
 
 export interface Delivery {
-  message: Message
-  /** How many subscribers it was handed to. */
+  message: StoredMessage
+  /** How many subscribers it was handed to (with `--workers`, on every worker; with `--bus`, on this node). */
   subscribers: number
 }
 
@@ -23,7 +26,7 @@ export interface BusCounters {
 }
 
 export interface BusEvents {
-  /** After a message was accepted and fanned out. */
+  /** After a message was taken from the log and fanned out to this process's subscribers. */
   published: [delivery: Delivery]
   subscribed: [subscriber: Subscriber]
   unsubscribed: [subscriber: Subscriber]
@@ -48,49 +51,65 @@ export interface BusOptions {
    * other publishes) for its whole length.
    */
   fanOutSlice?: number
-  /** The history every accepted message goes to; default one that keeps none. */
+  /** The history every message is kept in, in this process; default one that keeps none. */
   log?: MessageLog
 }
 
-/** The id a new history begins after: its start time, so that no id issued before it (by an earlier run) is taken for one of its own. */
-export function startHorizon(now: number = Date.now()): string {
-  return `${now}-0`
-}
-
 /**
- * The bus core, free of HTTP: `accept` is the one place a message is given
- * its id, `fanOut` the one place it reaches subscribers. History, metrics
- * and a broker link for scale-out hook in between the two.
+ * The bus core, free of HTTP. Its link (link.ts) orders messages and gives
+ * them ids: by default this process alone (EmbeddedLink); `open()` takes
+ * another. What the link gives back, from this process's publishers and
+ * every other's, `commit` keeps in the log and hands to subscribers: the one
+ * place a message reaches them.
  */
 export class Bus extends EventEmitter<BusEvents> {
-  private ids: MessageIdGenerator
   readonly log: MessageLog
-  private store: HistoryStore | undefined
+  private link: BusLink
   private readonly registry = new SubscriberRegistry()
   private readonly fanOutSlice: number
   /** Fan-outs too large for one slice, oldest first; while any is left, later messages wait, so every subscriber gets messages in order. */
   private readonly sliced: SlicedFanOut[] = []
+  /** What waits for the sliced fan-outs to finish (a loss told by the link, after the messages before it). */
+  private afterSliced: Array<() => void> = []
   private published = 0
   private publishedBytes = 0
   private delivered = 0
+  private readonly sink: LinkSink = {
+    commit: (messages, done) => this.commit(messages, done),
+    lost: (after) => this.whenFannedOut(() => this.lost(after)),
+  }
 
   constructor(options: BusOptions = {}) {
     super()
     this.fanOutSlice = Math.max(1, options.fanOutSlice ?? FAN_OUT_SLICE)
     this.log = options.log ?? new MessageLog({count: 0, bytes: 0, ageMs: 0}, startHorizon())
-    this.ids = new MessageIdGenerator(Date.now, this.log.newest)
+    const link = new EmbeddedLink(undefined, this.log.horizon)
+    link.openNow(this.sink)
+    this.link = link
   }
 
   /**
-   * Takes what a store recovered into the log and keeps writing to the
-   * store from now on; ids go on after the newest recovered. Only before
-   * the first publish.
+   * Orders messages through `link` from now on: what it keeps (within the
+   * log's limits) is read into the log, and ids go on after the newest.
+   * Only before the first publish. Rejects with the link's reason.
    */
-  attachStore(store: HistoryStore, recovered: Recovered): void {
+  async open(link: BusLink): Promise<void> {
+    if (this.log.end !== 0) throw new Error('open() is only for a bus that has had no message')
+    const recovered = await link.open(this.log.limits, this.sink)
     this.log.restore(recovered.messages, recovered.horizon)
-    this.ids = new MessageIdGenerator(Date.now, this.log.newest)
-    this.store = store
-    this.log.onForget = (horizon) => store.forget(horizon)
+    // A replica's log may lag the others': an id newer than its newest may be one it has yet to receive.
+    this.log.replica = !(link instanceof EmbeddedLink)
+    this.log.onForget = link.forget && ((horizon) => link.forget?.(horizon))
+    this.link = link
+  }
+
+  /** The link's name (`history`, `cluster`, `redis`) and why it cannot work now, if it cannot: for readiness. */
+  get linkName(): string {
+    return this.link.name
+  }
+
+  get linkFailure(): string | undefined {
+    return this.link.failure
   }
 
   subscribe(subscriber: Subscriber): void {
@@ -119,19 +138,33 @@ export class Bus extends EventEmitter<BusEvents> {
     return this.registry.all()
   }
 
-  /** Gives the message its id, time and serial and appends it to the log, before any subscriber has it. */
-  private accept(input: MessageInput): Message {
-    const message: Message = {...input, id: this.ids.next(), time: Date.now(), serial: this.log.end}
-    this.log.append(message)
-    return message
+  /**
+   * Keeps messages the link gives (in its order) in the log, each with the
+   * next serial, and fans them out in that order; `done` gets how many
+   * subscribers each was handed to once all of them are.
+   */
+  private commit(stored: StoredMessage[], done?: (handed: number[]) => void): void {
+    const handed = new Array<number>(stored.length)
+    let left = stored.length
+    for (let i = 0; i < stored.length; i++) {
+      const message = stored[i] as Message
+      ;(message as {serial: number}).serial = this.log.end
+      this.log.append(message)
+      this.fanOut(message, (count) => {
+        handed[i] = count
+        if (--left === 0) done?.(handed)
+      })
+    }
+
+    if (stored.length === 0) done?.(handed)
   }
 
   /**
-   * Hands an accepted message to every subscriber of its channel and of
-   * every channel, then calls `done` with how many took it. A fan-out that
-   * fits in a slice, with none waiting before it, is made at once and calls
-   * `done` before returning; a larger one goes on over the next turns of
-   * the event loop.
+   * Hands a message kept in the log to every subscriber of its channel and
+   * of every channel, then calls `done` with how many took it. A fan-out
+   * that fits in a slice, with none waiting before it, is made at once and
+   * calls `done` before returning; a larger one goes on over the next turns
+   * of the event loop.
    */
   fanOut(message: Message, done: (handed: number) => void): void {
     const channel = this.registry.channel(message.channel)
@@ -162,72 +195,57 @@ export class Bus extends EventEmitter<BusEvents> {
       this.sliced.shift()
       this.finish(job.message, job.handed, job.done)
     }
+
+    const after = this.afterSliced
+    this.afterSliced = []
+    for (const run of after) run()
+  }
+
+  private whenFannedOut(run: () => void): void {
+    if (this.sliced.length === 0) run()
+    else this.afterSliced.push(run)
   }
 
   private finish(message: Message, handed: number, done: (handed: number) => void): void {
     this.published++
     this.publishedBytes += message.body.length
     this.delivered += handed
-    const delivery = {message, subscribers: handed}
-    this.emit('published', delivery)
+    this.emit('published', {message, subscribers: handed})
     done(handed)
   }
 
   /**
-   * Accepts a message and fans it out; resolves once every subscriber has
-   * it and, with a store, once it is durable. Rejects (ERR_MSGBUS_HISTORY_FAILED)
-   * when the store cannot write it: subscribers have it all the same.
+   * The link lost messages after `after`: every subscriber hears of the hole
+   * (a gap event, where its format has one), and the log lets go of all it
+   * kept, so that a client resuming from before the hole hears of it too.
    */
-  publish(input: MessageInput): Promise<Delivery> {
-    const message = this.accept(input)
-    const written = this.store?.append(message)
-    const delivered = new Promise<Delivery>((resolve) => this.fanOut(message, (subscribers) => resolve({message, subscribers})))
-    return written ? this.whenWritten(delivered, [written], (delivery) => delivery.subscribers) : delivered
+  private lost(after: string): void {
+    this.log.forgetAll()
+    const gap: Omit<Gap, 'after'> = {reason: 'lost', from: after}
+    for (const subscriber of this.registry.all()) subscriber.lost?.(gap)
   }
 
-  /** Publishes several messages together (a form): all are accepted before any fans out, and they fan out in order. */
-  publishAll(inputs: MessageInput[]): Promise<Delivery[]> {
-    const messages = inputs.map((input) => this.accept(input))
-    const store = this.store
-    const written = store ? messages.map((message) => store.append(message)) : undefined
-    const delivered = new Promise<Delivery[]>((resolve) => {
-      const deliveries: Delivery[] = []
-      for (const message of messages) {
-        this.fanOut(message, (subscribers) => {
-          deliveries.push({message, subscribers})
-          if (deliveries.length === messages.length) resolve(deliveries)
-        })
-      }
-    })
-    return written ? this.whenWritten(delivered, written, (deliveries) => deliveries.reduce((sum, d) => sum + d.subscribers, 0)) : delivered
+  /**
+   * Publishes one message through the link; resolves once every subscriber
+   * (that the link counts) has it and, with a history store, once it is
+   * durable. Rejects with the link's MsgbusError: ERR_MSGBUS_HISTORY_FAILED
+   * when the store could not write it (subscribers have it all the same),
+   * ERR_MSGBUS_LINK_DOWN when it was not published.
+   */
+  async publish(input: MessageInput): Promise<Delivery> {
+    return (await this.publishAll([input]))[0]
   }
 
-  /** What was delivered, once the store has written it too; a write that failed fails the publish, saying who has the message. */
-  private async whenWritten<T>(delivered: Promise<T>, written: Array<Promise<void>>, handed: (result: T) => number): Promise<T> {
-    const [result, outcomes] = await Promise.all([delivered, Promise.allSettled(written)])
-    const failed = outcomes.find((outcome) => outcome.status === 'rejected')
-    if (failed) {
-      // A store's own error says which folder and why; reasonOf() would give only its code.
-      const why = failed.reason instanceof MsgbusError ? failed.reason.message : reasonOf(failed.reason)
-      throw new MsgbusError('ERR_MSGBUS_HISTORY_FAILED', `delivered to ${handed(result)} subscribers, but not written to the history: ${why}`, {
-        cause: failed.reason,
-      })
-    }
-
-    return result
+  /** Publishes several messages together (a form): nothing comes between them in the log, and they fan out in order. */
+  async publishAll(inputs: MessageInput[]): Promise<Delivery[]> {
+    const appended = await this.link.append(inputs)
+    return appended.map(({id, time, subscribers}, i) => ({message: {...inputs[i], id, time}, subscribers}))
   }
 
-  /** Why the history store's last write failed, while none has succeeded since; undefined when it writes, or when there is none. */
-  get storeFailure(): string | undefined {
-    return this.store?.failure
-  }
-
-  /** Writes out what the store still holds and closes it. */
-  async closeStore(): Promise<void> {
-    const store = this.store
-    this.store = undefined
+  /** Lets go of the link: a store writes out what it holds and closes; a connection closes. */
+  async close(): Promise<void> {
     this.log.onForget = undefined
-    await store?.close()
+    await this.link.close()
   }
 
   counters(): BusCounters {

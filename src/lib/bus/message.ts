@@ -1,3 +1,5 @@
+import type {Gap} from '../protocol/gap.js'
+
 /** What a publisher hands to the bus. */
 export interface MessageInput {
   channel: string
@@ -28,4 +30,10 @@ export interface Subscriber {
    * was handed over (written or queued), false when filtered out or dropped.
    */
   deliver(message: Message): boolean
+  /**
+   * The bus's link lost messages (link.ts): the next one delivered follows a
+   * hole. A subscriber that can tell its client (a gap event) does, saying
+   * the last message it had.
+   */
+  lost?(gap: Omit<Gap, 'after'>): void
 }

@@ -76,6 +76,8 @@ export function gapLine(gap: Omit<GapInfo, 'url'>): string {
       return `gap (unknown): the server never issued ${gap.after ?? 'that id'}; what follows comes after ${gap.from}`
     case 'dropped':
       return `gap (dropped): ${gap.skipped ?? 'some'} messages ${gap.after === null ? '' : `after ${gap.after} `}were skipped while this reader was slow`
+    case 'lost':
+      return `gap (lost): the shared log behind the server (--bus) lost messages after ${gap.from}; what follows comes after the hole`
   }
 }
 

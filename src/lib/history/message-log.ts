@@ -20,8 +20,17 @@ export interface Resolution {
   /** Every message kept after this id is replayed: what `Msgbus-Replay-From` says. */
   from: string
   /** Set when messages the client asked for are not kept (`expired`) or its id is not one this log issued (`unknown`). */
-  gap?: Exclude<GapReason, 'dropped'>
+  gap?: Exclude<GapReason, 'dropped' | 'lost'>
+  /** A replica's: the id asked for is newer than any it holds yet; live delivery skips messages up to it (the client had them elsewhere). */
+  through?: string
 }
+
+/**
+ * How far ahead of a replica's newest message an id may be and still be
+ * taken for one it has yet to receive (another worker or node gave it to
+ * the client first) rather than for one no process issued.
+ */
+export const REPLICA_LAG_MS = 10_000
 
 /** Bytes a message holds in the log: its body and its header strings (an estimate of the object around them is in the docs). */
 export function keptSize(message: Omit<Message, 'serial'>): number {
@@ -52,6 +61,12 @@ export class MessageLog {
   newest: string
   /** Called with the new horizon after messages were dropped: a store deletes what lies before it. */
   onForget: ((horizon: string) => void) | undefined
+  /**
+   * A replica of a log other processes share (`--workers`, `--bus`): it may
+   * lag them, so an id newer than its newest, but not by much, is one still
+   * on its way, not an unknown one.
+   */
+  replica = false
 
   constructor(
     readonly limits: HistoryLimits,
@@ -126,7 +141,11 @@ export class MessageLog {
   resolve(position: Position): Resolution {
     if (position.kind === 'all') return {start: this.first, from: this.horizon}
     if (position.kind === 'id') {
-      if (compareMessageIds(position.id, this.newest) > 0) return {start: this.end, from: this.newest, gap: 'unknown'}
+      if (compareMessageIds(position.id, this.newest) > 0) {
+        if (this.replica && parseMessageId(position.id)[0] <= Date.now() + REPLICA_LAG_MS) return {start: this.end, from: position.id, through: position.id}
+        return {start: this.end, from: this.newest, gap: 'unknown'}
+      }
+
       if (compareMessageIds(position.id, this.horizon) < 0) return {start: this.first, from: this.horizon, gap: 'expired'}
       return {start: this.firstAfter((id) => compareMessageIds(id, position.id) > 0), from: position.id}
     }
@@ -148,6 +167,18 @@ export class MessageLog {
     }
 
     return low
+  }
+
+  /** Lets go of every message kept: those before a hole the shared log made (the bus's link lost messages). */
+  forgetAll(): void {
+    if (this.size === 0) {
+      this.forgotten(this.newest)
+      return
+    }
+
+    let dropped: Message | undefined
+    while (this.size > 0) dropped = this.dropOldest()
+    this.forgotten((dropped as Message).id)
   }
 
   private dropOlderThan(ms: number): Message | undefined {

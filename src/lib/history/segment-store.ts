@@ -17,7 +17,7 @@ import {encodeRecord} from './record.js'
 import {recover} from './recover.js'
 import {createSegment, openForAppend, type Segment} from './segment-file.js'
 import {SegmentWriter} from './segment-writer.js'
-import type {HistoryStore, HistorySync, Recovered} from './store.js'
+import type {HistoryStore, HistorySync, Recovered, StoredMessage} from './store.js'
 
 /**
  * A new segment begins once the current one holds this much: small enough
@@ -88,7 +88,7 @@ export class SegmentStore implements HistoryStore {
     return {segment, handle, size, last: horizon}
   }
 
-  append(message: Message): Promise<void> {
+  append(message: StoredMessage): Promise<void> {
     if (!this.writer) return Promise.reject(new MsgbusError('ERR_MSGBUS_HISTORY_FAILED', `history dir ${this.dir}: the store is not open`))
     return this.writer.append(encodeRecord(message), message.id)
   }

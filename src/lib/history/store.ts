@@ -34,7 +34,7 @@ export interface HistoryStore {
    * durable as the sync policy promises (`always`: on disk, after
    * fdatasync); it rejects when the record cannot be written.
    */
-  append(message: Message): Promise<void>
+  append(message: StoredMessage): Promise<void>
   /** Messages up to this id are no longer kept: what holds only those may go. */
   forget(horizon: string): void
   /**

@@ -6,11 +6,13 @@ import {countField, readEventJson} from './event-json.js'
  * position is older than what the server keeps (or from before a restart
  * that kept nothing); `unknown`: an id newer than any the server issued
  * (another server's, or a clock stepped back); `dropped`: messages skipped
- * while the subscriber was slow (`--slow-policy drop`).
+ * while the subscriber was slow (`--slow-policy drop`); `lost`: the shared
+ * log behind the bus (`--bus`) lost messages, as a Redis restarted without
+ * persistence does.
  */
-export type GapReason = 'expired' | 'unknown' | 'dropped'
+export type GapReason = 'expired' | 'unknown' | 'dropped' | 'lost'
 
-export const GAP_REASONS: readonly GapReason[] = ['expired', 'unknown', 'dropped']
+export const GAP_REASONS: readonly GapReason[] = ['expired', 'unknown', 'dropped', 'lost']
 
 export interface Gap {
   reason: GapReason

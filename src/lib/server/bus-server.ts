@@ -3,6 +3,7 @@ import type {Server} from 'node:http'
 import type {SecureContextOptions} from 'node:tls'
 import type {AddressInfo} from 'node:net'
 import {Bus, startHorizon} from '../bus/bus.js'
+import {EmbeddedLink} from '../bus/embedded-link.js'
 import {MessageLog} from '../history/message-log.js'
 import {SegmentStore} from '../history/segment-store.js'
 import {createEncoders} from '../protocol/formats.js'
@@ -114,7 +115,7 @@ export class BusServer {
       const closed = this.servers.filter((server) => !server.listening).length
       return closed > 0 ? `${closed} of ${this.servers.length} listeners closed` : undefined
     })
-    this.readiness.add('history', () => this.bus.storeFailure)
+    this.readiness.add(this.options.link?.name ?? 'history', () => this.bus.linkFailure)
     this.readiness.add('shutdown', () => (this.stopping ? 'the server is shutting down' : undefined))
   }
 
@@ -213,7 +214,7 @@ export class BusServer {
     try {
       // First: probes get their answers (not ready) while the history is read back.
       const metrics = metricsAt && (await this.startMetrics(metricsAt, serverHeader))
-      await this.openHistoryStore()
+      await this.openLink()
       listening = {http: await this.bind(http, options.port, 'HTTP')}
       if (metrics) listening.metrics = metrics
       if (https) listening.https = await this.bind(https, options.sslPort, 'HTTPS')
@@ -224,7 +225,7 @@ export class BusServer {
     } catch (error) {
       await this.closeServers()
       await this.closeMetrics()
-      await this.bus.closeStore().catch(() => {})
+      await this.bus.close().catch(() => {})
       throw error
     }
 
@@ -261,16 +262,26 @@ export class BusServer {
     await closed
   }
 
-  /** `--history-dir`: the history written to disk, and what it held read back into the log before the first connection. */
-  private async openHistoryStore(): Promise<void> {
-    const {historyDir: dir, historySync} = this.options
+  /**
+   * The link the bus orders messages through (`link`), or `--history-dir`:
+   * the history written to disk; either way, what it holds is read into the
+   * log before the first connection.
+   */
+  private async openLink(): Promise<void> {
+    const {historyDir: dir, historySync, link} = this.options
+    if (link) {
+      if (dir !== undefined) throw new MsgbusError('ERR_MSGBUS_OPTION_INVALID', `--history-dir is for a server alone: with a ${link.name} link, the history is the shared log's`)
+      await this.bus.open(link)
+      this.logger.log(LogLevel.Always, 'history', `${this.bus.log.size} messages from the ${link.name} link (horizon ${this.bus.log.horizon})`)
+      return
+    }
+
     if (dir === undefined) return
     if (!this.bus.log.enabled) throw new MsgbusError('ERR_MSGBUS_OPTION_INVALID', '--history-dir needs --history above 0')
-    const store = new SegmentStore(dir, historySync, this.logger)
-    const recovered = await store.open(this.bus.log.limits, Date.now())
-    this.bus.attachStore(store, recovered)
-    const oldest = recovered.messages.length > 0 ? `oldest ${recovered.messages[0].id}, ` : ''
-    this.logger.log(LogLevel.Always, 'history', `${recovered.messages.length} messages from ${dir} (${oldest}horizon ${recovered.horizon})`)
+    await this.bus.open(new EmbeddedLink(new SegmentStore(dir, historySync, this.logger)))
+    const {log} = this.bus
+    const oldest = log.size > 0 ? `oldest ${log.at(log.first).id}, ` : ''
+    this.logger.log(LogLevel.Always, 'history', `${log.size} messages from ${dir} (${oldest}horizon ${log.horizon})`)
   }
 
   /**
@@ -403,7 +414,7 @@ export class BusServer {
     }, graceMs)
     await closed
     clearTimeout(timer)
-    await this.bus.closeStore().catch((error: unknown) => this.logger.warn('history', messageOf(error)))
+    await this.bus.close().catch((error: unknown) => this.logger.warn(this.bus.linkName, messageOf(error)))
     this.servers.length = 0
     await this.closeMetrics()
   }

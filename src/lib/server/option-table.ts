@@ -333,6 +333,7 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
   cert: {noFlag: 'serve takes a file (certFile), read at start-up and again on SIGHUP'},
   key: {noFlag: 'serve takes a file (keyFile)'},
   boundary: {noFlag: 'a random one per server is what a deployment wants; tests fix it'},
+  link: {noFlag: 'serve makes one from --workers (a worker\'s link to its primary) and --bus (a Redis stream)'},
   fanOutSlice: {noFlag: 'a tuning knob for benchmarks, not deployments', default: FAN_OUT_SLICE},
   logger: {noFlag: 'serve makes one from --verbose and --log-format', default: silentLogger},
   accessLog: {noFlag: 'the budget is chosen for deployments (ops/access-log.ts); tests shrink it', default: ACCESS_LOG_LIMITS},

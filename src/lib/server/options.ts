@@ -4,6 +4,7 @@ import type {SlowPolicy} from './stream/socket-writer.js'
 import type {Logger} from './ops/logger.js'
 import type {FramingPolicy} from './stream/framing.js'
 import type {HistorySync} from '../history/store.js'
+import type {BusLink} from '../bus/link.js'
 import type {AccessLogLimits} from './ops/access-log.js'
 
 export interface BusServerOptions {
@@ -53,6 +54,12 @@ export interface BusServerOptions {
   historyAge?: number
   /** Keep the history in append-only files in this folder, read back at start-up. */
   historyDir?: string
+  /**
+   * The log the bus orders its messages through, shared with other
+   * processes (link.ts): a cluster worker's link to its primary, a Redis
+   * stream. Default: this process alone (with `historyDir`, on disk).
+   */
+  link?: BusLink
   /** With `historyDir`: when a publish is answered. Default `always` (once its record is on disk). */
   historySync?: HistorySync
   /** Seconds between SSE heartbeat comments; 0 for none. Default 30. */

@@ -36,6 +36,7 @@ export const MSGBUS_ERROR_CODES = [
   'ERR_MSGBUS_REQUEST_REFUSED',
   'ERR_MSGBUS_HASH_QUEUE_FULL',
   'ERR_MSGBUS_HISTORY_FAILED',
+  'ERR_MSGBUS_LINK_DOWN',
 ] as const
 
 export type MsgbusErrorCode = (typeof MSGBUS_ERROR_CODES)[number]

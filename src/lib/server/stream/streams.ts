@@ -25,7 +25,7 @@ export interface StreamSpec {
   /** Gap events in-band (see HttpSubscription). */
   gapEvents: boolean
   /** Where the stream starts: the serial the replay starts at (the log's end for none), the id before it, and the gap to tell of first, if any. */
-  replay: {start: number; from: string; after?: string; gap?: Gap}
+  replay: {start: number; from: string; after?: string; gap?: Gap; through?: string}
   /** Only the backlog: the stream ends once the replay has caught up (`?poll=1`). */
   poll: boolean
 }
@@ -108,6 +108,7 @@ export class Streams implements Iterable<HttpSubscription> {
     socket.setNoDelay(true)
     // The id it resumed from is the last it had, until a message comes: what a gap event says it had.
     subscription.lastId = spec.replay.after
+    subscription.through = spec.replay.through
     subscription.start(spec.head, spec.replay.from, spec.replay.gap)
     // On the bus before the replay starts: what is published meanwhile is in the log, and live delivery skips what the replay wrote.
     if (!spec.poll) this.bus.subscribe(subscription)

@@ -169,7 +169,7 @@ export function subscribe(
     head: rawHead(headers),
     details: details.join(' '),
     gapEvents: encoder.format !== 'multipart' || gapParts,
-    replay: {start: resolution.start, from: resolution.from, after: position?.kind === 'id' ? position.id : undefined, gap: openingGap(resolution, position)},
+    replay: {start: resolution.start, from: resolution.from, after: position?.kind === 'id' ? position.id : undefined, gap: openingGap(resolution, position), through: resolution.through},
     poll,
   })
 }

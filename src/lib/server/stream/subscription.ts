@@ -1,5 +1,6 @@
 import type {Socket} from 'node:net'
 import type {Message, Subscriber} from '../../bus/message.js'
+import {compareMessageIds} from '../../bus/message-id.js'
 import type {MessageFilter} from '../../protocol/filter.js'
 import type {DisconnectReason} from '../../protocol/disconnect.js'
 import type {Gap} from '../../protocol/gap.js'
@@ -18,6 +19,8 @@ export class HttpSubscription implements Subscriber, WriteTarget, ReplayTarget {
   replaying = false
   lastSerial = -1
   lastId: string | undefined
+  /** Resumed on a replica from an id it has yet to receive: messages up to it are skipped (the client has them). */
+  through: string | undefined
   /** The id of the last message skipped while dropping (`--slow-policy drop`). */
   private skippedId: string | undefined
   private ended = false
@@ -38,6 +41,7 @@ export class HttpSubscription implements Subscriber, WriteTarget, ReplayTarget {
   deliver(message: Message): boolean {
     // The replay wrote it already (a fan-out sliced over several turns reaches some subscribers late).
     if (message.serial <= this.lastSerial) return false
+    if (this.through !== undefined && this.skipsThrough(message)) return false
     if (this.accepts !== undefined && !this.accepts(message)) return false
     if (this.replaying) return true
     const frame = this.encoder.frame(message)
@@ -49,6 +53,24 @@ export class HttpSubscription implements Subscriber, WriteTarget, ReplayTarget {
     this.lastId = message.id
     this.received++
     return true
+  }
+
+  /** True for a message up to `through`; past it, `through` is done with. */
+  private skipsThrough(message: Message): boolean {
+    if (compareMessageIds(message.id, this.through as string) <= 0) {
+      this.lastSerial = message.serial
+      return true
+    }
+
+    this.through = undefined
+    return false
+  }
+
+  /** The link lost messages: a gap event, unless a replay runs (it finds the log emptied, and says so itself). */
+  lost(gap: Omit<Gap, 'after'>): void {
+    if (this.replaying) return
+    const bytes = this.gapBytes({...gap, after: this.lastId ?? null})
+    if (bytes) this.writer.write(this, bytes, false)
   }
 
   /** Bytes written to the socket other than through the writer: counted with the writer's. */
