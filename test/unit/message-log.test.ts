@@ -77,6 +77,27 @@ describe('unit: the message log', () => {
       assert.deepEqual(empty.resolve({kind: 'time', time: 5001}), {start: 0, from: '5000-0'})
     })
 
+    it("a replica (--workers, --bus): an id a little ahead of its newest is one on its way, skipped through; one far ahead is still unknown", () => {
+      const replica = logWith(3)
+      replica.replica = true
+      const soon = `${Date.now() + 1000}-4`
+      assert.deepEqual(replica.resolve({kind: 'id', id: soon}), {start: 3, from: soon, through: soon})
+      assert.deepEqual(replica.resolve({kind: 'id', id: '99999999999999-0'}), {start: 3, from: '1003-0', gap: 'unknown'})
+      // Not ahead: as any log.
+      assert.deepEqual(replica.resolve({kind: 'id', id: '1002-0'}), {start: 2, from: '1002-0'})
+    })
+
+    it('forgetAll (the shared log lost messages): nothing kept, the horizon is the newest, an older resume is expired', () => {
+      const holed = logWith(5)
+      let told: string | undefined
+      holed.onForget = (horizon) => (told = horizon)
+      holed.forgetAll()
+      assert.deepEqual([holed.size, holed.horizon, told], [0, '1005-0', '1005-0'])
+      assert.deepEqual(holed.resolve({kind: 'id', id: '1002-0'}), {start: 5, from: '1005-0', gap: 'expired'})
+      holed.append(message(5, '1009-0'))
+      assert.deepEqual(holed.resolve({kind: 'id', id: '1005-0'}), {start: 5, from: '1005-0'})
+    })
+
     it('--history 0: nothing kept, the horizon is the newest id; only the newest resumes without a gap', () => {
       const off = new MessageLog({count: 0, bytes: 0, ageMs: 0}, '1000-0')
       const forgotten: string[] = []

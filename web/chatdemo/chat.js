@@ -525,13 +525,15 @@ function showGap(gap) {
     text = `Messages may be missing here: the server no longer keeps messages after ${whenOf(after)}.`
   } else if (reason === 'unknown') {
     text = 'Messages may be missing here: the server does not know the last message this page had, so it goes on with new ones only.'
+  } else if (reason === 'lost') {
+    text = 'Messages may be missing here: the shared log behind the server lost some.'
   } else {
     text = 'Messages may be missing here.'
   }
   const follow = isNearBottom()
   const line = element('p', {className: 'gap', textContent: text})
   line.setAttribute('role', 'note')
-  line.dataset.reason = ['expired', 'unknown', 'dropped'].includes(reason) ? reason : 'other'
+  line.dataset.reason = ['expired', 'unknown', 'dropped', 'lost'].includes(reason) ? reason : 'other'
   if (after !== null) line.dataset.after = after.slice(0, 64)
   log.append(line)
   if (follow) log.scrollTop = log.scrollHeight
