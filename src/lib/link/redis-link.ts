@@ -46,7 +46,7 @@ interface Pending {
 
 interface Scripted {
   msgbusAppend(...args: Array<string | Buffer | number>): Promise<string[]>
-  msgbusCheck(...args: string[]): Promise<[string, string, string]>
+  msgbusCheck(...args: string[]): Promise<[epoch: string, last: string, deleted: string, deletedNow: string]>
 }
 
 /**
@@ -255,9 +255,11 @@ export class RedisLink implements BusLink {
    * to the lost stream and not yet read back fail.
    */
   private async lost(client: Redis & Scripted, after: string, why: string): Promise<void> {
-    const [epoch] = await within(client.msgbusCheck(this.target.stream, this.epochKey, newEpoch(), after), this.timeoutMs)
+    const [epoch, , , deletedNow] = await within(client.msgbusCheck(this.target.stream, this.epochKey, newEpoch(), after), this.timeoutMs)
     const old = this.epoch
     this.epoch = epoch
+    // What the stream marks as gone is in this hole (a node that had more set the mark at its last id): not a second one.
+    if (compareMessageIds(deletedNow, this.last) > 0) this.last = deletedNow
     this.options.logger.warn('redis', `the stream ${this.target.stream} lost entries (${why}): messages after ${after} may be gone; subscribers get a gap`)
     this.sink?.lost(after)
     for (const [ticket, pending] of this.pending) {

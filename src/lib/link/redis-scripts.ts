@@ -55,7 +55,8 @@ return ids
  * deleted too, so that a node opening later puts its horizon there).
  *
  * KEYS: stream, epoch key. ARGV: new epoch, newest id known.
- * Returns {epoch, last-generated-id, max-deleted-entry-id}.
+ * Returns {epoch, last-generated-id, max-deleted-entry-id} as they were,
+ * and the max-deleted-entry-id as it is now.
  */
 export const CHECK =
   LESS +
@@ -78,9 +79,10 @@ if less(last, ARGV[2]) then
   if length == 0 then
     if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('XADD', KEYS[1], 'MAXLEN', '0', ARGV[2], 'x', '') end
     redis.call('XSETID', KEYS[1], ARGV[2], 'MAXDELETEDID', ARGV[2])
+    return {epoch, last, deleted, ARGV[2]}
   else
     redis.call('XSETID', KEYS[1], ARGV[2])
   end
 end
-return {epoch, last, deleted}
+return {epoch, last, deleted, deleted}
 `
