@@ -113,7 +113,8 @@ export class RedisLink implements BusLink {
       // RESP2: the reply shapes this link reads (XREAD's list of [stream, entries]) whatever ioredis's default.
       protocol: 2,
     }
-    const writer = new Redis({...options, commandTimeout: this.timeoutMs}) as Redis & Scripted
+    // Appends made in one turn of the event loop (a pipelining publisher's, many publishers') go out in one write.
+    const writer = new Redis({...options, commandTimeout: this.timeoutMs, enableAutoPipelining: true}) as Redis & Scripted
     const reader = new Redis(options) as Redis & Scripted
     for (const client of [writer, reader]) {
       client.defineCommand('msgbusAppend', {numberOfKeys: 2, lua: APPEND})
@@ -130,7 +131,8 @@ export class RedisLink implements BusLink {
       const [epoch, last, deleted] = await writer.msgbusCheck(this.target.stream, this.epochKey, newEpoch(), '0-0')
       this.epoch = epoch
       this.maxLength = Math.max(limits.count, STREAM_FLOOR)
-      const recovered = await this.readWindow(writer, limits, last, deleted)
+      // On the reader: ioredis's auto-pipelining, on the writer, mangles call()'s arguments.
+      const recovered = await this.readWindow(reader, limits, last, deleted)
       this.sink = sink
       this.following = this.follow()
       return recovered
