@@ -274,14 +274,22 @@ describe('serve --bus redis://', function () {
     const proxy = await CuttableProxy.start(redis.port)
     try {
       const a = await startNode(redis.url())
-      const cut = await startNode(redis.url(proxy.port))
+      const metricsPort = await freePort()
+      const cut = await startNode(redis.url(proxy.port), '--metrics', `127.0.0.1:${metricsPort}`)
+      const readyz = () => request(`http://127.0.0.1:${metricsPort}/readyz`)
+      assert.equal((await readyz()).status, 200)
       const there = await subscribe(cut, '/msgbus/load')
       const here = await subscribe(a, '/msgbus/load')
       const publishedA = load(a, 'load', 'a', 200, 25)
       const publishedCut = load(cut, 'load', 'cut', 200, 25)
       await here.untilMessages(60, 20_000)
       proxy.cut()
-      await sleep(5000)
+      const cutAt = Date.now()
+      // Readiness says so while it lasts (a load balancer sends new clients elsewhere).
+      let notReady: Reply | undefined
+      await until(async () => (notReady = await readyz()).status === 503, 'readyz to fail while Redis is cut off')
+      assert.match(notReady!.body.toString(), /redis.*unreachable since/)
+      await sleep(5000 - (Date.now() - cutAt))
       proxy.restore()
       const answers = [...(await publishedA), ...(await publishedCut)]
       const refused = answers.filter((answer) => answer.status !== 204)
@@ -300,6 +308,9 @@ describe('serve --bus redis://', function () {
       assertSame([there, here], there.ids())
       assert.equal(new Set(there.bodies()).size, there.bodies().length)
       await cut.logged(/redis \w+ connection to .* back after/)
+      assert.equal((await readyz()).status, 200)
+      // A node on Redis stops as any other: SIGTERM, exit 0.
+      assert.equal((await cut.stop()).code, 0)
     } finally {
       proxy.close()
     }
