@@ -9,7 +9,7 @@ import type {Recovered, StoredMessage} from '../history/store.js'
 import {LogLevel, type Logger} from '../server/ops/logger.js'
 import {MsgbusError, reasonOf} from '../util/errors.js'
 import {decodeEntry, entryFields, type ReadEntry} from './redis-entry.js'
-import {APPEND, CHECK} from './redis-scripts.js'
+import {APPEND, CHECK, STATE} from './redis-scripts.js'
 import type {RedisTarget} from './redis-url.js'
 
 /**
@@ -119,6 +119,7 @@ export class RedisLink implements BusLink {
     for (const client of [writer, reader]) {
       client.defineCommand('msgbusAppend', {numberOfKeys: 2, lua: APPEND})
       client.defineCommand('msgbusCheck', {numberOfKeys: 2, lua: CHECK})
+      client.defineCommand('msgbusState', {numberOfKeys: 2, lua: STATE, readOnly: true})
     }
 
     this.writer = writer
@@ -183,8 +184,9 @@ export class RedisLink implements BusLink {
   /**
    * Reads the stream from the last id this node has, for as long as the
    * link is open: each round also reads the epoch and the stream's ids (in
-   * the same pipeline, before the XREAD), so a stream that was lost or
-   * trimmed past this node is seen before any entry after it is committed.
+   * the same pipeline, before the XREAD: STATE), so a stream that was lost
+   * or trimmed past this node is seen before any entry after it is
+   * committed.
    */
   private async follow(): Promise<void> {
     const reader = this.reader!
@@ -195,21 +197,20 @@ export class RedisLink implements BusLink {
         const known = this.last
         const connection = this.connections
         // Bounded: ioredis may hold a command cut in flight unanswered.
-        const results = (await within(
-          reader.pipeline().get(this.epochKey).call('XINFO', 'STREAM', key).callBuffer('XREAD', 'COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', key, known).exec(),
-          BLOCK_MS + this.timeoutMs,
-        ))!
-        // Answered across a reconnection, the epoch and the entries might come from two servers: read again.
+        const pipeline = reader.pipeline() as ReturnType<Redis['pipeline']> & {msgbusState(stream: string, epochKey: string): unknown}
+        pipeline.msgbusState(key, this.epochKey)
+        const results = (await within(pipeline.callBuffer('XREAD', 'COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', key, known).exec(), BLOCK_MS + this.timeoutMs))!
+        // Answered across a reconnection, the state and the entries might come from two servers: read again.
         if (connection !== this.connections) continue
-        const [[, epoch], [infoError, info], [readError, read]] = results
+        const [[stateError, state], [readError, read]] = results
+        if (stateError) throw stateError
         if (readError) throw readError
-        const generated = infoError ? '0-0' : infoField(info, 'last-generated-id')
+        const [epoch, generated, deleted] = state as [string, string, string]
         if (epoch !== this.epoch || compareMessageIds(generated, known) < 0) {
-          await this.lost(reader, known, epoch === this.epoch ? `its last id is ${generated}` : 'its epoch key is new')
+          await this.lost(reader, known, epoch === this.epoch ? `its last id is ${generated}` : epoch === '' ? 'its epoch key is gone' : 'its epoch key is new')
           continue
         }
 
-        const deleted = infoError ? '0-0' : infoField(info, 'max-deleted-entry-id')
         if (compareMessageIds(deleted, known) > 0) {
           this.options.logger.warn('redis', `entries after ${known} up to ${deleted} were trimmed from ${key} before this node read them (MAXLEN); subscribers get a gap`)
           this.sink?.lost(known)
@@ -438,13 +439,6 @@ export class RedisLink implements BusLink {
     await this.following
     this.sink = undefined
   }
-}
-
-/** A value in XINFO STREAM's flat reply. */
-function infoField(info: unknown, name: string): string {
-  const fields = info as unknown[]
-  for (let i = 0; i + 1 < fields.length; i += 2) if (String(fields[i]) === name) return String(fields[i + 1])
-  return '0-0'
 }
 
 /** A new stream's epoch: random, so that a stream made again (after a loss) never has the one a node remembers. */

@@ -86,3 +86,24 @@ if less(last, ARGV[2]) then
 end
 return {epoch, last, deleted, deleted}
 `
+
+/**
+ * What the follow loop reads before each XREAD, in the same pipeline: the
+ * epoch, the stream's last generated id and its newest deleted id; three
+ * short strings rather than XINFO's whole reply (which carries the first
+ * and last entries, bodies and all) on every round.
+ *
+ * KEYS: stream, epoch key. Returns {epoch or '', last-generated-id, max-deleted-entry-id}.
+ */
+export const STATE = `
+local epoch = redis.call('GET', KEYS[2]) or ''
+local last, deleted = '0-0', '0-0'
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local info = redis.call('XINFO', 'STREAM', KEYS[1])
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then last = info[i + 1] end
+    if info[i] == 'max-deleted-entry-id' then deleted = info[i + 1] end
+  end
+end
+return {epoch, last, deleted}
+`
