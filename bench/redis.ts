@@ -15,6 +15,9 @@
  *      connections); next to redis-benchmark's XADD (its custom-command form,
  *      same body size, same MAXLEN ~) run on the same machine in the same
  *      round, with -c 50 and with -P 16; ratios ours / redis-benchmark's.
+ *   3. cost: the server's CPU per publish on one node at --rate msg/s with
+ *      one subscriber, alone (the embedded link) and on Redis (node A, its
+ *      follow loop included), turn about: what the link costs a node.
  *
  * Every figure is the median of --rounds rounds (after a warm-up round of
  * latency not counted); ratios are the medians of the rounds' ratios. CPU seconds of this
@@ -50,6 +53,7 @@ const HELP = `usage: npm run bench:redis -- [options]
               subscribers on B and C: end-to-end p50/p99
   throughput  messages/s one stream takes: RedisLink.append alone, HTTP
               publishers on one node, and redis-benchmark XADD beside them
+  cost        server CPU per publish, a node alone vs a node on Redis
 
 Options:
   --rounds N       rounds; figures are medians (default 3)
@@ -165,6 +169,31 @@ async function latencyRound(nodes: Serve[], rate: number, seconds: number, round
   return {p50: percentile(sorted, 50), p99: percentile(sorted, 99), received: latencies.length, sent: total}
 }
 
+/** Server CPU per publish on one node at `rate` msg/s (4 publisher connections, one NDJSON subscriber that gets them all), in microseconds. */
+async function costRun(node: Serve, rate: number, messages: number, round: number): Promise<number> {
+  const channel = `cost${round}`
+  let got = 0
+  const close = await ndjsonSubscriber(node.port, channel, () => got++)
+  const publishers = await Promise.all(Array.from({length: 4}, () => Publisher.open(node.port)))
+  const body = 'x'.repeat(64)
+  const before = cpuSeconds(node.pid)
+  const started = performance.now()
+  const sends: Array<Promise<string[]>> = []
+  let sent = 0
+  while (sent < messages) {
+    const due = Math.min(messages, Math.floor(((performance.now() - started) / 1000) * rate))
+    for (; sent < due; sent++) sends.push(publishers[sent % publishers.length].send(channel, [body]))
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+
+  await Promise.all(sends)
+  await until(() => got >= messages, () => `${messages} deliveries (got ${got})`, 30_000)
+  const cpu = cpuSeconds(node.pid) - before
+  close()
+  for (const publisher of publishers) publisher.socket.destroy()
+  return (cpu / messages) * 1e6
+}
+
 /** Appends through the link alone: `inflight` appends at a time, `messages` in all; messages/s. */
 async function linkRun(url: string, messages: number, inflight: number, stream: string): Promise<number> {
   const link = new RedisLink(parseRedisUrl(`${url}?stream=${stream}`), {logger: silentLogger})
@@ -252,6 +281,19 @@ async function main(): Promise<void> {
       log(`latency round ${round + 1}: ${result.sent} messages at ${rate}/s, ${result.received} deliveries on B and C: p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms`)
     }
 
+    // The price of the link: one node alone (the embedded link) and one node on Redis, turn about, the same load.
+    const alone = await Serve.start(runJs, [], lifetime, [])
+    const costs = {alone: [] as number[], redis: [] as number[]}
+    try {
+      for (let round = 0; round < rounds; round++) {
+        costs.alone.push(await costRun(alone, rate, rate * seconds, round))
+        costs.redis.push(await costRun(nodes[0], rate, rate * seconds, round))
+        log(`cost round ${round + 1}: server CPU per publish at ${rate}/s, one subscriber: alone ${costs.alone.at(-1)!.toFixed(0)} µs, on Redis ${costs.redis.at(-1)!.toFixed(0)} µs`)
+      }
+    } finally {
+      await stop(alone.cli.child, 3000)
+    }
+
     const links: number[] = []
     const https: number[] = []
     const benchC: number[] = []
@@ -280,6 +322,8 @@ async function main(): Promise<void> {
     const p16 = median(benchP)
     // Ratios round by round (the two ran back to back, under the same load), then their medians.
     const ratio = (ours: number[], theirs: number[]) => median(ours.map((value, i) => value / theirs[i])).toFixed(2)
+    out(`  server CPU per publish, one node, ${rate} msg/s, one subscriber:`)
+    out(`    alone ${median(costs.alone).toFixed(0)} µs   on Redis ${median(costs.redis).toFixed(0)} µs   ratio ${ratio(costs.redis, costs.alone)}x`)
     out(`  one stream, 64-byte bodies, MAXLEN ~ 10000:`)
     out(`    RedisLink.append, ${inflight} in flight      ${link.toFixed(0).padStart(8)} msg/s   ${ratio(links, benchC)}x redis-benchmark -c 50, ${ratio(links, benchP)}x -P 16`)
     out(`    HTTP, ${publishers} pipelined publishers, one node ${http.toFixed(0).padStart(8)} msg/s   ${ratio(https, benchC)}x redis-benchmark -c 50, ${ratio(https, benchP)}x -P 16`)
