@@ -346,6 +346,36 @@ describe('serve --bus redis://', function () {
     await a.logged(/redis the stream msgbus lost entries/)
   })
 
+  it('a node cut off while the stream was trimmed past it: its subscribers get a `lost` gap, then the rest in order', async () => {
+    const proxy = await CuttableProxy.start(redis.port)
+    const {Redis} = await import('ioredis')
+    const direct = new Redis({port: redis.port, host: '127.0.0.1', lazyConnect: true})
+    try {
+      const cut = await startNode(redis.url(proxy.port), '--history', '100')
+      const watcher = await subscribe(cut, '/msgbus/load')
+      assert.equal((await post(cut, 'load', 'before')).status, 204)
+      await watcher.untilMessages(1)
+      proxy.cut()
+      // Others publish meanwhile, more than the stream keeps (MAXLEN 1000): what this node had not read is trimmed.
+      await direct.connect()
+      const pipeline = direct.pipeline()
+      for (let i = 0; i < 1500; i++) pipeline.xadd('msgbus', 'MAXLEN', '1000', '*', 'c', 'load', 't', 'text/plain', 'e', 'text/plain', 'o', 'other:1', 'b', `meanwhile-${i}`)
+      await pipeline.exec()
+      proxy.restore()
+      await watcher.until(() => watcher.bodies().at(-1) === 'meanwhile-1499', 'the node to catch up', 30_000)
+      assert.deepEqual(watcher.gaps.map((gap) => [gap.reason, gap.from]), [['lost', watcher.ids()[0]]])
+      // The gap comes where the hole is: after what it had, before the oldest entry the stream still held.
+      const bodies = watcher.events.map((event) => (event.kind === 'gap' ? 'gap' : event.body))
+      assert.deepEqual(bodies.slice(0, 3), ['before', 'gap', 'meanwhile-500'])
+      assert.deepEqual(bodies.slice(2), Array.from({length: 1000}, (_, i) => `meanwhile-${500 + i}`))
+      assertIncreasing(watcher.ids())
+      await cut.logged(/were trimmed from msgbus before this node read them/)
+    } finally {
+      direct.disconnect()
+      proxy.close()
+    }
+  })
+
   it('refuses a URL it cannot read, and a Redis it cannot reach, at start-up', async () => {
     const bad = await new MsgbusProcess(['serve', '-p', '0', '--bus', 'redis://127.0.0.1:1/x']).exit()
     assert.equal(bad.code, 2, bad.stderr)

@@ -2,7 +2,7 @@ import {randomBytes} from 'node:crypto'
 // Static here: this module is itself loaded by a dynamic import (open-link.ts), only for `--bus redis://`.
 import {Redis, type RedisOptions} from 'ioredis'
 import type {Appended, BusLink, LinkSink} from '../bus/link.js'
-import {compareMessageIds} from '../bus/message-id.js'
+import {compareMessageIds, parseMessageId} from '../bus/message-id.js'
 import type {MessageInput} from '../bus/message.js'
 import {keptSize, type HistoryLimits} from '../history/message-log.js'
 import type {Recovered, StoredMessage} from '../history/store.js'
@@ -82,6 +82,8 @@ export class RedisLink implements BusLink {
   /** When each connection went down (undefined while up), and why. */
   private readonly down = {writer: undefined as number | undefined, reader: undefined as number | undefined}
   private lastError = ''
+  /** How many entries the stream had taken when it took the one at `last` (its entries-added then), once known; for telling trimmed entries (trimmedPast). */
+  private ordinal: number | undefined
   /** Counts the reader's connections: a round answered across two is read again. */
   private connections = 0
 
@@ -129,11 +131,11 @@ export class RedisLink implements BusLink {
     const deadline = Date.now() + 2 * this.timeoutMs
     try {
       await Promise.all([this.connect(writer, deadline), this.connect(reader, deadline)])
-      const [epoch, last, deleted] = await writer.msgbusCheck(this.target.stream, this.epochKey, newEpoch(), '0-0')
+      const [epoch, last] = await writer.msgbusCheck(this.target.stream, this.epochKey, newEpoch(), '0-0')
       this.epoch = epoch
       this.maxLength = Math.max(limits.count, STREAM_FLOOR)
       // On the reader: ioredis's auto-pipelining, on the writer, mangles call()'s arguments.
-      const recovered = await this.readWindow(reader, limits, last, deleted)
+      const recovered = await this.readWindow(reader, limits, last)
       this.sink = sink
       this.following = this.follow()
       return recovered
@@ -150,7 +152,7 @@ export class RedisLink implements BusLink {
    * id a new stream begins after). The follow loop starts after the newest
    * entry read, so nothing appended meanwhile is missed.
    */
-  private async readWindow(client: Redis, limits: HistoryLimits, last: string, deleted: string): Promise<Recovered> {
+  private async readWindow(client: Redis, limits: HistoryLimits, last: string): Promise<Recovered> {
     const key = this.target.stream
     const raw = limits.count > 0 ? ((await client.callBuffer('XREVRANGE', key, '+', '-', 'COUNT', limits.count)) as Array<[Buffer, Buffer[]]>) : []
     const newest = raw.length > 0 ? raw[0][0].toString('latin1') : last
@@ -174,7 +176,8 @@ export class RedisLink implements BusLink {
       if (kept.length === 0) horizon = newest
       else {
         const before = (await client.call('XREVRANGE', key, `(${kept.at(-1)!.id}`, '-', 'COUNT', 1)) as Array<[string, string[]]>
-        horizon = before.length > 0 ? before[0][0] : deleted
+        // None before it: it is the oldest the stream holds, and trimming does not move Redis's max-deleted-entry-id, so the horizon is just before it.
+        horizon = before.length > 0 ? before[0][0] : idBefore(kept.at(-1)!.id)
       }
     }
 
@@ -205,25 +208,52 @@ export class RedisLink implements BusLink {
         const [[stateError, state], [readError, read]] = results
         if (stateError) throw stateError
         if (readError) throw readError
-        const [epoch, generated, deleted] = state as [string, string, string]
+        const [epoch, generated, first, addedText, lengthText] = state as [string, string, string, string, string]
         if (epoch !== this.epoch || compareMessageIds(generated, known) < 0) {
+          this.ordinal = undefined
           await this.lost(reader, known, epoch === this.epoch ? `its last id is ${generated}` : epoch === '' ? 'its epoch key is gone' : 'its epoch key is new')
           continue
         }
 
-        if (compareMessageIds(deleted, known) > 0) {
-          this.options.logger.warn('redis', `entries after ${known} up to ${deleted} were trimmed from ${key} before this node read them (MAXLEN); subscribers get a gap`)
+        const added = Number(addedText)
+        const length = Number(lengthText)
+        if (this.trimmedPast(known, first, added, length)) {
+          this.options.logger.warn('redis', `entries after ${known} were trimmed from ${key} before this node read them (MAXLEN: give every node the same --history); subscribers get a gap`)
           this.sink?.lost(known)
         }
 
+        // Nothing after the last id this node has: it has every entry the stream ever took.
+        if (generated === known) this.ordinal = added
         const streams = read as Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null
-        if (streams) for (const [, entries] of streams) this.commit(entries.map(decodeEntry))
+        if (streams) {
+          for (const [, entries] of streams) {
+            if (this.ordinal !== undefined) this.ordinal += entries.length
+            this.commit(entries.map(decodeEntry))
+          }
+        }
       } catch (error) {
         if (this.closed) break
         this.lastError = reasonOf(error)
         await sleep(100)
       }
     }
+  }
+
+  /**
+   * Whether entries after `known` were trimmed before this node read them.
+   * Trimming takes the oldest first, so when the oldest entry held is at or
+   * before `known` nothing after it is gone. Otherwise the stream holds
+   * `length` entries, all after `known`, of the `added - ordinal` taken
+   * since: fewer means some are gone. Unknown (no gap said) until this node
+   * has once been level with the stream, when its ordinal is the count.
+   */
+  private trimmedPast(known: string, first: string, added: number, length: number): boolean {
+    if (this.ordinal === undefined) return false
+    if (length > 0 && compareMessageIds(first, known) <= 0) return false
+    if (added - length <= this.ordinal) return false
+    // Said once: from here on the node goes on from what the stream holds.
+    this.ordinal = added - length
+    return true
   }
 
   /** Hands entries to the bus; this node's own answer their publishers once handed. */
@@ -439,6 +469,12 @@ export class RedisLink implements BusLink {
     await this.following
     this.sink = undefined
   }
+}
+
+/** The greatest id below `id`: a horizon that claims nothing before it. */
+function idBefore(id: string): string {
+  const [ms, seq] = parseMessageId(id)
+  return seq > 0 ? `${ms}-${seq - 1}` : `${ms - 1}-${Number.MAX_SAFE_INTEGER}`
 }
 
 /** A new stream's epoch: random, so that a stream made again (after a loss) never has the one a node remembers. */

@@ -89,21 +89,28 @@ return {epoch, last, deleted, deleted}
 
 /**
  * What the follow loop reads before each XREAD, in the same pipeline: the
- * epoch, the stream's last generated id and its newest deleted id; three
- * short strings rather than XINFO's whole reply (which carries the first
- * and last entries, bodies and all) on every round.
+ * epoch, the stream's last generated id, its oldest entry's id, how many
+ * entries it has ever taken and how many it holds; short strings rather
+ * than XINFO's whole reply (which carries the first and last entries,
+ * bodies and all) on every round. Trimming (MAXLEN) does not move Redis's
+ * max-deleted-entry-id, so entries trimmed before a node read them are
+ * told by these counts (redis-link.ts, trimmedPast).
  *
- * KEYS: stream, epoch key. Returns {epoch or '', last-generated-id, max-deleted-entry-id}.
+ * KEYS: stream, epoch key. Returns {epoch or '', last-generated-id,
+ * recorded-first-entry-id, entries-added, length}.
  */
 export const STATE = `
 local epoch = redis.call('GET', KEYS[2]) or ''
-local last, deleted = '0-0', '0-0'
+local last, first, added, length = '0-0', '0-0', 0, 0
 if redis.call('EXISTS', KEYS[1]) == 1 then
   local info = redis.call('XINFO', 'STREAM', KEYS[1])
   for i = 1, #info, 2 do
-    if info[i] == 'last-generated-id' then last = info[i + 1] end
-    if info[i] == 'max-deleted-entry-id' then deleted = info[i + 1] end
+    local name = info[i]
+    if name == 'last-generated-id' then last = info[i + 1]
+    elseif name == 'recorded-first-entry-id' then first = info[i + 1]
+    elseif name == 'entries-added' then added = info[i + 1]
+    elseif name == 'length' then length = info[i + 1] end
   end
 end
-return {epoch, last, deleted}
+return {epoch, last, first, tostring(added), tostring(length)}
 `
