@@ -119,6 +119,8 @@ export class RedisLink implements BusLink {
     const writer = new Redis({...options, commandTimeout: this.timeoutMs, enableAutoPipelining: true}) as Redis & Scripted
     const reader = new Redis(options) as Redis & Scripted
     for (const client of [writer, reader]) {
+      // Every publish waiting for Redis to come back listens for 'ready': any number of them.
+      client.setMaxListeners(0)
       client.defineCommand('msgbusAppend', {numberOfKeys: 2, lua: APPEND})
       client.defineCommand('msgbusCheck', {numberOfKeys: 2, lua: CHECK})
       client.defineCommand('msgbusState', {numberOfKeys: 2, lua: STATE, readOnly: true})
