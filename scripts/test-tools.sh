@@ -2,7 +2,9 @@
 # What the tests drive besides Node: curl, openssl (TLS certificates), jq
 # (the README's load-test script), man (man-db: the install test finds the
 # installed pages with man -w), Debian's chromium and firefox-esr (the browser
-# tests, through puppeteer-core: no browser download). Installs whatever is
+# tests, through puppeteer-core: no browser download), redis-server and
+# redis-tools (the --bus redis tests start their own; redis-benchmark for
+# bench:redis). Installs whatever is
 # missing with apt-get when run as root; otherwise says what is missing (the
 # tests that need it then fail or, for the browser, are skipped).
 need=""
@@ -12,6 +14,8 @@ command -v jq >/dev/null 2>&1 || need="$need jq"
 command -v man >/dev/null 2>&1 || need="$need man-db"
 [ -x /usr/bin/chromium ] || need="$need chromium"
 [ -x /usr/bin/firefox-esr ] || need="$need firefox-esr"
+command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
+command -v redis-benchmark >/dev/null 2>&1 || need="$need redis-tools"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing the tests' tools:$need" >&2

@@ -18,6 +18,8 @@ export interface ServeOnlyOptions {
   hashPassword?: boolean
   /** A TOML file of options (config-file.ts), read below the flags and the environment. */
   config?: string
+  /** `--bus URL`: the link to other nodes (link/open-link.ts), opened as the server starts. */
+  bus?: string
 }
 
 type AllOptions = BusServerOptions & ServeOnlyOptions

@@ -227,6 +227,14 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
       'With --history-dir: always answers a publish once its message is on disk (fdatasync, shared by the publishes of a moment); interval once it is written, syncing once a second; never once it is written, leaving syncing to the OS.',
     doc: 'with `--history-dir`: `always` answers a publish (`204`) once its message is on disk (one fdatasync for all the publishes of a moment); `interval` once it is written to the file, with an fdatasync every second; `never` once it is written, leaving syncing to the operating system; see "History on disk"',
   },
+  bus: {
+    kind: 'string',
+    serveOnly: true,
+    env: 'MSGBUS_BUS',
+    helpValue: '<url>',
+    summary: 'Share messages with other nodes through Redis: redis://[user:pass@]HOST:PORT[/DB][?stream=NAME]. Every node on the stream gets every message, in one order, with one id sequence; clients resume on any node.',
+    doc: 'join the nodes that share a Redis stream, `redis://[user:pass@]HOST:PORT[/DB][?stream=NAME]` (stream `msgbus` by default): every message published on any node reaches the subscribers of every node, in one order, with the same ids, and a client resumes on any node; not with `--history-dir`; see "Many machines"',
+  },
   heartbeat: {
     kind: 'integer',
     default: 30,
