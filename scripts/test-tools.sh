@@ -2,7 +2,8 @@
 # What the tests drive besides Node: curl, openssl (TLS certificates), jq
 # (the README's load-test script), man (man-db: the install test finds the
 # installed pages with man -w), Debian's chromium and firefox-esr (the browser
-# tests, through puppeteer-core: no browser download). Installs whatever is
+# tests, through puppeteer-core: no browser download), nats-server (the
+# NATS JetStream link's tests start their own). Installs whatever is
 # missing with apt-get when run as root; otherwise says what is missing (the
 # tests that need it then fail or, for the browser, are skipped).
 need=""
@@ -12,6 +13,7 @@ command -v jq >/dev/null 2>&1 || need="$need jq"
 command -v man >/dev/null 2>&1 || need="$need man-db"
 [ -x /usr/bin/chromium ] || need="$need chromium"
 [ -x /usr/bin/firefox-esr ] || need="$need firefox-esr"
+command -v nats-server >/dev/null 2>&1 || need="$need nats-server"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing the tests' tools:$need" >&2

@@ -5,6 +5,7 @@ import type {BusServerOptions} from '../server/options.js'
 import {dropPrivileges, resolveUser} from '../server/ops/privileges.js'
 import {reasonOf} from '../util/errors.js'
 import {startedByNpm, watchParent} from './parent-watch.js'
+import {openLinkFor} from '../link/open-link.js'
 
 export interface ServeOptions extends Omit<BusServerOptions, 'cert' | 'key' | 'logger'> {
   /** PEM files, read now and again on SIGHUP. */
@@ -12,6 +13,8 @@ export interface ServeOptions extends Omit<BusServerOptions, 'cert' | 'key' | 'l
   keyFile?: string
   /** Run as this user once the ports are bound. */
   user?: string
+  /** `--bus URL`: the shared log (link/open-link.ts). */
+  bus?: string
   logger: Logger
 }
 
@@ -30,12 +33,13 @@ async function readPem(path: string, what: string): Promise<Buffer> {
  * certificate and the ACL, keeping what cannot be read.
  */
 export async function serve(options: ServeOptions): Promise<BusServer> {
-  const {certFile, keyFile, user: userName, logger, ...busOptions} = options
+  const {certFile, keyFile, user: userName, logger, bus, ...busOptions} = options
   // Looked up before anything is bound, so a typo fails at once.
   const user = userName === undefined ? undefined : resolveUser(userName)
   const cert = certFile === undefined ? undefined : await readPem(certFile, 'certificate')
   const key = keyFile === undefined ? undefined : await readPem(keyFile, 'key')
-  const server = createBus({...busOptions, cert, key, logger})
+  const link = bus === undefined ? busOptions.link : await openLinkFor(bus, {logger})
+  const server = createBus({...busOptions, cert, key, logger, link})
   const reload = () => {
     if (certFile !== undefined) {
       reloadCertificate(server, certFile, keyFile).then(

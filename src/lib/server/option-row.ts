@@ -18,6 +18,8 @@ export interface ServeOnlyOptions {
   hashPassword?: boolean
   /** A TOML file of options (config-file.ts), read below the flags and the environment. */
   config?: string
+  /** `--bus URL`: the shared log this node orders messages through (link/open-link.ts). */
+  bus?: string
 }
 
 type AllOptions = BusServerOptions & ServeOnlyOptions

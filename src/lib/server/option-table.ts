@@ -227,6 +227,14 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
       'With --history-dir: always answers a publish once its message is on disk (fdatasync, shared by the publishes of a moment); interval once it is written, syncing once a second; never once it is written, leaving syncing to the OS.',
     doc: 'with `--history-dir`: `always` answers a publish (`204`) once its message is on disk (one fdatasync for all the publishes of a moment); `interval` once it is written to the file, with an fdatasync every second; `never` once it is written, leaving syncing to the operating system; see "History on disk"',
   },
+  bus: {
+    kind: 'string',
+    serveOnly: true,
+    env: 'MSGBUS_BUS',
+    helpValue: '<url>',
+    summary: 'Share one message log with other servers (nodes): nats://[user:pass@]HOST:PORT[?stream=NAME] (NATS JetStream).',
+    doc: 'order messages through a log shared by every node, so that a message published on any node reaches the subscribers of all, with the same ids, and a client resumes on any node: `nats://[user:pass@]HOST:PORT[?stream=NAME&storage=file|memory]` (NATS JetStream); not with `--history-dir`; see "Scale-out"',
+  },
   heartbeat: {
     kind: 'integer',
     default: 30,
