@@ -133,7 +133,8 @@ export class NatsLink implements BusLink {
     this.limits = limits
     const {server, user, pass, shown} = this.target
     try {
-      this.nc = await connect({servers: server, user, pass, name: 'msgbus', maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 5_000, pingInterval: 5_000, maxPingOut: 2})
+      // noAsyncTraces: otherwise every request (each publish) makes two Errors up front for their stacks, ~60 µs of a publish's CPU.
+      this.nc = await connect({servers: server, user, pass, name: 'msgbus', maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 5_000, pingInterval: 5_000, maxPingOut: 2, noAsyncTraces: true})
     } catch (error) {
       throw new MsgbusError('ERR_MSGBUS_LINK_DOWN', `cannot connect to ${shown}: ${reasonOf(error)}`, {cause: error})
     }
