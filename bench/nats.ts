@@ -8,7 +8,12 @@
  *      so nodes 1 and 2 are across the stream. Side by side, in the same
  *      round, the same load on one server alone (no --bus): the ratio of the
  *      medians is the figure.
- *   2. throughput: test-pub as fast as the server answers (4 keep-alive
+ *   2. link: the link alone, in this process, no HTTP: three NatsLinks on
+ *      one stream, 4 appenders at once on one of them, one message each:
+ *      messages/s and this process's CPU per message (all three links:
+ *      the publishing one and two followers), beside the same on
+ *      EmbeddedLink (one process, no NATS).
+ *   3. throughput: test-pub as fast as the server answers (4 keep-alive
  *      connections, one publish in flight on each) into one node, then into
  *      all three at once (three test-pubs: the nodes race for the stream's
  *      tail, and a node that loses catches up and publishes again); messages/s
@@ -30,6 +35,9 @@ import {parseArgs} from 'node:util'
 import {exitOnHelp, numberOption, UsageError} from './args.js'
 import {pubReport, Serve, startTestPub, stopTestSub, subscribersLive} from '../tools/load-run.js'
 import {cpuSeconds} from '../tools/proc.js'
+import {EmbeddedLink} from '../src/lib/bus/embedded-link.js'
+import type {BusLink} from '../src/lib/bus/link.js'
+import {NatsLink} from '../src/lib/link/nats-link.js'
 import {log, prepareCli, startTestSub, stop, stopAll, type Cli} from '../tools/processes.js'
 import {until} from '../tools/wait.js'
 
@@ -95,6 +103,28 @@ async function latencyRound(runJs: string, bus: string, round: number, seconds: 
     nodes: [0, 1, 2].map((i) => ({p50: of(i).latency_ms.p50, p99: of(i).latency_ms.p99, received: of(i).received, lost: of(i).lost})),
     alone: {p50: of(3).latency_ms.p50, p99: of(3).latency_ms.p99},
   }
+}
+
+/** `appenders` at once append `count` one-message appends through links[0]; messages/s and CPU ms per message of this process. */
+async function linkRound(links: BusLink[], count: number, appenders = 4): Promise<{rate: number; cpuMs: number}> {
+  const sink = {commit: (messages: unknown[], done?: (handed: number[]) => void) => done?.(messages.map(() => 0)), lost: () => {}}
+  for (const link of links) await link.open({count: 1000, bytes: 0, ageMs: 0}, sink)
+  const input = {channel: 'c', type: 'text/plain', essence: 'text/plain', body: Buffer.alloc(64)}
+  let started = 0
+  const cpu = process.cpuUsage()
+  const t = performance.now()
+  await Promise.all(
+    Array.from({length: appenders}, async () => {
+      while (started < count) {
+        started++
+        await links[0].append([input])
+      }
+    }),
+  )
+  const used = process.cpuUsage(cpu)
+  const rate = count / ((performance.now() - t) / 1000)
+  for (const link of links) await link.close()
+  return {rate, cpuMs: (used.user + used.system) / 1000 / count}
 }
 
 interface ThroughputRound {
@@ -169,7 +199,11 @@ async function main(): Promise<void> {
     const nats = await startNats(dir)
     const latency: LatencyRound[] = []
     const throughput: ThroughputRound[] = []
+    const linkRounds: Array<{nats: {rate: number; cpuMs: number}; embedded: {rate: number; cpuMs: number}}> = []
     for (let round = 0; round < rounds; round++) {
+      log(`round ${round + 1}/${rounds}: link`)
+      const links = [0, 1, 2].map(() => new NatsLink(`${nats.url}?stream=link${round}-${Date.now()}`))
+      linkRounds.push({nats: await linkRound(links, 6000), embedded: await linkRound([new EmbeddedLink()], 6000)})
       log(`round ${round + 1}/${rounds}: latency`)
       latency.push(await latencyRound(runJs, nats.url, round, seconds, rate, subscribers))
       log(`round ${round + 1}/${rounds}: throughput`)
@@ -189,6 +223,9 @@ async function main(): Promise<void> {
     const alone99 = median(latency.map((r) => r.alone.p99))
     out.push(`  one server alone (no --bus): p50 ${fixed(alone50)}  p99 ${fixed(alone99)}`)
     out.push(`  ratio across nodes (nodes 1-2) / alone: p50 ${fixed(median(latency.flatMap((r) => [r.nodes[1].p50 / r.alone.p50, r.nodes[2].p50 / r.alone.p50])))}  p99 ${fixed(median(latency.flatMap((r) => [r.nodes[1].p99 / r.alone.p99, r.nodes[2].p99 / r.alone.p99])))}`)
+    out.push(`link alone (in this process, no HTTP), 4 appenders on one of three links, median of ${rounds} rounds:`)
+    out.push(`  NatsLink: ${fixed(median(linkRounds.map((r) => r.nats.rate)), 0)} msg/s, CPU ${fixed(median(linkRounds.map((r) => r.nats.cpuMs * 1000)), 0)} µs per message (three links)`)
+    out.push(`  EmbeddedLink: ${fixed(median(linkRounds.map((r) => r.embedded.rate)), 0)} msg/s, CPU ${fixed(median(linkRounds.map((r) => r.embedded.cpuMs * 1000)), 1)} µs per message`)
     out.push(`throughput, publishes as fast as answered (4 connections per test-pub), ${seconds} s, median of ${rounds} rounds:`)
     out.push(`  into one server alone (no --bus): ${fixed(median(throughput.map((r) => r.alone)), 0)} msg/s, its CPU s per 1,000 messages ${fixed(median(throughput.map((r) => r.aloneCpu)), 3)}`)
     out.push(`  into one node: ${fixed(median(throughput.map((r) => r.one)), 0)} msg/s (ratio to alone ${fixed(median(throughput.map((r) => r.one / r.alone)))})`)

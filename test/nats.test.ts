@@ -196,6 +196,37 @@ describe('serve --bus nats:// (NATS JetStream)', function () {
     )
   })
 
+  it('nats-server restarted with its store: nothing lost, no gap; restarted with its store wiped: a lost gap', async () => {
+    const bus = `nats://127.0.0.1:${natsPort}?stream=kept`
+    const [a, b] = [await node(bus), await node(bus)]
+    const onB = await sse(b.port(), '/msgbus/k')
+    const sent: string[] = []
+    const send = async (body: string) => {
+      // While nats-server comes back a publish may get 503 (the publisher tries again, as a client told Retry-After would).
+      await until(async () => (await post(a.port(), 'k', body)).status === 204, `${body} to be published`, {timeoutMs: 20_000})
+      sent.push(body)
+    }
+
+    for (let i = 0; i < 10; i++) await send(`k${i}`)
+    await nats!.stop()
+    nats = await NatsServer.start(natsPort, dir)
+    for (let i = 10; i < 20; i++) await send(`k${i}`)
+    await onB.untilMessages(20, 20_000)
+    assert.deepEqual(messages(onB.events).map((m) => m.body), sent, 'every message once, in order, across the restart')
+    assert.equal(onB.events.filter((event) => event.kind === 'gap').length, 0, 'no gap: the stream was kept')
+
+    await nats!.stop()
+    rmSync(join(dir, 'jetstream'), {recursive: true, force: true})
+    nats = await NatsServer.start(natsPort, dir)
+    await onB.until(() => onB.events.some((event) => event.kind === 'gap'), 'a gap event', 20_000)
+    await send('k-after')
+    await onB.until(() => messages(onB.events).some((m) => m.body === 'k-after'), 'the message after the loss', 20_000)
+    const gap = onB.events.find((event) => event.kind === 'gap')
+    assert.equal(gap?.kind === 'gap' && gap.reason, 'lost')
+    assert.equal(gap?.kind === 'gap' && gap.from, messages(onB.events)[19].id, 'after the last message B had')
+    assert.deepEqual(onB.events.slice(-2).map((event) => (event.kind === 'gap' ? 'GAP' : event.body)), ['GAP', 'k-after'])
+  })
+
   it('nats-server restarted without its stream: subscribers get a lost gap; publishes while it is down fail with 503; readiness says so', async () => {
     const bus = `nats://127.0.0.1:${natsPort}?stream=lossy&storage=memory`
     const metricsPort = await freePort()

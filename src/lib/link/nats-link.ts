@@ -169,7 +169,13 @@ export class NatsLink implements BusLink {
       this.lastHad = horizon
       this.floorId = horizon
       this.held = []
-      await this.follow(last + 1)
+      try {
+        await this.follow(last + 1)
+      } catch (error) {
+        await this.close()
+        throw new MsgbusError('ERR_MSGBUS_LINK_DOWN', `stream ${this.target.stream} on ${shown}: ${reasonOf(error)}`, {cause: error})
+      }
+
       setImmediate(() => this.goLive())
       return {messages: [], horizon}
     }
