@@ -13,8 +13,8 @@
  *      messages/s and this process's CPU per message (all three links:
  *      the publishing one and two followers), beside the same on
  *      EmbeddedLink (one process, no NATS).
- *   3. throughput: test-pub as fast as the server answers (4 keep-alive
- *      connections, one publish in flight on each) into one node, then into
+ *   3. throughput: test-pub as fast as the server answers (64 publishes
+ *      in flight: 16 keep-alive connections, 4 pipelined on each) into one node, then into
  *      all three at once (three test-pubs: the nodes race for the stream's
  *      tail, and a node that loses catches up and publishes again); messages/s
  *      published, and the CPU seconds of nats-server, the nodes and the load
@@ -38,7 +38,7 @@ import {cpuSeconds} from '../tools/proc.js'
 import {EmbeddedLink} from '../src/lib/bus/embedded-link.js'
 import type {BusLink} from '../src/lib/bus/link.js'
 import {NatsLink} from '../src/lib/link/nats-link.js'
-import {log, prepareCli, startTestSub, stop, stopAll, type Cli} from '../tools/processes.js'
+import {log, prepareCli, runCli, startTestSub, stop, stopAll, type Cli} from '../tools/processes.js'
 import {until} from '../tools/wait.js'
 
 const HELP = `usage: npm run bench:nats -- [options]
@@ -127,6 +127,14 @@ async function linkRound(links: BusLink[], count: number, appenders = 4): Promis
   return {rate, cpuMs: (used.user + used.system) / 1000 / count}
 }
 
+/** test-pub as fast as answered, with IN_FLIGHT publishes in flight (16 connections, 4 pipelined on each): a node batches what waits. */
+const FLAT_OUT = ['--connections', '16', '--pipeline', '4']
+const IN_FLIGHT = 64
+
+function flatOut(runJs: string, url: string, seconds: number, label: string): Cli {
+  return runCli(runJs, label, ['test-pub', '--url', url, '-c', 'tput', '-r', '0', ...FLAT_OUT, '-d', String(seconds), '--interval', '5', '--json'], (seconds + 40) * 1000)
+}
+
 interface ThroughputRound {
   /** msg/s into one server alone (no --bus), and its CPU s per 1,000 messages. */
   alone: number
@@ -143,15 +151,15 @@ async function throughputRound(runJs: string, bus: string, nats: ChildProcess, r
   const stream = `tput${round}-${Date.now()}`
   const single = await Serve.start(runJs, [], life, [])
   const singleBefore = cpuSeconds(single.pid)
-  const alone = await pubReport(startTestPub(runJs, single.url, 'tput', 0, seconds, 'test-pub alone'))
+  const alone = await pubReport(flatOut(runJs, single.url, seconds, 'test-pub alone'))
   const aloneCpu = ((cpuSeconds(single.pid) - singleBefore) / alone.report.published) * 1000
   await stop(single.cli.child, 3000)
   const nodes: Serve[] = []
   for (let i = 0; i < 3; i++) nodes.push(await Serve.start(runJs, ['--bus', `${bus}?stream=${stream}`, '--history', '10000'], life, []))
-  const one = await pubReport(startTestPub(runJs, nodes[0].url, 'tput', 0, seconds, 'test-pub one'))
+  const one = await pubReport(flatOut(runJs, nodes[0].url, seconds, 'test-pub one'))
   const natsBefore = cpuSeconds(nats.pid!)
   const nodesBefore = nodes.reduce((sum, serve) => sum + cpuSeconds(serve.pid), 0)
-  const pubs: Cli[] = nodes.map((serve, i) => startTestPub(runJs, serve.url, 'tput', 0, seconds, `test-pub ${i}`))
+  const pubs: Cli[] = nodes.map((serve, i) => flatOut(runJs, serve.url, seconds, `test-pub ${i}`))
   const pids = pubs.map((pub) => pub.pid)
   let loadCpu = 0
   // A load generator's CPU, read just before it exits (its report comes as it ends).
@@ -226,7 +234,7 @@ async function main(): Promise<void> {
     out.push(`link alone (in this process, no HTTP), 4 appenders on one of three links, median of ${rounds} rounds:`)
     out.push(`  NatsLink: ${fixed(median(linkRounds.map((r) => r.nats.rate)), 0)} msg/s, CPU ${fixed(median(linkRounds.map((r) => r.nats.cpuMs * 1000)), 0)} µs per message (three links)`)
     out.push(`  EmbeddedLink: ${fixed(median(linkRounds.map((r) => r.embedded.rate)), 0)} msg/s, CPU ${fixed(median(linkRounds.map((r) => r.embedded.cpuMs * 1000)), 1)} µs per message`)
-    out.push(`throughput, publishes as fast as answered (4 connections per test-pub), ${seconds} s, median of ${rounds} rounds:`)
+    out.push(`throughput, publishes as fast as answered (${IN_FLIGHT} in flight per test-pub: ${FLAT_OUT.join(' ')}), ${seconds} s, median of ${rounds} rounds:`)
     out.push(`  into one server alone (no --bus): ${fixed(median(throughput.map((r) => r.alone)), 0)} msg/s, its CPU s per 1,000 messages ${fixed(median(throughput.map((r) => r.aloneCpu)), 3)}`)
     out.push(`  into one node: ${fixed(median(throughput.map((r) => r.one)), 0)} msg/s (ratio to alone ${fixed(median(throughput.map((r) => r.one / r.alone)))})`)
     out.push(`  into all three at once: ${fixed(median(throughput.map((r) => r.three)), 0)} msg/s`)

@@ -11,6 +11,8 @@ import {join} from 'node:path'
 import {assertIncreasing, freePort, request, ServeProcess, Subscription, until, type Reply} from './support/harness.js'
 import {StreamReader, type StreamEvent, type StreamMessage} from './support/stream-reader.js'
 import {randomSource, REPLAY} from './support/random.js'
+import {NatsLink} from '../src/lib/link/nats-link.js'
+import type {StoredMessage} from '../src/lib/history/store.js'
 
 /** A nats-server with JetStream, on a loopback port, its store in `dir`. */
 class NatsServer {
@@ -150,6 +152,48 @@ describe('serve --bus nats:// (NATS JetStream)', function () {
       assert.equal(part.headers['message-id'], binaryId, 'the id its publisher was told')
     } finally {
       replay.close()
+    }
+  })
+
+  it('three links racing for the stream\'s tail (12 appenders at once): one order on every node, ids increasing and unique, forms whole', async () => {
+    const url = `nats://127.0.0.1:${natsPort}?stream=race`
+    const links = [0, 1, 2].map(() => new NatsLink(url))
+    const seen: StoredMessage[][] = [[], [], []]
+    const lost: number[] = []
+    try {
+      for (const [i, link] of links.entries()) {
+        await link.open({count: 100_000, bytes: 0, ageMs: 0}, {
+          commit: (batch, done) => {
+            seen[i].push(...batch)
+            done?.(batch.map(() => 0))
+          },
+          lost: () => lost.push(i),
+        })
+      }
+
+      const input = (body: string) => ({channel: 'c', type: 'text/plain', essence: 'text/plain', body: Buffer.from(body)})
+      const told = new Map<string, string>()
+      await Promise.all(
+        links.flatMap((link, l) =>
+          [0, 1, 2, 3].map(async (a) => {
+            for (let i = 0; i < 60; i++) {
+              const appended = await link.append([input(`${l}.${a}.${i}`), input(`${l}.${a}.${i}+`)])
+              told.set(`${l}.${a}.${i}`, appended[0].id)
+              told.set(`${l}.${a}.${i}+`, appended[1].id)
+            }
+          }),
+        ),
+      )
+      await until(() => seen.every((list) => list.length === told.size), () => `every link to have ${told.size} messages: ${seen.map((list) => list.length)}`, {timeoutMs: 10_000})
+      process.stdout.write(`      (${links.map((link) => link.conflicts).join(' + ')} publishes refused for another node's and tried again)\n`)
+      const [first] = seen
+      for (const list of seen) assert.deepEqual(list.map((m) => `${m.id} ${m.body}`), first.map((m) => `${m.id} ${m.body}`), 'the same messages, ids and order on every link')
+      assertIncreasing(first.map((m) => m.id))
+      for (const m of first) assert.equal(told.get(m.body.toString()), m.id, 'the id its appender was told')
+      first.forEach((m, i) => m.body.toString().endsWith('+') && assert.equal(`${first[i - 1].body}+`, m.body.toString(), 'a form\'s two messages together'))
+      assert.deepEqual(lost, [], 'no loss')
+    } finally {
+      await Promise.all(links.map((link) => link.close()))
     }
   })
 

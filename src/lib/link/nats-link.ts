@@ -117,6 +117,8 @@ export class NatsLink implements BusLink {
   private disconnected: string | undefined
   private trouble: string | undefined
   private closing = false
+  /** Publishes refused because another node's came first (each tried again): how often the nodes raced for the tail. */
+  conflicts = 0
 
   constructor(url: string, options: NatsLinkOptions = {}) {
     this.target = parseNatsUrl(url)
@@ -479,6 +481,7 @@ export class NatsLink implements BusLink {
       } catch (error) {
         const wrong = wrongLastSequence(error)
         if (wrong !== undefined) {
+          this.conflicts++
           // Another node published first: catch up to it, then try again with ids after its.
           if (wrong < this.tail().seq) await this.resync()
           else await this.until(() => this.committedSeq >= wrong || this.acked.seq >= wrong, deadline)
