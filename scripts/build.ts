@@ -338,8 +338,8 @@ async function bundle(notes: string[]): Promise<{metafile: Metafile; files: Outp
     // prom-client is loaded only by `serve --metrics` (a dynamic import):
     // left out of the bundle and its code cache, every other start reads
     // ~125 KB less; it is required from node_modules when asked for.
-    // ioredis likewise, loaded only by `serve --bus redis://`.
-    external: ['typescript', 'prom-client', 'ioredis'],
+    // The bus links' clients likewise: only `serve --bus` loads them.
+    external: ['typescript', 'prom-client', 'ioredis', '@nats-io/transport-node', '@nats-io/jetstream'],
     plugins: [patches(notes)],
     sourcemap: 'linked',
     sourcesContent: false,

@@ -4,7 +4,8 @@
 # installed pages with man -w), Debian's chromium and firefox-esr (the browser
 # tests, through puppeteer-core: no browser download), redis-server and
 # redis-tools (the --bus redis tests start their own; redis-benchmark for
-# bench:redis). Installs whatever is
+# bench:redis), nats-server (the NATS JetStream link's tests start their
+# own). Installs whatever is
 # missing with apt-get when run as root; otherwise says what is missing (the
 # tests that need it then fail or, for the browser, are skipped).
 need=""
@@ -16,6 +17,7 @@ command -v man >/dev/null 2>&1 || need="$need man-db"
 [ -x /usr/bin/firefox-esr ] || need="$need firefox-esr"
 command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
 command -v redis-benchmark >/dev/null 2>&1 || need="$need redis-tools"
+command -v nats-server >/dev/null 2>&1 || need="$need nats-server"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing the tests' tools:$need" >&2

@@ -7,7 +7,7 @@
  * depends on neither.
  */
 import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
-import {copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync} from 'node:fs'
+import {copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {performance} from 'node:perf_hooks'
@@ -108,6 +108,8 @@ export function prepareCli(build: boolean): string {
 
   // The viewer page, which the server reads at start-up.
   cpSync(join(ROOT, 'web'), join(snapshot, 'web'), {recursive: true})
+  // What the bundle leaves out and requires when asked for (prom-client for --metrics, a --bus link's client).
+  symlinkSync(join(ROOT, 'node_modules'), join(snapshot, 'node_modules'))
   return join(snapshot, 'bin', 'run.js')
 }
 

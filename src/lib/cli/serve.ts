@@ -13,7 +13,7 @@ export interface ServeOptions extends Omit<BusServerOptions, 'cert' | 'key' | 'l
   keyFile?: string
   /** Run as this user once the ports are bound. */
   user?: string
-  /** `--bus URL`: other nodes to share messages with (a Redis stream). */
+  /** `--bus URL`: the shared log this node orders messages through (link/open-link.ts): a Redis stream, a NATS JetStream stream. */
   bus?: string
   logger: Logger
 }

@@ -21,7 +21,13 @@ export async function openLinkFor(url: string, context: LinkContext): Promise<Bu
       return new RedisLink(parseRedisUrl(url), {logger: context.logger})
     }
 
+    case 'nats:':
+      return new (await import('./nats-link.js')).NatsLink(url, {logger: context.logger})
+
     default:
-      throw new MsgbusError('ERR_MSGBUS_OPTION_INVALID', `--bus ${url.replace(/\/\/[^@/]*@/, '//***@')}: not a bus URL this msgbus knows (redis://HOST:PORT)`)
+      throw new MsgbusError(
+        'ERR_MSGBUS_OPTION_INVALID',
+        `--bus ${url.replace(/\/\/[^@/]*@/, '//***@')}: not a bus URL this msgbus knows (redis://HOST:PORT or nats://HOST:PORT)`,
+      )
   }
 }

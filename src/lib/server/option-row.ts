@@ -18,7 +18,7 @@ export interface ServeOnlyOptions {
   hashPassword?: boolean
   /** A TOML file of options (config-file.ts), read below the flags and the environment. */
   config?: string
-  /** `--bus URL`: the link to other nodes (link/open-link.ts), opened as the server starts. */
+  /** `--bus URL`: the shared log this node orders messages through (link/open-link.ts), opened as the server starts. */
   bus?: string
 }
 

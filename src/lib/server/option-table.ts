@@ -232,8 +232,8 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
     serveOnly: true,
     env: 'MSGBUS_BUS',
     helpValue: '<url>',
-    summary: 'Share messages with other nodes through Redis: redis://[user:pass@]HOST:PORT[/DB][?stream=NAME]. Every node on the stream gets every message, in one order, with one id sequence; clients resume on any node.',
-    doc: 'join the nodes that share a Redis stream, `redis://[user:pass@]HOST:PORT[/DB][?stream=NAME]` (stream `msgbus` by default): every message published on any node reaches the subscribers of every node, in one order, with the same ids, and a client resumes on any node; not with `--history-dir`; see "Many machines"',
+    summary: 'Share one message log with other nodes: redis://[user:pass@]HOST:PORT[/DB][?stream=NAME] (a Redis stream) or nats://[user:pass@]HOST:PORT[?stream=NAME] (NATS JetStream). Every node gets every message, in one order, with one id sequence; clients resume on any node.',
+    doc: 'join the nodes that share one message log: a Redis stream, `redis://[user:pass@]HOST:PORT[/DB][?stream=NAME]` (stream `msgbus` by default), or NATS JetStream, `nats://[user:pass@]HOST:PORT[?stream=NAME&storage=file|memory]`: every message published on any node reaches the subscribers of every node, in one order, with the same ids, and a client resumes on any node; not with `--history-dir`; see "Many machines"',
   },
   heartbeat: {
     kind: 'integer',
