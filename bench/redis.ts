@@ -30,11 +30,11 @@
  */
 import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
 import {once} from 'node:events'
-import {existsSync, mkdtempSync, rmSync, symlinkSync} from 'node:fs'
+import {mkdtempSync, rmSync} from 'node:fs'
 import {request} from 'node:http'
 import {createServer, type AddressInfo} from 'node:net'
 import {tmpdir} from 'node:os'
-import {dirname, join} from 'node:path'
+import {join} from 'node:path'
 import {performance} from 'node:perf_hooks'
 import {parseArgs} from 'node:util'
 import {exitOnHelp, numberOption, UsageError} from './args.js'
@@ -43,7 +43,7 @@ import {parseRedisUrl} from '../src/lib/link/redis-url.js'
 import {silentLogger} from '../src/lib/server/ops/logger.js'
 import {Serve} from '../tools/load-run.js'
 import {cpuSeconds} from '../tools/proc.js'
-import {log, prepareCli, ROOT, stop} from '../tools/processes.js'
+import {log, prepareCli, stop} from '../tools/processes.js'
 import {Publisher} from '../tools/publisher.js'
 import {until} from '../tools/wait.js'
 
@@ -256,9 +256,6 @@ async function main(): Promise<void> {
   }
 
   const runJs = prepareCli(!flags['no-build'])
-  // The bundle requires ioredis from node_modules (it is left out of it): the copy of the CLI needs them beside it.
-  const snapshot = dirname(dirname(runJs))
-  if (!existsSync(join(snapshot, 'node_modules'))) symlinkSync(join(ROOT, 'node_modules'), join(snapshot, 'node_modules'))
   const redis = await startRedis()
   const url = `redis://127.0.0.1:${redis.port}`
   log(`redis-server ${redisCli(redis.port, 'INFO', 'server').match(/redis_version:(\S+)/)?.[1]} on ${url}; ${rounds} rounds`)
