@@ -28,7 +28,6 @@
  */
 import {spawn, type ChildProcess} from 'node:child_process'
 import {mkdtempSync, rmSync} from 'node:fs'
-import {createServer, type AddressInfo} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {parseArgs} from 'node:util'
@@ -38,7 +37,8 @@ import {cpuSeconds} from '../tools/proc.js'
 import {EmbeddedLink} from '../src/lib/bus/embedded-link.js'
 import type {BusLink} from '../src/lib/bus/link.js'
 import {NatsLink} from '../src/lib/link/nats-link.js'
-import {log, prepareCli, runCli, startTestSub, stop, stopAll, type Cli} from '../tools/processes.js'
+import {median} from '../tools/figures.js'
+import {freePort, log, prepareCli, runCli, startTestSub, stop, stopAll, type Cli} from '../tools/processes.js'
 import {until} from '../tools/wait.js'
 
 const HELP = `usage: npm run bench:nats -- [options]
@@ -49,21 +49,6 @@ const HELP = `usage: npm run bench:nats -- [options]
   --subscribers N   subscriptions per node in the latency part (default 10)
   --no-build        run dist/ as it is
 `
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const {port} = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].filter(Number.isFinite).sort((a, b) => a - b)
-  if (sorted.length === 0) return Number.NaN
-  const middle = sorted.length >> 1
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
-}
 
 const fixed = (value: number, digits = 2) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a')
 

@@ -32,7 +32,6 @@ import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
 import {once} from 'node:events'
 import {mkdtempSync, rmSync} from 'node:fs'
 import {request} from 'node:http'
-import {createServer, type AddressInfo} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {performance} from 'node:perf_hooks'
@@ -43,7 +42,8 @@ import {parseRedisUrl} from '../src/lib/link/redis-url.js'
 import {silentLogger} from '../src/lib/server/ops/logger.js'
 import {Serve} from '../tools/load-run.js'
 import {cpuSeconds} from '../tools/proc.js'
-import {log, prepareCli, stop} from '../tools/processes.js'
+import {median, percentile} from '../tools/figures.js'
+import {freePort, log, prepareCli, stop} from '../tools/processes.js'
 import {Publisher} from '../tools/publisher.js'
 import {until} from '../tools/wait.js'
 
@@ -77,22 +77,6 @@ const {values: flags} = parseArgs({
     help: {type: 'boolean', short: 'h'},
   },
 })
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
-}
-
-const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const {port} = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 /** redis-server of the benchmark's own. */
 async function startRedis(): Promise<{child: ChildProcess; port: number; dir: string}> {

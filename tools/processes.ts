@@ -9,6 +9,7 @@
 import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
 import {copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync} from 'node:fs'
 import {tmpdir} from 'node:os'
+import {createServer, type AddressInfo} from 'node:net'
 import {join} from 'node:path'
 import {performance} from 'node:perf_hooks'
 import {fileURLToPath} from 'node:url'
@@ -225,4 +226,13 @@ export function startTestSub(
   }
 
   return proc
+}
+
+/** A loopback port free now, for a server the benchmark starts itself (redis-server, nats-server). */
+export async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const {port} = server.address() as AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return port
 }
