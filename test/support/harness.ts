@@ -4,7 +4,7 @@ import {spawn, type ChildProcess} from 'node:child_process'
 import {once} from 'node:events'
 import {request as httpRequest, type IncomingHttpHeaders} from 'node:http'
 import {mkdtempSync, rmSync} from 'node:fs'
-import {connect, createServer, type AddressInfo, type Socket} from 'node:net'
+import {connect, type Socket} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -19,13 +19,7 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 export const BIN = `${ROOT}bin/run.js`
 
 /** A loopback port nothing listens on now: for a server that must come back on the same one, or a refused connection. */
-export async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const {port} = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
+export {freePort} from '../../tools/processes.js'
 
 const running = new Set<BusServer>()
 
