@@ -5,6 +5,9 @@ import type {BusServerOptions} from '../server/options.js'
 import {dropPrivileges, resolveUser} from '../server/ops/privileges.js'
 import {reasonOf} from '../util/errors.js'
 import {startedByNpm, watchParent} from './parent-watch.js'
+import {serveWorkers} from './serve-workers.js'
+import {joinPrimary, workerSlot} from '../cluster/worker.js'
+import {workerCount} from '../cluster/workers-option.js'
 
 export interface ServeOptions extends Omit<BusServerOptions, 'cert' | 'key' | 'logger'> {
   /** PEM files, read now and again on SIGHUP. */
@@ -12,6 +15,8 @@ export interface ServeOptions extends Omit<BusServerOptions, 'cert' | 'key' | 'l
   keyFile?: string
   /** Run as this user once the ports are bound. */
   user?: string
+  /** `N` or `auto`: serve from N worker processes (node:cluster) ordered by a primary; absent or 1, this process alone. */
+  workers?: string
   logger: Logger
 }
 
@@ -29,8 +34,13 @@ async function readPem(path: string, what: string): Promise<Buffer> {
  * death of npm's shell, under npx: parent-watch.ts); SIGHUP re-reads the
  * certificate and the ACL, keeping what cannot be read.
  */
-export async function serve(options: ServeOptions): Promise<BusServer> {
-  const {certFile, keyFile, user: userName, logger, ...busOptions} = options
+export async function serve(options: ServeOptions): Promise<BusServer | undefined> {
+  const slot = workerSlot()
+  const workers = workerCount(options.workers)
+  // The primary of `--workers N`: it forks the workers, which run this command line again (slot set).
+  if (workers > 1 && slot === undefined) return serveWorkers(options, workers)
+  const worker = slot === undefined ? undefined : joinPrimary(options)
+  const {certFile, keyFile, user: userName, logger, workers: _workers, ...busOptions} = worker ? {...options, ...worker.options} : options
   // Looked up before anything is bound, so a typo fails at once.
   const user = userName === undefined ? undefined : resolveUser(userName)
   const cert = certFile === undefined ? undefined : await readPem(certFile, 'certificate')
@@ -86,6 +96,7 @@ export async function serve(options: ServeOptions): Promise<BusServer> {
     logger.log(LogLevel.Always, 'listen', `running as ${userName} (uid ${user.uid}, gid ${user.gid})`)
   }
 
+  worker?.started(server, () => shutdown('the cluster primary exited'))
   if (startedByNpm()) {
     watchParent((parent) => shutdown(`parent process ${parent} exited (npm's shell, which does not pass SIGTERM on)`))
   }

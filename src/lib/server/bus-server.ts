@@ -427,7 +427,7 @@ export class BusServer {
 }
 
 /** Lets go of messages past `--history-age` on a quiet bus too (a publish trims as it appends). */
-function startTrim(log: MessageLog): () => void {
+export function startTrim(log: MessageLog): () => void {
   if (!log.enabled || log.limits.ageMs <= 0) return () => {}
   const timer = setInterval(() => log.trim(), Math.min(60_000, Math.max(1000, log.limits.ageMs / 10)))
   timer.unref()

@@ -18,6 +18,8 @@ export interface ServeOnlyOptions {
   hashPassword?: boolean
   /** A TOML file of options (config-file.ts), read below the flags and the environment. */
   config?: string
+  /** `N` or `auto`: worker processes (node:cluster), their messages ordered by a primary (src/lib/cluster). */
+  workers?: string
 }
 
 type AllOptions = BusServerOptions & ServeOnlyOptions
