@@ -15,7 +15,7 @@ import {setMaxListeners} from 'node:events'
 import {readFileSync} from 'node:fs'
 import {subscribe, type Subscription} from '../src/lib/client/subscribe.js'
 import type {TestSubReport} from '../src/lib/load/report.js'
-import {assertIncreasing, MsgbusProcess, request, ServeProcess, sleep, until, type Reply} from './support/harness.js'
+import {assertIncreasing, msgbus, MsgbusProcess, request, ServeProcess, sleep, until, type Reply} from './support/harness.js'
 import {unreceived} from './support/sockets.js'
 
 /** The id list every recorder must agree on, and what each received. */
@@ -213,5 +213,14 @@ describe('serve --workers 2', function () {
     assert.equal(notices.length, 4, `shutdown notices: ${notices.join(', ')}`)
     assert.ok(notices.every((reason) => reason === 'shutdown'), notices.join(', '))
     for (const pid of workers) assert.throws(() => process.kill(pid, 0), `worker ${pid} has exited`)
+  })
+
+  it('refuses --user and a bad count with exit 2 and a one-line reason', async () => {
+    const user = await msgbus(['serve', '-p', '0', '--workers', '2', '--user', 'nobody'], {timeoutMs: 20_000})
+    assert.equal(user.code, 2)
+    assert.match(user.stderr, /--user cannot be used with --workers/)
+    const count = await msgbus(['serve', '-p', '0', '--workers', 'many'], {timeoutMs: 20_000})
+    assert.equal(count.code, 2)
+    assert.match(count.stderr, /--workers takes a number from 1 to 256, or auto/)
   })
 })
