@@ -1,7 +1,7 @@
 import {ClusterPrimary, WorkerStartError} from '../cluster/primary.js'
 import {LogLevel} from '../server/ops/logger.js'
 import {MsgbusError} from '../util/errors.js'
-import {startedByNpm, watchParent} from './parent-watch.js'
+import {tieToSignals} from './signals.js'
 import type {ServeOptions} from './serve.js'
 
 /**
@@ -22,26 +22,13 @@ export async function serveWorkers(options: ServeOptions, workers: number): Prom
 
   const {logger} = options
   const primary = new ClusterPrimary(options, workers)
-  let started = false
-  let stopWhenStarted: string | undefined
-  let stopping = false
-  const shutdown = (why: string) => {
-    if (!started) {
-      stopWhenStarted ??= why
-      return
-    }
-
-    if (stopping) return
-    stopping = true
-    primary.stop(why).then(() => process.exit(0))
-  }
-
-  process.once('SIGINT', () => shutdown('SIGINT received'))
-  process.once('SIGTERM', () => shutdown('SIGTERM received'))
-  process.on('SIGHUP', () => {
-    logger.log(LogLevel.Always, 'reload', `SIGHUP passed on to ${primary.serving} workers`)
-    primary.reload()
-  })
+  const signals = tieToSignals(
+    (why) => primary.stop(why),
+    () => {
+      logger.log(LogLevel.Always, 'reload', `SIGHUP passed on to ${primary.serving} workers`)
+      primary.reload()
+    },
+  )
   try {
     await primary.start()
   } catch (error) {
@@ -51,8 +38,6 @@ export async function serveWorkers(options: ServeOptions, workers: number): Prom
     throw error
   }
 
-  started = true
-  if (startedByNpm()) watchParent((parent) => shutdown(`parent process ${parent} exited (npm's shell, which does not pass SIGTERM on)`))
-  if (stopWhenStarted !== undefined) shutdown(stopWhenStarted)
+  signals.started()
   return undefined
 }

@@ -19,7 +19,7 @@ import type {ServerCounters} from '../server/ops/counters.js'
 import {Readiness} from '../server/ops/health.js'
 import {LatencyBuckets} from '../server/ops/latency-buckets.js'
 import {LogLevel, type Logger} from '../server/ops/logger.js'
-import {createMetricsListener, parseMetricsAddress} from '../server/ops/metrics-listener.js'
+import {closeListener, createMetricsListener, parseMetricsAddress} from '../server/ops/metrics-listener.js'
 import {startStats} from '../server/ops/stats.js'
 import {DEFAULTS, type BusServerOptions} from '../server/options.js'
 import {MsgbusError, messageOf} from '../util/errors.js'
@@ -257,10 +257,7 @@ export class ClusterPrimary {
   private async closeMetrics(): Promise<void> {
     const server = this.metricsServer
     this.metricsServer = undefined
-    if (!server?.listening) return
-    const closed = new Promise((resolve) => server.close(resolve))
-    server.closeAllConnections()
-    await closed
+    await closeListener(server)
   }
 }
 
