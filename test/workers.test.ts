@@ -15,7 +15,7 @@ import {setMaxListeners} from 'node:events'
 import {readFileSync} from 'node:fs'
 import {subscribe, type Subscription} from '../src/lib/client/subscribe.js'
 import type {TestSubReport} from '../src/lib/load/report.js'
-import {assertIncreasing, msgbus, MsgbusProcess, request, ServeProcess, sleep, until, type Reply} from './support/harness.js'
+import {assertIncreasing, msgbus, MsgbusProcess, request, ServeProcess, sleep, tempFolder, until, type Reply} from './support/harness.js'
 import {unreceived} from './support/sockets.js'
 
 /** The id list every recorder must agree on, and what each received. */
@@ -232,5 +232,43 @@ describe('serve --workers 2', function () {
     const count = await msgbus(['serve', '-p', '0', '--workers', 'many'], {timeoutMs: 20_000})
     assert.equal(count.code, 2)
     assert.match(count.stderr, /--workers takes a number from 1 to 256, or auto/)
+  })
+})
+
+describe('serve --workers 2 --history-dir', function () {
+  this.timeout(60_000)
+  const inTemp = tempFolder('msgbus-workers-')
+  let serve: ServeProcess | undefined
+  after(() => serve?.child.kill('SIGKILL'))
+
+  it('the primary writes the history, and a restarted cluster replays it on either worker', async () => {
+    const dir = inTemp('history')
+    const start = async () => {
+      const started = await ServeProcess.start(['-p', '0', '-l', '127.0.0.1', '--workers', '2', '--history-dir', dir])
+      await started.logged(/listen 2 workers serving/, 30_000)
+      return started
+    }
+
+    serve = await start()
+    const base = `http://127.0.0.1:${serve.port()}/msgbus/kept`
+    const ids: string[] = []
+    for (const body of ['a', 'b', 'c']) {
+      const reply = await request(base, {method: 'POST', body, headers: {'Content-Type': 'text/plain'}})
+      assert.equal(reply.status, 204)
+      ids.push(reply.headers['msgbus-id'] as string)
+    }
+
+    assert.equal((await serve.stop('SIGTERM')).code, 0)
+    serve = await start()
+    for (let i = 0; i < 2; i++) {
+      const reply = await request(`http://127.0.0.1:${serve.port()}/msgbus/kept?format=ndjson&poll=1`)
+      const kept = reply.body.toString().trim().split('\n').map((line) => (JSON.parse(line) as {id: string}).id)
+      assert.deepEqual(kept, ids)
+    }
+
+    // New ids go on after the kept ones.
+    const next = await request(`http://127.0.0.1:${serve.port()}/msgbus/kept`, {method: 'POST', body: 'd', headers: {'Content-Type': 'text/plain'}})
+    assertIncreasing([...ids, next.headers['msgbus-id'] as string])
+    assert.equal((await serve.stop('SIGTERM')).code, 0)
   })
 })
