@@ -12,7 +12,7 @@
 // order the workers give.
 import assert from 'node:assert/strict'
 import {setMaxListeners} from 'node:events'
-import {readFileSync} from 'node:fs'
+import {readFileSync, writeFileSync} from 'node:fs'
 import {subscribe, type Subscription} from '../src/lib/client/subscribe.js'
 import type {TestSubReport} from '../src/lib/load/report.js'
 import {assertIncreasing, msgbus, MsgbusProcess, request, ServeProcess, sleep, tempFolder, until, type Reply} from './support/harness.js'
@@ -269,6 +269,30 @@ describe('serve --workers 2 --history-dir', function () {
     // New ids go on after the kept ones.
     const next = await request(`http://127.0.0.1:${serve.port()}/msgbus/kept`, {method: 'POST', body: 'd', headers: {'Content-Type': 'text/plain'}})
     assertIncreasing([...ids, next.headers['msgbus-id'] as string])
+    assert.equal((await serve.stop('SIGTERM')).code, 0)
+  })
+})
+
+describe('serve --workers 2 and SIGHUP', function () {
+  this.timeout(60_000)
+  const inTemp = tempFolder('msgbus-workers-hup-')
+  let serve: ServeProcess | undefined
+  after(() => serve?.child.kill('SIGKILL'))
+
+  it('passes SIGHUP on: every worker re-reads the ACL', async () => {
+    const acl = inTemp('acl')
+    writeFileSync(acl, '*  -  -  public/*\n')
+    serve = await ServeProcess.start(['-p', '0', '-l', '127.0.0.1', '--workers', '2', '--acl', acl])
+    await serve.logged(/listen 2 workers serving/, 30_000)
+    writeFileSync(acl, '*  -  public/*  public/*\n')
+    serve.child.kill('SIGHUP')
+    await until(() => (serve!.stderr.match(/reload acl /g) ?? []).length === 2, () => `two workers to reload the ACL: ${serve!.stderr}`, {timeoutMs: 20_000})
+    // Both workers now let anyone publish to public/*.
+    for (let i = 0; i < 4; i++) {
+      const reply = await request(`http://127.0.0.1:${serve.port()}/msgbus/public/x`, {method: 'POST', body: 'hi', headers: {'Content-Type': 'text/plain'}})
+      assert.equal(reply.status, 204)
+    }
+
     assert.equal((await serve.stop('SIGTERM')).code, 0)
   })
 })
