@@ -9,7 +9,8 @@ const stop = () => {
   process.kill(process.pid, 'SIGTERM') // the command's own graceful end (and --cpu-prof's write)
   setTimeout(() => process.exit(1), 5000).unref()
 }
-if (parent > 0) {
+// A worker of `serve --workers` has the server's primary for a parent, and ends with it.
+if (parent > 0 && process.env.MSGBUS_WORKER_SLOT === undefined) {
   const timer = setInterval(() => {
     if (process.ppid !== parent) {
       clearInterval(timer)

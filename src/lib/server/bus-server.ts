@@ -33,7 +33,7 @@ import type {ServerCounters} from './ops/counters.js'
 import {AnswerTally} from './ops/answers.js'
 import {Readiness} from './ops/health.js'
 import {LatencyBuckets} from './ops/latency-buckets.js'
-import {createMetricsListener, parseMetricsAddress, type MetricsAddress} from './ops/metrics-listener.js'
+import {closeListener, createMetricsListener, parseMetricsAddress, type MetricsAddress} from './ops/metrics-listener.js'
 import {LogLevel} from './ops/log.js'
 import {DEFAULTS, type BusServerOptions, type ResolvedOptions} from './options.js'
 import {hardBound, SocketWriter, type WriteTarget} from './stream/socket-writer.js'
@@ -256,10 +256,7 @@ export class BusServer {
   private async closeMetrics(): Promise<void> {
     const server = this.metricsServer
     this.metricsServer = undefined
-    if (!server?.listening) return
-    const closed = new Promise((resolve) => server.close(resolve))
-    server.closeAllConnections()
-    await closed
+    await closeListener(server)
   }
 
   /**
@@ -427,7 +424,7 @@ export class BusServer {
 }
 
 /** Lets go of messages past `--history-age` on a quiet bus too (a publish trims as it appends). */
-function startTrim(log: MessageLog): () => void {
+export function startTrim(log: MessageLog): () => void {
   if (!log.enabled || log.limits.ageMs <= 0) return () => {}
   const timer = setInterval(() => log.trim(), Math.min(60_000, Math.max(1000, log.limits.ageMs / 10)))
   timer.unref()

@@ -20,6 +20,8 @@ export interface ServeOnlyOptions {
   config?: string
   /** `--bus URL`: the shared log this node orders messages through (link/open-link.ts), opened as the server starts. */
   bus?: string
+  /** `N` or `auto`: worker processes (node:cluster), their messages ordered by a primary (src/lib/cluster). */
+  workers?: string
 }
 
 type AllOptions = BusServerOptions & ServeOnlyOptions

@@ -109,6 +109,14 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
     summary: 'Switch to this user (name or uid) after binding the ports.',
     doc: 'switch to USER (name or uid) and its groups once the ports are bound: start as root to bind 80/443',
   },
+  workers: {
+    kind: 'string',
+    serveOnly: true,
+    helpValue: '<n|auto>',
+    summary: 'Serve from N worker processes, every message in one order across them (auto: one per core); 1 or absent: one process.',
+    description: `The primary process forks the workers, shares the ports out among them (Node's cluster, connections handed to each in turn), orders every worker's messages (one id sequence; history and Last-Event-ID resume work on any worker), holds --history-dir, serves --metrics and logs --stats for all of them, forks a worker again when one dies, passes SIGHUP on, and stops them all on SIGINT or SIGTERM. Msgbus-Subscribers counts the subscribers of every worker. The per-client and per-server limits (--max-connections, --max-connections-per-ip, --rate-limit, --max-login-failures, --max-subscribers, --max-channels) are split: each worker enforces limit/N, rounded down and at least 1. Not with --user.`,
+    doc: 'serve from N worker processes (`auto`: one per core), every message in one order across them; limits are split among them; see "Workers"',
+  },
   verbose: {
     kind: 'integer',
     serveOnly: true,

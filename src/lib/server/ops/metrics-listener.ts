@@ -84,3 +84,11 @@ export function createMetricsListener(ctx: MetricsContext): Server {
   server.keepAliveTimeout = 5000
   return server
 }
+
+/** Closes a listener, its open connections too (a scraper's keep-alive one would hold the close up); nothing if it is not listening. */
+export async function closeListener(server: Server | undefined): Promise<void> {
+  if (!server?.listening) return
+  const closed = new Promise((resolve) => server.close(resolve))
+  server.closeAllConnections()
+  await closed
+}
