@@ -16,7 +16,7 @@ export async function serveWorkers(options: ServeOptions, workers: number): Prom
     throw new MsgbusError('ERR_MSGBUS_OPTION_INVALID', '--user cannot be used with --workers: the primary binds the ports for every worker it forks, so it would stay root; run as the user with CAP_NET_BIND_SERVICE instead')
   }
 
-  if ((options as {bus?: string}).bus !== undefined) {
+  if (options.bus !== undefined) {
     throw new MsgbusError('ERR_MSGBUS_OPTION_INVALID', '--workers cannot be used with --bus: run one msgbus serve --bus per core instead (each a node of the shared log)')
   }
 
