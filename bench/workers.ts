@@ -23,6 +23,7 @@ import {parseArgs} from 'node:util'
 import type {TestPubReport, TestSubReport} from '../src/lib/load/report.js'
 import {log, prepareCli, runCli, jsonOf, startTestSub, stop, stopAll, type Cli, type SubProcess} from '../tools/processes.js'
 import {cpuSeconds, endedChildrenCpuSeconds} from '../tools/proc.js'
+import {median} from '../tools/figures.js'
 import {until} from '../tools/wait.js'
 import {exitOnHelp, numberOption} from './args.js'
 
@@ -172,13 +173,6 @@ async function round(runJs: string, workers: number, subsCount: number): Promise
     await Promise.all(subs.map((p) => stop(p.cli.child, 5000)))
     await stop(server.cli.child, 10_000)
   }
-}
-
-const median = (list: number[]): number => {
-  const sorted = [...list].filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
-  if (sorted.length === 0) return Number.NaN
-  const middle = sorted.length >> 1
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
 }
 
 const fixed = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : '-')

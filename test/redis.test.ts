@@ -376,6 +376,33 @@ describe('serve --bus redis://', function () {
     }
   })
 
+  it('an entry written to the stream by someone else is held to what a publish is: a type or sender that would inject header lines never reaches a subscriber', async () => {
+    const {Redis} = await import('ioredis')
+    const direct = new Redis({port: redis.port, host: '127.0.0.1'})
+    try {
+      const node = await startNode(redis.url())
+      const watcher = await subscribe(node, '/msgbus/forged')
+      const forged: string[][] = [
+        ['c', 'forged', 't', 'text/plain\r\nX-Injected: 1', 'e', 'text/plain', 'o', 'x:1', 'b', 'bad type'],
+        ['c', 'forged', 't', 'text/plain', 'e', 'text/plain', 's', 'eve\r\nSet-Cookie: a=b', 'o', 'x:2', 'b', 'bad sender'],
+        ['c', 'forged\n', 't', 'text/plain', 'e', 'text/plain', 'o', 'x:3', 'b', 'bad channel'],
+        ['c', 'forged', 't', 'text/html', 'e', 'text/plain', 'o', 'x:4', 'b', 'essence worked out again'],
+      ]
+      for (const fields of forged) await direct.xadd('msgbus', '*', ...fields)
+      assert.equal((await post(node, 'forged', 'published')).status, 204)
+      await watcher.until(() => watcher.bodies().includes('published'), 'the published message', 20_000)
+      assert.deepEqual(watcher.bodies(), ['essence worked out again', 'published'])
+      // A type filter sees the essence of the type, not the one the entry claimed.
+      const html = await request(`http://127.0.0.1:${node.port()}/msgbus/forged?format=ndjson&poll=1&since=all&type=text/html`)
+      assert.deepEqual(html.body.toString().trim().split('\n').map((line) => (JSON.parse(line) as {body: string}).body), ['essence worked out again'])
+      await node.logged(/redis an entry of the shared log was passed over: id \S+: not a media type/)
+      await node.logged(/passed over: id \S+: not a user name/)
+      await node.logged(/passed over: id \S+: not a channel name/)
+    } finally {
+      direct.disconnect()
+    }
+  })
+
   it('refuses a URL it cannot read, and a Redis it cannot reach, at start-up', async () => {
     const bad = await new MsgbusProcess(['serve', '-p', '0', '--bus', 'redis://127.0.0.1:1/x']).exit()
     assert.equal(bad.code, 2, bad.stderr)

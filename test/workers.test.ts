@@ -252,11 +252,11 @@ describe('serve --workers 2', function () {
   })
 })
 
-describe('serve --workers 2 --history-dir', function () {
+describe('serve --workers 2: the history folder and SIGHUP', function () {
   this.timeout(60_000)
   const inTemp = tempFolder('msgbus-workers-')
   let serve: ServeProcess | undefined
-  after(() => serve?.child.kill('SIGKILL'))
+  afterEach(() => serve?.child.kill('SIGKILL'))
 
   it('the primary writes the history, and a restarted cluster replays it on either worker', async () => {
     const dir = inTemp('history')
@@ -288,13 +288,6 @@ describe('serve --workers 2 --history-dir', function () {
     assertIncreasing([...ids, next.headers['msgbus-id'] as string])
     assert.equal((await serve.stop('SIGTERM')).code, 0)
   })
-})
-
-describe('serve --workers 2 and SIGHUP', function () {
-  this.timeout(60_000)
-  const inTemp = tempFolder('msgbus-workers-hup-')
-  let serve: ServeProcess | undefined
-  after(() => serve?.child.kill('SIGKILL'))
 
   it('passes SIGHUP on: every worker re-reads the ACL', async () => {
     const acl = inTemp('acl')

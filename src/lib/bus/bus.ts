@@ -7,6 +7,7 @@ import type {StoredMessage} from '../history/store.js'
 import type {Gap} from '../protocol/gap.js'
 import {EmbeddedLink, startHorizon} from './embedded-link.js'
 import type {BusLink, LinkSink} from './link.js'
+import {refusalOf} from './shared-message.js'
 
 export {startHorizon}
 
@@ -30,6 +31,8 @@ export interface BusEvents {
   published: [delivery: Delivery]
   subscribed: [subscriber: Subscriber]
   unsubscribed: [subscriber: Subscriber]
+  /** A message of a shared log was passed over, and why (shared-message.ts). */
+  refused: [reason: string]
 }
 
 /**
@@ -65,6 +68,8 @@ export interface BusOptions {
 export class Bus extends EventEmitter<BusEvents> {
   readonly log: MessageLog
   private link: BusLink
+  /** The link is one others write to: what it gives is checked before it is kept (shared-message.ts). */
+  private checked = false
   private readonly registry = new SubscriberRegistry()
   private readonly fanOutSlice: number
   /** Fan-outs too large for one slice, oldest first; while any is left, later messages wait, so every subscriber gets messages in order. */
@@ -96,11 +101,18 @@ export class Bus extends EventEmitter<BusEvents> {
   async open(link: BusLink): Promise<void> {
     if (this.log.end !== 0) throw new Error('open() is only for a bus that has had no message')
     const recovered = await link.open(this.log.limits, this.sink)
-    this.log.restore(recovered.messages, recovered.horizon)
+    this.link = link
+    this.checked = link.shared === true
+    let newest = recovered.horizon
+    const messages = recovered.messages.filter((message) => {
+      if (!this.admits(message, newest)) return false
+      newest = message.id
+      return true
+    })
+    this.log.restore(messages, recovered.horizon)
     // A replica's log may lag the others': an id newer than its newest may be one it has yet to receive.
     this.log.replica = !(link instanceof EmbeddedLink)
     this.log.onForget = link.forget && ((horizon) => link.forget?.(horizon))
-    this.link = link
   }
 
   /** The link's name (`history`, `cluster`, `redis`) and why it cannot work now, if it cannot: for readiness. */
@@ -148,6 +160,12 @@ export class Bus extends EventEmitter<BusEvents> {
     let left = stored.length
     for (let i = 0; i < stored.length; i++) {
       const message = stored[i] as Message
+      if (this.checked && !this.admits(message, this.log.newest)) {
+        handed[i] = 0
+        if (--left === 0) done?.(handed)
+        continue
+      }
+
       ;(message as {serial: number}).serial = this.log.end
       this.log.append(message)
       this.fanOut(message, (count) => {
@@ -157,6 +175,14 @@ export class Bus extends EventEmitter<BusEvents> {
     }
 
     if (stored.length === 0) done?.(handed)
+  }
+
+  /** False for a shared log's message that must not reach subscribers (said by a `refused` event). */
+  private admits(message: StoredMessage, newest: string): boolean {
+    if (!this.checked) return true
+    const reason = refusalOf(message, newest)
+    if (reason !== undefined) this.emit('refused', reason)
+    return reason === undefined
   }
 
   /**

@@ -45,6 +45,12 @@ export interface BusLink {
   /** What readiness and logs call it: `history` (embedded), `cluster`, `redis`. */
   readonly name: string
   /**
+   * True for a log others can write to (a Redis or JetStream stream): the
+   * bus checks each message it gives as a publish is checked (shared-message.ts).
+   * A link whose messages only this server's own processes made leaves it out.
+   */
+  readonly shared?: boolean
+  /**
    * Reads the kept window (the messages within `limits`, oldest first, and
    * the horizon: every message after it is among them), and from then on
    * gives `sink` every message appended after the window, by any process,

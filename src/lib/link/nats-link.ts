@@ -30,6 +30,7 @@
  * seen at reconnection, or when its consumer goes, and told at once.
  */
 import {randomBytes} from 'node:crypto'
+import {setTimeout as sleep} from 'node:timers/promises'
 import {connect, headers, type NatsConnection} from '@nats-io/transport-node'
 import {jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg, type StreamConfig, type StreamInfo} from '@nats-io/jetstream'
 import {MsgbusError, reasonOf} from '../util/errors.js'
@@ -78,6 +79,7 @@ interface Mine {
 
 export class NatsLink implements BusLink {
   readonly name = 'nats'
+  readonly shared = true
   private readonly target: NatsTarget
   private readonly logger: Logger
   private readonly appendWaitMs: number
@@ -489,7 +491,7 @@ export class NatsLink implements BusLink {
         }
 
         if (/no responders|stream not found/i.test(reasonOf(error)) || /no responders|stream not found/i.test((error as Error).message ?? '')) {
-          await Promise.race([this.resync(), delay(Math.max(0, deadline - Date.now()))])
+          await Promise.race([this.resync(), sleep(Math.max(0, deadline - Date.now()))])
           continue
         }
 
@@ -561,10 +563,6 @@ function fail(members: Waiting[], error: Error): void {
 
 function maxId(a: string, b: string): string {
   return compareMessageIds(a, b) >= 0 ? a : b
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
 /** The stream's last sequence from a "wrong last sequence: N" refusal, else undefined. */

@@ -1,4 +1,5 @@
 import {randomBytes} from 'node:crypto'
+import {setTimeout as sleep} from 'node:timers/promises'
 // Static here: this module is itself loaded by a dynamic import (open-link.ts), only for `--bus redis://`.
 import {Redis, type RedisOptions} from 'ioredis'
 import type {Appended, BusLink, LinkSink} from '../bus/link.js'
@@ -63,6 +64,7 @@ interface Scripted {
  */
 export class RedisLink implements BusLink {
   readonly name = 'redis'
+  readonly shared = true
   private writer: (Redis & Scripted) | undefined
   private reader: (Redis & Scripted) | undefined
   private sink: LinkSink | undefined
@@ -491,8 +493,4 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T> {
     timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000}s`)), ms)
   })
   return Promise.race([promise, late]).finally(() => clearTimeout(timer))
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
 }

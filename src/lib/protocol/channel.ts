@@ -8,8 +8,8 @@ export const MAX_CHANNEL_BYTES = 255
 export class ChannelError extends codedError('ERR_MSGBUS_CHANNEL_INVALID') {}
 
 const utf8 = new TextDecoder('utf-8', {fatal: true, ignoreBOM: true})
-// C0 controls (TAB included) and DEL.
-const CONTROL = /[\u0000-\u001F\u007F]/
+/** C0 controls (TAB included) and DEL: never in a channel or user name, which reach other clients' streams as header values. */
+export const CONTROL = /[\u0000-\u001F\u007F]/
 
 function hexValue(code: number): number {
   if (code >= 0x30 && code <= 0x39) return code - 0x30

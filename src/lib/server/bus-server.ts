@@ -116,6 +116,7 @@ export class BusServer {
       return closed > 0 ? `${closed} of ${this.servers.length} listeners closed` : undefined
     })
     this.readiness.add(this.options.link?.name ?? 'history', () => this.bus.linkFailure)
+    this.bus.on('refused', (why) => this.logger.warn(this.bus.linkName, `an entry of the shared log was passed over: ${why}`))
     this.readiness.add('shutdown', () => (this.stopping ? 'the server is shutting down' : undefined))
   }
 

@@ -19,6 +19,7 @@ import {compilePatternList, PatternListError, type Matcher} from '../../protocol
 import type {MessageFilter} from '../../protocol/filter.js'
 import {ANYONE, CHALLENGE, OpenAccess, SecretAccess, type Access, type Principal} from './access.js'
 import {MAX_USER_BYTES, type Credentials} from './basic-auth.js'
+import {CONTROL} from '../../protocol/channel.js'
 import {DecoyHashes} from './decoy-hashes.js'
 import {HashQueueFull} from './hash-queue.js'
 import {HttpError} from '../http/http-error.js'
@@ -27,7 +28,6 @@ import type {LoginGuard} from './login-guard.js'
 import {HashFormatError, parseHash, PasswordVerifier, type PasswordHash} from './password-hash.js'
 
 export const ANONYMOUS = '*'
-const CONTROL = /[\u0000-\u001F\u007F]/
 const NOTHING: Matcher = () => false
 
 export interface AclEntry {

@@ -1,12 +1,12 @@
 import {createHash, timingSafeEqual} from 'node:crypto'
 import {HttpError} from '../http/http-error.js'
+import {CONTROL} from '../../protocol/channel.js'
 
 export interface Credentials {
   user: string
   password: string
 }
 
-const CONTROL = /[\u0000-\u001F\u007F]/
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
 
 /**
