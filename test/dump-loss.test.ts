@@ -107,6 +107,38 @@ describe('msgbus dump: losses are never silent', function () {
     assert.equal(lenientExit.code, 0, lenient.stderr)
   })
 
+  it('the library, read slowly after a cut: every message written before the cut and the `slow` notice still arrive @slow', async () => {
+    // The stream ends cut short (no last chunk) while the reader is still
+    // behind: what had arrived but was not read yet must not go with it.
+    const server = await startBus({maxPending: 64 * KiB, slowTimeout: 0, history: 0})
+    const stop = new AbortController()
+    const subscription = subscribe(`${server.url()}/msgbus/flood`, {reconnect: false, signal: stop.signal})
+    const disconnects: Array<SubscriptionEvents['disconnect'][0]> = []
+    subscription.on('disconnect', (info) => disconnects.push(info))
+    const iterator = subscription[Symbol.asyncIterator]()
+    const first = iterator.next()
+    await until(() => server.bus.subscriberCount === 1, 'the subscription')
+    const sent = await floodUntilCut(server, 1)
+    const read = [(await first).value!]
+    for (;;) {
+      // A reader slower than the socket: the stream's end comes while some of it is unread.
+      await new Promise((resolve) => setTimeout(resolve, 1))
+      const next = await iterator.next()
+      if (next.done) break
+      read.push(next.value)
+    }
+
+    assert.equal(disconnects.length, 1)
+    assert.equal(disconnects[0].reason, 'slow', `the notice: ${JSON.stringify(disconnects[0])}`)
+    assert.equal(disconnects[0].notice!.after, read.at(-1)!.id, 'the notice names the last message read')
+    assert.deepEqual(
+      read.map((message) => message.body.toString('utf8').slice(0, 'message 000000'.length)),
+      sent.slice(0, read.length),
+      'the messages before the cut, in order',
+    )
+    stop.abort()
+  })
+
   it('the library: a shutdown is a `disconnect` with reason `shutdown` and the last id, which it resumes after', async () => {
     const server = await startBus()
     const stop = new AbortController()

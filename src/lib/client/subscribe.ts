@@ -6,6 +6,7 @@ import {readDisconnect, type Disconnect, type DisconnectReason} from '../protoco
 import {GAP_REASONS, readGap, type Gap, type GapReason} from '../protocol/gap.js'
 import {boundaryOf, MultipartParser, type MultipartLimits, type Part} from '../protocol/multipart-parser.js'
 import {parsePosition, positionParam, type Position} from '../protocol/position.js'
+import {bodyChunks} from './body-chunks.js'
 import {ClientError, describeFailure, dispatcherFor, isRetryable, statusError} from './http.js'
 import {partToMessage, type ReceivedMessage} from './message.js'
 import {backoffDelay} from './retry.js'
@@ -268,7 +269,7 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
       },
       this.options,
     )
-    for await (const chunk of response.body) {
+    for await (const chunk of bodyChunks(response.body)) {
       let failure: unknown
       try {
         parser.write(chunk as Buffer)
