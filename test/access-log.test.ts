@@ -137,7 +137,7 @@ describe('access log', function () {
   })
 
   it('serve --log-format json -v: refusals and a subscription\'s end (with how long it lasted) as JSON lines', async () => {
-    const child: ChildProcess = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--address', '127.0.0.1', '--log-format', 'json', '-v', '--secret', 's3cret'], {
+    const child: ChildProcess = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--address', '127.0.0.1', '--log-format', 'json', '-v', '--secret', 's3cret', '--max-message-size', '10'], {
       env: {...process.env, NO_COLOR: '1'},
       stdio: ['ignore', 'ignore', 'pipe'],
     })
@@ -149,14 +149,19 @@ describe('access log', function () {
       const port = /:(\d+)/.exec(String(parsed().find((line) => line.event === 'listen')!.msg))![1]
       const protections = parsed().find((line) => line.event === 'protections')!
       assert.match(String(protections.msg), /^auth=secret /)
+      // Sizes as a user types them: 10, 8MiB (not "10bytes").
+      assert.match(String(protections.msg), / message=10 form=64MiB /)
       assert.equal((await request(`http://127.0.0.1:${port}/msgbus/x`, {method: 'POST', headers: {'Content-Type': 'text/plain'}, body: 'x'})).status, 401)
-      // A poll: a subscription that ends by itself.
+      const published = await request(`http://127.0.0.1:${port}/msgbus/x`, {method: 'POST', headers: {'Content-Type': 'text/plain', Authorization: basic('bob', 's3cret')}, body: 'x'})
+      assert.equal(published.status, 204)
+      // A poll: a subscription that ends by itself, after the one message kept.
       assert.equal((await request(`http://127.0.0.1:${port}/msgbus/x?format=ndjson&poll=1`, {headers: {Authorization: basic('bob', 's3cret')}})).status, 200)
       await until(() => parsed().some((line) => line.event === 'unsubscribe'), () => `the end of the subscription: ${text}`)
       const refused = parsed().find((line) => line.event === 'refused')!
       assert.equal(refused.status, 401)
       const ended = parsed().find((line) => line.event === 'unsubscribe')!
-      assert.equal(ended.messages, 0)
+      assert.equal(ended.messages, 1)
+      assert.match(String(ended.msg), / after 1 message, /)
       assert.equal(ended.format, 'ndjson')
       assert.equal(typeof ended.seconds, 'number')
     } finally {

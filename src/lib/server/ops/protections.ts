@@ -1,5 +1,5 @@
 import {formatDuration} from '../../util/duration.js'
-import {formatSize} from '../../util/size.js'
+import {sizeAsTyped} from '../../util/size.js'
 import type {ResolvedOptions} from '../options.js'
 import type {LogFields} from './log.js'
 
@@ -11,7 +11,6 @@ export interface ProtectionFacts {
   connections: number
 }
 
-const size = (bytes: number) => formatSize(bytes).replace(' ', '')
 const limit = (n: number) => (n > 0 ? String(n) : 'off')
 
 /**
@@ -23,7 +22,7 @@ const limit = (n: number) => (n > 0 ? String(n) : 'off')
 export function describeProtections(options: ResolvedOptions, facts: ProtectionFacts): {detail: string; fields: LogFields} {
   const auth = facts.acl ? `acl(${facts.acl.users})` : options.secret !== undefined ? 'secret' : 'none'
   const cors = options.cors?.flatMap((origin) => origin.split(',')).map((origin) => origin.trim()).filter(Boolean) ?? []
-  const history = options.history > 0 ? `${options.history}/${size(options.historyBytes)}/${options.historyAge > 0 ? formatDuration(options.historyAge * 1000).replace(/ /g, '') : 'forever'}` : 'off'
+  const history = options.history > 0 ? `${options.history}/${sizeAsTyped(options.historyBytes)}/${options.historyAge > 0 ? formatDuration(options.historyAge * 1000).replace(/ /g, '') : 'forever'}` : 'off'
   const fields = {
     auth: facts.acl ? 'acl' : options.secret !== undefined ? 'secret' : 'none',
     aclUsers: facts.acl?.users,
@@ -51,9 +50,9 @@ export function describeProtections(options: ResolvedOptions, facts: ProtectionF
     `per-ip=${limit(options.maxConnectionsPerIp)}`,
     `subscribers=${limit(options.maxSubscribers)}`,
     `channels=${limit(options.maxChannels)}`,
-    `message=${size(options.maxMessageSize)}`,
-    `form=${size(options.maxRequestSize)}`,
-    `body-memory=${options.maxBodyMemory > 0 ? size(options.maxBodyMemory) : 'off'}`,
+    `message=${sizeAsTyped(options.maxMessageSize)}`,
+    `form=${sizeAsTyped(options.maxRequestSize)}`,
+    `body-memory=${options.maxBodyMemory > 0 ? sizeAsTyped(options.maxBodyMemory) : 'off'}`,
     `history=${history}${options.historyDir === undefined ? '' : ` on ${options.historyDir}`}`,
   ].join(' ')
   return {detail, fields}

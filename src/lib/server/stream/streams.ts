@@ -4,6 +4,7 @@ import type {Bus} from '../../bus/bus.js'
 import type {MessageFilter} from '../../protocol/filter.js'
 import type {Gap} from '../../protocol/gap.js'
 import type {StreamEncoder, StreamFormat} from '../../protocol/stream-encoder.js'
+import {plural} from '../../util/plural.js'
 import {channelLabel, peerOf} from '../http/peer.js'
 import {LogLevel, type Logger} from '../ops/log.js'
 import type {SocketWriter} from './socket-writer.js'
@@ -139,7 +140,7 @@ export class Streams implements Iterable<HttpSubscription> {
       if (this.logger.level < LogLevel.Subscriptions) return
       const seconds = Math.round((performance.now() - started) / 100) / 10
       const messages = subscription.received
-      this.logger.log(LogLevel.Subscriptions, 'unsubscribe', `${described} after ${messages} messages, ${seconds} s`, {...fields, messages, seconds})
+      this.logger.log(LogLevel.Subscriptions, 'unsubscribe', `${described} after ${plural(messages, 'message')}, ${seconds} s`, {...fields, messages, seconds})
     })
     return true
   }
