@@ -2,6 +2,7 @@
 // how a fan-out larger than a slice goes on over several turns.
 import assert from 'node:assert/strict'
 import {Bus, compareMessageIds, type Message, type Subscriber} from '../../src/lib/index.js'
+import {FAN_OUT_TURN_MS} from '../../src/lib/bus/bus.js'
 
 /** A subscriber that keeps what it is handed; `refuse` makes it decline (a filter, a slow subscriber dropping). */
 class Collector implements Subscriber {
@@ -9,10 +10,14 @@ class Collector implements Subscriber {
   constructor(
     readonly channel: string,
     private readonly refuse: (message: Message) => boolean = () => false,
+    /** Milliseconds each delivery takes (a subscriber that writes to its socket as it is handed a message). */
+    private readonly costMs = 0,
   ) {}
 
   deliver(message: Message): boolean {
     if (this.refuse(message)) return false
+    const until = performance.now() + this.costMs
+    while (performance.now() < until);
     this.got.push(message)
     return true
   }
@@ -62,9 +67,21 @@ describe('unit: the bus', () => {
     )
   })
 
-  it('a fan-out larger than a slice goes on in later turns, and what is published meanwhile waits its turn', async () => {
+  it('a fan-out of quick deliveries larger than a slice is made in the turn it began (its publisher is answered without waiting a turn)', async () => {
     const bus = new Bus({fanOutSlice: 3})
     const subscribers = Array.from({length: 10}, () => new Collector('big'))
+    for (const subscriber of subscribers) bus.subscribe(subscriber)
+    const delivery = bus.publish(input('big', 'one'))
+    await Promise.resolve()
+    assert.equal(subscribers.filter((s) => s.got.length === 1).length, 10)
+    assert.equal((await delivery).subscribers, 10)
+  })
+
+  it('a fan-out that holds the event loop past its turn goes on in later turns, and what is published meanwhile waits its turn', async () => {
+    const bus = new Bus({fanOutSlice: 3})
+    // 3 deliveries take 0.6 ms, past FAN_OUT_TURN_MS: the fan-out yields after each slice of 3.
+    assert.ok(3 * 0.2 > FAN_OUT_TURN_MS)
+    const subscribers = Array.from({length: 10}, () => new Collector('big', undefined, 0.2))
     for (const subscriber of subscribers) bus.subscribe(subscriber)
     let done = false
     const first = bus.publish(input('big', 'one')).then((delivery) => {

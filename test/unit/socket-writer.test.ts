@@ -1,10 +1,11 @@
 // The socket writer over real loopback sockets whose readers do not read:
-// batching writes of one turn, and what happens to a subscriber that falls
+// handing bytes over at once and giving them to the socket a turn later,
+// all of one turn in one write, and what happens to a subscriber that falls
 // behind (docs/protocol.md, "Slow subscribers").
 import assert from 'node:assert/strict'
 import {once} from 'node:events'
 import {createServer, connect, type Server, type Socket} from 'node:net'
-import {NOT_BEHIND, SocketWriter, type SlowPolicy, type WriteTarget} from '../../src/lib/server/stream/socket-writer.js'
+import {FLUSH_BACKLOG, FLUSH_SLICE, NOT_BEHIND, SocketWriter, type SlowPolicy, type WriteTarget} from '../../src/lib/server/stream/socket-writer.js'
 
 const MiB = 1024 * 1024
 const servers: Server[] = []
@@ -27,7 +28,7 @@ async function pair(): Promise<{writer: Socket; reader: Socket}> {
 }
 
 function target(socket: Socket): WriteTarget {
-  return {socket, peer: 'test', channel: 'c', generation: 0, corked: false, dropped: 0, behindSince: NOT_BEHIND}
+  return {socket, peer: 'test', channel: 'c', outbox: [], outboxBytes: 0, dropped: 0, behindSince: NOT_BEHIND}
 }
 
 interface Seen {
@@ -63,22 +64,44 @@ describe('unit: the socket writer', () => {
     for (const server of servers.splice(0)) server.close()
   })
 
-  it('the first write of a turn goes out at once; the rest of that turn are corked and leave together after it', async () => {
+  it('writes of one turn are handed over at once and reach the socket together, in order, a turn later', async () => {
     const {writer: socket, reader} = await pair()
     const {writer: w} = writer('disconnect', 1000)
     const t = target(socket)
+    const written: number[] = []
+    const write = socket.write.bind(socket)
+    socket.write = ((chunk: Buffer) => (written.push(chunk.length), write(chunk))) as typeof socket.write
     assert.equal(w.write(t, Buffer.from('a')), true)
-    assert.equal(socket.writableCorked, 0, 'the first write is not held back')
-    w.write(t, Buffer.from('b'))
-    w.write(t, Buffer.from('c'))
-    assert.equal(socket.writableCorked, 1, 'the next ones wait for the end of the turn')
+    w.write(t, Buffer.from('bc'))
+    w.write(t, Buffer.from('def'))
+    assert.deepEqual(written, [], 'nothing reaches the socket within the turn')
+    assert.equal(t.outboxBytes, 6)
+    assert.equal(w.whenFlushed(), undefined, 'a small backlog holds no publisher')
     await turn()
-    assert.equal(socket.writableCorked, 0)
+    assert.deepEqual(written, [6], 'one write for the three')
+    assert.equal(w.bytesOut, 6)
     reader.resume()
-    const [data] = (await once(reader, 'data')) as [Buffer]
-    let text = data.toString()
-    while (text.length < 3) text += ((await once(reader, 'data')) as [Buffer])[0].toString()
-    assert.equal(text, 'abc')
+    let text = ''
+    while (text.length < 6) text += ((await once(reader, 'data')) as [Buffer])[0].toString()
+    assert.equal(text, 'abcdef')
+  })
+
+  it('a publisher that outruns the sockets is held until the backlog is flushed below the limit', async () => {
+    const {writer: socket, reader} = await pair()
+    reader.resume()
+    const {writer: w} = writer('disconnect', 60_000)
+    const targets = Array.from({length: 2 * FLUSH_SLICE}, () => target(socket))
+    // Twice the limit: after the first slice (half of them) it is still over.
+    const big = Buffer.alloc(Math.ceil((2 * FLUSH_BACKLOG) / targets.length) + 1)
+    for (const t of targets) w.write(t, big)
+    const held = w.whenFlushed()
+    assert.ok(held, 'over the limit: the answer waits')
+    let released = false
+    void held.then(() => (released = true))
+    await turn()
+    assert.equal(released, false, 'not after the first slice: half the backlog is still there')
+    await held
+    assert.ok(targets.every((t) => t.outboxBytes === 0))
   })
 
   it('disconnect: a subscriber behind for the slow timeout is cut; one message alone does not make it slow', async () => {

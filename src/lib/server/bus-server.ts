@@ -183,7 +183,7 @@ export class BusServer {
     this.parts = {writer, streams, admission, gate, logins, acl, bodyBudget, accessLog}
     const handler = createRequestHandler({
       gate,
-      publisher: {bus: this.bus, limits: options, bodyBudget, logger, serverHeader, latency: this.publishLatency},
+      publisher: {bus: this.bus, limits: options, bodyBudget, logger, serverHeader, latency: this.publishLatency, flushed: () => writer.whenFlushed()},
       subscriber: {
         bus: this.bus,
         encoders,

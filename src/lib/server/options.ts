@@ -98,7 +98,7 @@ export interface BusServerOptions {
    * see `readiness` and `url('metrics')`. None unless given.
    */
   metrics?: string
-  /** Most deliveries in one turn of the event loop; a larger fan-out goes on in the next turns. Default FAN_OUT_SLICE (50). */
+  /** Deliveries between two looks at the clock: a fan-out that has held the event loop FAN_OUT_TURN_MS goes on in the next turn. Default FAN_OUT_SLICE (50). */
   fanOutSlice?: number
   logger?: Logger
   /** How many refused requests the access log writes a line for, and how often it summarises the rest. ACCESS_LOG_LIMITS when not given: 10 lines a second, bursts of 100, a summary every 10 s. */

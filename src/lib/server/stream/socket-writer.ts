@@ -41,9 +41,10 @@ export interface WriteTarget {
   /** For the log: who is at the other end, and of which channel. */
   readonly peer: string
   readonly channel: string
-  /** The write generation this target was last written in. */
-  generation: number
-  corked: boolean
+  /** Bytes handed to it that wait for the next flush, oldest first (see SocketWriter); owned by the writer. */
+  outbox: Buffer[]
+  /** Their length, all together. */
+  outboxBytes: number
   /** Messages skipped since this target became slow; 0 while it keeps up. */
   dropped: number
   /** When (performance.now()) a message first found it behind, NOT_BEHIND since one found it under the limit. */
@@ -63,26 +64,59 @@ export interface SlowEvents {
 }
 
 /**
- * Writes framed messages to subscriber sockets. The first write to a socket
- * in a turn of the event loop goes straight to the kernel; any further ones in
- * the same turn are corked and leave together in one writev when the turn
- * ends. A socket whose unsent output is over maxPending when a message comes
- * is behind; one that stays behind for slowTimeoutMs, or whose unsent output
- * passes the hard bound, is slow and is handled by the policy, never waited
- * for (`disconnect`: ended with a notice of why, then destroyed after a
- * linger). As nothing is added to a socket's output between two writes, a check
- * at each write sees every return under the limit.
+ * Targets given to their sockets in one turn of the event loop: other
+ * connections' turns come between (a new subscriber's accept, the next
+ * publish). 50 system calls hold the loop 0.25-1 ms (5-20 µs each, quiet to
+ * busy 2-core machine); with 1,000 a turn, a busy server turned ~15 times a
+ * second and new connections waited 20-30 s in a full listen queue
+ * (bench/accept.ts).
+ */
+export const FLUSH_SLICE = 50
+
+/** Unflushed bytes, all targets together, past which a publish's answer waits (whenFlushed): what a fast publisher can have queued ahead of the sockets. */
+export const FLUSH_BACKLOG = 4 * 1024 * 1024
+
+/** Bytes of one target's outbox joined into one buffer (one copy, one plain write); a larger outbox goes out by writev. */
+const JOIN_BYTES = 64 * 1024
+
+/**
+ * Writes framed messages to subscriber sockets. A write only puts the bytes
+ * in the target's outbox: they are given to the socket at the next flush, a
+ * turn of the event loop later, all the outbox in one system call. So the
+ * bus hands a message to thousands of subscribers for the cost of a few
+ * array pushes, the publisher is answered at once (its message is "queued
+ * there", docs/protocol.md), and the system calls, which cost most, come
+ * after, FLUSH_SLICE targets a turn. Under load that coalesces: the messages
+ * published while a flush goes round wait in the outboxes of the targets it
+ * has not reached yet and go out with their predecessors, so a saturated bus
+ * makes fewer system calls per delivery, not more; an idle one flushes each
+ * message a turn after it came. Publishers cannot outrun the flush: past
+ * FLUSH_BACKLOG unflushed bytes their answers wait (whenFlushed).
+ *
+ * A socket whose unsent output (its own buffer and its outbox) is over
+ * maxPending when a message comes is behind; one that stays behind for
+ * slowTimeoutMs, or whose unsent output passes the hard bound, is slow and
+ * is handled by the policy, never waited for (`disconnect`: what it was
+ * handed goes out, then a notice of why, then the end, and it is destroyed
+ * after a linger). As nothing is added to a socket's output between two
+ * writes, a check at each write sees every return under the limit.
  */
 export class SocketWriter {
-  private generation = 1
-  private readonly corked: WriteTarget[] = []
+  /** Targets with an outbox to flush, in the order they got their first bytes. */
+  private waiting: WriteTarget[] = []
+  /** The round being flushed, and how far it got. */
+  private round: WriteTarget[] = []
+  private roundAt = 0
   private flushScheduled = false
-  /** The time, read once in a generation (a turn of the event loop) and only when some target is behind. */
-  private clock = 0
-  private clockGeneration = 0
+  /** Bytes in every outbox. */
+  private backlog = 0
+  /** Publishes' answers held until the backlog is under FLUSH_BACKLOG. */
+  private readonly held: Array<() => void> = []
+  /** The time, read once a turn and only when some target is behind; NaN once the turn is over. */
+  private clock = Number.NaN
   droppedTotal = 0
   slowDisconnects = 0
-  /** Bytes written to subscriber sockets, here and by the stream's own writes (its head, a replay, its end): for the metrics. */
+  /** Bytes given to subscriber sockets, here and by the stream's own writes (its head, a replay, its end): for the metrics. */
   bytesOut = 0
   /** rule.maxPending, read on every write. */
   private readonly maxPending: number
@@ -95,7 +129,7 @@ export class SocketWriter {
   }
 
   /**
-   * Returns true when the bytes were handed to the socket. `message` false:
+   * Returns true when the bytes were handed to the target. `message` false:
    * bytes that are not a message (a heartbeat), which a slow subscriber under
    * the drop policy goes without, uncounted: no message is lost, so no gap
    * is told of.
@@ -104,38 +138,71 @@ export class SocketWriter {
     const socket = target.socket
     // Ended (a poll, or the server stopping): a write now would fail the connection and lose what it still holds.
     if (socket.destroyed || socket.writableEnded) return false
-    const pending = socket.writableLength
-    let gap: Buffer | undefined
+    const pending = socket.writableLength + target.outboxBytes
     if (pending > this.maxPending) {
       if (this.isSlow(target, pending)) return this.slow(target, pending, message)
     } else if (target.behindSince !== NOT_BEHIND) {
       target.behindSince = NOT_BEHIND
       if (target.dropped > 0) {
         this.events.onDropEnd(target, target.dropped)
-        gap = target.caughtUp?.(target.dropped)
+        const gap = target.caughtUp?.(target.dropped)
         target.dropped = 0
+        if (gap) this.enqueue(target, gap)
       }
     }
 
-    if (target.generation === this.generation) {
-      if (!target.corked) {
-        socket.cork()
-        target.corked = true
-        this.corked.push(target)
-      }
-    } else {
-      target.generation = this.generation
+    this.enqueue(target, bytes)
+    return true
+  }
+
+  /**
+   * Resolves once the bytes waiting to be flushed are under FLUSH_BACKLOG;
+   * undefined when they are now (no promise, no turn lost).
+   */
+  whenFlushed(): Promise<void> | undefined {
+    if (this.backlog <= FLUSH_BACKLOG) return undefined
+    return new Promise((resolve) => this.held.push(resolve))
+  }
+
+  /** Gives what the target's outbox holds to its socket now: before bytes written to the socket directly (its end). */
+  flushTarget(target: WriteTarget): void {
+    if (target.outbox.length > 0) this.send(target)
+  }
+
+  private enqueue(target: WriteTarget, bytes: Buffer): void {
+    if (target.outbox.length === 0) {
+      this.waiting.push(target)
       this.scheduleFlush()
     }
 
-    if (gap) {
-      socket.write(gap)
-      this.bytesOut += gap.length
+    target.outbox.push(bytes)
+    target.outboxBytes += bytes.length
+    this.backlog += bytes.length
+  }
+
+  /** One system call for all the outbox (a write of one buffer, or one writev). */
+  private send(target: WriteTarget): void {
+    const {socket, outbox} = target
+    const bytes = target.outboxBytes
+    this.backlog -= bytes
+    target.outboxBytes = 0
+    if (socket.destroyed || socket.writableEnded) {
+      outbox.length = 0
+      return
     }
 
-    socket.write(bytes)
-    this.bytesOut += bytes.length
-    return true
+    if (outbox.length === 1) {
+      socket.write(outbox[0])
+    } else if (bytes <= JOIN_BYTES) {
+      socket.write(Buffer.concat(outbox, bytes))
+    } else {
+      socket.cork()
+      for (const piece of outbox) socket.write(piece)
+      socket.uncork()
+    }
+
+    outbox.length = 0
+    this.bytesOut += bytes
   }
 
   /** For a target that is behind now: is it slow? Starts its time behind if it just fell behind. */
@@ -157,9 +224,10 @@ export class SocketWriter {
       this.slowDisconnects++
       this.events.onSlowDisconnect(target, pending, behindMs)
       // Ended, not destroyed, so the notice of why reaches a reader that reads
-      // on; it queues behind all it has not read, so the linger bounds how
-      // long one that never reads holds the connection and its unsent bytes.
-      // No closing bytes: the stream is cut short, not ended.
+      // on, after all it was handed; it queues behind all it has not read, so
+      // the linger bounds how long one that never reads holds the connection
+      // and its unsent bytes. No closing bytes: the stream is cut short, not ended.
+      this.flushTarget(target)
       const notice = target.slowNotice?.(pending, behindMs) ?? EMPTY
       this.bytesOut += notice.length
       endAndLinger(target.socket, notice, this.rule.cutLingerMs ?? LINGER_MS)
@@ -178,10 +246,9 @@ export class SocketWriter {
   }
 
   private now(): number {
-    if (this.clockGeneration !== this.generation) {
-      this.clockGeneration = this.generation
+    if (Number.isNaN(this.clock)) {
       this.clock = performance.now()
-      // Moves the generation on after this turn even when nothing is written in it, so the clock is read afresh in the next.
+      // Forgets it after this turn even when nothing is flushed in it, so the next turn reads it afresh.
       this.scheduleFlush()
     }
 
@@ -196,12 +263,21 @@ export class SocketWriter {
 
   private readonly flush = (): void => {
     this.flushScheduled = false
-    this.generation++
-    for (const target of this.corked) {
-      target.corked = false
-      target.socket.uncork()
+    this.clock = Number.NaN
+    if (this.roundAt === this.round.length) {
+      // A new round: every target that got bytes since the last one began, once each.
+      this.round.length = 0
+      ;[this.round, this.waiting] = [this.waiting, this.round]
+      this.roundAt = 0
     }
 
-    this.corked.length = 0
+    const end = Math.min(this.round.length, this.roundAt + FLUSH_SLICE)
+    while (this.roundAt < end) {
+      const target = this.round[this.roundAt++] as WriteTarget
+      // Empty when flushed out of turn (flushTarget): it is in the next round if it got bytes since.
+      if (target.outbox.length > 0) this.send(target)
+    }
+    if (this.roundAt < this.round.length || this.waiting.length > 0) this.scheduleFlush()
+    if (this.held.length > 0 && this.backlog <= FLUSH_BACKLOG) for (const release of this.held.splice(0)) release()
   }
 }

@@ -10,8 +10,8 @@ import {NOT_BEHIND, type SocketWriter, type WriteTarget} from './socket-writer.j
 
 /** A subscriber at the end of one HTTP connection, streaming in the format it asked for. */
 export class HttpSubscription implements Subscriber, WriteTarget, ReplayTarget {
-  generation = 0
-  corked = false
+  outbox: Buffer[] = []
+  outboxBytes = 0
   dropped = 0
   behindSince = NOT_BEHIND
   received = 0
@@ -146,7 +146,7 @@ export class HttpSubscription implements Subscriber, WriteTarget, ReplayTarget {
   end(reason?: 'shutdown'): void {
     if (this.ended || this.socket.destroyed) return
     this.ended = true
-    if (this.corked) this.socket.uncork()
+    this.writer.flushTarget(this)
     const close = this.chunked ? this.encoder.close.chunked : this.encoder.close.raw
     const notice = reason && this.disconnectBytes(reason)
     const bytes = notice ? Buffer.concat([notice, close]) : close
