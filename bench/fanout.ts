@@ -383,7 +383,8 @@ function pubArgs(server: BenchServer, channel: string, scenario: Scenario, secon
     '--pipeline',
     String(scenario.pipeline),
     '-t',
-    'application/octet-stream',
+    // msgbus's SSE carries a body that is not text in base64, which would hide a marker at its start.
+    scenario.format === 'sse' ? 'text/plain' : 'application/octet-stream',
     '--interval',
     '5',
     '--json',
