@@ -10,10 +10,11 @@
  * measured window (from /proc) and per delivery, its RSS, and the tools' own
  * CPU time, with each scenario's target beside its figures.
  *
- *   npm run bench                          # all six scenarios (about 2 minutes)
+ *   npm run bench                          # all eight scenarios (about 3 minutes)
  *   npm run bench -- --scenarios 1,3       # a subset
  *   npm run bench -- --duration 5          # shorter publishing runs
  *   npm run bench -- --scenarios 1 --profile   # + the hottest functions of the server and the tools
+ *   npm run bench -- --peer nchan --scenarios 1,3,2   # side by side with nginx+nchan (bench/peer.ts, bench/nchan.ts)
  *
  * Everything runs on loopback, is bounded in time, and stops its children on exit.
  */

@@ -5,22 +5,17 @@
 // nchan module (bench/nchan/nginx.conf, started as the bench starts it).
 import assert from 'node:assert/strict'
 import {existsSync} from 'node:fs'
+import {connect} from 'node:net'
 import type {BusServer} from '../src/lib/index.js'
 import type {TestPubReport as PubReport, TestSubReport as SubReport} from '../src/lib/load/report.js'
+import {parseHead} from '../src/lib/load/response-reader.js'
+import {streamReaderFor} from '../src/lib/load/stream-choice.js'
+import type {MessageSink} from '../src/lib/load/stream-reader.js'
 import {startNchan, type BenchServer} from '../bench/nchan.js'
-import {msgbus, MsgbusProcess, startBus, stopAll, Subscription, until, type RunResult} from './support/harness.js'
+import {documentOf, msgbus, MsgbusProcess, portOf, startBus, stopAll, Subscription, until, type RunResult} from './support/harness.js'
 import {unreceived} from './support/sockets.js'
 
 const NCHAN_MISSING = !existsSync('/usr/sbin/nginx') || !existsSync('/usr/lib/nginx/modules/ngx_nchan_module.so')
-
-function documentOf<T>(result: RunResult): T {
-  const last = result.stdout.trimEnd().split('\n').at(-1) ?? ''
-  try {
-    return JSON.parse(last) as T
-  } catch {
-    throw new Error(`no JSON document at the end of stdout ${JSON.stringify(result.stdout.slice(-500))}; stderr ${JSON.stringify(result.stderr)}`)
-  }
-}
 
 /** test-sub in the background, once its progress line says every subscription is live (any server: it reads no counters). */
 async function liveTestSub(url: string, channel: string, connections: number, args: string[]): Promise<MsgbusProcess> {
@@ -58,6 +53,44 @@ function assertWhole(report: SubReport, expected: number, what: string): void {
   assert.ok(report.latency_ms.max > 0, `${what}: a latency was measured, so the markers were read: ${JSON.stringify(report.latency_ms)}`)
 }
 
+/** A subscription on a raw socket, its answer's bytes kept whole: what a server really sends, to feed a reader in any split. */
+async function rawStream(port: number, path: string, accept: string): Promise<{bytes: () => Buffer; close: () => void}> {
+  const chunks: Buffer[] = []
+  const socket = connect({host: '127.0.0.1', port})
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk))
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: ${accept}\r\n\r\n`)
+  await until(() => Buffer.concat(chunks).includes('\r\n\r\n'), 'the stream to open', 5000)
+  return {bytes: () => Buffer.concat(chunks), close: () => socket.destroy()}
+}
+
+/** What a reader made of the stream: every body's size and every marker's seq. */
+function recording(): MessageSink & {sizes: number[]; seqs: number[]} {
+  const sizes: number[] = []
+  const seqs: number[] = []
+  return {sizes, seqs, received: (bytes) => sizes.push(bytes), marker: (_publisher, seq) => seqs.push(seq), id() {}, gap() {}}
+}
+
+/** Feeds the answer to the reader test-sub would pick, split in two at every byte, each piece through a reused buffer as test-sub's reads are. */
+function assertReadInAnySplit(answer: Buffer, count: number, what: string): void {
+  const headEnd = answer.indexOf('\r\n\r\n')
+  const head = parseHead(answer.toString('latin1', 0, headEnd))
+  const stream = answer.subarray(headEnd + 4)
+  const shared = Buffer.alloc(stream.length + 16)
+  for (let split = 0; split <= stream.length; split++) {
+    const sink = recording()
+    const reader = streamReaderFor(head, sink)
+    assert.ok(reader, `${what}: a reader for ${JSON.stringify(head.headers['content-type'])}`)
+    for (const [from, to] of [[0, split], [split, stream.length]]) {
+      shared.fill(0x2d)
+      stream.copy(shared, 0, from, to)
+      reader.write(shared, to - from)
+    }
+
+    assert.deepEqual(sink.seqs, Array.from({length: count}, (_, i) => i), `${what}, split at ${split}: markers`)
+    assert.deepEqual(sink.sizes, Array.from({length: count}, () => 64), `${what}, split at ${split}: body sizes`)
+  }
+}
+
 describe('load tools for other servers and formats', function () {
   this.timeout(60_000)
 
@@ -85,6 +118,14 @@ describe('load tools for other servers and formats', function () {
         const [report] = await reports(port, [sub], () => server.counters().delivered - before >= 150)
         assertWhole(report!, 150, `--marker ${marker}`)
       }
+    })
+
+    it('msgbus\'s SSE stream is read whole however the reads split it', async () => {
+      const sse = await rawStream(portOf(server), '/msgbus/split', 'text/event-stream')
+      await publish(server.url(), 'split', 3, ['--marker', 'body', '-t', 'text/plain'])
+      await until(() => (sse.bytes().toString().match(/event: message/g) ?? []).length >= 3, 'three events', 5000)
+      sse.close()
+      assertReadInAnySplit(sse.bytes(), 3, 'msgbus SSE')
     })
 
     it('test-pub --marker body opens each body with the marker, then the body as given, cut or padded to --size; the type left as given', async () => {
@@ -129,6 +170,17 @@ describe('load tools for other servers and formats', function () {
       const some = await publish(nchan!.url, 'somebody', 5, ['--marker', 'body'])
       assert.deepEqual([some.published, some.errors], [5, 0])
       await reports(nchan!.port, [sub])
+    })
+
+    it('nchan\'s multipart/mixed and SSE streams are read whole however the reads split them', async () => {
+      const multipart = await rawStream(nchan!.port, '/msgbus/split', 'multipart/mixed')
+      const sse = await rawStream(nchan!.port, '/msgbus/split', 'text/event-stream')
+      await publish(nchan!.url, 'split', 3, ['--marker', 'body'])
+      await until(() => (multipart.bytes().toString().match(/msgbus-load=/g) ?? []).length >= 3 && (sse.bytes().toString().match(/msgbus-load=/g) ?? []).length >= 3, 'three messages on each', 5000)
+      multipart.close()
+      sse.close()
+      assertReadInAnySplit(multipart.bytes(), 3, 'nchan multipart/mixed')
+      assertReadInAnySplit(sse.bytes(), 3, 'nchan SSE')
     })
 
     it('test-sub --accept reads nchan\'s multipart/mixed and SSE streams, pipelined publishes over several connections', async () => {

@@ -1,11 +1,10 @@
+import {HeldBytes} from './held-bytes.js'
 import {scanMarker} from './marker-scan.js'
 import type {MessageSink} from './stream-reader.js'
 
 const CR = 0x0d
 const LF = 0x0a
 const DASH = 0x2d
-/** A part held back for the rest of its bytes past this is not a stream we can read. */
-const MAX_HELD = 64 * 1024 * 1024
 
 /**
  * Reads a multipart stream without chunked transfer coding, as nginx's nchan
@@ -21,7 +20,7 @@ export class DelimitedPartStream {
   /** `\r\n--boundary`: how every part ends. */
   private readonly delimiter: Buffer
   /** The part so far, copied out of the shared read buffer, when it did not all arrive in one read. */
-  private held: Buffer | undefined
+  private readonly held = new HeldBytes()
   private opened = false
   private closed = false
   private readonly fields = [0, 0, 0]
@@ -36,18 +35,14 @@ export class DelimitedPartStream {
   /** Reads data[0, end); data may be a shared read buffer, reused once this returns. */
   write(data: Buffer, end: number): void {
     if (this.closed) return
-    // A view bounded at `end`: searches must not run into stale bytes of a shared buffer. One per read, not per message.
-    let view = data.subarray(0, end)
-    if (this.held) {
-      view = Buffer.concat([this.held, view])
-      this.held = undefined
-    }
+    // Bounded at `end`: searches must not run into stale bytes of a shared buffer. One view per read, not per message.
+    const view = this.held.join(data, end)
 
     let at = 0
     if (!this.opened) {
       // The opening delimiter has no line end before it (nothing precedes it); a preamble is skipped.
       const found = view.indexOf(this.delimiter.subarray(2))
-      if (found < 0) return this.hold(view, Math.max(0, view.length - this.delimiter.length))
+      if (found < 0) return this.held.keep(view, Math.max(0, view.length - this.delimiter.length))
       this.opened = true
       at = found + this.delimiter.length - 2
     }
@@ -55,7 +50,7 @@ export class DelimitedPartStream {
     // Invariant: `at` is just past a delimiter.
     while (at < view.length) {
       if (view[at] === DASH) {
-        if (at + 1 === view.length) return this.hold(view, at)
+        if (at + 1 === view.length) return this.held.keep(view, at)
         if (view[at + 1] === DASH) {
           this.closed = true
           return
@@ -63,15 +58,10 @@ export class DelimitedPartStream {
       }
 
       const next = view.indexOf(this.delimiter, at)
-      if (next < 0) return this.hold(view, at)
+      if (next < 0) return this.held.keep(view, at)
       this.part(view, at, next)
       at = next + this.delimiter.length
     }
-  }
-
-  private hold(view: Buffer, from: number): void {
-    if (view.length - from > MAX_HELD) throw new Error('multipart part too large')
-    if (from < view.length) this.held = Buffer.from(view.subarray(from))
   }
 
   /** data[start, stop): the delimiter line's end, the part's headers, the blank line, the body. */

@@ -1,3 +1,4 @@
+import {HeldBytes} from './held-bytes.js'
 import {scanMarker} from './marker-scan.js'
 import type {Part} from '../protocol/multipart-parser.js'
 import {matches, readNumbers, type MessageSink} from './stream-reader.js'
@@ -11,8 +12,6 @@ const ID = Buffer.from('id:')
 const GAP = Buffer.from('gap')
 const MESSAGE = Buffer.from('message')
 const LENGTH = Buffer.from('"length":')
-/** An event held back for the rest of its bytes past this is not a stream we can read. */
-const MAX_HELD = 64 * 1024 * 1024
 
 /**
  * Reads a Server-Sent Events stream (after any transfer coding is removed):
@@ -25,7 +24,7 @@ const MAX_HELD = 64 * 1024 * 1024
  * over. Bytes counted: a JSON event's `"length"` (the body's), else the data.
  */
 export class SseStream {
-  private held: Buffer | undefined
+  private readonly held = new HeldBytes()
   private readonly fields = [0, 0, 0]
   private readonly idFields = [0, 0]
 
@@ -37,29 +36,21 @@ export class SseStream {
 
   /** Reads data[0, end); data may be a shared read buffer, reused once this returns. */
   write(data: Buffer, end: number): void {
-    if (this.held) {
-      data = Buffer.concat([this.held, data.subarray(0, end)])
-      end = data.length
-      this.held = undefined
-    }
-
+    data = this.held.join(data, end)
     let at = 0
     // An event ends at a blank line: LF LF, or LF CR LF.
-    for (let i = at; i < end; i++) {
+    for (let i = 0; i < data.length; i++) {
       if (data[i] !== LF) continue
       let stop = -1
-      if (i + 1 < end && data[i + 1] === LF) stop = i + 2
-      else if (i + 2 < end && data[i + 1] === CR && data[i + 2] === LF) stop = i + 3
+      if (data[i + 1] === LF) stop = i + 2
+      else if (data[i + 1] === CR && data[i + 2] === LF) stop = i + 3
       if (stop < 0) continue
       this.event(data, at, i + 1)
       at = stop
       i = stop - 1
     }
 
-    if (at < end) {
-      if (end - at > MAX_HELD) throw new Error('SSE event too large')
-      this.held = Buffer.from(data.subarray(at, end))
-    }
+    this.held.keep(data, at)
   }
 
   /** The lines data[start, stop), each ending in LF. */
