@@ -13,7 +13,7 @@ const DASH = 0x2d
  * each part closed by the delimiter that follows it, the line end after
  * the delimiter arriving only with the next message. A part is counted as
  * soon as its delimiter is in, so latency is the message's own, not the
- * next one's. One search and one byte loop per part, no objects: test-sub
+ * next one's. One search and two byte loops per part, no objects: test-sub
  * must not cost more per message on the peer's stream than on ours.
  */
 export class DelimitedPartStream {
