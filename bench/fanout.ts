@@ -688,6 +688,11 @@ function table(outcomes: Outcome[]): string {
   return [line(header), line(widths.map((w) => '─'.repeat(w))), ...rows.map(line)].join('\n')
 }
 
+/** CPU seconds other processes (not the server, not the tools) used over the window (the idle scenario's server CPU is outside it). */
+function othersSeconds(o: Outcome): number {
+  return o.machineBusy - o.serverCpu * (o.scenario.idle ? 0 : 1) - o.subCpuWindow - (Number.isFinite(o.pubCpu) ? o.pubCpu : 0)
+}
+
 function notes(o: Outcome): string[] {
   const s = o.scenario
   if (o.error) return [`${s.id}. FAILED: ${o.error}`]
@@ -728,7 +733,7 @@ function notes(o: Outcome): string[] {
   )
   // On this kernel irq/softirq ticks are charged to the process they interrupt (loopback TCP delivery runs
   // in the sender's softirq), so they are inside the server's and the tools' CPU already.
-  const others = o.machineBusy - o.serverCpu * (s.idle ? 0 : 1) - o.subCpuWindow - (Number.isFinite(o.pubCpu) ? o.pubCpu : 0)
+  const others = othersSeconds(o)
   out.push(
     `   machine over the window: ${fixed(o.machineBusy / o.wallSeconds, 2)} of ${cores} cores busy (irq+softirq ${fixed(o.machineIrq, 2)} s)` +
       (s.idle ? '' : `; other processes about ${fixed(Math.max(0, others), 2)} s`) +
@@ -750,6 +755,8 @@ function peerFigures(o: Outcome): PeerFigures {
     p99: o.latency.p99,
     lossless: lossless(o) && o.gaps === 0,
     kibPerConnection: (o.serverRss - o.rssBefore) / o.scenario.subs / 1024,
+    subPerDelivery: (o.subCpuWindow * 1e6) / o.delivered,
+    otherCores: Math.max(0, othersSeconds(o)) / o.wallSeconds,
   }
 }
 

@@ -22,6 +22,10 @@ export interface PeerFigures {
   lossless: boolean
   /** The idle scenario's figure: server RSS per connection, KiB. */
   kibPerConnection: number
+  /** test-sub's CPU per delivery, µs: a reader sees whether the tool kept up. */
+  subPerDelivery: number
+  /** Cores other processes (not the server, not the tools) kept busy over the window: the machine's noise. */
+  otherCores: number
 }
 
 export interface PeerScenario {
@@ -110,7 +114,7 @@ function ratio(row: Row, key: keyof PeerFigures): string {
 }
 
 export function peerTable(rows: Row[]): string {
-  const header = ['#', 'scenario', 'server', 'µs/deliv', 'deliveries/s', 'msg/s', 'p99 ms', 'KiB/conn', 'loss', 'msgbus/nchan']
+  const header = ['#', 'scenario', 'server', 'µs/deliv', 'deliveries/s', 'msg/s', 'p99 ms', 'KiB/conn', 'sub µs/deliv', 'others cores', 'loss', 'msgbus/nchan']
   const lines: string[][] = []
   for (const row of rows) {
     const {scenario} = row
@@ -129,19 +133,21 @@ export function peerTable(rows: Row[]): string {
         scenario.idle ? '–' : spread(values('messagesPerSecond'), grouped),
         scenario.idle ? '–' : spread(values('p99'), (v) => fixed(v, 1)),
         scenario.idle ? spread(values('kibPerConnection'), (v) => fixed(v, 2)) : '–',
+        scenario.idle ? '–' : spread(values('subPerDelivery'), (v) => fixed(v, 2)),
+        spread(values('otherCores'), (v) => fixed(v, 2)),
         failed > 0 ? `${failed} FAILED: ${runs.find((figures) => figures.error)!.error}` : ok.every((figures) => figures.lossless) ? 'none' : 'LOSS',
         kind === 'msgbus' ? `${main.label} ${ratio(row, main.key)} (${main.lower ? 'below 1: msgbus ahead' : 'above 1: msgbus ahead'})` : '',
       ])
       if (kind === 'nchan' && !scenario.idle) {
         // The other figure's ratio too: a paced scenario's deliveries/s are the rate's, a flat-out one's CPU per delivery still tells.
         const other = main.key === 'perDelivery' ? {key: 'deliveriesPerSecond' as const, label: 'deliveries/s'} : {key: 'perDelivery' as const, label: 'CPU/delivery'}
-        lines.at(-1)![9] = `${other.label} ${ratio(row, other.key)}`
+        lines.at(-1)![11] = `${other.label} ${ratio(row, other.key)}`
       }
     }
   }
 
   const widths = header.map((title, i) => Math.max(title.length, ...lines.map((line) => line[i]!.length)))
-  const left = new Set([1, 2, 8, 9])
+  const left = new Set([1, 2, 10, 11])
   const format = (cells: string[]) => cells.map((cell, i) => (left.has(i) ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd()
   return [format(header), format(widths.map((w) => '─'.repeat(w))), ...lines.map(format)].join('\n')
 }
