@@ -10,15 +10,16 @@
  * measured window (from /proc) and per delivery, its RSS, and the tools' own
  * CPU time, with each scenario's target beside its figures.
  *
- *   npm run bench                          # all six scenarios (about 2 minutes)
+ *   npm run bench                          # all eight scenarios (about 3 minutes)
  *   npm run bench -- --scenarios 1,3       # a subset
  *   npm run bench -- --duration 5          # shorter publishing runs
  *   npm run bench -- --scenarios 1 --profile   # + the hottest functions of the server and the tools
+ *   npm run bench -- --peer nchan --scenarios 1,3,2   # side by side with nginx+nchan (bench/peer.ts, bench/nchan.ts)
  *
  * Everything runs on loopback, is bounded in time, and stops its children on exit.
  */
 import {parseArgs} from 'node:util'
-import {exitOnHelp, numberOption} from './args.js'
+import {exitOnHelp, numberOption, UsageError} from './args.js'
 import {mkdtempSync, readdirSync, rmSync} from 'node:fs'
 import {cpus, tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -28,6 +29,8 @@ import {log, prepareCli, runCli, jsonOf, startTestSub, stop, stopAll, type Cli, 
 import {cpuSeconds, cpuTimes, endedChildrenCpuSeconds, establishedOn, machineTimes, statusBytes} from '../tools/proc.js'
 import {sleep, until} from '../tools/wait.js'
 import {formatSummary, summarize} from './profile.js'
+import {ensureNchan, startNchan, type BenchServer} from './nchan.js'
+import {peerArgs, peerTable, runRounds, type PeerFigures, type ServerKind} from './peer.js'
 
 const cores = cpus().length
 const CHANNEL = 'bench'
@@ -45,19 +48,27 @@ interface Scenario {
   /** Body bytes (test-pub --size). */
   size: number
   pubConnections: number
+  /** Publishes in flight per publisher connection (test-pub --pipeline). */
+  pipeline: number
   subProcesses: number
+  /** The subscribers' stream: multipart (default) or SSE. */
+  format?: 'sse'
   /** No publishing: the subscribers are only held (scenario 6). */
   idle: boolean
 }
 
 const SCENARIOS: Scenario[] = [
-  {id: 1, name: '1k × 100/s', subs: 1000, rate: 100, duration: 20, size: 64, pubConnections: 1, subProcesses: 1, idle: false},
-  {id: 2, name: '10k × 10/s', subs: 10_000, rate: 10, duration: 20, size: 64, pubConnections: 1, subProcesses: 2, idle: false},
+  {id: 1, name: '1k × 100/s', subs: 1000, rate: 100, duration: 20, size: 64, pubConnections: 1, pipeline: 1, subProcesses: 1, idle: false},
+  {id: 2, name: '10k × 10/s', subs: 10_000, rate: 10, duration: 20, size: 64, pubConnections: 1, pipeline: 1, subProcesses: 2, idle: false},
   // At rate 0 one test-sub process falls seconds behind the server (see bench/README.md); two keep up, nearly.
-  {id: 3, name: 'saturation', subs: 100, rate: 0, duration: 10, size: 64, pubConnections: 1, subProcesses: 2, idle: false},
-  {id: 4, name: '16 KiB', subs: 100, rate: 0, duration: 10, size: 16_384, pubConnections: 1, subProcesses: 2, idle: false},
-  {id: 5, name: 'publish only', subs: 1, rate: 0, duration: 10, size: 64, pubConnections: 8, subProcesses: 1, idle: false},
-  {id: 6, name: '15k idle', subs: 15_000, rate: 0, duration: 3, size: 64, pubConnections: 1, subProcesses: 3, idle: true},
+  {id: 3, name: 'saturation', subs: 100, rate: 0, duration: 10, size: 64, pubConnections: 1, pipeline: 1, subProcesses: 2, idle: false},
+  {id: 4, name: '16 KiB', subs: 100, rate: 0, duration: 10, size: 16_384, pubConnections: 1, pipeline: 1, subProcesses: 2, idle: false},
+  {id: 5, name: 'publish only', subs: 1, rate: 0, duration: 10, size: 64, pubConnections: 8, pipeline: 1, subProcesses: 1, idle: false},
+  {id: 6, name: '15k idle', subs: 15_000, rate: 0, duration: 3, size: 64, pubConnections: 1, pipeline: 1, subProcesses: 3, idle: true},
+  // Several publishers (issue 17): where publishing saturates when it is not one request at a time. Few subscribers,
+  // so the fan-out and test-sub are not what stops it; --pub-connections and --pipeline move the point.
+  {id: 7, name: '8 publishers', subs: 10, rate: 0, duration: 10, size: 64, pubConnections: 8, pipeline: 4, subProcesses: 1, idle: false},
+  {id: 8, name: 'SSE 1k × 100/s', subs: 1000, rate: 100, duration: 20, size: 64, pubConnections: 1, pipeline: 1, subProcesses: 1, idle: false, format: 'sse'},
 ]
 
 const HELP = `usage: npm run bench -- [options]
@@ -69,6 +80,8 @@ Scenarios (64-byte bodies unless said):
   4  100 subscribers × 16 KiB bodies, rate 0, 10 s: MB/s
   5  publish only: 1 subscriber, 8 publisher connections, rate 0, 10 s: publishes/s
   6  15,000 idle subscribers: server RSS per connection   target ≤ 8 KiB
+  7  10 subscribers, 8 publisher connections × 4 in flight, rate 0, 10 s: msgs/s and deliveries/s
+  8  as 1, the subscribers on SSE streams (msgbus ?format=sse; nchan Accept: text/event-stream)
   Every scenario: no loss.
 
 Options:
@@ -82,6 +95,15 @@ Options:
   --server-arg ARG   extra argument for \`msgbus serve\` (repeatable), e.g. --server-arg=--slow-policy=drop
   --quiet-wait S     before each scenario, wait up to S s for the machine to be idle (other
                      processes under 0.25 cores), so their load does not disturb it (default 5)
+  --peer nchan       run each scenario against msgbus and nginx+nchan (bench/nchan/nginx.conf:
+                     one worker, multipart/mixed or EventSource subscribers, no message buffer)
+                     in alternating rounds, and print msgbus/nchan ratios (see bench/README.md);
+                     installs nginx-light and libnginx-mod-nchan with apt-get when missing (as root)
+  --rounds N         with --peer: rounds per scenario, each running both servers, the order
+                     turned every round (default 2)
+  --no-install       with --peer: never apt-get install; stop if nginx+nchan is missing
+  --pub-connections N  publisher connections in every scenario that publishes (default: the scenario's)
+  --pipeline N       publishes in flight per publisher connection (default: the scenario's)
   --profile          run the server, test-sub and test-pub under --cpu-prof and print their
                      hottest functions (the measured ones; not the warm-up's)
   --no-build         use dist/ as it is instead of building it first (npm run build)
@@ -96,6 +118,9 @@ interface Options {
   profile: boolean
   build: boolean
   json: boolean
+  peer?: 'nchan'
+  rounds: number
+  install: boolean
 }
 
 function parseOptions(): Options {
@@ -107,6 +132,11 @@ function parseOptions(): Options {
       'sub-processes': {type: 'string'},
       'server-arg': {type: 'string', multiple: true},
       'quiet-wait': {type: 'string'},
+      peer: {type: 'string'},
+      rounds: {type: 'string'},
+      'no-install': {type: 'boolean'},
+      'pub-connections': {type: 'string'},
+      pipeline: {type: 'string'},
       profile: {type: 'boolean'},
       'no-build': {type: 'boolean'},
       json: {type: 'boolean'},
@@ -127,8 +157,14 @@ function parseOptions(): Options {
 
   const duration = values.duration === undefined ? undefined : numberOption(values.duration, 'duration', 0, 1)
   const subProcesses = values['sub-processes'] === undefined ? undefined : numberOption(values['sub-processes'], 'sub-processes', 0, 1)
+  const pubConnections = values['pub-connections'] === undefined ? undefined : numberOption(values['pub-connections'], 'pub-connections', 0, 1)
+  const pipeline = values.pipeline === undefined ? undefined : numberOption(values.pipeline, 'pipeline', 0, 1)
+  if (values.peer !== undefined && values.peer !== 'nchan') throw new UsageError(`--peer: ${JSON.stringify(values.peer)} is not one the bench knows (nchan)`)
+  if (values.peer && values.profile) throw new UsageError('--profile profiles msgbus alone: run it without --peer')
   scenarios = scenarios.map((s) => ({
     ...s,
+    pubConnections: pubConnections ?? s.pubConnections,
+    pipeline: pipeline ?? s.pipeline,
     duration: duration !== undefined && !s.idle ? duration : s.duration,
     subProcesses: Math.min(subProcesses ?? s.subProcesses, s.subs),
   }))
@@ -140,6 +176,9 @@ function parseOptions(): Options {
     profile: values.profile ?? false,
     build: !values['no-build'],
     json: values.json ?? false,
+    peer: values.peer as 'nchan' | undefined,
+    rounds: numberOption(values.rounds, 'rounds', 2, 1),
+    install: !values['no-install'],
   }
 }
 
@@ -154,6 +193,7 @@ interface Latency {
 
 interface Outcome {
   scenario: Scenario
+  server: ServerKind
   error?: string
   /** Seconds test-pub published (its duration_s); for the idle scenario, the time the connections were held. */
   windowSeconds: number
@@ -206,9 +246,10 @@ interface Outcome {
   profiles?: Array<{label: string; summary: string}>
 }
 
-function emptyOutcome(scenario: Scenario): Outcome {
+function emptyOutcome(scenario: Scenario, server: ServerKind): Outcome {
   return {
     scenario,
+    server,
     windowSeconds: Number.NaN,
     published: 0,
     publishErrors: 0,
@@ -245,16 +286,20 @@ function emptyOutcome(scenario: Scenario): Outcome {
 
 // ---------------------------------------------------------------- the server
 
-interface Server {
-  cli: Cli
-  port: number
-  url: string
-  slowLines: number
-}
-
-async function startServer(runJs: string, lifetimeMs: number, serverArgs: string[], nodeArgs: string[]): Promise<Server> {
+/** `msgbus serve --port 0`, its port read from its `listen HTTP on ...` line. */
+async function startServer(runJs: string, lifetimeMs: number, serverArgs: string[], nodeArgs: string[]): Promise<BenchServer & {cli: Cli}> {
   const cli = runCli(runJs, 'msgbus serve', ['serve', '--port', '0', '--address', '127.0.0.1', ...serverArgs], lifetimeMs, nodeArgs)
-  const server: Server = {cli, port: 0, url: '', slowLines: 0}
+  const server = {
+    kind: 'msgbus' as const,
+    cli,
+    pid: cli.pid,
+    port: 0,
+    url: '',
+    slowLines: 0,
+    lines: () => cli.lines.slice(-10).join('\n'),
+    exit: cli.exit,
+    stop: (graceMs: number) => stop(cli.child, graceMs),
+  }
   cli.onLine = (line) => {
     if (/ slow /.test(line)) server.slowLines++
     const listening = / listen HTTP on ([\d.]+):(\d+)/.exec(line)
@@ -286,19 +331,19 @@ interface Subscribers {
  * `channel` between them, reporting every second on stderr, which tells when
  * their streams are live and when they have stopped receiving.
  */
-function startSubscribers(runJs: string, server: Server, channel: string, count: number, processes: number, lifetimeSeconds: number, nodeArgs: string[] = []): Subscribers {
+function startSubscribers(runJs: string, server: BenchServer, channel: string, count: number, processes: number, lifetimeSeconds: number, nodeArgs: string[] = [], extraArgs: string[] = []): Subscribers {
   const subs: Subscribers = {procs: [], requested: count, started: performance.now()}
   for (let i = 0; i < processes; i++) {
     const requested = Math.floor(count / processes) + (i < count % processes ? 1 : 0)
     const label = processes > 1 ? `test-sub ${i + 1}/${processes}` : 'test-sub'
-    subs.procs.push(startTestSub(runJs, server.url, channel, requested, label, lifetimeSeconds, {nodeArgs}))
+    subs.procs.push(startTestSub(runJs, server.url, channel, requested, label, lifetimeSeconds, {nodeArgs, extraArgs}))
   }
 
   return subs
 }
 
 /** Waits until every subscription is live (or failed), by test-sub's progress lines; without them, by the server's established connections. */
-async function subscribersLive(subs: Subscribers, server: Server, timeoutMs: number): Promise<void> {
+async function subscribersLive(subs: Subscribers, server: BenchServer, timeoutMs: number): Promise<void> {
   const live = () => {
     if (subs.procs.every((p) => p.lastLineAt > 0)) return subs.procs.every((p) => p.connected + p.failed >= p.requested)
     // No progress lines (their format changed?): count the server's side of the connections.
@@ -321,7 +366,7 @@ async function stopSubscribers(subs: Subscribers): Promise<TestSubReport[]> {
   return subs.procs.map((p) => jsonOf<TestSubReport>(p.cli))
 }
 
-function pubArgs(server: Server, channel: string, scenario: Scenario, seconds: number): string[] {
+function pubArgs(server: BenchServer, channel: string, scenario: Scenario, seconds: number, extraArgs: string[] = []): string[] {
   return [
     'test-pub',
     '--url',
@@ -336,11 +381,15 @@ function pubArgs(server: Server, channel: string, scenario: Scenario, seconds: n
     String(scenario.size),
     '--connections',
     String(scenario.pubConnections),
+    '--pipeline',
+    String(scenario.pipeline),
     '-t',
-    'application/octet-stream',
+    // msgbus's SSE carries a body that is not text in base64, which would hide a marker at its start.
+    scenario.format === 'sse' ? 'text/plain' : 'application/octet-stream',
     '--interval',
     '5',
     '--json',
+    ...extraArgs,
   ]
 }
 
@@ -358,12 +407,13 @@ async function runPublisher(runJs: string, args: string[], seconds: number, labe
  * publishing to them, so that the server's hot paths are compiled before the
  * measured window; then those subscribers leave.
  */
-async function warmUp(runJs: string, server: Server, scenario: Scenario, seconds: number): Promise<void> {
-  const subs = startSubscribers(runJs, server, 'warmup', 100, 1, seconds + 60)
+async function warmUp(runJs: string, server: BenchServer, scenario: Scenario, seconds: number): Promise<void> {
+  const extra = peerArgs(server.kind, scenario)
+  const subs = startSubscribers(runJs, server, 'warmup', 100, 1, seconds + 60, [], extra.sub)
   try {
     await subscribersLive(subs, server, 30_000)
     // 64-byte bodies whatever the scenario's: 100 subscribers keep up with them, so none is disconnected as slow.
-    await runPublisher(runJs, pubArgs(server, 'warmup', {...scenario, rate: 0, size: 64}, seconds), seconds, 'test-pub (warm-up)')
+    await runPublisher(runJs, pubArgs(server, 'warmup', {...scenario, rate: 0, size: 64, pubConnections: 1, pipeline: 1}, seconds, extra.pub), seconds, 'test-pub (warm-up)')
   } finally {
     await Promise.all(subs.procs.map((p) => stop(p.cli.child, 5000)))
   }
@@ -382,8 +432,8 @@ function safe(read: () => number): number {
   }
 }
 
-async function runScenario(runJs: string, scenario: Scenario, options: Options): Promise<Outcome> {
-  const outcome = emptyOutcome(scenario)
+async function runScenario(runJs: string, scenario: Scenario, options: Options, kind: ServerKind = 'msgbus'): Promise<Outcome> {
+  const outcome = emptyOutcome(scenario, kind)
   const s = scenario
   const what = s.idle
     ? `${s.subs.toLocaleString('en-US')} idle subscribers held ${s.duration} s`
@@ -395,23 +445,24 @@ async function runScenario(runJs: string, scenario: Scenario, options: Options):
   const labels = new Map<number, string>()
   // Bounds: the connections at (pessimistically) 500/s, the warm-up, the run, 90 s to spare.
   const lifetime = s.subs / 500 + options.warmup + s.duration + 90
-  const server = await startServer(runJs, lifetime * 1000, options.serverArgs, nodeArgs)
-  labels.set(server.cli.pid, 'msgbus serve (its whole life)')
+  const server = kind === 'nchan' ? await startNchan(lifetime * 1000) : await startServer(runJs, lifetime * 1000, options.serverArgs, nodeArgs)
+  if (kind === 'msgbus') labels.set(server.pid, 'msgbus serve (its whole life)')
+  const extra = peerArgs(kind, s)
   let subs: Subscribers | undefined
   let serverGone = false
-  void server.cli.exit.then(() => (serverGone = true))
+  void server.exit.then(() => (serverGone = true))
   try {
     // Not before the idle scenario: its figure is the RSS the subscriptions add to a fresh server.
     if (options.warmup > 0 && !s.idle) await warmUp(runJs, server, s, options.warmup)
     if (s.idle) {
       await sleep(1000)
-      outcome.rssBefore = statusBytes(server.cli.pid, 'VmRSS')
+      outcome.rssBefore = statusBytes(server.pid, 'VmRSS')
     }
 
     // The subscribers, all live before anything is published.
     const slowBefore = server.slowLines
-    const serverBefore = cpuTimes(server.cli.pid)
-    subs = startSubscribers(runJs, server, CHANNEL, s.subs, s.subProcesses, lifetime, nodeArgs)
+    const serverBefore = cpuTimes(server.pid)
+    subs = startSubscribers(runJs, server, CHANNEL, s.subs, s.subProcesses, lifetime, nodeArgs, extra.sub)
     for (const p of subs.procs) labels.set(p.cli.pid, `${p.cli.label} (its whole life)`)
     await subscribersLive(subs, server, (20 + s.subs / 500) * 1000)
     outcome.connectSeconds = (performance.now() - subs.started) / 1000
@@ -420,9 +471,9 @@ async function runScenario(runJs: string, scenario: Scenario, options: Options):
     const subPids = subs.procs.map((p) => p.cli.pid)
 
     if (s.idle) {
-      const start = {server: cpuTimes(server.cli.pid), subs: procCpu(subPids), machine: machineTimes(), at: performance.now()}
+      const start = {server: cpuTimes(server.pid), subs: procCpu(subPids), machine: machineTimes(), at: performance.now()}
       await sleep(s.duration * 1000)
-      const end = {server: cpuTimes(server.cli.pid), subs: procCpu(subPids), machine: machineTimes(), at: performance.now()}
+      const end = {server: cpuTimes(server.pid), subs: procCpu(subPids), machine: machineTimes(), at: performance.now()}
       outcome.windowSeconds = (end.at - start.at) / 1000
       outcome.wallSeconds = outcome.windowSeconds
       // For this scenario the server's CPU is that of accepting the subscriptions.
@@ -434,8 +485,8 @@ async function runScenario(runJs: string, scenario: Scenario, options: Options):
       outcome.pubCpu = 0
     } else {
       // The measured window: from starting test-pub until the subscribers have received everything.
-      const start = {server: cpuTimes(server.cli.pid), subs: procCpu(subPids), machine: machineTimes(), at: performance.now(), children: endedChildrenCpuSeconds()}
-      const {cli: pub, code} = await runPublisher(runJs, pubArgs(server, CHANNEL, s, s.duration), s.duration, 'test-pub', nodeArgs)
+      const start = {server: cpuTimes(server.pid), subs: procCpu(subPids), machine: machineTimes(), at: performance.now(), children: endedChildrenCpuSeconds()}
+      const {cli: pub, code} = await runPublisher(runJs, pubArgs(server, CHANNEL, s, s.duration, extra.pub), s.duration, 'test-pub', nodeArgs)
       labels.set(pub.pid, 'test-pub')
       // Nothing else has ended since test-pub started (the subscribers and the server are running): the growth is test-pub's.
       const pubCpu = endedChildrenCpuSeconds() - start.children
@@ -453,7 +504,7 @@ async function runScenario(runJs: string, scenario: Scenario, options: Options):
       ).catch((error: Error) => log(`   ${error.message}`))
       // The last progress line that counted messages covers the second before it: the last one came within it.
       outcome.drainSeconds = Math.max(0, (Math.max(...subs.procs.map((p) => p.lastBusyAt)) - pubEnded) / 1000)
-      const end = {server: cpuTimes(server.cli.pid), subs: procCpu(subPids), machine: machineTimes(), at: performance.now()}
+      const end = {server: cpuTimes(server.pid), subs: procCpu(subPids), machine: machineTimes(), at: performance.now()}
       outcome.serverCpu = end.server.user + end.server.system - start.server.user - start.server.system
       outcome.serverUser = end.server.user - start.server.user
       outcome.subCpuWindow = end.subs - start.subs
@@ -467,9 +518,9 @@ async function runScenario(runJs: string, scenario: Scenario, options: Options):
       if (report.reasons) log(`   test-pub: ${report.reasons.join('; ')}`)
     }
 
-    outcome.serverRss = statusBytes(server.cli.pid, 'VmRSS')
-    outcome.serverHwm = statusBytes(server.cli.pid, 'VmHWM')
-    if (serverGone) throw new Error(`the server exited during the run:\n${server.cli.lines.slice(-10).join('\n')}`)
+    outcome.serverRss = statusBytes(server.pid, 'VmRSS')
+    outcome.serverHwm = statusBytes(server.pid, 'VmHWM')
+    if (serverGone) throw new Error(`the server exited during the run:\n${server.lines()}`)
 
     outcome.slowLines = server.slowLines - slowBefore
     const reports = await stopSubscribers(subs)
@@ -491,7 +542,7 @@ async function runScenario(runJs: string, scenario: Scenario, options: Options):
     log(`   FAILED: ${(error as Error).message}`)
   } finally {
     if (subs) await Promise.all(subs.procs.map((p) => stop(p.cli.child, 3000)))
-    outcome.shutdownMs = await stop(server.cli.child, options.profile ? 30_000 : 5000)
+    outcome.shutdownMs = await server.stop(options.profile ? 30_000 : 5000)
     await stopAll()
   }
 
@@ -589,6 +640,10 @@ function verdict(o: Outcome): {figure: string; target: string; met?: boolean} {
       return {figure: `${fixed(o.bytes / 1e6 / o.windowSeconds, 0)} MB/s${behind(o)}`, target: `no loss ${mark(noLoss)}`, met: noLoss}
     case 5:
       return {figure: `${grouped(o.published / o.windowSeconds)} publishes/s`, target: `no loss ${mark(noLoss)}`, met: noLoss}
+    case 7:
+      return {figure: `${grouped(o.published / o.windowSeconds)} msgs/s, ${grouped(o.delivered / o.windowSeconds)} deliveries/s${behind(o)}`, target: `no loss ${mark(noLoss)}`, met: noLoss}
+    case 8:
+      return {figure: `${fixed(perDelivery(o), 2)} µs/delivery, p99 ${fixed(o.latency.p99, 1)} ms`, target: `no loss ${mark(noLoss)}`, met: noLoss}
     case 6: {
       const kib = (o.serverRss - o.rssBefore) / o.scenario.subs / 1024
       const all = o.failed === 0 && o.reconnects === 0 && o.connected === s.subs
@@ -633,6 +688,11 @@ function table(outcomes: Outcome[]): string {
   return [line(header), line(widths.map((w) => '─'.repeat(w))), ...rows.map(line)].join('\n')
 }
 
+/** CPU seconds other processes (not the server, not the tools) used over the window (the idle scenario's server CPU is outside it). */
+function othersSeconds(o: Outcome): number {
+  return o.machineBusy - o.serverCpu * (o.scenario.idle ? 0 : 1) - o.subCpuWindow - (Number.isFinite(o.pubCpu) ? o.pubCpu : 0)
+}
+
 function notes(o: Outcome): string[] {
   const s = o.scenario
   if (o.error) return [`${s.id}. FAILED: ${o.error}`]
@@ -673,7 +733,7 @@ function notes(o: Outcome): string[] {
   )
   // On this kernel irq/softirq ticks are charged to the process they interrupt (loopback TCP delivery runs
   // in the sender's softirq), so they are inside the server's and the tools' CPU already.
-  const others = o.machineBusy - o.serverCpu * (s.idle ? 0 : 1) - o.subCpuWindow - (Number.isFinite(o.pubCpu) ? o.pubCpu : 0)
+  const others = othersSeconds(o)
   out.push(
     `   machine over the window: ${fixed(o.machineBusy / o.wallSeconds, 2)} of ${cores} cores busy (irq+softirq ${fixed(o.machineIrq, 2)} s)` +
       (s.idle ? '' : `; other processes about ${fixed(Math.max(0, others), 2)} s`) +
@@ -685,9 +745,48 @@ function notes(o: Outcome): string[] {
 
 // ---------------------------------------------------------------- main
 
+/** One run's figures, as the peer comparison reads them. */
+function peerFigures(o: Outcome): PeerFigures {
+  return {
+    error: o.error,
+    perDelivery: perDelivery(o),
+    deliveriesPerSecond: o.delivered / o.windowSeconds,
+    messagesPerSecond: o.published / o.windowSeconds,
+    p99: o.latency.p99,
+    lossless: lossless(o) && o.gaps === 0,
+    kibPerConnection: (o.serverRss - o.rssBefore) / o.scenario.subs / 1024,
+    subPerDelivery: (o.subCpuWindow * 1e6) / o.delivered,
+    otherCores: Math.max(0, othersSeconds(o)) / o.wallSeconds,
+  }
+}
+
+/** --peer nchan: each scenario against both servers, in alternating rounds; the ratios. */
+async function comparePeer(runJs: string, options: Options): Promise<void> {
+  ensureNchan(options.install)
+  const started = performance.now()
+  const outcomes: Outcome[] = []
+  const rows = await runRounds(options.scenarios, options.rounds, async (scenario, kind, round) => {
+    await waitForQuiet(options.quietWait)
+    log(`round ${round + 1}/${options.rounds}, ${kind}:`)
+    const outcome = await runScenario(runJs, scenario as Scenario, options, kind)
+    outcomes.push(outcome)
+    return peerFigures(outcome)
+  })
+  let out =
+    `\nmsgbus against nginx+nchan (bench/nchan/nginx.conf: one worker), ${cores} cores, node ${process.version}, loopback; ` +
+    `${options.rounds} round${options.rounds > 1 ? 's' : ''} per scenario, the servers' order turned each round; ${((performance.now() - started) / 1000).toFixed(0)} s\n` +
+    `each figure: the median over the rounds (lowest–highest); ratio: msgbus/nchan of the medians (the rounds' own ratios, lowest–highest); ` +
+    `µs/deliv = the server's utime+stime (/proc; nginx's worker) per delivery${options.warmup > 0 ? `; ${options.warmup} s of warm-up on another channel before each run` : ''}\n\n`
+  out += peerTable(rows) + '\n'
+  process.stdout.write(out)
+  if (options.json) process.stdout.write(JSON.stringify(outcomes.map(({profiles: _, ...rest}) => rest), null, 2) + '\n')
+  process.exitCode = outcomes.some((outcome) => outcome.error) ? 1 : 0
+}
+
 async function main(): Promise<void> {
   const options = parseOptions()
   const runJs = prepareCli(options.build)
+  if (options.peer) return comparePeer(runJs, options)
   const started = performance.now()
   const outcomes: Outcome[] = []
   for (const scenario of options.scenarios) {

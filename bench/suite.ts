@@ -4,7 +4,8 @@
 // costs and how fast it replays (bench/history.ts), then the history's
 // files (bench/history-store.ts). Arguments go to the fan-out benchmark,
 // as they always did (`npm run bench -- --scenarios 1,3`); `--only` picks
-// benchmarks (`--only history,history-store`).
+// benchmarks (`--only history,history-store`); with `--peer` only the
+// fan-out runs, unless --only says otherwise.
 import {spawnSync} from 'node:child_process'
 import {fileURLToPath} from 'node:url'
 
@@ -35,7 +36,11 @@ function split(argv: string[]): {only: Benchmark[]; rest: string[]} {
   return {only, rest}
 }
 
-const {only, rest} = split(process.argv.slice(2))
+const parsed = split(process.argv.slice(2))
+const rest = parsed.rest
+// The peer comparison (--peer nchan) is the fan-out benchmark's: the history has no counterpart there.
+const peer = rest.some((arg) => arg === '--peer' || arg.startsWith('--peer='))
+const only = peer && !process.argv.some((arg) => arg === '--only' || arg.startsWith('--only=')) ? (['fanout'] as Benchmark[]) : parsed.only
 if (rest.includes('--help') || rest.includes('-h')) {
   process.stdout.write(`npm run bench [-- [--only ${BENCHMARKS.join(',')}] [fanout options]]\n\nRuns ${BENCHMARKS.map((b) => `bench/${b}.ts`).join(', ')} in turn; the options go to bench/fanout.ts (its --help follows).\n\n`)
 }

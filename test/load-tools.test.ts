@@ -16,7 +16,7 @@ import type {BusServer} from '../src/lib/index.js'
 import type {TestPubReport as PubReport, TestSubReport as SubReport} from '../src/lib/load/report.js'
 import {nowMicros} from '../src/lib/load/marker.js'
 import {SubscriptionStream} from '../src/lib/load/stream-reader.js'
-import {BIN, dropStreams, msgbus, MsgbusProcess, portOf, ROOT, run, ServeProcess, startBus, stopAll, streamsBesides, Subscription, textMessage, until, type RunResult} from './support/harness.js'
+import {BIN, documentOf, dropStreams, msgbus, MsgbusProcess, portOf, ROOT, run, ServeProcess, startBus, stopAll, streamsBesides, Subscription, textMessage, until, type RunResult} from './support/harness.js'
 import {unreceived} from './support/sockets.js'
 
 const MARKER = /^(.+); msgbus-load=(\d+)\.(\d+)\.(\d+)$/
@@ -24,16 +24,6 @@ const MARKER = /^(.+); msgbus-load=(\d+)\.(\d+)\.(\d+)$/
 const serves = new Set<ServeProcess>()
 const fakes = new Set<Server>()
 const dirs: string[] = []
-
-/** The JSON document a `--json` run prints last on stdout. */
-function documentOf<T>(result: RunResult): T {
-  const last = result.stdout.trimEnd().split('\n').at(-1) ?? ''
-  try {
-    return JSON.parse(last) as T
-  } catch {
-    throw new Error(`no JSON document at the end of stdout ${JSON.stringify(result.stdout.slice(-500))}; stderr ${JSON.stringify(result.stderr)}`)
-  }
-}
 
 function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'msgbus-load-'))

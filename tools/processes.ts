@@ -210,9 +210,9 @@ export function startTestSub(
   requested: number,
   label: string,
   lifetimeSeconds: number,
-  {channels = 1, nodeArgs = []}: {channels?: number; nodeArgs?: string[]} = {},
+  {channels = 1, nodeArgs = [], extraArgs = []}: {channels?: number; nodeArgs?: string[]; extraArgs?: string[]} = {},
 ): SubProcess {
-  const args = ['test-sub', '--url', url, '-c', channel, '--channels', String(channels), '-n', String(requested), '--interval', '1', '-d', String(Math.ceil(lifetimeSeconds)), '--json']
+  const args = ['test-sub', '--url', url, '-c', channel, '--channels', String(channels), '-n', String(requested), '--interval', '1', '-d', String(Math.ceil(lifetimeSeconds)), '--json', ...extraArgs]
   const cli = runCli(runJs, label, args, (lifetimeSeconds + 15) * 1000, nodeArgs)
   const proc: SubProcess = {cli, requested, connected: 0, failed: 0, lastRate: Number.NaN, lastLineAt: 0, lastBusyAt: 0}
   cli.onLine = (line, at) => {

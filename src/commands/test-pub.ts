@@ -8,7 +8,7 @@ import {plural} from '../lib/util/plural.js'
 
 export default class TestPub extends MsgbusCommand {
   static override summary = 'Publish load: a paced or flat-out flood of messages, for load tests.'
-  static override description = `Publishes over keep-alive connections, at --rate messages/s (paced on an absolute schedule) or, without --rate (or with --rate 0), as fast as the server accepts them, each connection keeping --pipeline requests in flight; the first line on stderr says which. Each message carries its sequence number and send time in a parameter of its content type (msgbus-load=...), so test-sub can measure loss and latency while -f bodies stay intact. Reports messages/s after a second, then every --interval seconds (a live line on a terminal), and at the end a summary (starting with total:) or, with --json, one JSON document: published, errors, rate, duration_s, requested_rate, connections. Runs until --count, --duration or SIGINT; exits non-zero when any message was refused or went unanswered (the server closed the connection).`
+  static override description = `Publishes over keep-alive connections, at --rate messages/s (paced on an absolute schedule) or, without --rate (or with --rate 0), as fast as the server accepts them, each connection keeping --pipeline requests in flight; the first line on stderr says which. Each message carries its sequence number and send time in a parameter of its content type (msgbus-load=...), so test-sub can measure loss and latency while -f bodies stay intact; with --marker body it opens the body instead (then padded or cut to --size, never into the marker), for servers whose streams carry no type. Any 2xx answer counts as published (msgbus answers 204, nginx+nchan 201 or 202). Reports messages/s after a second, then every --interval seconds (a live line on a terminal), and at the end a summary (starting with total:) or, with --json, one JSON document: published, errors, rate, duration_s, requested_rate, connections. Runs until --count, --duration or SIGINT; exits non-zero when any message was refused or went unanswered (the server closed the connection).`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> -r 100 -d 15',
@@ -28,6 +28,7 @@ export default class TestPub extends MsgbusCommand {
     pipeline: Flags.integer({summary: 'Requests in flight per connection.', default: 1, min: 1}),
     duration: Flags.integer({char: 'd', summary: 'Stop after this many seconds.', min: 1, helpValue: '<seconds>'}),
     count: Flags.integer({summary: 'Stop after this many messages.', min: 1}),
+    marker: Flags.string({summary: 'Where each message carries its load marker: type (a parameter of its content type, the default) or body (the start of its body, for streams that carry no type, such as nchan\'s SSE).', options: ['type', 'body'], default: 'type', helpValue: '<where>'}),
     size: sizeFlag({summary: 'Pad (or cut) every body to this many bytes.'}),
     interval: Flags.integer({summary: 'Seconds between reports.', default: 5, min: 1}),
     json: Flags.boolean({summary: 'At the end, print one JSON document instead of the summary.'}),
@@ -42,6 +43,7 @@ export default class TestPub extends MsgbusCommand {
       channels: flags.channels,
       file: flags.file,
       size: flags.size,
+      marker: flags.marker as 'type' | 'body',
       type: flags.type,
       rate: flags.rate,
       connections: flags.connections,

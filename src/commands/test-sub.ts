@@ -27,6 +27,8 @@ export default class TestSub extends MsgbusCommand {
     type: Flags.string({char: 't', summary: 'Only messages whose type matches these patterns.', helpValue: '<patterns>'}),
     // No -s: the 2007 test-sub's -s is SSL.
     sender: Flags.string({summary: 'Only messages from senders matching these patterns.', helpValue: '<patterns>'}),
+    format: Flags.string({summary: 'Stream format to ask msgbus for (?format=): multipart (the default) or sse; test-sub reads either.', options: ['multipart', 'sse'], helpValue: '<format>'}),
+    accept: Flags.string({summary: 'Accept header of the subscriptions: how another server is asked for a stream (nginx+nchan: multipart/mixed or text/event-stream).', helpValue: '<media type>'}),
     print: Flags.boolean({summary: 'Print each message of the first connection as `channel type sender [body]`.'}),
     interval: Flags.integer({summary: 'Seconds between reports.', default: 5, min: 1}),
     json: Flags.boolean({summary: 'At the end, print one JSON document instead of the summary.'}),
@@ -43,6 +45,8 @@ export default class TestSub extends MsgbusCommand {
       ramp: flags.ramp,
       type: flags.type,
       sender: flags.sender,
+      format: flags.format,
+      accept: flags.accept,
       durationSeconds: flags.duration,
       intervalSeconds: flags.interval,
       print: flags.print,

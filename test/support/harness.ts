@@ -288,6 +288,16 @@ export interface RunResult {
   stderr: string
 }
 
+/** The JSON document a `--json` run prints last on stdout. */
+export function documentOf<T>(result: RunResult): T {
+  const last = result.stdout.trimEnd().split('\n').at(-1) ?? ''
+  try {
+    return JSON.parse(last) as T
+  } catch {
+    throw new Error(`no JSON document at the end of stdout ${JSON.stringify(result.stdout.slice(-500))}; stderr ${JSON.stringify(result.stderr)}`)
+  }
+}
+
 /** Runs a program to its end, stdin closed unless given. */
 export async function run(command: string, args: string[], options: {input?: Buffer | string; env?: NodeJS.ProcessEnv; timeoutMs?: number} = {}): Promise<RunResult> {
   const child = spawn(command, args, {env: {...process.env, NO_COLOR: '1', ...options.env}, stdio: ['pipe', 'pipe', 'pipe']})

@@ -17,8 +17,13 @@ export interface LoadMarker {
 
 const MARKER = /;\s*msgbus-load=(\d+)\.(\d+)\.(\d+)/
 
+/** `msgbus-load=<publisher>.<seq>.<sent µs>`: the marker as it travels, in a type parameter or (test-pub --marker body) at the start of a body. */
+export function markerText(marker: LoadMarker): string {
+  return `msgbus-load=${marker.publisher}.${marker.seq}.${marker.sentMicros}`
+}
+
 export function withMarker(type: string, marker: LoadMarker): string {
-  return `${type}; msgbus-load=${marker.publisher}.${marker.seq}.${marker.sentMicros}`
+  return `${type}; ${markerText(marker)}`
 }
 
 export function readMarker(type: string | undefined): LoadMarker | undefined {

@@ -2,7 +2,7 @@ import {randomInt} from 'node:crypto'
 import type {Socket} from 'node:net'
 import {numberedChannel, resolveTarget, type ClientOptions, type Target} from '../client/target.js'
 import {loopbackSource, openSocket, requestLine} from './connect.js'
-import {nowMicros, withMarker} from './marker.js'
+import {markerText, nowMicros, withMarker, type LoadMarker} from './marker.js'
 import {ResponseReader} from './response-reader.js'
 
 export interface LoadPublisherOptions extends ClientOptions {
@@ -12,6 +12,8 @@ export interface LoadPublisherOptions extends ClientOptions {
   /** Pad (or cut) bodies to this many bytes. */
   size?: number
   type: string
+  /** Where each message's marker goes: a parameter of its type (default), or the start of its body (for streams that carry no type, as nchan's SSE). */
+  marker?: 'type' | 'body'
   /** Messages per second over all connections; 0: as fast as the server accepts them. */
   rate: number
   connections: number
@@ -86,9 +88,10 @@ export class LoadPublisher {
     this.scheduled = rate > 0 && durationSeconds !== undefined ? Math.ceil(durationSeconds * rate) : Infinity
   }
 
-  private body(seq: number): Buffer {
-    const body = this.options.body ?? Buffer.from(`<h1>hello world ${seq}</h1>`)
-    const size = this.options.size
+  private body(seq: number, marker: LoadMarker | undefined): Buffer {
+    let body = this.options.body ?? Buffer.from(`<h1>hello world ${seq}</h1>`)
+    if (marker) body = Buffer.concat([Buffer.from(`${markerText(marker)} `, 'latin1'), body])
+    const size = this.options.size === undefined || !marker ? this.options.size : Math.max(this.options.size, markerText(marker).length + 1)
     if (size === undefined || size === body.length) return body
     if (size < body.length) return body.subarray(0, size)
     return Buffer.concat([body, Buffer.alloc(size - body.length, 0x20)])
@@ -97,7 +100,8 @@ export class LoadPublisher {
   private async connect(index: number): Promise<Lane> {
     const reader = new ResponseReader((head, text) => {
       lane.inFlight--
-      if (head.status === 204 || head.status === 200) this.totals.published++
+      // msgbus answers 204; nginx+nchan 201 (subscribers got it) or 202 (none there).
+      if (head.status >= 200 && head.status < 300) this.totals.published++
       else this.fail(`${head.status} ${text.trim()}`)
       this.pump(lane)
     })
@@ -125,8 +129,10 @@ export class LoadPublisher {
 
   private send(lane: Lane): void {
     const channel = this.sent % this.targets.length
-    const body = this.body(this.sent++)
-    const type = withMarker(this.options.type, {publisher: lane.publisher + channel, seq: lane.sent[channel]++, sentMicros: nowMicros()})
+    const marker = {publisher: lane.publisher + channel, seq: lane.sent[channel]++, sentMicros: nowMicros()}
+    const inBody = this.options.marker === 'body'
+    const body = this.body(this.sent++, inBody ? marker : undefined)
+    const type = inBody ? this.options.type : withMarker(this.options.type, marker)
     lane.inFlight++
     lane.socket.write(
       Buffer.concat([

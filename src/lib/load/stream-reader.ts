@@ -216,7 +216,7 @@ export class SubscriptionStream {
 }
 
 /** Whether data[at...] holds bytes[from...]. */
-function matches(data: Buffer, at: number, bytes: Buffer, from: number): boolean {
+export function matches(data: Buffer, at: number, bytes: Buffer, from: number): boolean {
   if (at + bytes.length - from > data.length) return false
   for (let k = from; k < bytes.length; k++) {
     if (data[at + k - from] !== bytes[k]) return false
@@ -230,7 +230,7 @@ function matches(data: Buffer, at: number, bytes: Buffer, from: number): boolean
  * holds, each exact as a double (as Number() reads them); returns where
  * they end, or -1 when they are not there.
  */
-function readNumbers(data: Buffer, at: number, separator: number, into: number[]): number {
+export function readNumbers(data: Buffer, at: number, separator: number, into: number[]): number {
   let i = at
   for (let f = 0; f < into.length; f++) {
     if (f > 0 && data[i++] !== separator) return -1

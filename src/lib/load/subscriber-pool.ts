@@ -1,10 +1,10 @@
 import type {Socket} from 'node:net'
 import {numberedChannel, resolveTarget, type ClientOptions, type Target} from '../client/target.js'
-import {boundaryOf, type Part} from '../protocol/multipart-parser.js'
+import type {Part} from '../protocol/multipart-parser.js'
 import {loopbackSource, openSocket, requestLine} from './connect.js'
 import {nowMicros} from './marker.js'
 import {parseHead} from './response-reader.js'
-import {SubscriptionStream} from './stream-reader.js'
+import {streamReaderFor, type StreamReader} from './stream-choice.js'
 import {SubscriptionTally, Window} from './tally.js'
 import {messageOf, reasonOf} from '../util/errors.js'
 
@@ -17,6 +17,10 @@ export interface SubscriberPoolOptions extends ClientOptions {
   sender?: string
   /** Connection i subscribes to `<channel>-<i mod N>` (as test-pub --channels N publishes). Default 1: the channel itself. */
   channels?: number
+  /** `?format=` of the subscription (msgbus picks its stream format by it: `sse`, `multipart`). */
+  format?: string
+  /** An Accept header on the subscription request: how other servers are asked for a stream (nchan: `multipart/mixed`, `text/event-stream`). */
+  accept?: string
   signal?: AbortSignal
   /** Called for every message on the first connection (test-sub --print), with the channel that connection subscribed to. */
   onMessage?: (part: Part, channel: string) => void
@@ -50,6 +54,7 @@ export class SubscriberPool {
     const params = this.target.url.searchParams
     if (options.type) params.set('type', options.type)
     if (options.sender) params.set('sender', options.sender)
+    if (options.format) params.set('format', options.format)
     params.set('gaps', '1')
   }
 
@@ -81,7 +86,7 @@ export class SubscriberPool {
       let live = false
       let refused: string | undefined
       let head: Buffer | undefined = Buffer.alloc(0)
-      let stream: SubscriptionStream | undefined
+      let stream: StreamReader | undefined
       // `data` is a shared read buffer: the head is copied out, the stream reader copies what it keeps.
       const onData = (data: Buffer, end: number): void => {
         if (stream) {
@@ -100,8 +105,10 @@ export class SubscriberPool {
         const headEnd = head.indexOf('\r\n\r\n')
         if (headEnd < 0) return
         const response = parseHead(head.toString('latin1', 0, headEnd))
-        const boundary = boundaryOf(response.headers['content-type'])
-        if (response.status !== 200 || !boundary) {
+        const {onMessage} = this.options
+        const channel = this.targetOf(index).channel
+        stream = response.status === 200 ? streamReaderFor(response, tally, index === 0 && onMessage ? (part) => onMessage(part, channel) : undefined) : undefined
+        if (!stream) {
           refused = `${response.status} ${head.toString('utf8', headEnd + 4).trim().split('\n')[0]}`.trim()
           socket.destroy()
           return
@@ -115,10 +122,6 @@ export class SubscriberPool {
           this.window.reconnects++
         }
         resolve()
-        const chunked = response.headers['transfer-encoding'] === 'chunked'
-        const {onMessage} = this.options
-        const channel = this.targetOf(index).channel
-        stream = new SubscriptionStream(boundary, chunked, tally, index === 0 && onMessage ? (part) => onMessage(part, channel) : undefined)
         const rest = head.subarray(headEnd + 4)
         head = undefined
         if (rest.length > 0) stream.write(rest, rest.length)
@@ -128,7 +131,9 @@ export class SubscriberPool {
       this.sockets.add(socket)
       const lastId = retryMs > 0 ? tally.lastId : undefined
       if (lastId !== undefined) tally.resumed(nowMicros())
-      socket.write(`${requestLine('GET', this.targetOf(index), lastId === undefined ? {} : {'Last-Event-ID': lastId})}\r\n`)
+      const headers: Record<string, string> = this.options.accept ? {Accept: this.options.accept} : {}
+      if (lastId !== undefined) headers['Last-Event-ID'] = lastId
+      socket.write(`${requestLine('GET', this.targetOf(index), headers)}\r\n`)
       socket.on('error', (error: NodeJS.ErrnoException) => {
         if (!live) refused ??= reasonOf(error)
       })
