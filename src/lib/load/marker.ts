@@ -27,10 +27,11 @@ export function readMarker(type: string | undefined): LoadMarker | undefined {
   return {publisher: Number(match[1]), seq: Number(match[2]), sentMicros: Number(match[3])}
 }
 
-/** Read once: a getter that test-sub would otherwise call once per socket read. */
-const TIME_ORIGIN = performance.timeOrigin
+// Both read once: `performance` is a lazy global (a getter) and timeOrigin another, which test-sub would call on every socket read.
+const PERFORMANCE = performance
+const TIME_ORIGIN = PERFORMANCE.timeOrigin
 
 /** Wall-clock microseconds, finer than Date.now(): what markers carry and latency is measured with. */
 export function nowMicros(): number {
-  return Math.round((TIME_ORIGIN + performance.now()) * 1000)
+  return Math.round((TIME_ORIGIN + PERFORMANCE.now()) * 1000)
 }
