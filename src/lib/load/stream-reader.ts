@@ -32,15 +32,16 @@ let lastView: DataView | undefined
 
 /** Scratch for the part being read: reads run one at a time, and one object stays in the cache where one per connection would not. */
 const MSGBUS_PART = new MsgbusPart()
-/** The delimiter lines of each boundary: a server has one boundary for all its streams. */
+/** The delimiter lines of each boundary: msgbus has one boundary for all its streams. A server with one per stream gets its own, uncached past the first few. */
 const DELIMITERS = new Map<string, {opening: Literal; closing: Literal}>()
+const MAX_CACHED_BOUNDARIES = 64
 
 function delimitersOf(line: Buffer): {opening: Literal; closing: Literal} {
   const key = line.toString('latin1')
   let delimiters = DELIMITERS.get(key)
   if (!delimiters) {
     delimiters = {opening: new Literal(line.subarray(2)), closing: new Literal(line)}
-    DELIMITERS.set(key, delimiters)
+    if (DELIMITERS.size < MAX_CACHED_BOUNDARIES) DELIMITERS.set(key, delimiters)
   }
 
   return delimiters
@@ -62,11 +63,12 @@ function viewOf(data: Buffer): DataView {
  * last connections it reads. So the stream msgbus sends (every message one
  * chunk: its headers, Content-Type first, the body and the next delimiter
  * line) is read straight off the bytes: no strings, no objects, no
- * allocation; a part exactly as msgbus writes it by MsgbusPart, a word at a
- * time, any other by the byte loops below. Anything else (another server's framing, chunk extensions,
- * the closing delimiter) hands the rest of the stream, from the start of
- * that chunk, to the library's chunked decoder and multipart parser, which
- * read any split of any stream; the stream then stays with them.
+ * allocation; a part exactly as msgbus writes it by MsgbusPart, a word at
+ * a time, any other part by the byte loops below. Anything else (another
+ * server's framing, chunk extensions, the closing delimiter) hands the
+ * rest of the stream, from the start of that chunk, to the library's
+ * chunked decoder and multipart parser, which read any split of any
+ * stream; the stream then stays with them.
  */
 export class SubscriptionStream {
   /** `\r\n--boundary\r\n`: how every msgbus part ends; the opening chunk is all of it but the first CRLF. */
@@ -178,7 +180,7 @@ export class SubscriptionStream {
     let i = start + CONTENT_TYPE.length
     let marker = -1
     for (; i < bodyEnd && data[i] !== CR && data[i] !== LF; i++) {
-      if (marker < 0 && data[i] === MARKER[0] && matches(data, i, MARKER, 0)) marker = i
+      if (marker < 0 && data[i] === MARKER[0] && matches(data, i, MARKER)) marker = i
     }
 
     // The blank line that ends the headers; a bare LF (which may end them sooner) is the general path's.
@@ -202,7 +204,7 @@ export class SubscriptionStream {
     if (headEnd < 0) return false
     if (event >= 0) {
       const at = skipBlanks(data, event)
-      if (matches(data, at, GAP, 0) && data[skipBlanks(data, at + GAP.length)] === CR) this.sink.gap()
+      if (matches(data, at, GAP) && data[skipBlanks(data, at + GAP.length)] === CR) this.sink.gap()
       return true
     }
 
@@ -261,11 +263,11 @@ export class SubscriptionStream {
   }
 }
 
-/** Whether data[at...] holds bytes[from...]. */
-function matches(data: Buffer, at: number, bytes: Buffer, from: number): boolean {
-  if (at + bytes.length - from > data.length) return false
-  for (let k = from; k < bytes.length; k++) {
-    if (data[at + k - from] !== bytes[k]) return false
+/** Whether data[at...] holds `bytes`. */
+function matches(data: Buffer, at: number, bytes: Buffer): boolean {
+  if (at + bytes.length > data.length) return false
+  for (let k = 0; k < bytes.length; k++) {
+    if (data[at + k] !== bytes[k]) return false
   }
 
   return true
