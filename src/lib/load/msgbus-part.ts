@@ -92,12 +92,11 @@ function equalsSign(view: DataView, from: number, limit: number): number {
 }
 
 /**
- * Decimal numbers at `at` joined by `separator`, as many as `into` holds,
- * each of 1 to 16 digits and exact as a double (as Number() reads them);
- * returns where they end, or -1 when they are not there.
+ * Decimal numbers at `at` (before `limit`) joined by `separator`, as many
+ * as `into` holds, each of 1 to 16 digits and exact as a double (as
+ * Number() reads them); returns where they end, or -1 when they are not there.
  */
-export function readNumbers(view: DataView, at: number, separator: number, into: number[]): number {
-  const limit = view.byteLength
+export function readNumbers(view: DataView, at: number, limit: number, separator: number, into: number[]): number {
   let i = at
   for (let f = 0; f < into.length; f++) {
     if (f > 0) {
@@ -157,7 +156,7 @@ export class MsgbusPart {
       if (name >= at && MARKER_NAME.at(view, name)) {
         let before = name - 1
         while (before > at && (view.getUint8(before) === 0x20 || view.getUint8(before) === 0x09)) before--
-        if (view.getUint8(before) !== 0x3b || readNumbers(view, equals + 1, 0x2e, this.marker) < 0) return NOT_MSGBUS
+        if (view.getUint8(before) !== 0x3b || readNumbers(view, equals + 1, end, 0x2e, this.marker) < 0) return NOT_MSGBUS
         found |= HAS_MARKER
       } else if (equalsSign(view, equals + 1, end) >= 0) {
         // Another parameter first: which `=` ends the marker name, if any, is the byte-by-byte reader's to find.
@@ -167,11 +166,11 @@ export class MsgbusPart {
 
     at = end
     if (at + CONTENT_LENGTH.length > bodyEnd || !CONTENT_LENGTH.at(view, at)) return NOT_MSGBUS
-    at = readNumbers(view, at + CONTENT_LENGTH.length, 0, this.length)
+    at = readNumbers(view, at + CONTENT_LENGTH.length, bodyEnd, 0, this.length)
     if (at < 0 || at + CONTENT_LOCATION.length > bodyEnd || !CONTENT_LOCATION.at(view, at)) return NOT_MSGBUS
     end = lineEnd(view, at + CONTENT_LOCATION.length, bodyEnd)
     if (end < 0 || end + MESSAGE_ID.length > bodyEnd || !MESSAGE_ID.at(view, end)) return NOT_MSGBUS
-    at = readNumbers(view, end + MESSAGE_ID.length, 0x2d, this.id)
+    at = readNumbers(view, end + MESSAGE_ID.length, bodyEnd, 0x2d, this.id)
     if (at < 0 || at + 4 > bodyEnd || view.getUint16(at, true) !== CRLF) return NOT_MSGBUS
     found |= HAS_ID
     if (at + FROM.length <= bodyEnd && FROM.at(view, at)) {

@@ -213,7 +213,7 @@ export class SubscriptionStream {
     if (marker >= 0) this.sink.marker(this.fields[0], this.fields[1], this.fields[2])
     if (id >= 0) {
       // Another server's id (not `<ms>-<seq>`) is kept by no one.
-      const end = readNumbers(view, skipBlanks(data, id), 0x2d, this.idFields)
+      const end = readNumbers(view, skipBlanks(data, id), data.length, 0x2d, this.idFields)
       if (end >= 0 && data[skipBlanks(data, end)] === CR) this.sink.id(this.idFields[0], this.idFields[1])
     }
 
@@ -231,7 +231,7 @@ export class SubscriptionStream {
     while (before > start && (data[before] === 0x20 || data[before] === 0x09)) before--
     if (data[before] !== 0x3b) return false
     // `<publisher>.<seq>.<sent>`.
-    return readNumbers(view, at + MARKER.length, 0x2e, this.fields) >= 0
+    return readNumbers(view, at + MARKER.length, data.length, 0x2e, this.fields) >= 0
   }
 
   /** The library's decoder and parser, from the start of a chunk; `inPart`: a delimiter was read, the chunk begins a part. */
