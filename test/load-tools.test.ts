@@ -14,6 +14,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import type {BusServer} from '../src/lib/index.js'
 import type {TestPubReport as PubReport, TestSubReport as SubReport} from '../src/lib/load/report.js'
+import {LatencyHistogram} from '../src/lib/load/latency.js'
 import {nowMicros} from '../src/lib/load/marker.js'
 import {SubscriptionStream} from '../src/lib/load/stream-reader.js'
 import {BIN, documentOf, dropStreams, msgbus, MsgbusProcess, portOf, ROOT, run, ServeProcess, startBus, stopAll, streamsBesides, Subscription, textMessage, until, type RunResult} from './support/harness.js'
@@ -828,7 +829,64 @@ describe("test-sub's stream reader", () => {
     ])
   })
 
+  it("parts exactly as msgbus writes them (read a word at a time), and near misses of that shape, split anywhere: as the parser reads them", () => {
+    // Content-Type, Content-Length, Content-Location, Message-ID, maybe From, as multipart-encoder.ts writes them.
+    const exact = (type: string, body: string, {id = '1795755609293-0', from = '', location = '/msgbus/flood', length = Buffer.byteLength(body)} = {}) =>
+      chunk(`Content-Type: ${type}\r\nContent-Length: ${length}\r\nContent-Location: ${location}\r\nMessage-ID: ${id}\r\n${from}\r\n${body}\r\n--B\r\n`)
+    const type = (seq: number) => `text/plain; msgbus-load=7.${seq}.1795755609293512`
+    const own = exact(type(0), 'message 0') + exact(type(1), 'body\r\n\r\nContent-Length: 3\r\n', {id: '1795755609293-1', from: 'From: bob\r\n'}) + exact('text/plain', 'no marker', {id: '1795755609294-0'})
+    assertAnySplit(chunk('--B\r\n') + own, [
+      '9 bytes', '7.0.1795755609293512', 'id 1795755609293-0',
+      '27 bytes', '7.1.1795755609293512', 'id 1795755609293-1',
+      '9 bytes', 'id 1795755609294-0',
+    ])
+
+    const shapes = {
+      'another parameter before the marker': exact(`text/plain; charset=utf-8; q=1; ${type(1).slice(12)}`, 'x'),
+      'a marker name not after a semicolon': exact('text/plain;x=msgbus-load=1.2.3', 'x'),
+      'the marker in a longer name': exact('text/plain; my-msgbus-load=1.2.3; msgbus-load=7.1.5', 'x'),
+      'blanks around the marker': exact('text/plain;\t msgbus-load=7.1.5 ', 'x'),
+      'a 17-digit marker number': exact('text/plain; msgbus-load=7.1.12345678901234567', 'x'),
+      'a 17-digit id': exact(type(1), 'x', {id: '17957556092930000-1'}),
+      'an id that is not one': exact(type(1), 'x', {id: '1795755609293-1x'}),
+      'a blank after the id': exact(type(1), 'x', {id: '1795755609293-1 '}),
+      'names in another case': chunk(`content-type: ${type(1)}\r\nContent-Length: 1\r\nContent-Location: /msgbus/flood\r\nmessage-id: 1795755609293-1\r\n\r\nx\r\n--B\r\n`),
+      'a header after the id': exact(type(1), 'x', {from: 'X-Extra: 1\r\n'}),
+      'a gap event after the id': exact(type(1), 'x', {from: 'Msgbus-Event: gap\r\n'}),
+      'a bare LF in From': exact(type(1), 'x', {from: 'From: a\nb\r\n'}),
+      'a bare CR in the location': exact(type(1), 'x', {location: '/msgbus/a\rb'}),
+      'an empty body': exact(type(1), ''),
+    }
+    for (const [what, shape] of Object.entries(shapes)) {
+      const stream = chunk('--B\r\n') + exact(type(0), 'message 0') + shape + exact(type(2), 'message 2', {id: '1795755609293-2'})
+      const expected = events(stream, [], true)
+      assert.ok(expected.length >= 6, `${what}: ${JSON.stringify(expected)}`)
+      assertAnySplit(stream, expected)
+    }
+  })
+
   it('a stream that opens otherwise (a preamble) is the parser\'s from the start', () => {
     assertAnySplit(chunk('preamble\r\n--B\r\n') + marked(0) + marked(1), ['9 bytes', '7.0.1795755609293512', '9 bytes', '7.1.1795755609293512'])
+  })
+})
+
+describe("test-sub's latency histogram", () => {
+  it('percentiles to 3 significant digits, the exact max, halves merged; below 1 µs is 1 µs, above an hour an hour', () => {
+    const low = new LatencyHistogram()
+    const high = new LatencyHistogram()
+    for (let micros = 1; micros <= 100_000; micros++) (micros % 2 ? low : high).record(micros)
+    low.add(high)
+    assert.equal(low.count, 100_000)
+    const {p50, p90, p99, max} = low.summary()
+    for (const [got, want] of [[p50, 50], [p90, 90], [p99, 99]]) assert.ok(Math.abs(got - want) <= want * 0.001, `${got} ms for ${want} ms`)
+    assert.equal(max, 100)
+
+    const edges = new LatencyHistogram()
+    edges.record(-40)
+    edges.record(0.2)
+    assert.deepEqual(edges.summary(), {p50: 0.001, p90: 0.001, p99: 0.001, max: 0.001})
+    edges.record(5e12)
+    assert.equal(edges.summary().max, 3_600_000)
+    assert.deepEqual(new LatencyHistogram().summary(), {p50: 0, p90: 0, p99: 0, max: 0})
   })
 })

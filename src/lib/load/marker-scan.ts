@@ -1,7 +1,13 @@
-import {matches, readNumbers} from './stream-reader.js'
+import {readNumbers} from './msgbus-part.js'
+import {matches} from './stream-reader.js'
 
 const MARKER = Buffer.from('msgbus-load=')
 const M = MARKER[0]
+
+/** The bytes as msgbus-part's readers take them (a view made once per marker or id read). */
+export function viewOf(data: Buffer): DataView {
+  return new DataView(data.buffer, data.byteOffset, data.byteLength)
+}
 
 /**
  * Finds the first load marker in data[from, to) wherever it sits: in a part's
@@ -14,7 +20,7 @@ const M = MARKER[0]
 export function scanMarker(data: Buffer, from: number, to: number, into: number[]): boolean {
   const last = to - MARKER.length
   for (let i = from; i < last; i++) {
-    if (data[i] === M && matches(data, i, MARKER, 0)) return readNumbers(data, i + MARKER.length, 0x2e, into) >= 0
+    if (data[i] === M && matches(data, i, MARKER)) return readNumbers(viewOf(data), i + MARKER.length, to, 0x2e, into) >= 0
   }
 
   return false

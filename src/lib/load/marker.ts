@@ -32,7 +32,11 @@ export function readMarker(type: string | undefined): LoadMarker | undefined {
   return {publisher: Number(match[1]), seq: Number(match[2]), sentMicros: Number(match[3])}
 }
 
+// Both read once: `performance` is a lazy global (a getter) and timeOrigin another, which test-sub would call on every socket read.
+const PERFORMANCE = performance
+const TIME_ORIGIN = PERFORMANCE.timeOrigin
+
 /** Wall-clock microseconds, finer than Date.now(): what markers carry and latency is measured with. */
 export function nowMicros(): number {
-  return Math.round((performance.timeOrigin + performance.now()) * 1000)
+  return Math.round((TIME_ORIGIN + PERFORMANCE.now()) * 1000)
 }

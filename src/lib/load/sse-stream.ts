@@ -1,7 +1,8 @@
 import {HeldBytes} from './held-bytes.js'
-import {scanMarker} from './marker-scan.js'
+import {scanMarker, viewOf} from './marker-scan.js'
 import type {Part} from '../protocol/multipart-parser.js'
-import {matches, readNumbers, type MessageSink} from './stream-reader.js'
+import {readNumbers} from './msgbus-part.js'
+import {matches, type MessageSink} from './stream-reader.js'
 
 const CR = 0x0d
 const LF = 0x0a
@@ -68,7 +69,7 @@ export class SseStream {
       const next = eol + 1
       if (eol > line && data[eol - 1] === CR) eol--
       if (data[line] !== COLON) {
-        if (matches(data, line, DATA, 0)) {
+        if (matches(data, line, DATA)) {
           const from = line + DATA.length + (data[line + DATA.length] === 0x20 ? 1 : 0)
           if (dataFrom < 0) {
             dataFrom = from
@@ -76,11 +77,11 @@ export class SseStream {
           }
           // Lines of data are joined with LF.
           dataBytes += eol - from + (lines++ > 0 ? 1 : 0)
-        } else if (matches(data, line, EVENT, 0)) {
+        } else if (matches(data, line, EVENT)) {
           const from = line + EVENT.length + (data[line + EVENT.length] === 0x20 ? 1 : 0)
-          named = !(eol - from === MESSAGE.length && matches(data, from, MESSAGE, 0))
-          gap = eol - from === GAP.length && matches(data, from, GAP, 0)
-        } else if (matches(data, line, ID, 0)) {
+          named = !(eol - from === MESSAGE.length && matches(data, from, MESSAGE))
+          gap = eol - from === GAP.length && matches(data, from, GAP)
+        } else if (matches(data, line, ID)) {
           id = line + ID.length + (data[line + ID.length] === 0x20 ? 1 : 0)
         }
       }
@@ -96,7 +97,7 @@ export class SseStream {
     if (scanMarker(data, dataFrom, stop, this.fields)) this.sink.marker(this.fields[0], this.fields[1], this.fields[2])
     // msgbus's ids, `<ms>-<seq>`, which a resume asks for; another server's are kept by no one.
     if (id >= 0) {
-      const end = readNumbers(data, id, 0x2d, this.idFields)
+      const end = readNumbers(viewOf(data), id, stop, 0x2d, this.idFields)
       if (end >= 0 && (data[end] === LF || data[end] === CR)) this.sink.id(this.idFields[0], this.idFields[1])
     }
   }
@@ -105,7 +106,7 @@ export class SseStream {
   private jsonLength(data: Buffer, from: number, stop: number, fallback: number): number {
     const last = stop - LENGTH.length
     for (let i = from; i < last; i++) {
-      if (data[i] === 0x22 && matches(data, i, LENGTH, 0)) {
+      if (data[i] === 0x22 && matches(data, i, LENGTH)) {
         let value = 0
         let k = i + LENGTH.length
         const digits = k

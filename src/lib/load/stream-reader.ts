@@ -2,6 +2,7 @@ import {ChunkedDecoder} from '../protocol/chunked-decoder.js'
 import {MultipartParser, type Part} from '../protocol/multipart-parser.js'
 import {isMessageId, parseMessageId} from '../bus/message-id.js'
 import {readMarker} from './marker.js'
+import {HAS_ID, HAS_MARKER, Literal, MsgbusPart, NOT_MSGBUS, readNumbers} from './msgbus-part.js'
 
 /** Where a subscription's messages go: every one counted, then its marker (if it has one) checked, then its id (if it has one) kept. */
 export interface MessageSink {
@@ -25,6 +26,36 @@ const MAX_HELD_CHUNK = 1024 * 1024
 /** Hex digits of a chunk size the fast path reads; more is the general path's to judge. */
 const MAX_SIZE_DIGITS = 8
 
+/** The DataView last made, and its buffer: every plain-TCP read comes in one shared buffer, so one view serves them all. */
+let viewed: Buffer | undefined
+let lastView: DataView | undefined
+
+/** Scratch for the part being read: reads run one at a time, and one object stays in the cache where one per connection would not. */
+const MSGBUS_PART = new MsgbusPart()
+/** The delimiter lines of each boundary: msgbus has one boundary for all its streams. A server with one per stream gets its own, uncached past the first few. */
+const DELIMITERS = new Map<string, {opening: Literal; closing: Literal}>()
+const MAX_CACHED_BOUNDARIES = 64
+
+function delimitersOf(line: Buffer): {opening: Literal; closing: Literal} {
+  const key = line.toString('latin1')
+  let delimiters = DELIMITERS.get(key)
+  if (!delimiters) {
+    delimiters = {opening: new Literal(line.subarray(2)), closing: new Literal(line)}
+    if (DELIMITERS.size < MAX_CACHED_BOUNDARIES) DELIMITERS.set(key, delimiters)
+  }
+
+  return delimiters
+}
+
+function viewOf(data: Buffer): DataView {
+  if (data !== viewed || !lastView) {
+    lastView = new DataView(data.buffer, data.byteOffset, data.length)
+    viewed = data
+  }
+
+  return lastView
+}
+
 /**
  * Reads one subscription's stream after the response head. With thousands
  * of subscriptions a test-sub process spends its time here, once per
@@ -32,14 +63,19 @@ const MAX_SIZE_DIGITS = 8
  * last connections it reads. So the stream msgbus sends (every message one
  * chunk: its headers, Content-Type first, the body and the next delimiter
  * line) is read straight off the bytes: no strings, no objects, no
- * allocation. Anything else (another server's framing, chunk extensions,
- * the closing delimiter) hands the rest of the stream, from the start of
- * that chunk, to the library's chunked decoder and multipart parser, which
- * read any split of any stream; the stream then stays with them.
+ * allocation; a part exactly as msgbus writes it by MsgbusPart, a word at
+ * a time, any other part by the byte loops below. Anything else (another
+ * server's framing, chunk extensions, the closing delimiter) hands the
+ * rest of the stream, from the start of that chunk, to the library's
+ * chunked decoder and multipart parser, which read any split of any
+ * stream; the stream then stays with them.
  */
 export class SubscriptionStream {
   /** `\r\n--boundary\r\n`: how every msgbus part ends; the opening chunk is all of it but the first CRLF. */
   private readonly delimiterLine: Buffer
+  /** The same, as Literals: every part is checked for it. */
+  private readonly closing: Literal
+  private readonly opening: Literal
   /** The first bytes of a chunk that did not all arrive in one read, copied out of the shared read buffer. */
   private held: Buffer | undefined
   /** The opening delimiter was read: the next chunk starts a part. */
@@ -58,6 +94,9 @@ export class SubscriptionStream {
     private readonly onPart?: (part: Part) => void,
   ) {
     this.delimiterLine = Buffer.from(`\r\n--${boundary}\r\n`, 'latin1')
+    const delimiters = delimitersOf(this.delimiterLine)
+    this.opening = delimiters.opening
+    this.closing = delimiters.closing
     // A boundary declared with dashes has two delimiter spellings (see MultipartParser): the general path's.
     if (!chunked || onPart || boundary.startsWith('--')) this.general = this.generalReader(false)
   }
@@ -70,10 +109,11 @@ export class SubscriptionStream {
       this.held = undefined
     }
 
+    const view = viewOf(data)
     let at = 0
     while (at < end) {
       if (this.general) return this.general(data.subarray(at, end))
-      const next = this.chunk(data, at, end)
+      const next = this.chunk(data, view, at, end)
       if (next === 0) {
         this.general = this.generalReader(this.inPart)
       } else if (next < 0) {
@@ -89,7 +129,7 @@ export class SubscriptionStream {
    * One chunk at data[at]: returns where the next one starts, -1 when it has
    * not all arrived, 0 when it is not one this fast path reads.
    */
-  private chunk(data: Buffer, at: number, end: number): number {
+  private chunk(data: Buffer, view: DataView, at: number, end: number): number {
     let size = 0
     let i = at
     for (; i < end && i - at <= MAX_SIZE_DIGITS; i++) {
@@ -107,7 +147,7 @@ export class SubscriptionStream {
     const stop = start + size
     if (stop + 2 > end) return -1
     if (data[stop] !== CR || data[stop + 1] !== LF) return 0
-    return this.part(data, start, stop) ? stop + 2 : 0
+    return this.part(data, view, start, stop) ? stop + 2 : 0
   }
 
   /**
@@ -116,23 +156,31 @@ export class SubscriptionStream {
    * Buffer's compare and indexOf: on a part this short a call into C++ costs
    * more than the search.
    */
-  private part(data: Buffer, start: number, stop: number): boolean {
-    const line = this.delimiterLine
+  private part(data: Buffer, view: DataView, start: number, stop: number): boolean {
     if (!this.inPart) {
       // The opening: `--boundary\r\n`.
-      this.inPart = stop - start === line.length - 2 && matches(data, start, line, 2)
+      this.inPart = stop - start === this.opening.length && this.opening.at(view, start)
       return this.inPart
     }
 
-    const bodyEnd = stop - line.length
-    if (bodyEnd < start + CONTENT_TYPE.length || !matches(data, bodyEnd, line, 0)) return false
+    const bodyEnd = stop - this.closing.length
+    if (bodyEnd < start + CONTENT_TYPE.length || !this.closing.at(view, bodyEnd)) return false
+    const msgbus = MSGBUS_PART
+    const found = msgbus.read(view, start, bodyEnd)
+    if (found !== NOT_MSGBUS) {
+      this.sink.received(msgbus.bodyBytes)
+      if (found & HAS_MARKER) this.sink.marker(msgbus.marker[0], msgbus.marker[1], msgbus.marker[2])
+      if (found & HAS_ID) this.sink.id(msgbus.id[0], msgbus.id[1])
+      return true
+    }
+
     if (!matchesLower(data, start, CONTENT_TYPE)) return false
 
     // The Content-Type line, and the marker in it.
     let i = start + CONTENT_TYPE.length
     let marker = -1
     for (; i < bodyEnd && data[i] !== CR && data[i] !== LF; i++) {
-      if (marker < 0 && data[i] === MARKER[0] && matches(data, i, MARKER, 0)) marker = i
+      if (marker < 0 && data[i] === MARKER[0] && matches(data, i, MARKER)) marker = i
     }
 
     // The blank line that ends the headers; a bare LF (which may end them sooner) is the general path's.
@@ -156,16 +204,16 @@ export class SubscriptionStream {
     if (headEnd < 0) return false
     if (event >= 0) {
       const at = skipBlanks(data, event)
-      if (matches(data, at, GAP, 0) && data[skipBlanks(data, at + GAP.length)] === CR) this.sink.gap()
+      if (matches(data, at, GAP) && data[skipBlanks(data, at + GAP.length)] === CR) this.sink.gap()
       return true
     }
 
-    if (marker >= 0 && !this.readMarker(data, start, marker)) return false
+    if (marker >= 0 && !this.readMarker(data, view, start, marker)) return false
     this.sink.received(bodyEnd - headEnd - 4)
     if (marker >= 0) this.sink.marker(this.fields[0], this.fields[1], this.fields[2])
     if (id >= 0) {
       // Another server's id (not `<ms>-<seq>`) is kept by no one.
-      const end = readNumbers(data, skipBlanks(data, id), 0x2d, this.idFields)
+      const end = readNumbers(view, skipBlanks(data, id), data.length, 0x2d, this.idFields)
       if (end >= 0 && data[skipBlanks(data, end)] === CR) this.sink.id(this.idFields[0], this.idFields[1])
     }
 
@@ -177,13 +225,13 @@ export class SubscriptionStream {
    * `start`, into `fields`; false when it is not well formed (the general
    * path then judges the part).
    */
-  private readMarker(data: Buffer, start: number, at: number): boolean {
+  private readMarker(data: Buffer, view: DataView, start: number, at: number): boolean {
     // `;\s*msgbus-load=`: the parameter, not a word inside another one.
     let before = at - 1
     while (before > start && (data[before] === 0x20 || data[before] === 0x09)) before--
     if (data[before] !== 0x3b) return false
     // `<publisher>.<seq>.<sent>`.
-    return readNumbers(data, at + MARKER.length, 0x2e, this.fields) >= 0
+    return readNumbers(view, at + MARKER.length, data.length, 0x2e, this.fields) >= 0
   }
 
   /** The library's decoder and parser, from the start of a chunk; `inPart`: a delimiter was read, the chunk begins a part. */
@@ -215,33 +263,14 @@ export class SubscriptionStream {
   }
 }
 
-/** Whether data[at...] holds bytes[from...]. */
-export function matches(data: Buffer, at: number, bytes: Buffer, from: number): boolean {
-  if (at + bytes.length - from > data.length) return false
-  for (let k = from; k < bytes.length; k++) {
-    if (data[at + k - from] !== bytes[k]) return false
+/** Whether data[at...] holds `bytes`. */
+export function matches(data: Buffer, at: number, bytes: Buffer): boolean {
+  if (at + bytes.length > data.length) return false
+  for (let k = 0; k < bytes.length; k++) {
+    if (data[at + k] !== bytes[k]) return false
   }
 
   return true
-}
-
-/**
- * Decimal numbers at data[at] joined by `separator`, as many as `into`
- * holds, each exact as a double (as Number() reads them); returns where
- * they end, or -1 when they are not there.
- */
-export function readNumbers(data: Buffer, at: number, separator: number, into: number[]): number {
-  let i = at
-  for (let f = 0; f < into.length; f++) {
-    if (f > 0 && data[i++] !== separator) return -1
-    const from = i
-    let value = 0
-    for (; i < data.length && data[i] >= 0x30 && data[i] <= 0x39; i++) value = value * 10 + data[i] - 0x30
-    if (i === from || i - from > 16 || value > Number.MAX_SAFE_INTEGER) return -1
-    into[f] = value
-  }
-
-  return i
 }
 
 /** Whether data[at...] holds `lower`, letters in any case (`lower` is lower case). */

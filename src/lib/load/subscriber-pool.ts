@@ -5,7 +5,7 @@ import {loopbackSource, openSocket, requestLine} from './connect.js'
 import {nowMicros} from './marker.js'
 import {parseHead} from './response-reader.js'
 import {streamReaderFor, type StreamReader} from './stream-choice.js'
-import {SubscriptionTally, Window} from './tally.js'
+import {newRead, SubscriptionTally, Window} from './tally.js'
 import {messageOf, reasonOf} from '../util/errors.js'
 
 export interface SubscriberPoolOptions extends ClientOptions {
@@ -89,6 +89,7 @@ export class SubscriberPool {
       let stream: StreamReader | undefined
       // `data` is a shared read buffer: the head is copied out, the stream reader copies what it keeps.
       const onData = (data: Buffer, end: number): void => {
+        newRead()
         if (stream) {
           try {
             stream.write(data, end)
