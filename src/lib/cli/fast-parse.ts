@@ -127,7 +127,8 @@ export async function fastParse(argv: string[], spec: FastSpec): Promise<FastCom
   for (const [index, arg] of spec.args.entries()) {
     const value = positional[index] ?? arg.default
     if (value === undefined && arg.required) return undefined
-    if (value !== undefined) parsed.push(value)
+    if (value === undefined) continue
+    parsed.push(value)
     args[arg.name] = value
   }
 
