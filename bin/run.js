@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // The installed CLI. Two ways in, both made by scripts/build.ts (`npm run
 // build`), each one bundled file compiled with V8's code cache beside it:
-// - `send` and `dump` with a plain command line: dist/cli/fast-<id>.cjs, the
-//   command's own run function and what it loads, without oclif. It parses
-//   the command line from the command's own flag definitions and hands
-//   anything it does not take exactly (help, errors, unknown flags...) back,
-//   before doing anything, to
+// - `send` and `dump` with a plain command line, and `--version`:
+//   dist/cli/fast-<id>.cjs (fast---version.cjs), the command's own run
+//   function and what it loads, without oclif. It parses the command line
+//   from the command's own flag definitions and hands anything it does not
+//   take exactly (help, errors, unknown flags...) back, before doing
+//   anything, to
 // - oclif and every command: dist/cli/index.cjs, given to oclif through its
 //   explicit command strategy.
 // Start-up then reads two files instead of resolving and compiling a couple
@@ -97,9 +98,9 @@ function load(file, optional = false) {
   return bundle
 }
 
-// A command name, not a flag or a path: only then is there a fast bundle to look for.
+// A command name or --version, not another flag or a path: only then is there a fast bundle to look for.
 const id = process.argv[2]
-const fast = process.env.MSGBUS_NO_FAST_PATH === undefined && id !== undefined && /^[a-z][a-z-]*$/.test(id) ? load(join(root, 'dist', 'cli', `fast-${id}.cjs`), true) : undefined
+const fast = process.env.MSGBUS_NO_FAST_PATH === undefined && /^(?:[a-z][a-z-]*|--version)$/.test(id ?? '') ? load(join(root, 'dist', 'cli', `fast-${id}.cjs`), true) : undefined
 const status = fast === undefined ? undefined : await fast.exports.run(process.argv.slice(3))
 
 if (status === undefined) {

@@ -37,6 +37,7 @@
  * build/cli.ts (git-ignored).
  */
 import {spawn} from 'node:child_process'
+import {existsSync} from 'node:fs'
 import {createHash} from 'node:crypto'
 import {mkdir, readdir, readFile, rename, rm, writeFile} from 'node:fs/promises'
 import {createServer} from 'node:http'
@@ -128,7 +129,7 @@ async function entryOf(id: string, cached: Command.Cached, plugin: Plugin): Prom
  * (@oclif/plugin-help's `help`), which go into the bundle too, so that
  * nothing is loaded from node_modules at run time.
  */
-export async function readCommands(root = ROOT): Promise<{commands: CommandEntry[]; plugins: string[]}> {
+export async function readCommands(root = ROOT): Promise<{commands: CommandEntry[]; plugins: string[]; hooks: string[]}> {
   settings.enableAutoTranspile = true
   const rootPlugin = new Plugin({root, isRoot: true, ignoreManifest: true, errorOnManifestCreate: true})
   await rootPlugin.load()
@@ -146,7 +147,7 @@ export async function readCommands(root = ROOT): Promise<{commands: CommandEntry
   const commands = (
     await Promise.all([rootPlugin, ...plugins].flatMap((plugin) => Object.entries(plugin.manifest.commands).map(([id, cached]) => entryOf(id, cached, plugin))))
   ).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-  return {commands, plugins: plugins.map((p) => p.name)}
+  return {commands, plugins: plugins.map((p) => p.name), hooks: Object.keys(rootPlugin.hooks)}
 }
 
 /** A module specifier for `file`, relative to the folder `from`, in the .js form TypeScript sources use. */
@@ -525,6 +526,7 @@ async function writeCodeCache(commands: CommandEntry[], notes: string[]): Promis
     }
 
     if (!main) await runForCache(['--help'], '')
+    if (existsSync(FAST_VERSION.outfile)) await runForCache(['--version'], '').catch(tolerate(`no code cache for ${relative(ROOT, FAST_VERSION.outfile)}`))
     for (const c of commands.filter((c) => typeof c.fast === 'object')) {
       const run = c.id === 'send' ? runForCache(['send', 'code-cache', '--url', url], 'hi\n') : runForCache([c.id, 'code-cache', '--url', url, '--no-reconnect'], '', {status: 1})
       await run.catch(tolerate(`no code cache for dist/cli/fast-${c.id}.cjs`))
@@ -552,9 +554,24 @@ async function writeBundle(files: OutputFile[], outfile: string): Promise<{lengt
   return {length: text.length, id}
 }
 
-/** Bundles the fast path of each of FAST_COMMANDS that has a spec; returns the files written. */
-async function buildFastBundles(commands: CommandEntry[], notes: string[]): Promise<Array<{file: string; id: string}>> {
+/** `msgbus --version` without oclif: src/lib/cli/fast-version.ts, bundled as bin/run.js looks for it (fast-<first argument>.cjs). */
+const FAST_VERSION = {entry: join(ROOT, 'src', 'lib', 'cli', 'fast-version.ts'), outfile: join(OUT_DIR, 'fast---version.cjs')}
+
+/**
+ * Bundles the fast path of each of FAST_COMMANDS that has a spec, and of
+ * --version; returns the files written (bundles with their build id).
+ * None when package.json declares oclif hooks: the fast path runs none.
+ */
+async function buildFastBundles(commands: CommandEntry[], hooks: string[], notes: string[]): Promise<Array<{file: string; id: string}>> {
   const written: Array<{file: string; id: string}> = []
+  const add = async (files: OutputFile[], outfile: string) =>
+    written.push({file: outfile, id: (await writeBundle(files, outfile)).id}, ...files.filter((f) => f.path !== outfile).map((f) => ({file: f.path, id: ''})))
+  if (hooks.length > 0) {
+    notes.push(`no fast path: package.json declares oclif hooks (${hooks.join(', ')}), which only oclif runs`)
+    return written
+  }
+
+  await add((await bundle(notes, FAST_VERSION.entry, FAST_VERSION.outfile)).files, FAST_VERSION.outfile)
   const slim = await slimUndiciSource(notes)
   const slimFile = join(BUILD_DIR, 'undici-slim.cjs')
   if (slim !== undefined) await writeFile(slimFile, slim)
@@ -568,8 +585,7 @@ async function buildFastBundles(commands: CommandEntry[], notes: string[]): Prom
     await writeFile(entry, fastEntrySource(c.fast, FAST_COMMANDS[c.id]!, []))
     const lazyModules = lazyModulesOf((await bundle([], entry, outfile, plugins)).metafile, commands)
     await writeFile(entry, fastEntrySource(c.fast, FAST_COMMANDS[c.id]!, lazyModules))
-    const {files} = await bundle(notes, entry, outfile, plugins)
-    written.push({file: outfile, id: (await writeBundle(files, outfile)).id}, ...files.filter((f) => f.path !== outfile).map((f) => ({file: f.path, id: ''})))
+    await add((await bundle(notes, entry, outfile, plugins)).files, outfile)
   }
 
   return written
@@ -584,7 +600,7 @@ export interface BuildResult {
 }
 
 export async function buildCli(): Promise<BuildResult> {
-  const {commands, plugins} = await readCommands()
+  const {commands, plugins, hooks} = await readCommands()
   if (!commands.some((c) => c.plugin === undefined)) throw new Error('oclif finds no commands in src/commands')
   await mkdir(BUILD_DIR, {recursive: true})
   await mkdir(OUT_DIR, {recursive: true})
@@ -608,7 +624,7 @@ export async function buildCli(): Promise<BuildResult> {
   }
 
   const main = await writeBundle(files, BUNDLE)
-  const fast = await buildFastBundles(commands, notes)
+  const fast = await buildFastBundles(commands, hooks, notes)
   // Whatever else is in dist/cli is from an older layout, or the old caches.
   const ours = new Set([...files.map((f) => f.path), ...fast.map((f) => f.file)])
   for (const name of await readdir(OUT_DIR)) if (!ours.has(join(OUT_DIR, name))) await rm(join(OUT_DIR, name), {recursive: true, force: true})

@@ -1,5 +1,6 @@
-// The fast path of `msgbus send` and `msgbus dump` (bin/run.js runs them
-// from dist/cli/fast-<id>.cjs, without oclif; src/lib/cli/fast-parse.ts):
+// The fast path of `msgbus send`, `msgbus dump` and `msgbus --version`
+// (bin/run.js runs them from dist/cli/fast-<id>.cjs, without oclif;
+// src/lib/cli/fast-parse.ts):
 // it must take a command line exactly as oclif's parser does, or leave it
 // to oclif; and the CLI must answer the same either way
 // (MSGBUS_NO_FAST_PATH sends every command through oclif).
@@ -108,6 +109,14 @@ describe('the fast path of send and dump', function () {
       assert.equal((await both(['send', 'foo', 'no-such-file', '--url', refused])).code, 1)
       const server = await startBus()
       assert.equal((await both(['dump', 'foo', '-n', '1', '--timeout', '1', '--url', `http://127.0.0.1:${portOf(server)}`])).code, 1)
+    })
+
+    it('--version (dist/cli/fast---version.cjs): oclif\'s line', async function () {
+      for (const args of [['--version'], ['--version', 'send']]) {
+        const result = await both(args)
+        assert.equal(result.code, 0)
+        assert.match(result.stdout, /^msgbus\/\S+ \S+-\S+ node-v\S+\n$/)
+      }
     })
 
     it('on usage errors and help, which it leaves to oclif', async function () {
