@@ -14,12 +14,15 @@
 // command go through oclif. bin/dev.js runs the sources instead (through
 // tsx, with package.json's pattern strategy: new command files need no
 // build there).
-import {readFileSync, renameSync, writeFileSync} from 'node:fs'
-import {createRequire, Module} from 'node:module'
-import {dirname, join} from 'node:path'
-import {fileURLToPath} from 'node:url'
-import {setFlagsFromString} from 'node:v8'
-import {constants as vmConstants, Script} from 'node:vm'
+//
+// CommonJS (bin/package.json): an ES module entry would cost every start
+// Node's ES module loader, ~10 ms.
+'use strict'
+const {readFileSync, renameSync, writeFileSync} = require('node:fs')
+const {createRequire, Module} = require('node:module')
+const {dirname, join} = require('node:path')
+const {setFlagsFromString} = require('node:v8')
+const {constants: vmConstants, Script} = require('node:vm')
 
 // Two V8 flags, set before anything is compiled (V8 takes a code cache only
 // under the flags it was made with, and the build makes it through this file):
@@ -36,7 +39,7 @@ import {constants as vmConstants, Script} from 'node:vm'
 setFlagsFromString('--wasm-tiering-budget=100000000')
 setFlagsFromString('--verify-snapshot-checksum')
 
-const root = fileURLToPath(new URL('..', import.meta.url))
+const root = join(__dirname, '..')
 // Set by scripts/build.ts: run, then save V8's compiled code for next time.
 const writeCache = process.env.MSGBUS_WRITE_CODE_CACHE === '1'
 
@@ -101,9 +104,15 @@ function load(file, optional = false) {
 // A command name or --version, not another flag or a path: only then is there a fast bundle to look for.
 const id = process.argv[2]
 const fast = process.env.MSGBUS_NO_FAST_PATH === undefined && /^(?:[a-z][a-z-]*|--version)$/.test(id ?? '') ? load(join(root, 'dist', 'cli', `fast-${id}.cjs`), true) : undefined
-const status = fast === undefined ? undefined : await fast.exports.run(process.argv.slice(3))
+async function main() {
+  const status = fast === undefined ? undefined : await fast.exports.run(process.argv.slice(3))
+  if (status !== undefined) {
+    await fast.save()
+    // As oclif ends a command that exits non-zero; on success, Node ends when nothing is left to do.
+    if (status !== 0) process.exit(status)
+    return
+  }
 
-if (status === undefined) {
   const bundle = load(join(root, 'dist', 'cli', 'index.cjs'))
   const {execute, settings, BUNDLED_PLUGINS} = bundle.exports
   const pjson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
@@ -116,8 +125,7 @@ if (status === undefined) {
 
   await execute({loadOptions: {root, pjson}})
   await bundle.save()
-} else {
-  await fast.save()
-  // As oclif ends a command that exits non-zero; on success, Node ends when nothing is left to do.
-  if (status !== 0) process.exit(status)
 }
+
+// A failure outside oclif's and the commands' own handling ends the process as an uncaught error would.
+main()
