@@ -31,6 +31,15 @@
  *   start-up path (oclif, the stand-ins) imports it statically. Parts of
  *   undici and oclif that cost time and that msgbus never uses are patched
  *   out of the bundle (PATCHES).
+ * - oclif itself, for the commands a shell loop calls (issue 17: `echo hi |
+ *   msgbus send foo` took 2.6× `node -e ''`): `send` and `dump` (FAST_COMMANDS)
+ *   and `--version` get bundles of their own, dist/cli/fast-<id>.cjs with
+ *   their code caches, holding the command's run function and what it loads,
+ *   without oclif, and only the part of undici the client uses
+ *   (slimUndiciSource). Their parser's view of the flags is read here off the
+ *   command's own definitions (scripts/fast-spec.ts); bin/run.js tries the
+ *   fast bundle first, and it hands anything it does not take exactly to
+ *   oclif (src/lib/cli/fast-parse.ts).
  *
  * The list of commands is never written by hand: oclif finds them in
  * src/commands (as bin/dev.js does), and the generated entry module goes to
