@@ -57,6 +57,7 @@ export function fastSpecOf(command: Command.Class, id: string, bin: string): Fas
         parser: parserOf(flag),
         multiple: flag.multiple ? true : undefined,
         allowNo: flag.allowNo ? true : undefined,
+        required: flag.required ? true : undefined,
         default: flag.default,
         exclusive: flag.exclusive as string[] | undefined,
         options: flag.options as string[] | undefined,

@@ -6,7 +6,7 @@
 // (MSGBUS_NO_FAST_PATH sends every command through oclif).
 import assert from 'node:assert/strict'
 import {existsSync} from 'node:fs'
-import {Parser, type Interfaces} from '@oclif/core'
+import {Command, Flags, Parser, type Interfaces} from '@oclif/core'
 import fc from 'fast-check'
 import {fastSpecOf} from '../scripts/fast-spec.js'
 import Dump from '../src/commands/dump.js'
@@ -23,8 +23,11 @@ function specOf(id: keyof typeof COMMANDS): FastSpec {
 }
 
 /** oclif's parse of the command line, as the command's this.parse() makes it. */
-async function oclifParse(id: keyof typeof COMMANDS, argv: string[]): Promise<{args: unknown; argv: unknown; flags: unknown}> {
-  const command = COMMANDS[id]
+function oclifParse(id: keyof typeof COMMANDS, argv: string[]): Promise<{args: unknown; argv: unknown; flags: unknown}> {
+  return oclifParseOf(COMMANDS[id], argv)
+}
+
+async function oclifParseOf(command: Command.Class, argv: string[]): Promise<{args: unknown; argv: unknown; flags: unknown}> {
   const flags: Interfaces.FlagInput = {...command.baseFlags, ...command.flags}
   const parsed = await Parser.parse(argv, {flags, args: command.args, strict: command.strict})
   return {args: parsed.args, argv: parsed.argv, flags: parsed.flags}
@@ -47,6 +50,29 @@ describe('the fast path of send and dump', function () {
       const spec = specOf(id)
       assert.deepEqual(spec.flags.map((flag) => flag.name).sort(), Object.keys({...COMMANDS[id].baseFlags, ...COMMANDS[id].flags}).sort())
       assert.ok(existsSync(new URL(`../dist/cli/fast-${id}.cjs`, `file://${BIN}`)), `dist/cli/fast-${id}.cjs (npm run build)`)
+    }
+  })
+
+  it('leaves to oclif what its spec says it cannot weigh: a required flag missing, a flag set in the environment, help', async function () {
+    class Probe extends Command {
+      static override flags = {
+        help: Flags.help({char: 'h'}),
+        name: Flags.string({required: true}),
+        level: Flags.integer({env: 'FAST_PATH_TEST_LEVEL', min: 1}),
+      }
+
+      async run(): Promise<void> {}
+    }
+
+    const spec = fastSpecOf(Probe, 'probe', 'msgbus') as FastSpec
+    assert.deepEqual(await fastParse(['--name', 'x', '--level', '2'], spec), await oclifParseOf(Probe, ['--name', 'x', '--level', '2']))
+    assert.equal(await fastParse(['--level', '2'], spec), undefined)
+    assert.equal(await fastParse(['--name', 'x', '-h'], spec), undefined)
+    process.env.FAST_PATH_TEST_LEVEL = '3'
+    try {
+      assert.equal(await fastParse(['--name', 'x'], spec), undefined)
+    } finally {
+      delete process.env.FAST_PATH_TEST_LEVEL
     }
   })
 

@@ -13,6 +13,8 @@ export interface FastFlag {
   parser?: 'string' | 'integer' | FlagParserName
   multiple?: boolean
   allowNo?: boolean
+  /** oclif refuses a command line without it. */
+  required?: boolean
   default?: unknown
   exclusive?: string[]
   options?: string[]
@@ -67,9 +69,10 @@ async function valueOf(input: string, flag: FastFlag): Promise<unknown> {
  * (`--no-name` too), arguments. Anything else, and anything oclif would
  * refuse or answer itself (help, `--`, bundled short flags, unknown flags,
  * a value starting with `-`, a bad value, a flag given twice, a missing
- * argument, exclusive flags together, a flag from the environment), gives
- * undefined: the caller then hands the whole command line to oclif, whose
- * parser and messages decide. Nothing is read or written here.
+ * argument or required flag, exclusive flags together, a flag from the
+ * environment), gives undefined: the caller then hands the whole command
+ * line to oclif, whose parser and messages decide. Nothing is read or
+ * written here.
  */
 export async function fastParse(argv: string[], spec: FastSpec): Promise<FastCommandLine | undefined> {
   const long = new Map(spec.flags.map((flag) => [flag.name, flag]))
@@ -116,6 +119,7 @@ export async function fastParse(argv: string[], spec: FastSpec): Promise<FastCom
   }
 
   for (const name of given.keys()) if (long.get(name)!.exclusive?.some((other) => given.has(other))) return undefined
+  if (spec.flags.some((flag) => flag.required && !given.has(flag.name))) return undefined
   // A flag that reads the environment, when it is set: oclif's to weigh against the default.
   if (spec.flags.some((flag) => flag.env !== undefined && !given.has(flag.name) && process.env[flag.env] !== undefined)) return undefined
   const flags = Object.fromEntries(given)
