@@ -31,12 +31,22 @@
  *   start-up path (oclif, the stand-ins) imports it statically. Parts of
  *   undici and oclif that cost time and that msgbus never uses are patched
  *   out of the bundle (PATCHES).
+ * - oclif itself, for the commands a shell loop calls (issue 17: `echo hi |
+ *   msgbus send foo` took 2.6× `node -e ''`): `send` and `dump` (FAST_COMMANDS)
+ *   and `--version` get bundles of their own, dist/cli/fast-<id>.cjs with
+ *   their code caches, holding the command's run function and what it loads,
+ *   without oclif, and only the part of undici the client uses
+ *   (slimUndiciSource). Their parser's view of the flags is read here off the
+ *   command's own definitions (scripts/fast-spec.ts); bin/run.js tries the
+ *   fast bundle first, and it hands anything it does not take exactly to
+ *   oclif (src/lib/cli/fast-parse.ts).
  *
  * The list of commands is never written by hand: oclif finds them in
  * src/commands (as bin/dev.js does), and the generated entry module goes to
  * build/cli.ts (git-ignored).
  */
 import {spawn} from 'node:child_process'
+import {existsSync} from 'node:fs'
 import {createHash} from 'node:crypto'
 import {mkdir, readdir, readFile, rename, rm, writeFile} from 'node:fs/promises'
 import {createServer} from 'node:http'
@@ -45,12 +55,16 @@ import {join, relative, sep} from 'node:path'
 import {fileURLToPath, pathToFileURL} from 'node:url'
 import {Config, Plugin, settings, type Command} from '@oclif/core'
 import {build, type Metafile, type OutputFile, type Plugin as EsbuildPlugin} from 'esbuild'
+import type {FastSpec} from '../src/lib/cli/fast-parse.js'
+import {fastSpecOf} from './fast-spec.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const BUILD_DIR = join(ROOT, 'build')
 const ENTRY = join(BUILD_DIR, 'cli.ts')
 const OUT_DIR = join(ROOT, 'dist', 'cli')
 const BUNDLE = join(OUT_DIR, 'index.cjs')
+/** Set (to anything) in the environment, bin/run.js runs every command through oclif. */
+const NO_FAST_PATH = 'MSGBUS_NO_FAST_PATH'
 
 /** Packages that the start-up path (oclif and the stand-ins) must not load: only the commands that use them do. */
 const LAZY_ONLY = ['undici']
@@ -65,6 +79,19 @@ const NEVER_FIRED = new Set(['plugins:postinstall', 'plugins:postuninstall'])
 /** Manifest keys that oclif sets itself when it loads a command. */
 const NOT_METADATA = new Set(['id', 'pluginAlias', 'pluginName', 'pluginType', 'relativePath', 'isESM', 'hasDynamicHelp', 'aliasPermutations', 'permutations'])
 
+/**
+ * Commands a shell loop calls, run without oclif when their command line is
+ * plain (src/lib/cli/fast-cli.ts): each gets a bundle of its own,
+ * dist/cli/fast-<id>.cjs, with its code cache, holding the command's run
+ * function (shared with its oclif class) and what it loads, and a FastSpec
+ * read off the command's flag definitions (scripts/fast-spec.ts). bin/run.js
+ * tries it first and falls back to oclif for anything else.
+ */
+const FAST_COMMANDS: Record<string, {module: string; run: string}> = {
+  send: {module: 'src/lib/cli/send-command.ts', run: 'runSend'},
+  dump: {module: 'src/lib/cli/dump-command.ts', run: 'runDump'},
+}
+
 export interface CommandEntry {
   /** oclif's id, topics joined with `:`. */
   id: string
@@ -76,6 +103,8 @@ export interface CommandEntry {
   dynamicHelp: boolean
   /** The plugin it comes from, if not the project. */
   plugin?: string
+  /** For FAST_COMMANDS: its fast path's spec, or why it has none. */
+  fast?: FastSpec | string
 }
 
 /** Marks a defaultHelp function that returns the same text whatever the context (src/lib/cli/option-flags.ts, constantHelp). */
@@ -98,7 +127,8 @@ async function entryOf(id: string, cached: Command.Cached, plugin: Plugin): Prom
   const relativePath = cached.relativePath
   if (!relativePath) throw new Error(`oclif gave no file for command ${id}`)
   const metadata = Object.fromEntries(Object.entries(cached).filter(([key, value]) => !NOT_METADATA.has(key) && value !== undefined))
-  return {id, file: join(plugin.root, ...relativePath), metadata, dynamicHelp: await hasDynamicHelp(plugin, id, cached), plugin: plugin.isRoot ? undefined : plugin.name}
+  const fast = plugin.isRoot && id in FAST_COMMANDS ? fastSpecOf(await plugin.findCommand(id, {must: true}), id, plugin.pjson.oclif.bin ?? plugin.name) : undefined
+  return {id, file: join(plugin.root, ...relativePath), metadata, dynamicHelp: await hasDynamicHelp(plugin, id, cached), plugin: plugin.isRoot ? undefined : plugin.name, fast}
 }
 
 /**
@@ -108,7 +138,7 @@ async function entryOf(id: string, cached: Command.Cached, plugin: Plugin): Prom
  * (@oclif/plugin-help's `help`), which go into the bundle too, so that
  * nothing is loaded from node_modules at run time.
  */
-export async function readCommands(root = ROOT): Promise<{commands: CommandEntry[]; plugins: string[]}> {
+export async function readCommands(root = ROOT): Promise<{commands: CommandEntry[]; plugins: string[]; hooks: string[]}> {
   settings.enableAutoTranspile = true
   const rootPlugin = new Plugin({root, isRoot: true, ignoreManifest: true, errorOnManifestCreate: true})
   await rootPlugin.load()
@@ -126,7 +156,7 @@ export async function readCommands(root = ROOT): Promise<{commands: CommandEntry
   const commands = (
     await Promise.all([rootPlugin, ...plugins].flatMap((plugin) => Object.entries(plugin.manifest.commands).map(([id, cached]) => entryOf(id, cached, plugin))))
   ).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-  return {commands, plugins: plugins.map((p) => p.name)}
+  return {commands, plugins: plugins.map((p) => p.name), hooks: Object.keys(rootPlugin.hooks)}
 }
 
 /** A module specifier for `file`, relative to the folder `from`, in the .js form TypeScript sources use. */
@@ -194,6 +224,29 @@ ${commands
 export async function warm(): Promise<void> {
   await Promise.all([
 ${[...commands.filter((c) => !c.dynamicHelp).map((c) => c.file), ...lazyModules].map((file) => `    import(${specifier(file, from)}),`).join('\n')}
+  ])
+}
+`
+}
+
+/** The entry module of a command's fast bundle: run(argv) (fast-cli.ts's fastRun with the command's spec and run function), and warm(). */
+export function fastEntrySource(spec: FastSpec, command: {module: string; run: string}, lazyModules: string[], from = BUILD_DIR): string {
+  return `// Generated by scripts/build.ts from src/commands/${spec.id}.ts: do not edit.
+import {fastRun} from ${specifier(join(ROOT, 'src/lib/cli/fast-cli.ts'), from)}
+import type {FastSpec} from ${specifier(join(ROOT, 'src/lib/cli/fast-parse.ts'), from)}
+import {${command.run}} from ${specifier(join(ROOT, command.module), from)}
+
+const SPEC: FastSpec = ${JSON.stringify(spec)}
+
+/** The exit status, or undefined when the command line is oclif's to handle (nothing done then). */
+export function run(argv: string[]): Promise<number | undefined> {
+  return fastRun(argv, SPEC, ${command.run})
+}
+
+/** Loads every module that is otherwise loaded on demand, so that the code cache holds their code too. */
+export async function warm(): Promise<void> {
+  await Promise.all([
+${lazyModules.map((file) => `    import(${specifier(file, from)}),`).join('\n')}
   ])
 }
 `
@@ -268,6 +321,78 @@ function patches(notes: string[]): EsbuildPlugin {
   }
 }
 
+/** What src/ imports from undici (by name), all that the slim undici of the fast bundles offers. */
+const SLIM_UNDICI_EXPORTS = ['Agent', 'Client', 'Dispatcher', 'FormData', 'request']
+
+/**
+ * A stand-in for undici's index in the fast bundles: undici's index loads
+ * all of it (fetch, WebSocket, EventSource, caches, mocks, interceptors:
+ * ~700 KB bundled, ~30 ms to run at each start), where msgbus's client uses
+ * its dispatchers and request(). This module loads those the way the index
+ * does (the Dispatcher API on the prototype, the global Agent, request()
+ * made by the index's own makeDispatcher, whose text is taken from
+ * index.js), and FormData only when used. Undefined, with a note, when
+ * index.js has changed so that makeDispatcher is not found, or src/ imports
+ * something else from undici: the fast bundles then take undici whole.
+ */
+async function slimUndiciSource(notes: string[]): Promise<string | undefined> {
+  const index = join(ROOT, 'node_modules', 'undici', 'index.js')
+  const makeDispatcher = /^function makeDispatcher \(fn\) \{\n[\s\S]*?\n\}\n/m.exec(await readFile(index, 'utf8'))?.[0]
+  if (makeDispatcher === undefined) {
+    notes.push('node_modules/undici/index.js has changed (no makeDispatcher): the fast bundles load undici whole (slower)')
+    return undefined
+  }
+
+  const imported = new Set<string>()
+  for (const file of await sourcesUnder(join(ROOT, 'src'))) {
+    for (const match of (await readFile(file, 'utf8')).matchAll(/import\s*\{([^}]*)\}\s*from\s*'undici'/g)) {
+      for (const name of match[1]!.split(',').map((part) => part.trim())) if (name && !name.startsWith('type ')) imported.add(name.split(/\s+as\s+/)[0]!)
+    }
+  }
+
+  const missing = [...imported].filter((name) => !SLIM_UNDICI_EXPORTS.includes(name))
+  if (missing.length > 0) {
+    notes.push(`src/ imports ${missing.join(', ')} from undici, which scripts/build.ts's slim undici lacks: the fast bundles load undici whole (slower)`)
+    return undefined
+  }
+
+  return `// Generated by scripts/build.ts (slimUndiciSource): do not edit.
+'use strict'
+const Dispatcher = require('undici/lib/dispatcher/dispatcher')
+const api = require('undici/lib/api')
+const util = require('undici/lib/core/util')
+const { InvalidArgumentError } = require('undici/lib/core/errors')
+const { getGlobalDispatcher } = require('undici/lib/global')
+
+Object.assign(Dispatcher.prototype, api)
+
+${makeDispatcher}
+module.exports = {
+  Agent: require('undici/lib/dispatcher/agent'),
+  Client: require('undici/lib/dispatcher/client'),
+  Dispatcher,
+  get FormData () { return require('undici/lib/web/fetch/formdata').FormData },
+  request: makeDispatcher(api.request)
+}
+`
+}
+
+/** The .ts files under a folder. */
+async function sourcesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, {withFileTypes: true, recursive: true})
+  return entries.filter((entry) => entry.isFile() && entry.name.endsWith('.ts')).map((entry) => join(entry.parentPath, entry.name))
+}
+
+/** Resolves `undici`, imported from src/, to `file` (slimUndiciSource's module). */
+function undiciAs(file: string): EsbuildPlugin {
+  return {
+    name: 'msgbus-slim-undici',
+    setup(builder) {
+      builder.onResolve({filter: /^undici$/}, (args) => (args.importer.startsWith(join(ROOT, 'src') + sep) ? {path: file} : undefined))
+    },
+  }
+}
+
 /** The chain of static imports from an entry to the first input that matches, or undefined. */
 function staticPathTo(metafile: Metafile, entry: string, matches: (input: string) => boolean): string[] | undefined {
   const from = new Map<string, string>()
@@ -316,11 +441,11 @@ function lazyModulesOf(metafile: Metafile, commands: CommandEntry[]): string[] {
 const BUILD_ID = '0000000000000000'
 const BANNER = `/* msgbus build ${BUILD_ID} */ "use strict"; var __import_meta_url = require('node:url').pathToFileURL(__filename).href;`
 
-async function bundle(notes: string[]): Promise<{metafile: Metafile; files: OutputFile[]}> {
+async function bundle(notes: string[], entry = ENTRY, outfile = BUNDLE, extraPlugins: EsbuildPlugin[] = []): Promise<{metafile: Metafile; files: OutputFile[]}> {
   const result = await build({
     absWorkingDir: ROOT,
-    entryPoints: [ENTRY],
-    outfile: BUNDLE,
+    entryPoints: [entry],
+    outfile,
     write: false,
     bundle: true,
     // CommonJS: on Node 20, V8's code cache can only be used through
@@ -340,7 +465,7 @@ async function bundle(notes: string[]): Promise<{metafile: Metafile; files: Outp
     // ~125 KB less; it is required from node_modules when asked for.
     // The bus links' clients likewise: only `serve --bus` loads them.
     external: ['typescript', 'prom-client', 'ioredis', '@nats-io/transport-node', '@nats-io/jetstream'],
-    plugins: [patches(notes)],
+    plugins: [...extraPlugins, patches(notes)],
     sourcemap: 'linked',
     sourcesContent: false,
     minifyWhitespace: true,
@@ -358,13 +483,13 @@ async function replaceFile(path: string, contents: string | Uint8Array): Promise
   await rename(temporary, path)
 }
 
-/** Runs `node bin/run.js ARGS` with MSGBUS_WRITE_CODE_CACHE=1, stdin from `input`; rejects with its stderr on failure. */
-function runForCache(args: string[], input: string): Promise<void> {
+/** Runs `node bin/run.js ARGS` with MSGBUS_WRITE_CODE_CACHE=1, stdin from `input`; rejects with its stderr unless it exits with `status`. */
+function runForCache(args: string[], input: string, {env = {}, status = 0}: {env?: NodeJS.ProcessEnv; status?: number} = {}): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(ROOT, 'bin', 'run.js'), ...args], {
       cwd: ROOT,
       // The cache is only valid under the V8 flags it was made with: none but bin/run.js's own.
-      env: {...process.env, MSGBUS_WRITE_CODE_CACHE: '1', NODE_OPTIONS: ''},
+      env: {...process.env, ...env, MSGBUS_WRITE_CODE_CACHE: '1', NODE_OPTIONS: ''},
       stdio: ['pipe', 'ignore', 'pipe'],
       timeout: 60_000,
     })
@@ -374,39 +499,105 @@ function runForCache(args: string[], input: string): Promise<void> {
     child.stdin.end(input)
     child.on('error', reject)
     child.on('exit', (code, signal) => {
-      if (code === 0) resolve()
+      if (code === status) resolve()
       else reject(new Error(`node bin/run.js ${args.join(' ')} (${code ?? signal}):\n${stderr.trim()}`))
     })
   })
 }
 
 /**
- * Runs the new bundle once and keeps what V8 compiled: the functions that
+ * Runs each new bundle once and keeps what V8 compiled: the functions that
  * ran, and every module's top level (bin/run.js then loads all the lazy
  * modules). The run is the one start-up matters most for (issue 3):
  * `echo hi | msgbus send CHANNEL`, against a stand-in server here that
- * answers 204; `msgbus --help` if there is no send command or it fails.
+ * answers a publish with 204: through oclif for the main bundle (the fast
+ * path turned off), through the fast path for fast-send; `msgbus --help` if
+ * there is no send command or it fails. fast-dump's run subscribes, and the
+ * stand-in answers 404 (dump then exits 1): the request, the answer and the
+ * failure's report are compiled, not the reading of a stream.
  */
 async function writeCodeCache(commands: CommandEntry[], notes: string[]): Promise<void> {
-  if (commands.some((c) => c.id === 'send')) {
-    const server = createServer((request, response) => {
-      request.resume()
-      request.on('end', () => response.writeHead(204, {'Msgbus-Id': '1-0', 'Msgbus-Subscribers': '0'}).end())
-    })
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    try {
-      const {port} = server.address() as AddressInfo
-      await runForCache(['send', 'code-cache', '--url', `http://127.0.0.1:${port}`], 'hi\n')
-      return
-    } catch (error) {
-      notes.push(`code cache made from --help: ${(error as Error).message.split('\n').join(' ')}`)
-    } finally {
-      server.closeAllConnections()
-      server.close()
+  const server = createServer((request, response) => {
+    request.resume()
+    const status = request.method === 'POST' ? 204 : 404
+    request.on('end', () => response.writeHead(status, {'Msgbus-Id': '1-0', 'Msgbus-Subscribers': '0'}).end())
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const tolerate = (what: string) => (error: unknown) => {
+    notes.push(`${what}: ${(error as Error).message.split('\n').join(' ')}`)
+    return false
+  }
+  try {
+    let main = false
+    if (commands.some((c) => c.id === 'send')) {
+      main = await runForCache(['send', 'code-cache', '--url', url], 'hi\n', {env: {[NO_FAST_PATH]: '1'}}).then(() => true, tolerate('code cache made from --help'))
     }
+
+    if (!main) await runForCache(['--help'], '')
+    if (existsSync(FAST_VERSION.outfile)) await runForCache(['--version'], '').catch(tolerate(`no code cache for ${relative(ROOT, FAST_VERSION.outfile)}`))
+    for (const c of commands.filter((c) => typeof c.fast === 'object')) {
+      const run = c.id === 'send' ? runForCache(['send', 'code-cache', '--url', url], 'hi\n') : runForCache([c.id, 'code-cache', '--url', url, '--no-reconnect'], '', {status: 1})
+      await run.catch(tolerate(`no code cache for dist/cli/fast-${c.id}.cjs`))
+    }
+  } finally {
+    server.closeAllConnections()
+    server.close()
+  }
+}
+
+/**
+ * Writes esbuild's output for `outfile`: the map first, the bundle (with
+ * its new build id) last. Returns the bundle's length and build id.
+ */
+async function writeBundle(files: OutputFile[], outfile: string): Promise<{length: number; id: string}> {
+  const code = files.find((file) => file.path === outfile)
+  if (!code || !code.text.startsWith(BANNER.slice(0, BANNER.indexOf(BUILD_ID)))) throw new Error(`esbuild wrote no ${relative(ROOT, outfile)} with the banner`)
+  // ASCII only, so that bin/run.js can read it as latin1 (~2 ms less than
+  // decoding UTF-8). esbuild escapes strings already; what is left (in
+  // regular expressions and licence comments) is escaped the same way.
+  const text = code.text.replace(/[^\x00-\x7f]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  const id = createHash('sha256').update(text).digest('hex').slice(0, BUILD_ID.length)
+  for (const file of files.filter((f) => f !== code)) await replaceFile(file.path, file.contents)
+  await replaceFile(outfile, text.replace(BUILD_ID, id))
+  return {length: text.length, id}
+}
+
+/** `msgbus --version` without oclif: src/lib/cli/fast-version.ts, bundled as bin/run.js looks for it (fast-<first argument>.cjs). */
+const FAST_VERSION = {entry: join(ROOT, 'src', 'lib', 'cli', 'fast-version.ts'), outfile: join(OUT_DIR, 'fast---version.cjs')}
+
+/**
+ * Bundles the fast path of each of FAST_COMMANDS that has a spec, and of
+ * --version; returns the files written (bundles with their build id).
+ * None when package.json declares oclif hooks: the fast path runs none.
+ */
+async function buildFastBundles(commands: CommandEntry[], hooks: string[], notes: string[]): Promise<Array<{file: string; id: string}>> {
+  const written: Array<{file: string; id: string}> = []
+  const add = async (files: OutputFile[], outfile: string) =>
+    written.push({file: outfile, id: (await writeBundle(files, outfile)).id}, ...files.filter((f) => f.path !== outfile).map((f) => ({file: f.path, id: ''})))
+  if (hooks.length > 0) {
+    notes.push(`no fast path: package.json declares oclif hooks (${hooks.join(', ')}), which only oclif runs`)
+    return written
   }
 
-  await runForCache(['--help'], '')
+  await add((await bundle(notes, FAST_VERSION.entry, FAST_VERSION.outfile)).files, FAST_VERSION.outfile)
+  const slim = await slimUndiciSource(notes)
+  const slimFile = join(BUILD_DIR, 'undici-slim.cjs')
+  if (slim !== undefined) await writeFile(slimFile, slim)
+  const plugins = slim === undefined ? [] : [undiciAs(slimFile)]
+  for (const c of commands) {
+    if (typeof c.fast === 'string') notes.push(`${c.id} has no fast path: ${c.fast}`)
+    if (typeof c.fast !== 'object') continue
+    const entry = join(BUILD_DIR, `fast-${c.id}.ts`)
+    const outfile = join(OUT_DIR, `fast-${c.id}.cjs`)
+    // Twice, as for the main bundle: the first pass finds the modules loaded with import().
+    await writeFile(entry, fastEntrySource(c.fast, FAST_COMMANDS[c.id]!, []))
+    const lazyModules = lazyModulesOf((await bundle([], entry, outfile, plugins)).metafile, commands)
+    await writeFile(entry, fastEntrySource(c.fast, FAST_COMMANDS[c.id]!, lazyModules))
+    await add((await bundle(notes, entry, outfile, plugins)).files, outfile)
+  }
+
+  return written
 }
 
 export interface BuildResult {
@@ -418,7 +609,7 @@ export interface BuildResult {
 }
 
 export async function buildCli(): Promise<BuildResult> {
-  const {commands, plugins} = await readCommands()
+  const {commands, plugins, hooks} = await readCommands()
   if (!commands.some((c) => c.plugin === undefined)) throw new Error('oclif finds no commands in src/commands')
   await mkdir(BUILD_DIR, {recursive: true})
   await mkdir(OUT_DIR, {recursive: true})
@@ -441,24 +632,18 @@ export async function buildCli(): Promise<BuildResult> {
     }
   }
 
-  // The map first, the bundle (with its new build id) last.
-  const code = files.find((file) => file.path === BUNDLE)
-  if (!code || !code.text.startsWith(BANNER.slice(0, BANNER.indexOf(BUILD_ID)))) throw new Error(`esbuild wrote no ${relative(ROOT, BUNDLE)} with the banner`)
-  // ASCII only, so that bin/run.js can read it as latin1 (~2 ms less than
-  // decoding UTF-8). esbuild escapes strings already; what is left (in
-  // regular expressions and licence comments) is escaped the same way.
-  const text = code.text.replace(/[^\x00-\x7f]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`)
-  const id = createHash('sha256').update(text).digest('hex').slice(0, BUILD_ID.length)
-  for (const file of files.filter((f) => f !== code)) await replaceFile(file.path, file.contents)
-  await replaceFile(BUNDLE, text.replace(BUILD_ID, id))
-  // Whatever else is in dist/cli is from an older layout, or the old cache.
-  const ours = new Set(files.map((f) => f.path))
+  const main = await writeBundle(files, BUNDLE)
+  const fast = await buildFastBundles(commands, hooks, notes)
+  // Whatever else is in dist/cli is from an older layout, or the old caches.
+  const ours = new Set([...files.map((f) => f.path), ...fast.map((f) => f.file)])
   for (const name of await readdir(OUT_DIR)) if (!ours.has(join(OUT_DIR, name))) await rm(join(OUT_DIR, name), {recursive: true, force: true})
 
   await writeCodeCache(commands, notes)
-  const cache = await readFile(`${BUNDLE}.cache`).catch(() => Buffer.alloc(0))
-  if (cache.toString('latin1', 0, id.length) !== id) notes.push('no code cache was written: the CLI starts without it (slower)')
-  return {commands, metafile, bytes: {bundle: text.length, cache: cache.length}, notes}
+  const cacheOf = (file: string, id: string) => readFile(`${file}.cache`).then((cache) => (cache.toString('latin1', 0, id.length) === id ? cache : undefined), () => undefined)
+  const cache = await cacheOf(BUNDLE, main.id)
+  if (!cache) notes.push('no code cache was written: the CLI starts without it (slower)')
+  for (const {file, id} of fast.filter((f) => f.id !== '')) if (!(await cacheOf(file, id))) notes.push(`no code cache for ${relative(ROOT, file)}: its command starts without it (slower)`)
+  return {commands, metafile, bytes: {bundle: main.length, cache: cache?.length ?? 0}, notes}
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

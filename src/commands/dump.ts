@@ -1,9 +1,6 @@
 import {Args, Flags} from '@oclif/core'
-import {chalkStderr, default as chalk} from 'chalk'
-import {clientOptions} from '../lib/cli/client-options.js'
-import {colourFor} from '../lib/cli/colour.js'
 import {MsgbusCommand} from '../lib/cli/command.js'
-import {dump, lossSummary, summary} from '../lib/cli/dump.js'
+import {runDump} from '../lib/cli/dump-command.js'
 import {clientFlags, positionFlag} from '../lib/cli/flags.js'
 
 export default class Dump extends MsgbusCommand {
@@ -50,33 +47,7 @@ Exit status: 0 when it ends (--count reached, SIGINT, the stream over with --no-
   }
 
   public async run(): Promise<void> {
-    const {args, flags} = await this.parse(Dump)
-    const signal = this.interruption()
-    const dim = (text: string) => (colourFor(process.stderr, chalkStderr) ? chalkStderr.dim(text) : text)
-    process.stdout.on('error', () => {})
-    const result = await dump({
-      ...(await clientOptions(flags)),
-      target: args.target,
-      format: flags.raw ? 'raw' : flags.json ? 'json' : flags.quiet ? 'headers' : 'line',
-      type: flags.type,
-      sender: flags.sender,
-      count: flags.count,
-      timeoutSeconds: flags.timeout,
-      reconnect: flags.reconnect,
-      since: flags.since,
-      poll: flags.poll,
-      signal,
-      output: process.stdout,
-      saveDir: flags.save,
-      colour: colourFor(process.stdout, chalk),
-      terminal: process.stdout.isTTY === true,
-      status: flags.verbose || process.stderr.isTTY ? (line) => process.stderr.write(`${dim(`${this.config.bin} ${this.id}: ${line}`)}\n`) : undefined,
-      warn: (line) => process.stderr.write(`${this.config.bin} ${this.id}: ${line}\n`),
-    })
-    if (result.reason === 'aborted') process.stderr.write(`${summary(result)}\n`)
-    const losses = lossSummary(result)
-    if (losses) process.stderr.write(`${this.config.bin} ${this.id}: ${losses}\n`)
-    if (result.losses.events > 0 && !flags['allow-loss']) this.exit(1)
-    if (result.reason === 'timeout' && flags.count !== undefined) this.error(`${summary(result)}: fewer than ${flags.count} before the timeout`, {exit: 1})
+    const status = await runDump(await this.parse(Dump), this.context())
+    if (status !== 0) this.exit(status)
   }
 }

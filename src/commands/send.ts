@@ -1,8 +1,7 @@
 import {Args, Flags} from '@oclif/core'
-import {clientOptions} from '../lib/cli/client-options.js'
 import {MsgbusCommand} from '../lib/cli/command.js'
 import {clientFlags, durationFlag, sizeFlag} from '../lib/cli/flags.js'
-import {send} from '../lib/cli/send.js'
+import {runSend} from '../lib/cli/send-command.js'
 
 export default class Send extends MsgbusCommand {
   static override summary = 'Publish a message: stdin, files, text, or stdin line by line.'
@@ -45,31 +44,7 @@ Exit status: 0 when every message was delivered; 1 when one was not (a line lost
   }
 
   public async run(): Promise<void> {
-    const {args, argv, flags} = await this.parse(Send)
-    if (flags.quiet) this.quietErrors = true
-    const files = (argv as string[]).slice(1)
-    const messages = flags.message ?? []
-    if (flags.lines && files.length > 0) this.error('--lines reads stdin: give no FILE', {exit: 2})
-    if (messages.length > 0 && (flags.lines || files.length > 0)) this.error('-m sends its text: give no FILE and no --lines', {exit: 2})
-    const say = (line: string): void => {
-      if (!flags.quiet) process.stderr.write(`${this.config.bin} ${this.id}: ${line}\n`)
-    }
-
-    const delivered = await send({
-      ...(await clientOptions(flags)),
-      target: args.target,
-      files,
-      messages,
-      type: flags.type,
-      lines: flags.lines,
-      bufferBytes: flags.buffer,
-      retryForMs: flags['retry-for'] === undefined ? undefined : flags['retry-for'] * 1000,
-      signal: flags.lines ? this.interruption() : undefined,
-      stdin: process.stdin,
-      warn: say,
-      status: flags.verbose ? say : undefined,
-      onPublished: flags.verbose ? ({id, subscribers}) => process.stdout.write(id === undefined ? 'published (the server gave no id)\n' : `id=${id} subscribers=${subscribers}\n`) : undefined,
-    })
-    if (!delivered) this.exit(1)
+    const status = await runSend(await this.parse(Send), this.context())
+    if (status !== 0) this.exit(status)
   }
 }

@@ -20,7 +20,8 @@ function refines(named: string, sniffed: string): boolean {
  * application/octet-stream. file-type is loaded here only, when needed.
  */
 export async function bodyType(body: Buffer, fileName?: string): Promise<string> {
-  const {fileTypeFromBuffer} = await import('file-type')
+  // The core: the same detection for a buffer, without file-type's stream and file readers (node:stream/web, strtok3's).
+  const {fileTypeFromBuffer} = await import('file-type/core')
   const sniffed = body.length > 0 ? (await fileTypeFromBuffer(body))?.mime : undefined
   let named: string | undefined
   if (fileName !== undefined) {

@@ -1,26 +1,10 @@
 import {Command, Flags} from '@oclif/core'
-
-interface CommandError extends Error {
-  code?: string
-  oclif?: {exit?: number}
-  /** Set by oclif's parser on usage errors (bad flag, bad value, missing argument). */
-  parse?: unknown
-}
-
-/** oclif's parser reports a bad value over several indented lines; we want one. */
-function oneLine(message: string): string {
-  return message
-    .replace(/\s*See more help with --help\s*$/, '')
-    .replace(/^The following errors? occurred:\s*/, '')
-    .replace(/^Parsing (--?[\w-]+)\s*\n\s*/, '$1: ')
-    .replace(/\s*\n\s*/g, ' ')
-    .trim()
-}
+import {interruption, reportFailure, type CommandContext, type CommandError} from './failure.js'
 
 /**
  * What every msgbus command shares: a failure is one line on stderr,
  * `msgbus <command>: <what was wrong>`, and a non-zero exit (2 for a usage
- * error, 1 for anything else), as Unix tools do.
+ * error, 1 for anything else), as Unix tools do (failure.ts).
  */
 export abstract class MsgbusCommand extends Command {
   // package.json's additionalHelpFlags already makes -h help before any
@@ -33,17 +17,23 @@ export abstract class MsgbusCommand extends Command {
 
   /** Aborted at SIGINT or SIGTERM: how a long-running command learns to wind down and report. */
   protected interruption(): AbortSignal {
-    const interrupt = new AbortController()
-    process.once('SIGINT', () => interrupt.abort())
-    process.once('SIGTERM', () => interrupt.abort())
-    return interrupt.signal
+    return interruption()
+  }
+
+  /** This command as the shared run functions (send-command.ts, dump-command.ts) see it. */
+  protected context(): CommandContext {
+    return {
+      bin: this.config.bin,
+      id: this.id ?? '',
+      interruption: () => this.interruption(),
+      quietErrors: () => {
+        this.quietErrors = true
+      },
+    }
   }
 
   protected override async catch(error: CommandError): Promise<unknown> {
     if (error.code === 'EEXIT') throw error
-    const usage = error.parse !== undefined || /See more help with --help/.test(error.message)
-    if (!this.quietErrors) process.stderr.write(`${this.config.bin} ${this.id}: ${oneLine(error.message)}${usage ? ` (see ${this.config.bin} ${this.id} --help)` : ''}\n`)
-    // this.error(message, {exit}) names its own status; anything else is 2 for usage, else 1.
-    return this.exit(error.oclif?.exit ?? (usage ? 2 : 1))
+    return this.exit(reportFailure(error, this.config.bin, this.id ?? '', this.quietErrors))
   }
 }

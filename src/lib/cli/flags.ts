@@ -1,23 +1,22 @@
 import {Flags} from '@oclif/core'
-import {parseSize} from '../util/size.js'
-import {parseDuration} from '../util/duration.js'
-import {parsePosition, type Position} from '../protocol/position.js'
+import type {Position} from '../protocol/position.js'
+import {FLAG_PARSERS} from './flag-parsers.js'
 
 /** A size flag: bytes, or a number with k, M or G (`64k`, `8MiB`). */
 export const sizeFlag = Flags.custom<number>({
-  parse: async (input) => parseSize(input),
+  parse: FLAG_PARSERS.size,
   helpValue: '<size>',
 })
 
 /** A duration (`90s`, `10m`, `1h`; a bare number is seconds), as seconds. */
 export const durationFlag = Flags.custom<number>({
-  parse: async (input) => parseDuration(input) / 1000,
+  parse: FLAG_PARSERS.duration,
   helpValue: '<duration>',
 })
 
 /** Where a subscription starts (`--since`): a message id, a time, a duration back from now, or `all`; read when the command starts. */
 export const positionFlag = Flags.custom<Position>({
-  parse: async (input) => parsePosition(input),
+  parse: FLAG_PARSERS.position,
   helpValue: '<id|time|duration|all>',
 })
 
