@@ -52,7 +52,7 @@ describe('fan-out', function () {
   })
 
   it('a fan-out larger than a slice goes out over several turns: every subscriber gets every message once, in id order, with the right counts', async () => {
-    const server = await startBus({boundary: B, fanOutSlice: 7})
+    const server = await startBus({boundary: B, fanOutSlice: 7, fanOutTurnMs: 0})
     const channelSubs = await Promise.all(Array.from({length: 40}, () => Subscription.open(server, '/msgbus/sliced')))
     // Five every-channel subscribers: a message to 'other' fits in a slice, and must still wait its turn.
     const everySubs = await Promise.all(Array.from({length: 5}, () => Subscription.open(server, '/msgbus/')))

@@ -178,7 +178,7 @@ describe('history and resume', function () {
   })
 
   it('publishes during a long replay, with fan-outs in slices of 2: the replaying subscriber gets backlog then live, nothing twice @slow', async () => {
-    const server = await startBus({fanOutSlice: 2, maxPending: 64 * KiB})
+    const server = await startBus({fanOutSlice: 2, fanOutTurnMs: 0, maxPending: 64 * KiB})
     const port = portOf(server)
     // More than loopback's socket buffers take in: the replay waits for the reader.
     const body = (i: number) => `${i} `.padEnd(4 * KiB, '.')

@@ -520,6 +520,8 @@ describe('load tools: test-pub and test-sub', function () {
         const server = await startBus({history: 5})
         const sub = await subscribed(server, ['--json'], 2)
         await server.bus.publish(marked(0))
+        // Queued for both (the publish's answer); dropped once it is on their sockets, so each has had it.
+        await until(() => [...server.subscriptions].every((stream) => stream.outboxBytes === 0), 'message 0 written to both')
         const dropped = dropAndInject(server, 1, 20)
         // The history keeps 16 to 20: 1 to 15 are gone.
         const result = await stopOnceDelivered(sub, portOf(server), caughtUp(server, dropped, 2))

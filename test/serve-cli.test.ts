@@ -37,7 +37,7 @@ describe('msgbus serve', function () {
     await server.logged(/unsubscribe/)
     assert.match(server.stderr, /subscribe 127\.0\.0\.1:\d+ news type=text\/\*\n/)
     assert.match(server.stderr, /publish 127\.0\.0\.1:\d+ news text\/plain 5 bytes id=\d+-\d+ from=bob to 1\n/)
-    assert.match(server.stderr, /unsubscribe 127\.0\.0\.1:\d+ news type=text\/\* after 1 messages, \d+(\.\d)? s\n/)
+    assert.match(server.stderr, /unsubscribe 127\.0\.0\.1:\d+ news type=text\/\* after 1 message, \d+(\.\d)? s\n/)
     assert.ok(!server.stderr.includes('\u001b['), 'no escape codes')
   })
 

@@ -78,8 +78,8 @@ describe('unit: the bus', () => {
   })
 
   it('a fan-out that holds the event loop past its turn goes on in later turns, and what is published meanwhile waits its turn', async () => {
-    const bus = new Bus({fanOutSlice: 3})
     // 3 deliveries take 0.6 ms, past FAN_OUT_TURN_MS: the fan-out yields after each slice of 3.
+    const bus = new Bus({fanOutSlice: 3})
     assert.ok(3 * 0.2 > FAN_OUT_TURN_MS)
     const subscribers = Array.from({length: 10}, () => new Collector('big', undefined, 0.2))
     for (const subscriber of subscribers) bus.subscribe(subscriber)

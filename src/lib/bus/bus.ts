@@ -55,12 +55,14 @@ export const FAN_OUT_TURN_MS = 0.5
 
 export interface BusOptions {
   /**
-   * Most deliveries made in one turn of the event loop. A message for more
-   * subscribers than this is handed over in slices, so that one fan-out to
-   * tens of thousands never holds up everything else (new connections,
-   * other publishes) for its whole length.
+   * Deliveries between two looks at the clock (FAN_OUT_SLICE). A fan-out
+   * that has held the event loop `fanOutTurnMs` goes on in the next turn, so
+   * that one fan-out to tens of thousands never holds up everything else
+   * (new connections, other publishes) for its whole length.
    */
   fanOutSlice?: number
+  /** FAN_OUT_TURN_MS by default; 0: a turn for every slice (tests of the slicing). */
+  fanOutTurnMs?: number
   /** The history every message is kept in, in this process; default one that keeps none. */
   log?: MessageLog
 }
@@ -79,6 +81,7 @@ export class Bus extends EventEmitter<BusEvents> {
   private checked = false
   private readonly registry = new SubscriberRegistry()
   private readonly fanOutSlice: number
+  private readonly fanOutTurnMs: number
   /** Fan-outs too large for one slice, oldest first; while any is left, later messages wait, so every subscriber gets messages in order. */
   private readonly sliced: SlicedFanOut[] = []
   /** What waits for the sliced fan-outs to finish (a loss told by the link, after the messages before it). */
@@ -94,6 +97,7 @@ export class Bus extends EventEmitter<BusEvents> {
   constructor(options: BusOptions = {}) {
     super()
     this.fanOutSlice = Math.max(1, options.fanOutSlice ?? FAN_OUT_SLICE)
+    this.fanOutTurnMs = options.fanOutTurnMs ?? FAN_OUT_TURN_MS
     this.log = options.log ?? new MessageLog({count: 0, bytes: 0, ageMs: 0}, startHorizon())
     const link = new EmbeddedLink(undefined, this.log.horizon)
     link.openNow(this.sink)
@@ -216,7 +220,7 @@ export class Bus extends EventEmitter<BusEvents> {
   }
 
   private readonly continueFanOut = (): void => {
-    const deadline = performance.now() + FAN_OUT_TURN_MS
+    const deadline = performance.now() + this.fanOutTurnMs
     let budget = this.fanOutSlice
     while (this.sliced.length > 0) {
       const job = this.sliced[0]

@@ -109,7 +109,7 @@ export class BusServer {
     this.options = {...DEFAULTS, ...given} as ResolvedOptions
     const {history, historyBytes, historyAge} = this.options
     const log = new MessageLog({count: history, bytes: historyBytes, ageMs: historyAge * 1000}, startHorizon())
-    this.bus = new Bus({fanOutSlice: this.options.fanOutSlice, log})
+    this.bus = new Bus({fanOutSlice: this.options.fanOutSlice, fanOutTurnMs: this.options.fanOutTurnMs, log})
     this.readiness.add('listeners', () => {
       if (!this.listening) return 'not listening yet'
       const closed = this.servers.filter((server) => !server.listening).length

@@ -6,7 +6,7 @@
  * README. BusServerOptions keeps the documentation for library users; the
  * OptionTable type holds this table and that interface to the same keys.
  */
-import {FAN_OUT_SLICE} from '../bus/bus.js'
+import {FAN_OUT_SLICE, FAN_OUT_TURN_MS} from '../bus/bus.js'
 import {LOG_FORMATS, silentLogger} from './ops/log.js'
 import {ACCESS_LOG_LIMITS} from './ops/access-log.js'
 import type {OptionTable} from './option-row.js'
@@ -351,6 +351,7 @@ Hashes are scrypt (make one with --hash-password) or bcrypt ($2a$, $2b$, $2y$, a
   boundary: {noFlag: 'a random one per server is what a deployment wants; tests fix it'},
   link: {noFlag: 'serve makes one from --workers (a worker\'s link to its primary) and --bus (a Redis stream)'},
   fanOutSlice: {noFlag: 'a tuning knob for benchmarks, not deployments', default: FAN_OUT_SLICE},
+  fanOutTurnMs: {noFlag: 'a tuning knob for benchmarks and tests of the slicing, not deployments', default: FAN_OUT_TURN_MS},
   logger: {noFlag: 'serve makes one from --verbose and --log-format', default: silentLogger},
   accessLog: {noFlag: 'the budget is chosen for deployments (ops/access-log.ts); tests shrink it', default: ACCESS_LOG_LIMITS},
 } satisfies OptionTable

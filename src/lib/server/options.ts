@@ -100,6 +100,8 @@ export interface BusServerOptions {
   metrics?: string
   /** Deliveries between two looks at the clock: a fan-out that has held the event loop FAN_OUT_TURN_MS goes on in the next turn. Default FAN_OUT_SLICE (50). */
   fanOutSlice?: number
+  /** Milliseconds a fan-out may hold the event loop before it goes on in the next turn. Default FAN_OUT_TURN_MS (0.5); 0: a turn for every slice. */
+  fanOutTurnMs?: number
   logger?: Logger
   /** How many refused requests the access log writes a line for, and how often it summarises the rest. ACCESS_LOG_LIMITS when not given: 10 lines a second, bursts of 100, a summary every 10 s. */
   accessLog?: AccessLogLimits
