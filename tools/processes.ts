@@ -7,7 +7,7 @@
  * depends on neither.
  */
 import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
-import {copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync} from 'node:fs'
+import {copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {createServer, type AddressInfo} from 'node:net'
 import {join} from 'node:path'
@@ -76,8 +76,9 @@ export async function stop(child: ChildProcess, graceMs: number): Promise<number
 
 /**
  * Builds dist/ (`npm run build`: tsc, then the CLI bundle) unless told not
- * to, then copies what `node bin/run.js` runs (bin/run.js, package.json, the
- * bundle and its code cache: the bundle holds oclif and every command) to a
+ * to, then copies what `node bin/run.js` runs (bin/ with its package.json,
+ * which makes it CommonJS, package.json, and dist/cli: the bundle holding
+ * oclif and every command, the fast paths' bundles, their code caches) to a
  * temporary folder, so that every process of the run uses one build even if
  * dist/ is rebuilt meanwhile. Returns the path of the copy's bin/run.js.
  */
@@ -98,13 +99,14 @@ export function prepareCli(build: boolean): string {
   snapshot = mkdtempSync(join(tmpdir(), 'msgbus-bench-cli-'))
   mkdirSync(join(snapshot, 'bin'))
   mkdirSync(join(snapshot, 'dist', 'cli'), {recursive: true})
-  for (const file of ['bin/run.js', 'package.json', 'dist/cli/index.cjs', 'dist/cli/index.cjs.cache']) {
-    if (!existsSync(join(ROOT, file))) {
-      if (file.endsWith('.cache')) continue // it only makes the start faster
-      throw new Error(`${file} is missing: run \`npm run build\``)
-    }
-
+  for (const file of ['bin/run.js', 'bin/package.json', 'package.json', 'dist/cli/index.cjs']) {
+    if (!existsSync(join(ROOT, file))) throw new Error(`${file} is missing: run \`npm run build\``)
     copyFileSync(join(ROOT, file), join(snapshot, file))
+  }
+
+  // The fast paths' bundles and every code cache: they only make the start faster.
+  for (const file of readdirSync(join(ROOT, 'dist/cli'))) {
+    if (file !== 'index.cjs') copyFileSync(join(ROOT, 'dist/cli', file), join(snapshot, 'dist/cli', file))
   }
 
   // The viewer page, which the server reads at start-up.
