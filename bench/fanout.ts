@@ -28,6 +28,7 @@ import type {TestPubReport, TestSubReport} from '../src/lib/load/report.js'
 import {log, prepareCli, runCli, jsonOf, startTestSub, stop, stopAll, type Cli, type SubProcess} from '../tools/processes.js'
 import {cpuSeconds, cpuTimes, endedChildrenCpuSeconds, establishedOn, machineTimes, statusBytes} from '../tools/proc.js'
 import {sleep, until} from '../tools/wait.js'
+import {fixed, grouped} from '../tools/figures.js'
 import {formatSummary, summarize} from './profile.js'
 import {ensureNchan, startNchan, type BenchServer} from './nchan.js'
 import {peerArgs, peerTable, runRounds, type PeerFigures, type ServerKind} from './peer.js'
@@ -597,8 +598,6 @@ async function waitForQuiet(seconds: number): Promise<void> {
 
 // ---------------------------------------------------------------- the table
 
-const fixed = (value: number, digits: number): string => (Number.isFinite(value) ? value.toFixed(digits) : '–')
-const grouped = (value: number): string => (Number.isFinite(value) ? Math.round(value).toLocaleString('en-US') : '–')
 const mark = (ok: boolean): string => (ok ? 'met' : 'MISSED')
 
 /** Loss as the counts show it: fewer deliveries than messages × subscribers, a failed subscription, a reconnect, a duplicate or a refused publish. */

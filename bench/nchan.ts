@@ -11,7 +11,8 @@ import {connect} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {freePort, log} from '../tools/processes.js'
+import {freePort, log, stop} from '../tools/processes.js'
+import {childrenOf} from '../tools/proc.js'
 import {until} from '../tools/wait.js'
 
 const NGINX = '/usr/sbin/nginx'
@@ -61,15 +62,6 @@ export function ensureNchan(install: boolean): void {
 /** The config for this run: the template with the module, the directory and the port filled in. */
 function config(dir: string, port: number): string {
   return readFileSync(TEMPLATE, 'utf8').replaceAll('@MODULE@', MODULE).replaceAll('@DIR@', dir).replaceAll('@PORT@', String(port))
-}
-
-/** The pids of a process's children (nginx's worker), from /proc. */
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').trim().split(/\s+/).filter(Boolean).map(Number)
-  } catch {
-    return []
-  }
 }
 
 function listening(port: number): Promise<boolean> {
@@ -145,17 +137,8 @@ export async function startNchan(lifetimeMs: number): Promise<BenchServer> {
     lines,
     exit,
     async stop(graceMs) {
-      const started = performance.now()
       clearTimeout(lifetime)
-      let took = Number.NaN
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM')
-        const ended = await Promise.race([exit.then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), graceMs))])
-        if (ended) took = performance.now() - started
-      } else {
-        took = 0
-      }
-
+      const took = await stop(child, graceMs)
       killBoth()
       process.removeListener('exit', killBoth)
       // A worker that crashed was replaced by the master: say so, it is an nchan failure, not a slow stop.

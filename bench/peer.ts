@@ -8,6 +8,7 @@
  * are next to each other in time).
  */
 import type {BenchServer} from './nchan.js'
+import {fixed, grouped, median} from '../tools/figures.js'
 
 export type ServerKind = BenchServer['kind']
 
@@ -78,15 +79,7 @@ export async function runRounds(
   return rows
 }
 
-function median(values: number[]): number {
-  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b)
-  if (sorted.length === 0) return Number.NaN
-  const middle = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
-}
 
-const fixed = (value: number, digits: number): string => (Number.isFinite(value) ? value.toFixed(digits) : '–')
-const grouped = (value: number): string => (Number.isFinite(value) ? Math.round(value).toLocaleString('en-US') : '–')
 
 /** `median (lowest–highest)` of one figure over the rounds. */
 function spread(values: number[], format: (value: number) => string): string {

@@ -26,6 +26,7 @@ import {Churner, drained, pubReport, Serve, startTestPub, stopTestSub, subscribe
 import {prepareCli, startTestSub, stop, stopAll, type Cli, type SubProcess} from '../tools/processes.js'
 import {newSeed, seededRandom} from '../tools/random.js'
 import {sleep} from '../tools/wait.js'
+import {grouped} from '../tools/figures.js'
 
 const MiB = 1024 * 1024
 
@@ -214,7 +215,6 @@ const median = (values: number[]): number => {
 }
 
 const mib = (bytes: number, digits = 1): string => (Number.isFinite(bytes) ? (bytes / MiB).toFixed(digits) : '–')
-const grouped = (value: number): string => (Number.isFinite(value) ? Math.round(value).toLocaleString('en-US') : '–')
 const signed = (bytes: number): string => (Number.isFinite(bytes) ? `${bytes >= 0 ? '+' : ''}${mib(bytes)}` : '–')
 
 async function soak(options: Options): Promise<Result> {

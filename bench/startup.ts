@@ -224,7 +224,7 @@ async function main(): Promise<void> {
       cases.push({name: 'echo hi | msgbus send foo', ...msgbus('send', 'foo'), stdin: 'hi\n', env})
       // The first message the server keeps on foo, then exit: published here first, so that there is one from the first round on.
       await timeOnce({name: 'a first message on foo', ...msgbus('send', 'foo', '-m', 'first'), env})
-      cases.push({name: 'msgbus dump foo --since all -n 1', ...msgbus('dump', 'foo', '--since', 'all', '-n', '1'), env})
+      cases.push({name: 'msgbus dump foo --since all -n 1', ...msgbus('dump', 'foo', '--since', 'all', '-n', '1', '--timeout', '10'), env})
     }
     if (hasCurl) {
       cases.push({

@@ -22,7 +22,7 @@ import {cpus} from 'node:os'
 import {parseArgs} from 'node:util'
 import type {TestPubReport, TestSubReport} from '../src/lib/load/report.js'
 import {log, prepareCli, runCli, jsonOf, startTestSub, stop, stopAll, type Cli, type SubProcess} from '../tools/processes.js'
-import {cpuSeconds, endedChildrenCpuSeconds} from '../tools/proc.js'
+import {childrenOf, cpuSeconds, endedChildrenCpuSeconds} from '../tools/proc.js'
 import {median} from '../tools/figures.js'
 import {until} from '../tools/wait.js'
 import {exitOnHelp, numberOption} from './args.js'
@@ -81,15 +81,6 @@ interface Round {
   /** Cores the load generator (test-sub + test-pub) kept busy over the window. */
   loadCores: number
   lost: number
-}
-
-/** The processes below a pid (a cluster's workers), from /proc. */
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
-  } catch {
-    return []
-  }
 }
 
 const cpuOf = (pids: number[]): number =>

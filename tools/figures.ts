@@ -13,3 +13,9 @@ export function median(values: number[]): number {
 export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
 }
+
+/** A figure with `digits` decimals; a dash for one not measured. */
+export const fixed = (value: number, digits: number): string => (Number.isFinite(value) ? value.toFixed(digits) : '–')
+
+/** A whole number with thousands separators; a dash for one not measured. */
+export const grouped = (value: number): string => (Number.isFinite(value) ? Math.round(value).toLocaleString('en-US') : '–')

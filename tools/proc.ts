@@ -246,3 +246,12 @@ export function parseGcProbe(line: string): GcProbe | undefined {
   const [heap, heapTotal, rss, external, arrayBuffers, gcMs] = match.slice(1).map(Number) as number[]
   return {heap: heap!, heapTotal: heapTotal!, rss: rss!, external: external!, arrayBuffers: arrayBuffers!, gcMs: gcMs!}
 }
+
+/** The pids of a process's children (a cluster's workers, nginx's worker), from /proc. */
+export function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').trim().split(/\s+/).filter(Boolean).map(Number)
+  } catch {
+    return []
+  }
+}

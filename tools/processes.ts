@@ -7,7 +7,7 @@
  * depends on neither.
  */
 import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
-import {copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync} from 'node:fs'
+import {copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {createServer, type AddressInfo} from 'node:net'
 import {join} from 'node:path'
@@ -99,15 +99,10 @@ export function prepareCli(build: boolean): string {
   snapshot = mkdtempSync(join(tmpdir(), 'msgbus-bench-cli-'))
   mkdirSync(join(snapshot, 'bin'))
   mkdirSync(join(snapshot, 'dist', 'cli'), {recursive: true})
-  for (const file of ['bin/run.js', 'bin/package.json', 'package.json', 'dist/cli/index.cjs']) {
-    if (!existsSync(join(ROOT, file))) throw new Error(`${file} is missing: run \`npm run build\``)
-    copyFileSync(join(ROOT, file), join(snapshot, file))
-  }
-
-  // The fast paths' bundles and every code cache: they only make the start faster.
-  for (const file of readdirSync(join(ROOT, 'dist/cli'))) {
-    if (file !== 'index.cjs') copyFileSync(join(ROOT, 'dist/cli', file), join(snapshot, 'dist/cli', file))
-  }
+  if (!existsSync(join(ROOT, 'dist/cli/index.cjs'))) throw new Error('dist/cli/index.cjs is missing: run `npm run build`')
+  for (const file of ['bin/run.js', 'bin/package.json', 'package.json']) copyFileSync(join(ROOT, file), join(snapshot, file))
+  // The bundle, the fast paths' bundles and their code caches.
+  cpSync(join(ROOT, 'dist/cli'), join(snapshot, 'dist/cli'), {recursive: true})
 
   // The viewer page, which the server reads at start-up.
   cpSync(join(ROOT, 'web'), join(snapshot, 'web'), {recursive: true})

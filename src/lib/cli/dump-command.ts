@@ -7,7 +7,7 @@ import {dump, lossSummary, summary} from './dump.js'
 import {failure, type CommandContext} from './failure.js'
 
 /** What oclif's parser (or the fast path's, fast-parse.ts) makes of `msgbus dump`'s command line. */
-export interface DumpCommandLine {
+interface DumpCommandLine {
   args: {target: string}
   flags: Interfaces.InferredFlags<(typeof Dump)['flags']>
 }

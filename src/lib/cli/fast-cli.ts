@@ -2,7 +2,7 @@ import {interruption, reportFailure, type CommandContext, type CommandError} fro
 import {fastParse, type FastCommandLine, type FastSpec} from './fast-parse.js'
 
 /** A command's shared run function (send-command.ts, dump-command.ts): the exit status. */
-export type CommandRun<T> = (commandLine: T, command: CommandContext) => Promise<number>
+type CommandRun<T> = (commandLine: T, command: CommandContext) => Promise<number>
 
 /**
  * Runs a command without oclif (bin/run.js, through a dist/cli/fast-*.cjs

@@ -102,7 +102,7 @@ export async function fastParse(argv: string[], spec: FastSpec): Promise<FastCom
       flag = short.get(token[1]!)
     }
 
-    if (flag?.parser === undefined || (flag.env !== undefined && process.env[flag.env] !== undefined)) return undefined
+    if (flag?.parser === undefined) return undefined
     if (flag.type === 'boolean') {
       if (inline !== undefined || given.has(flag.name)) return undefined
       given.set(flag.name, !negated)
@@ -120,8 +120,8 @@ export async function fastParse(argv: string[], spec: FastSpec): Promise<FastCom
 
   for (const name of given.keys()) if (long.get(name)!.exclusive?.some((other) => given.has(other))) return undefined
   if (spec.flags.some((flag) => flag.required && !given.has(flag.name))) return undefined
-  // A flag that reads the environment, when it is set: oclif's to weigh against the default.
-  if (spec.flags.some((flag) => flag.env !== undefined && !given.has(flag.name) && process.env[flag.env] !== undefined)) return undefined
+  // A flag that reads the environment, when it is set: oclif's to weigh against the command line and the default.
+  if (spec.flags.some((flag) => flag.env !== undefined && process.env[flag.env] !== undefined)) return undefined
   const flags = Object.fromEntries(given)
   for (const flag of spec.flags) if (!given.has(flag.name) && flag.default !== undefined) flags[flag.name] = flag.default
 

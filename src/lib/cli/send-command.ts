@@ -5,7 +5,7 @@ import {failure, type CommandContext} from './failure.js'
 import {send} from './send.js'
 
 /** What oclif's parser (or the fast path's, fast-parse.ts) makes of `msgbus send`'s command line. */
-export interface SendCommandLine {
+interface SendCommandLine {
   args: {target: string; files?: string}
   argv: unknown[]
   flags: Interfaces.InferredFlags<(typeof Send)['flags']>

@@ -1,4 +1,4 @@
-import type {Readable} from 'node:stream'
+import {finished, type Readable} from 'node:stream'
 
 /**
  * Every chunk of a response body that arrived, then its error if it failed.
@@ -20,17 +20,13 @@ export async function* bodyChunks(body: Readable): AsyncGenerator<Buffer> {
     wake = undefined
   }
 
-  const onError = (error: unknown): void => {
-    failure ??= error
-    signal()
-  }
-
-  const onOver = (): void => {
+  // finished() says how it ended: an error, a close before its end ("premature close": cut short all the same), or its end.
+  const cleanup = finished(body, (error) => {
+    failure ??= error ?? undefined
     over = true
     signal()
-  }
-
-  body.on('readable', signal).on('error', onError).on('end', onOver).on('close', onOver)
+  })
+  body.on('readable', signal)
   try {
     for (;;) {
       const chunk = body.read() as Buffer | null
@@ -46,8 +42,10 @@ export async function* bodyChunks(body: Readable): AsyncGenerator<Buffer> {
       })
     }
   } finally {
-    body.off('readable', signal).off('end', onOver).off('close', onOver)
-    // Left early (the reader stopped): let go of the connection. The error listener stays: a destroy may still report one.
+    body.off('readable', signal)
+    cleanup()
+    // Left early (the reader stopped): let go of the connection; a destroy may still report an error, which is no one's to hear now.
+    body.on('error', () => {})
     if (!body.destroyed) body.destroy()
   }
 }

@@ -272,7 +272,7 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
     for await (const chunk of bodyChunks(response.body)) {
       let failure: unknown
       try {
-        parser.write(chunk as Buffer)
+        parser.write(chunk)
       } catch (error) {
         failure = error
       }

@@ -59,12 +59,6 @@ export class LatencyHistogram {
     if (other.max > this.max) this.max = other.max
   }
 
-  reset(): void {
-    this.counts.fill(0)
-    this.total = 0
-    this.max = 0
-  }
-
   /** The highest value of the bucket that holds the value at `percentile`, as HdrHistogram reports it. */
   private atPercentile(percentile: number): number {
     // Rounded up, less the last bit of the product's precision (which can leave it a hair above a whole count), as HdrHistogram does.

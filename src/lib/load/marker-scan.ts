@@ -1,13 +1,8 @@
-import {readNumbers} from './msgbus-part.js'
+import {readNumbers, viewOf} from './msgbus-part.js'
 import {matches} from './stream-reader.js'
 
 const MARKER = Buffer.from('msgbus-load=')
 const M = MARKER[0]
-
-/** The bytes as msgbus-part's readers take them (a view made once per marker or id read). */
-export function viewOf(data: Buffer): DataView {
-  return new DataView(data.buffer, data.byteOffset, data.byteLength)
-}
 
 /**
  * Finds the first load marker in data[from, to) wherever it sits: in a part's

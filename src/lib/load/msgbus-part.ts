@@ -91,6 +91,20 @@ function equalsSign(view: DataView, from: number, limit: number): number {
   return -1
 }
 
+/** The DataView last made, and its buffer: every plain-TCP read comes in one shared buffer, so one view serves them all. */
+let viewed: Buffer | undefined
+let lastView: DataView | undefined
+
+/** A DataView of `data` for the readers here: the last one again while the reads come in the same buffer. */
+export function viewOf(data: Buffer): DataView {
+  if (data !== viewed || !lastView) {
+    lastView = new DataView(data.buffer, data.byteOffset, data.length)
+    viewed = data
+  }
+
+  return lastView
+}
+
 /**
  * Decimal numbers at `at` (before `limit`) joined by `separator`, as many
  * as `into` holds, each of 1 to 16 digits and exact as a double (as

@@ -90,8 +90,9 @@ export class LoadPublisher {
 
   private body(seq: number, marker: LoadMarker | undefined): Buffer {
     let body = this.options.body ?? Buffer.from(`<h1>hello world ${seq}</h1>`)
-    if (marker) body = Buffer.concat([Buffer.from(`${markerText(marker)} `, 'latin1'), body])
-    const size = this.options.size === undefined || !marker ? this.options.size : Math.max(this.options.size, markerText(marker).length + 1)
+    const prefix = marker && Buffer.from(`${markerText(marker)} `, 'latin1')
+    if (prefix) body = Buffer.concat([prefix, body])
+    const size = this.options.size === undefined || !prefix ? this.options.size : Math.max(this.options.size, prefix.length)
     if (size === undefined || size === body.length) return body
     if (size < body.length) return body.subarray(0, size)
     return Buffer.concat([body, Buffer.alloc(size - body.length, 0x20)])

@@ -1,7 +1,7 @@
 import {HeldBytes} from './held-bytes.js'
-import {scanMarker, viewOf} from './marker-scan.js'
+import {scanMarker} from './marker-scan.js'
 import type {Part} from '../protocol/multipart-parser.js'
-import {readNumbers} from './msgbus-part.js'
+import {readNumbers, viewOf} from './msgbus-part.js'
 import {matches, type MessageSink} from './stream-reader.js'
 
 const CR = 0x0d

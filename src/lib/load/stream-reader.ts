@@ -2,7 +2,7 @@ import {ChunkedDecoder} from '../protocol/chunked-decoder.js'
 import {MultipartParser, type Part} from '../protocol/multipart-parser.js'
 import {isMessageId, parseMessageId} from '../bus/message-id.js'
 import {readMarker} from './marker.js'
-import {HAS_ID, HAS_MARKER, Literal, MsgbusPart, NOT_MSGBUS, readNumbers} from './msgbus-part.js'
+import {HAS_ID, HAS_MARKER, Literal, MsgbusPart, NOT_MSGBUS, readNumbers, viewOf} from './msgbus-part.js'
 
 /** Where a subscription's messages go: every one counted, then its marker (if it has one) checked, then its id (if it has one) kept. */
 export interface MessageSink {
@@ -26,10 +26,6 @@ const MAX_HELD_CHUNK = 1024 * 1024
 /** Hex digits of a chunk size the fast path reads; more is the general path's to judge. */
 const MAX_SIZE_DIGITS = 8
 
-/** The DataView last made, and its buffer: every plain-TCP read comes in one shared buffer, so one view serves them all. */
-let viewed: Buffer | undefined
-let lastView: DataView | undefined
-
 /** Scratch for the part being read: reads run one at a time, and one object stays in the cache where one per connection would not. */
 const MSGBUS_PART = new MsgbusPart()
 /** The delimiter lines of each boundary: msgbus has one boundary for all its streams. A server with one per stream gets its own, uncached past the first few. */
@@ -47,14 +43,6 @@ function delimitersOf(line: Buffer): {opening: Literal; closing: Literal} {
   return delimiters
 }
 
-function viewOf(data: Buffer): DataView {
-  if (data !== viewed || !lastView) {
-    lastView = new DataView(data.buffer, data.byteOffset, data.length)
-    viewed = data
-  }
-
-  return lastView
-}
 
 /**
  * Reads one subscription's stream after the response head. With thousands

@@ -25,7 +25,7 @@ export interface PublishContext {
   /** Each accepted publish's time to its answer, in seconds. */
   readonly latency: LatencyBuckets
   /** Undefined, or a promise to wait for before answering: subscribers' sockets have much to catch up with (SocketWriter.whenFlushed). */
-  readonly flushed?: () => Promise<void> | undefined
+  readonly flushed: () => Promise<void> | undefined
 }
 
 /** Publishes of a connection whose bodies are watched now: pipelined ones overlap (one awaits its fan-out while the next body arrives). */
@@ -135,7 +135,7 @@ export async function publish(
 
   // Handed to every subscriber means queued for its socket: a publisher that
   // outruns the sockets waits here, so what it has queued ahead stays bounded.
-  const flushed = ctx.flushed?.()
+  const flushed = ctx.flushed()
   if (flushed) await flushed
   res.writeHead(204, {
     Server: ctx.serverHeader,
