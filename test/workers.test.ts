@@ -202,7 +202,12 @@ describe('serve --workers 2', function () {
     assert.ok(!childrenOf(serve.child.pid!).includes(victim))
     assert.equal(childrenOf(serve.child.pid!).length, 2)
 
-    await until(() => ours.every((recorder) => acknowledged.every((body) => recorder.bodies.includes(body))), () => `every recorder to have all ${acknowledged.length} messages: ${ours.map((r) => r.bodies.length).join(' ')}`, {timeoutMs: 60_000, everyMs: 100})
+    await until(() => ours.every((recorder) => acknowledged.every((body) => recorder.bodies.includes(body))), () =>
+        `every recorder to have all ${acknowledged.length} messages: ${ours.map((r) => r.bodies.length).join(' ')}; missing: ${ours
+          .map((r, i) => ({i, reconnects: r.reconnects, missing: acknowledged.filter((body) => !r.bodies.includes(body))}))
+          .filter((r) => r.missing.length > 0)
+          .map((r) => `recorder ${r.i} (reconnects ${r.reconnects}) lacks ${r.missing.join(',')}`)
+          .join('; ')}`, {timeoutMs: 60_000, everyMs: 100})
     const resumed = ours.filter((recorder) => recorder.reconnects > 0)
     assert.ok(resumed.length > 0 && resumed.length < ours.length, `${resumed.length} of ${ours.length} subscribers were on the killed worker`)
     for (const recorder of ours) {
