@@ -408,10 +408,18 @@ const NO_COLOR: Variable = {
   text: 'When set (to anything), log lines and help are printed without colour. Colour is also off when the output is not a terminal.',
 }
 
+/** What the server reads besides its flags' variables. */
+const SERVE_ENV: Variable[] = [
+  {
+    name: 'MSGBUS_NATIVE_SEND',
+    text: "Set to 0, the server writes to subscribers through Node's streams even where the native sender was built (npm run build compiles it when there is a C compiler: one send(2) a socket, many sockets a call, less CPU a delivery). The start-up line writer says which one is in use.",
+  },
+]
+
 /**
  * Every variable the commands read, by name: each flag's `env` (oclif reads
  * it: the flag given wins), the client commands' (those with --url)
- * variables, and NO_COLOR.
+ * variables, the server's own (SERVE_ENV), and NO_COLOR.
  */
 function environmentOf(infos: CommandInfo[], config: Config): Variable[] {
   const found = new Map<string, {text?: string; flags: string[]}>()
@@ -422,6 +430,7 @@ function environmentOf(infos: CommandInfo[], config: Config): Variable[] {
   const lead = several ? `For ${clients.map((info) => `${config.bin} ${info.name}`).join(', ')}: ` : ''
   for (const info of infos) {
     if (clients.includes(info)) for (const variable of CLIENT_ENV) entry(variable.name).text = lead + (several ? variable.text.replace(/^T/, 't') : variable.text)
+    if (info.name === 'serve') for (const variable of SERVE_ENV) entry(variable.name).text = several ? `For ${config.bin} serve: ${variable.text.replace(/^S/, 's')}` : variable.text
     for (const [name, flag] of info.flags) if (flag.env) entry(flag.env).flags.push(several ? `${config.bin} ${info.name} --${name}` : `--${name}`)
   }
 

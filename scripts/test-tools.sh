@@ -6,7 +6,8 @@
 # redis-tools (the --bus redis tests start their own; redis-benchmark for
 # bench:redis), nats-server (the NATS JetStream link's tests start their
 # own), nginx-light and libnginx-mod-nchan (test-sub and test-pub against
-# nginx+nchan, the peer of `npm run bench -- --peer nchan`). Installs whatever is
+# nginx+nchan, the peer of `npm run bench -- --peer nchan`), gcc (npm run build
+# compiles the native sender, src/native/send-many.c). Installs whatever is
 # missing with apt-get when run as root; otherwise says what is missing (the
 # tests that need it then fail or, for the browser, are skipped).
 need=""
@@ -19,6 +20,7 @@ command -v man >/dev/null 2>&1 || need="$need man-db"
 command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
 command -v redis-benchmark >/dev/null 2>&1 || need="$need redis-tools"
 command -v nats-server >/dev/null 2>&1 || need="$need nats-server"
+command -v cc >/dev/null 2>&1 || need="$need gcc"
 [ -x /usr/sbin/nginx ] || need="$need nginx-light"
 [ -f /usr/lib/nginx/modules/ngx_nchan_module.so ] || need="$need libnginx-mod-nchan"
 [ -z "$need" ] && exit 0

@@ -6,3 +6,6 @@ import {fileURLToPath} from 'node:url'
  * bundle (dist/cli), as version.ts finds package.json.
  */
 export const WEB_ROOT = fileURLToPath(new URL('../../web/', import.meta.url))
+
+/** The native sender, built by `npm run build` when a C compiler is there (scripts/build-native.ts); in dist/ for src/ and dist/ alike. */
+export const NATIVE_SENDER = fileURLToPath(new URL('../../dist/native/send-many.node', import.meta.url))

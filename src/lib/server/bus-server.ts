@@ -36,6 +36,7 @@ import {LatencyBuckets} from './ops/latency-buckets.js'
 import {closeListener, createMetricsListener, parseMetricsAddress, type MetricsAddress} from './ops/metrics-listener.js'
 import {LogLevel} from './ops/log.js'
 import {DEFAULTS, type BusServerOptions, type ResolvedOptions} from './options.js'
+import {nativeSender} from './stream/native-send.js'
 import {hardBound, SocketWriter, type WriteTarget} from './stream/socket-writer.js'
 import {Streams} from './stream/streams.js'
 import type {HttpSubscription} from './stream/subscription.js'
@@ -158,6 +159,7 @@ export class BusServer {
     if (viewer instanceof Error) logger.warn('viewer', `${viewer.message}: browsers get 404 on bus URLs`)
     const who = (target: WriteTarget) => `${target.peer} ${channelLabel(target.channel)}`
     const seconds = (ms: number) => (ms > 0 ? `, behind for ${(ms / 1000).toFixed(1)} s` : '')
+    const native = nativeSender()
     const writer = new SocketWriter(
       {
         maxPending: options.maxPending,
@@ -170,6 +172,7 @@ export class BusServer {
         onDropStart: (target, pending, ms) => logger.warn('slow', `${who(target)}: dropping messages, ${pending} bytes unsent${seconds(ms)}`),
         onDropEnd: (target, dropped) => logger.warn('slow', `${who(target)}: caught up after ${dropped} dropped messages`),
       },
+      native.sender,
     )
     const encoders = createEncoders(options.boundary)
     const serverHeader = `msgbus/${VERSION}`
@@ -238,6 +241,7 @@ export class BusServer {
     if (metrics) logger.log(LogLevel.Always, 'listen', `metrics on ${metrics} (/metrics, /livez, /readyz)`)
     if (docroot) logger.log(LogLevel.Always, 'listen', `document root ${docroot.root}`)
     if (acl) logger.log(LogLevel.Always, 'listen', `acl ${acl.current.file} (${acl.current.describe()})`)
+    logger.log(LogLevel.Always, 'writer', native.sender ? 'native sender (send(2), many sockets a call)' : `Node streams (native sender: ${native.why})`)
     const protections = describeProtections(options, {
       acl: acl && {file: acl.current.file, users: acl.current.describe()},
       connections: admission.cap.max,

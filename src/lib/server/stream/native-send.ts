@@ -1,0 +1,100 @@
+import {createRequire} from 'node:module'
+import type {Socket} from 'node:net'
+import {NATIVE_SENDER} from '../../assets.js'
+
+/** src/native/send-many.c: socket i is sent buffers[which[i]]; results[i] is the bytes taken or -errno. */
+export interface NativeSender {
+  sendMany(fds: Int32Array, buffers: Buffer[], which: Int32Array, count: number, results: Int32Array): void
+}
+
+/** Set to 0, the server writes through Node's streams even when the native sender is built. */
+export const NATIVE_SEND_ENV = 'MSGBUS_NATIVE_SEND'
+
+/** The native sender, or why there is none (for the start-up log). */
+export type NativeSenderState = {sender: NativeSender; why?: undefined} | {sender?: undefined; why: string}
+
+let state: NativeSenderState | undefined
+
+/** Loaded once, on first use; never throws: without it the writer uses Node's streams. */
+export function nativeSender(): NativeSenderState {
+  state ??= load()
+  return state
+}
+
+function load(): NativeSenderState {
+  if (process.env[NATIVE_SEND_ENV] === '0') return {why: `${NATIVE_SEND_ENV}=0`}
+  if (process.platform === 'win32') return {why: 'not on Windows'}
+  try {
+    const sender = createRequire(import.meta.url)(NATIVE_SENDER) as NativeSender
+    if (typeof sender.sendMany !== 'function') return {why: `${NATIVE_SENDER} has no sendMany`}
+    return {sender}
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    return {why: code === 'MODULE_NOT_FOUND' ? 'not built (no C compiler at npm install?)' : `cannot load: ${(error as Error).message.split('\n')[0]}`}
+  }
+}
+
+/** What net.Socket keeps of its libuv handle; not public API, so read with care. */
+interface HandleView {
+  _handle?: {fd?: unknown} | null
+  encrypted?: boolean
+}
+
+/**
+ * The file descriptor the native sender may write to for this socket, or -1:
+ * a plain TCP or Unix socket only. A TLS socket's handle reports the TCP
+ * socket under it, and bytes sent there would skip the encryption.
+ */
+export function sendableFd(socket: Socket): number {
+  const view = socket as unknown as HandleView
+  if (view.encrypted === true) return -1
+  const fd = view._handle?.fd
+  return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : -1
+}
+
+/** Sockets a call at most: a flush slice is fewer (FLUSH_SLICE). */
+const BATCH = 64
+/** The C side's limit on distinct buffers a call (MAX_BUFFERS in send-many.c). */
+const BATCH_BUFFERS = 256
+
+/**
+ * Sockets and their bytes gathered for one sendMany call. Consecutive
+ * sockets handed the same Buffer (a message's frame, framed once) share one
+ * entry of `buffers`. What a socket did not take, and any error, goes to its
+ * own stream after the call, which queues the rest or fails the connection
+ * (the caller hands over only sockets with nothing queued in Node, so those
+ * bytes keep their order).
+ */
+export class NativeBatch {
+  private readonly fds = new Int32Array(BATCH)
+  private readonly which = new Int32Array(BATCH)
+  private readonly results = new Int32Array(BATCH)
+  private readonly buffers: Buffer[] = []
+  private readonly sockets: Array<Socket | undefined> = []
+  private count = 0
+
+  constructor(private readonly sender: NativeSender) {}
+
+  add(fd: number, socket: Socket, bytes: Buffer): void {
+    if (this.buffers.length === 0 || this.buffers[this.buffers.length - 1] !== bytes) this.buffers.push(bytes)
+    this.fds[this.count] = fd
+    this.which[this.count] = this.buffers.length - 1
+    this.sockets[this.count++] = socket
+    if (this.count === BATCH || this.buffers.length === BATCH_BUFFERS) this.send()
+  }
+
+  send(): void {
+    const count = this.count
+    if (count === 0) return
+    this.sender.sendMany(this.fds, this.buffers, this.which, count, this.results)
+    for (let i = 0; i < count; i++) {
+      const bytes = this.buffers[this.which[i] as number] as Buffer
+      const sent = this.results[i] as number
+      if (sent !== bytes.length) (this.sockets[i] as Socket).write(sent > 0 ? bytes.subarray(sent) : bytes)
+      this.sockets[i] = undefined
+    }
+
+    this.buffers.length = 0
+    this.count = 0
+  }
+}
