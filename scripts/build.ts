@@ -87,9 +87,18 @@ const NOT_METADATA = new Set(['id', 'pluginAlias', 'pluginName', 'pluginType', '
  * read off the command's flag definitions (scripts/fast-spec.ts). bin/run.js
  * tries it first and falls back to oclif for anything else.
  */
-const FAST_COMMANDS: Record<string, {module: string; run: string}> = {
-  send: {module: 'src/lib/cli/send-command.ts', run: 'runSend'},
-  dump: {module: 'src/lib/cli/dump-command.ts', run: 'runDump'},
+const FAST_COMMANDS: Record<string, FastCommand> = {
+  send: {module: 'src/lib/cli/send-command.ts', run: 'runSend', warmUp: (url) => ({argv: ['send', 'code-cache', '--url', url], input: 'hi\n', status: 0})},
+  // The stand-in answers a subscription 404: the request, the answer and the failure's report are compiled.
+  dump: {module: 'src/lib/cli/dump-command.ts', run: 'runDump', warmUp: (url) => ({argv: ['dump', 'code-cache', '--url', url, '--no-reconnect'], input: '', status: 1})},
+}
+
+interface FastCommand {
+  /** The module (from the root) that exports the command's run function, and its name. */
+  module: string
+  run: string
+  /** The run that makes its bundle's code cache, against writeCodeCache's stand-in server at `url`, and the exit status it ends with. */
+  warmUp(url: string): {argv: string[]; input: string; status: number}
 }
 
 export interface CommandEntry {
@@ -511,10 +520,8 @@ function runForCache(args: string[], input: string, {env = {}, status = 0}: {env
  * modules). The run is the one start-up matters most for (issue 3):
  * `echo hi | msgbus send CHANNEL`, against a stand-in server here that
  * answers a publish with 204: through oclif for the main bundle (the fast
- * path turned off), through the fast path for fast-send; `msgbus --help` if
- * there is no send command or it fails. fast-dump's run subscribes, and the
- * stand-in answers 404 (dump then exits 1): the request, the answer and the
- * failure's report are compiled, not the reading of a stream.
+ * path turned off), `msgbus --help` if there is no send command or it
+ * fails; each fast bundle through its FAST_COMMANDS warmUp run.
  */
 async function writeCodeCache(commands: CommandEntry[], notes: string[]): Promise<void> {
   const server = createServer((request, response) => {
@@ -531,14 +538,15 @@ async function writeCodeCache(commands: CommandEntry[], notes: string[]): Promis
   try {
     let main = false
     if (commands.some((c) => c.id === 'send')) {
-      main = await runForCache(['send', 'code-cache', '--url', url], 'hi\n', {env: {[NO_FAST_PATH]: '1'}}).then(() => true, tolerate('code cache made from --help'))
+      const {argv, input} = FAST_COMMANDS.send!.warmUp(url)
+      main = await runForCache(argv, input, {env: {[NO_FAST_PATH]: '1'}}).then(() => true, tolerate('code cache made from --help'))
     }
 
     if (!main) await runForCache(['--help'], '')
     if (existsSync(FAST_VERSION.outfile)) await runForCache(['--version'], '').catch(tolerate(`no code cache for ${relative(ROOT, FAST_VERSION.outfile)}`))
     for (const c of commands.filter((c) => typeof c.fast === 'object')) {
-      const run = c.id === 'send' ? runForCache(['send', 'code-cache', '--url', url], 'hi\n') : runForCache([c.id, 'code-cache', '--url', url, '--no-reconnect'], '', {status: 1})
-      await run.catch(tolerate(`no code cache for dist/cli/fast-${c.id}.cjs`))
+      const {argv, input, status} = FAST_COMMANDS[c.id]!.warmUp(url)
+      await runForCache(argv, input, {status}).catch(tolerate(`no code cache for dist/cli/fast-${c.id}.cjs`))
     }
   } finally {
     server.closeAllConnections()

@@ -37,6 +37,7 @@ import {closeListener, createMetricsListener, parseMetricsAddress, type MetricsA
 import {LogLevel} from './ops/log.js'
 import {DEFAULTS, type BusServerOptions, type ResolvedOptions} from './options.js'
 import {nativeSender} from './stream/native-send.js'
+import {plural} from '../util/plural.js'
 import {hardBound, SocketWriter, type WriteTarget} from './stream/socket-writer.js'
 import {Streams} from './stream/streams.js'
 import type {HttpSubscription} from './stream/subscription.js'
@@ -170,7 +171,7 @@ export class BusServer {
       {
         onSlowDisconnect: (target, pending, ms) => logger.warn('slow', `${who(target)}: disconnected with ${pending} bytes unsent${seconds(ms)}`),
         onDropStart: (target, pending, ms) => logger.warn('slow', `${who(target)}: dropping messages, ${pending} bytes unsent${seconds(ms)}`),
-        onDropEnd: (target, dropped) => logger.warn('slow', `${who(target)}: caught up after ${dropped} dropped messages`),
+        onDropEnd: (target, dropped) => logger.warn('slow', `${who(target)}: caught up after ${plural(dropped, 'dropped message')}`),
       },
       native.sender,
     )
