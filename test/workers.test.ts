@@ -25,13 +25,16 @@ interface Recorder {
   ids: string[]
   bodies: string[]
   reconnects: number
+  /** Its first stream is open: the server subscribed it before it wrote the head, so it gets every message published from now on. */
+  connected: boolean
   done: Promise<void>
 }
 
 function record(url: string, abort: AbortSignal): Recorder {
   const subscription = subscribe(url, {signal: abort, minDelayMs: 50, maxDelayMs: 500})
-  const recorder: Recorder = {subscription, ids: [], bodies: [], reconnects: 0, done: Promise.resolve()}
+  const recorder: Recorder = {subscription, ids: [], bodies: [], reconnects: 0, connected: false, done: Promise.resolve()}
   subscription.on('reconnect', () => recorder.reconnects++)
+  subscription.once('connect', () => (recorder.connected = true))
   recorder.done = (async () => {
     try {
       for await (const message of subscription) {
@@ -96,11 +99,20 @@ describe('serve --workers 2', function () {
   /** The ids of the first test's messages, as its subscribers got them: history from before the worker killed in the second. */
   let floodIds: string[] = []
 
-  const recorders = (channel: string, count: number): Recorder[] => {
+  /**
+   * Recorders whose streams are all open. Waited for here, not through the
+   * cluster's subscriber count: that is the sum of what each worker last
+   * reported (every second), so right after an earlier test it still counts
+   * that test's subscribers, and a publish could come before a recorder is
+   * subscribed (which then rightly never gets it: it asked for live messages).
+   */
+  const recorders = async (channel: string, count: number): Promise<Recorder[]> => {
     const abort = new AbortController()
     setMaxListeners(count + 10, abort.signal)
     aborts.push(abort)
-    return Array.from({length: count}, () => record(`http://127.0.0.1:${port}/msgbus/${channel}`, abort.signal))
+    const made = Array.from({length: count}, () => record(`http://127.0.0.1:${port}/msgbus/${channel}`, abort.signal))
+    await until(() => made.every((recorder) => recorder.connected), () => `the ${channel} recorders' streams to open: ${made.filter((recorder) => recorder.connected).length} of ${count}`, {timeoutMs: 30_000, everyMs: 20})
+    return made
   }
 
   const subscribers = async (): Promise<number> => (await metricsOf(metricsPort)).get('msgbus_subscribers') ?? 0
@@ -131,7 +143,7 @@ describe('serve --workers 2', function () {
 
   /** The first test's body: the 1,000 subscriptions of `sub`, and eight of ours. */
   async function oneOrderForAll(sub: MsgbusProcess): Promise<void> {
-    const ours = recorders('flood', 8)
+    const ours = await recorders('flood', 8)
     await until(async () => (await subscribers()) >= 1008, 'the workers to report 1,008 subscribers', {timeoutMs: 60_000, everyMs: 250})
     const figures = await metricsOf(metricsPort)
     const one = figures.get('msgbus_worker_subscribers{worker="1"}') ?? 0
@@ -173,8 +185,7 @@ describe('serve --workers 2', function () {
   }
 
   it('forks a worker killed with SIGKILL again; its subscribers resume with Last-Event-ID, nothing lost for anyone', async () => {
-    const ours = recorders('kill', 20)
-    await until(async () => (await subscribers()) >= 20, 'the workers to report 20 subscribers', {timeoutMs: 30_000, everyMs: 250})
+    const ours = await recorders('kill', 20)
     const workers = childrenOf(serve.child.pid!)
     assert.equal(workers.length, 2, `the primary's children: ${workers.join(', ')}`)
     const victim = workers[0]
@@ -235,8 +246,7 @@ describe('serve --workers 2', function () {
   })
 
   it('SIGTERM stops every worker (streams end with the shutdown notice) and exits 0', async () => {
-    const ours = recorders('end', 4)
-    await until(async () => (await subscribers()) >= 4, 'the workers to report 4 subscribers', {timeoutMs: 30_000, everyMs: 250})
+    const ours = await recorders('end', 4)
     const notices: string[] = []
     for (const recorder of ours) recorder.subscription.on('disconnect', (info) => info.reason && notices.push(info.reason))
     const workers = childrenOf(serve.child.pid!)
