@@ -287,6 +287,9 @@ function emptyOutcome(scenario: Scenario, server: ServerKind): Outcome {
 
 // ---------------------------------------------------------------- the server
 
+/** The server's start-up line `writer`, as last said in the bench's log. */
+let writerSaid: string | undefined
+
 /** `msgbus serve --port 0`, its port read from its `listen HTTP on ...` line. */
 async function startServer(runJs: string, lifetimeMs: number, serverArgs: string[], nodeArgs: string[]): Promise<BenchServer & {cli: Cli}> {
   const cli = runCli(runJs, 'msgbus serve', ['serve', '--port', '0', '--address', '127.0.0.1', ...serverArgs], lifetimeMs, nodeArgs)
@@ -303,6 +306,9 @@ async function startServer(runJs: string, lifetimeMs: number, serverArgs: string
   }
   cli.onLine = (line) => {
     if (/ slow /.test(line)) server.slowLines++
+    const writer = / writer (.*)/.exec(line)?.[1]
+    // Said once a run: how the figures were made (the native sender or Node's streams).
+    if (writer !== undefined && writer !== writerSaid) log(`the server writes to subscribers through: ${(writerSaid = writer)}`)
     const listening = / listen HTTP on ([\d.]+):(\d+)/.exec(line)
     if (listening && server.port === 0) {
       server.port = Number(listening[2])

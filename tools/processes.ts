@@ -103,6 +103,8 @@ export function prepareCli(build: boolean): string {
   for (const file of ['bin/run.js', 'bin/package.json', 'package.json']) copyFileSync(join(ROOT, file), join(snapshot, file))
   // The bundle, the fast paths' bundles and their code caches.
   cpSync(join(ROOT, 'dist/cli'), join(snapshot, 'dist/cli'), {recursive: true})
+  // The native sender, where the build made one: without it the server writes through Node's streams.
+  if (existsSync(join(ROOT, 'dist/native'))) cpSync(join(ROOT, 'dist/native'), join(snapshot, 'dist/native'), {recursive: true})
 
   // The viewer page, which the server reads at start-up.
   cpSync(join(ROOT, 'web'), join(snapshot, 'web'), {recursive: true})
