@@ -79,8 +79,6 @@ export async function runRounds(
   return rows
 }
 
-
-
 /** `median (lowest–highest)` of one figure over the rounds. */
 function spread(values: number[], format: (value: number) => string): string {
   const finite = values.filter(Number.isFinite)

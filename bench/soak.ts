@@ -26,7 +26,7 @@ import {Churner, drained, pubReport, Serve, startTestPub, stopTestSub, subscribe
 import {prepareCli, startTestSub, stop, stopAll, type Cli, type SubProcess} from '../tools/processes.js'
 import {newSeed, seededRandom} from '../tools/random.js'
 import {sleep} from '../tools/wait.js'
-import {grouped} from '../tools/figures.js'
+import {grouped, median} from '../tools/figures.js'
 
 const MiB = 1024 * 1024
 
@@ -205,13 +205,6 @@ interface Result {
   loop_p99_ms: {max: number; median: number}
   samples: Sample[]
   verdict: {pass: boolean; reasons: string[]}
-}
-
-const median = (values: number[]): number => {
-  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b)
-  if (sorted.length === 0) return Number.NaN
-  const mid = sorted.length >> 1
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
 
 const mib = (bytes: number, digits = 1): string => (Number.isFinite(bytes) ? (bytes / MiB).toFixed(digits) : '–')

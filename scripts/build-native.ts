@@ -17,10 +17,12 @@ import {existsSync, mkdirSync, rmSync} from 'node:fs'
 import {createRequire} from 'node:module'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
+import {NATIVE_SENDER} from '../src/lib/assets.js'
+import {NATIVE_SEND_ENV} from '../src/lib/server/stream/native-send.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const SOURCE = join(ROOT, 'src', 'native', 'send-many.c')
-const OUTPUT = join(ROOT, 'dist', 'native', 'send-many.node')
+const OUTPUT = NATIVE_SENDER
 
 /** The folder of node_api.h: the pinned package's, else the one installed with this node. */
 function headers(): string | undefined {
@@ -38,8 +40,8 @@ function headers(): string | undefined {
 
 function main(): void {
   rmSync(OUTPUT, {force: true})
-  if (process.env.MSGBUS_NATIVE_SEND === '0') {
-    console.log('native sender: not built (MSGBUS_NATIVE_SEND=0)')
+  if (process.env[NATIVE_SEND_ENV] === '0') {
+    console.log(`native sender: not built (${NATIVE_SEND_ENV}=0)`)
     return
   }
 

@@ -30,6 +30,7 @@ import {fileURLToPath, pathToFileURL} from 'node:url'
 import {Command, CommandHelp, Config, Plugin, settings} from '@oclif/core'
 import {CLIENT_ENV, COMPAT_2007, EXIT_STATUS, EXIT_STATUS_DEFAULT} from './man-notes.js'
 import {serveOptionsSection, spliceSection} from './readme-options.js'
+import {NATIVE_SEND_ENV} from '../src/lib/server/stream/native-send.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
@@ -411,7 +412,7 @@ const NO_COLOR: Variable = {
 /** What the server reads besides its flags' variables. */
 const SERVE_ENV: Variable[] = [
   {
-    name: 'MSGBUS_NATIVE_SEND',
+    name: NATIVE_SEND_ENV,
     text: "Set to 0, the server writes to subscribers through Node's streams even where the native sender was built (npm run build compiles it when there is a C compiler: one send(2) a socket, many sockets a call, less CPU a delivery). The start-up line writer says which one is in use.",
   },
 ]

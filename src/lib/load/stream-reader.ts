@@ -43,7 +43,6 @@ function delimitersOf(line: Buffer): {opening: Literal; closing: Literal} {
   return delimiters
 }
 
-
 /**
  * Reads one subscription's stream after the response head. With thousands
  * of subscriptions a test-sub process spends its time here, once per

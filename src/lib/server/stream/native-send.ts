@@ -52,10 +52,8 @@ export function sendableFd(socket: Socket): number {
   return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : -1
 }
 
-/** Sockets a call at most: a flush slice is fewer (FLUSH_SLICE). */
+/** Sockets a call at most (a flush slice is fewer, FLUSH_SLICE): no more than send-many.c's MAX_BUFFERS, as no call has more buffers than sockets. */
 const BATCH = 64
-/** The C side's limit on distinct buffers a call (MAX_BUFFERS in send-many.c). */
-const BATCH_BUFFERS = 256
 
 /**
  * Sockets and their bytes gathered for one sendMany call. Consecutive
@@ -80,7 +78,7 @@ export class NativeBatch {
     this.fds[this.count] = fd
     this.which[this.count] = this.buffers.length - 1
     this.sockets[this.count++] = socket
-    if (this.count === BATCH || this.buffers.length === BATCH_BUFFERS) this.send()
+    if (this.count === BATCH) this.send()
   }
 
   send(): void {

@@ -210,21 +210,12 @@ export class SocketWriter {
       return
     }
 
-    // Nothing of it waits in Node, so bytes sent past Node's stream keep their order.
-    if (this.batch !== undefined && bytes <= JOIN_BYTES && socket.writableLength === 0) {
-      const fd = (target.fd ??= sendableFd(socket))
-      if (fd >= 0) {
-        this.batch.add(fd, socket, outbox.length === 1 ? (outbox[0] as Buffer) : Buffer.concat(outbox, bytes))
-        outbox.length = 0
-        this.bytesOut += bytes
-        return
-      }
-    }
-
-    if (outbox.length === 1) {
-      socket.write(outbox[0])
-    } else if (bytes <= JOIN_BYTES) {
-      socket.write(Buffer.concat(outbox, bytes))
+    if (bytes <= JOIN_BYTES) {
+      const joined = outbox.length === 1 ? (outbox[0] as Buffer) : Buffer.concat(outbox, bytes)
+      // Past Node's stream only when nothing of it waits there, so the bytes keep their order.
+      const fd = this.batch !== undefined && socket.writableLength === 0 ? (target.fd ??= sendableFd(socket)) : -1
+      if (fd >= 0) (this.batch as NativeBatch).add(fd, socket, joined)
+      else socket.write(joined)
     } else {
       socket.cork()
       for (const piece of outbox) socket.write(piece)
