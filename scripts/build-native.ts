@@ -18,7 +18,7 @@ import {createRequire} from 'node:module'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {NATIVE_SENDER} from '../src/lib/assets.js'
-import {NATIVE_SEND_ENV} from '../src/lib/server/stream/native-send.js'
+import {NATIVE_SEND_ENV, NATIVE_SEND_OFF} from '../src/lib/server/stream/native-send.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const SOURCE = join(ROOT, 'src', 'native', 'send-many.c')
@@ -40,8 +40,8 @@ function headers(): string | undefined {
 
 function main(): void {
   rmSync(OUTPUT, {force: true})
-  if (process.env[NATIVE_SEND_ENV] === '0') {
-    console.log(`native sender: not built (${NATIVE_SEND_ENV}=0)`)
+  if (process.env[NATIVE_SEND_ENV] === NATIVE_SEND_OFF) {
+    console.log(`native sender: not built (${NATIVE_SEND_ENV}=${NATIVE_SEND_OFF})`)
     return
   }
 

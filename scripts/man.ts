@@ -30,7 +30,7 @@ import {fileURLToPath, pathToFileURL} from 'node:url'
 import {Command, CommandHelp, Config, Plugin, settings} from '@oclif/core'
 import {CLIENT_ENV, COMPAT_2007, EXIT_STATUS, EXIT_STATUS_DEFAULT} from './man-notes.js'
 import {serveOptionsSection, spliceSection} from './readme-options.js'
-import {NATIVE_SEND_ENV} from '../src/lib/server/stream/native-send.js'
+import {NATIVE_SEND_ENV, NATIVE_SEND_NO_RING, NATIVE_SEND_OFF} from '../src/lib/server/stream/native-send.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
@@ -413,7 +413,7 @@ const NO_COLOR: Variable = {
 const SERVE_ENV: Variable[] = [
   {
     name: NATIVE_SEND_ENV,
-    text: "Set to 0, the server writes to subscribers through Node's streams even where the native sender was built (npm run build compiles it when there is a C compiler: one send(2) a socket, many sockets a call, less CPU a delivery). The start-up line writer says which one is in use.",
+    text: `How the server writes to subscribers. Unset, through the native sender where it was built (npm run build compiles it when there is a C compiler): many sockets a call, and on Linux all of a call's sends in one system call through an io_uring, else one send(2) each. Set to ${NATIVE_SEND_NO_RING}, one send(2) a socket (no io_uring). Set to ${NATIVE_SEND_OFF}, through Node's streams. Each costs more CPU a delivery than the one before and changes nothing else. The start-up line writer says which one is in use, and why when it is not the first.`,
   },
 ]
 

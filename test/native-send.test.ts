@@ -1,11 +1,12 @@
-// The fan-out's two ways to the sockets: the native sender (send(2) for a
-// slice of sockets a call, src/native/send-many.c) and Node's streams
-// (MSGBUS_NATIVE_SEND=0). Each must give every subscriber every byte in order,
+// The fan-out's ways to the sockets: the native sender (a slice of sockets a
+// call, src/native/send-many.c), its sends entering the kernel together
+// through an io_uring or one send(2) each (MSGBUS_NATIVE_SEND=send), and
+// Node's streams (MSGBUS_NATIVE_SEND=0). Each must give every subscriber every byte in order,
 // also when a socket takes only part of a message or none of it, when a reader
 // is gone, and never bypass TLS.
 import assert from 'node:assert/strict'
 import {once} from 'node:events'
-import {existsSync, mkdtempSync} from 'node:fs'
+import {existsSync, mkdtempSync, readFileSync} from 'node:fs'
 import {connect, type Socket} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -85,8 +86,18 @@ function bodiesOf(label: string, count: number, most = 48 * 1024): Buffer[] {
   return Array.from({length: count}, (_, i) => Buffer.alloc(1 + random.int(most), `${i}:${label}|`))
 }
 
+/** 1 or 2 when the kernel gives no io_uring (then the server says why and sends one send(2) a socket). */
+const ringsDisabled = (() => {
+  try {
+    return readFileSync('/proc/sys/kernel/io_uring_disabled', 'utf8').trim() !== '0'
+  } catch {
+    return false
+  }
+})()
+
 const modes = [
-  {name: 'the native sender', env: {}, line: /writer native sender/},
+  {name: 'the native sender, through an io_uring', env: {}, line: ringsDisabled ? /writer native sender \(send\(2\) a socket, many sockets a call: io_uring: / : /writer native sender \(io_uring, /},
+  {name: 'the native sender, a send(2) a socket', env: {MSGBUS_NATIVE_SEND: 'send'}, line: /writer native sender \(send\(2\) a socket, many sockets a call: MSGBUS_NATIVE_SEND=send\)/},
   {name: "Node's streams", env: {MSGBUS_NATIVE_SEND: '0'}, line: /writer Node streams \(native sender: MSGBUS_NATIVE_SEND=0\)/},
 ]
 

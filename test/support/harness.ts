@@ -176,7 +176,10 @@ export function dechunk(bytes: Buffer): {payload: Buffer; ended: boolean} {
   for (;;) {
     const lineEnd = bytes.indexOf('\r\n', at)
     if (lineEnd < 0) break
-    const size = Number.parseInt(bytes.subarray(at, lineEnd).toString('latin1'), 16)
+    const line = bytes.subarray(at, lineEnd).toString('latin1')
+    // A stream out of step (bytes lost or doubled) must fail the test, not loop here on a size that is no number.
+    if (!/^[0-9a-f]+(;.*)?$/i.test(line)) throw new Error(`not a chunk-size line at byte ${at}: ${JSON.stringify(line.slice(0, 40))}`)
+    const size = Number.parseInt(line, 16)
     if (size === 0) return {payload: Buffer.concat(parts), ended: true}
     if (lineEnd + 2 + size + 2 > bytes.length) break
     parts.push(bytes.subarray(lineEnd + 2, lineEnd + 2 + size))

@@ -242,7 +242,7 @@ export class BusServer {
     if (metrics) logger.log(LogLevel.Always, 'listen', `metrics on ${metrics} (/metrics, /livez, /readyz)`)
     if (docroot) logger.log(LogLevel.Always, 'listen', `document root ${docroot.root}`)
     if (acl) logger.log(LogLevel.Always, 'listen', `acl ${acl.current.file} (${acl.current.describe()})`)
-    logger.log(LogLevel.Always, 'writer', native.sender ? 'native sender (send(2), many sockets a call)' : `Node streams (native sender: ${native.why})`)
+    logger.log(LogLevel.Always, 'writer', native.sender ? `native sender (${native.how})` : `Node streams (native sender: ${native.why})`)
     const protections = describeProtections(options, {
       acl: acl && {file: acl.current.file, users: acl.current.describe()},
       connections: admission.cap.max,

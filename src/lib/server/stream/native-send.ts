@@ -5,13 +5,21 @@ import {NATIVE_SENDER} from '../../assets.js'
 /** src/native/send-many.c: socket i is sent buffers[which[i]]; results[i] is the bytes taken or -errno. */
 export interface NativeSender {
   sendMany(fds: Int32Array, buffers: Buffer[], which: Int32Array, count: number, results: Int32Array): void
+  /** From now on a call's sends enter the kernel together, through an io_uring; or why they cannot. */
+  useRing(): string | undefined
 }
 
-/** Set to 0, the server writes through Node's streams even when the native sender is built. */
+/**
+ * How the server writes to subscribers: `0`, through Node's streams even
+ * when the native sender is built; `send`, the native sender with one
+ * send(2) a socket (no io_uring); unset, the native sender at its best.
+ */
 export const NATIVE_SEND_ENV = 'MSGBUS_NATIVE_SEND'
+export const NATIVE_SEND_OFF = '0'
+export const NATIVE_SEND_NO_RING = 'send'
 
-/** The native sender, or why there is none (for the start-up log). */
-export type NativeSenderState = {sender: NativeSender; why?: undefined} | {sender?: undefined; why: string}
+/** The native sender and how it enters the kernel, or why there is none (for the start-up log). */
+export type NativeSenderState = {sender: NativeSender; how: string; why?: undefined} | {sender?: undefined; how?: undefined; why: string}
 
 let state: NativeSenderState | undefined
 
@@ -22,12 +30,15 @@ export function nativeSender(): NativeSenderState {
 }
 
 function load(): NativeSenderState {
-  if (process.env[NATIVE_SEND_ENV] === '0') return {why: `${NATIVE_SEND_ENV}=0`}
+  const choice = process.env[NATIVE_SEND_ENV]
+  if (choice === NATIVE_SEND_OFF) return {why: `${NATIVE_SEND_ENV}=${NATIVE_SEND_OFF}`}
   if (process.platform === 'win32') return {why: 'not on Windows'}
   try {
     const sender = createRequire(import.meta.url)(NATIVE_SENDER) as NativeSender
-    if (typeof sender.sendMany !== 'function') return {why: `${NATIVE_SENDER} has no sendMany`}
-    return {sender}
+    if (typeof sender.sendMany !== 'function' || typeof sender.useRing !== 'function') return {why: `${NATIVE_SENDER} is not this version's (npm run build)`}
+    if (choice === NATIVE_SEND_NO_RING) return {sender, how: `send(2) a socket, many sockets a call: ${NATIVE_SEND_ENV}=${NATIVE_SEND_NO_RING}`}
+    const noRing = sender.useRing()
+    return {sender, how: noRing === undefined ? 'io_uring, one system call for many sockets' : `send(2) a socket, many sockets a call: ${noRing}`}
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
     return {why: code === 'MODULE_NOT_FOUND' ? 'not built (no C compiler at npm install?)' : `cannot load: ${(error as Error).message.split('\n')[0]}`}
