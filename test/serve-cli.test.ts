@@ -28,6 +28,22 @@ describe('msgbus serve', function () {
     assert.equal(reply.status, 204)
   })
 
+  it('a log that can no longer be written (its pipe closed, as by `| head`) does not stop it serving', async () => {
+    const server = await start(['-vvv'])
+    const port = server.port()
+    server.child.stderr!.destroy()
+    const sub = await RawClient.open(port, 'GET /msgbus/after HTTP/1.1\r\nHost: x\r\n\r\n')
+    await sub.until((t) => t.includes('\r\n\r\n'))
+    // Each publish is a log line (-vvv) into the closed pipe: EPIPE.
+    for (const body of ['one', 'two']) {
+      const reply = await request(`http://127.0.0.1:${port}/msgbus/after`, {method: 'POST', headers: {'Content-Type': 'text/plain'}, body})
+      assert.equal(reply.status, 204)
+    }
+    await sub.until((t) => t.includes('two'))
+    sub.close()
+    assert.equal(server.child.exitCode, null, 'still running')
+  })
+
   it('-vvv logs subscriptions and publishes, one line each, without colour when piped', async () => {
     const server = await start(['-vvv'])
     const sub = await RawClient.open(server.port(), 'GET /msgbus/news?type=text/* HTTP/1.1\r\nHost: x\r\n\r\n')

@@ -39,7 +39,15 @@ export interface StreamLoggerOptions {
 export function streamLogger(level: number, {stream = process.stderr, format = 'text'}: StreamLoggerOptions = {}): Logger {
   const colour = format === 'text' && stream === process.stderr && !process.env.NO_COLOR && chalkStderr.level > 0
   const c = chalkStderr
+  // A log that can no longer be written (`msgbus serve 2>&1 | head`, a closed
+  // terminal: EPIPE) must not stop the server: unhandled, that error would
+  // end the process. Its lines are lost from then on, with nowhere to say so.
+  let lost = false
+  stream.on('error', () => {
+    lost = true
+  })
   const line = (severity: 'info' | 'warn', event: string, detail: string, fields?: LogFields): void => {
+    if (lost) return
     const time = new Date().toISOString()
     if (format === 'json') {
       stream.write(jsonLine(time, severity, event, detail, fields))
