@@ -176,7 +176,8 @@ static uint32_t ring_reap(struct ring *ring, int32_t *results) {
  * many were done: fewer only when the kernel would not take them all, and
  * then the caller sends the rest itself and drops the ring.
  */
-static uint32_t ring_send(struct ring *ring, const int32_t *fds, void *const *data, const size_t *length, const int32_t *which, uint32_t count, int32_t *results) {
+/* Puts count sends in the submission queue; the kernel sees them at the next ring_enter. */
+static void ring_queue(struct ring *ring, const int32_t *fds, void *const *data, const size_t *length, const int32_t *which, uint32_t count, int32_t *results) {
   unsigned tail = *ring->sq_tail, mask = *ring->sq_mask;
   for (uint32_t i = 0; i < count; i++) {
     unsigned index = (tail + i) & mask;
@@ -192,7 +193,16 @@ static uint32_t ring_send(struct ring *ring, const int32_t *fds, void *const *da
     results[i] = PENDING;
   }
   atomic_store_explicit((_Atomic unsigned *)ring->sq_tail, tail + count, memory_order_release);
+}
 
+/*
+ * Up to ring->entries sends in one kernel entry. Each completes during the
+ * entry (MSG_DONTWAIT, checked by ring_check), so all are reaped before this
+ * returns. Returns how many were done: fewer only when the kernel would not
+ * take them all, and then the caller sends the rest itself and drops the ring.
+ */
+static uint32_t ring_send(struct ring *ring, const int32_t *fds, void *const *data, const size_t *length, const int32_t *which, uint32_t count, int32_t *results) {
+  ring_queue(ring, fds, data, length, which, count, results);
   uint32_t submitted = 0, reaped = 0;
   int entered = ring_enter(ring, count, count);
   if (entered > 0) submitted = (uint32_t)entered;
@@ -206,6 +216,34 @@ static uint32_t ring_send(struct ring *ring, const int32_t *fds, void *const *da
   uint32_t done = 0;
   while (done < count && results[done] != PENDING) done++;
   return done;
+}
+
+/*
+ * What the writer relies on, tried on a socket pair before the ring is used:
+ * a send completes within the call that submits it, the bytes when there is
+ * room, -EAGAIN when there is none. A kernel that instead parked the send
+ * until there was room (or knows no IORING_OP_SEND, before 5.6) would block
+ * the event loop or send bytes twice. NULL when all is as it should be.
+ */
+static const char *ring_check(struct ring *ring) {
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) return "no socket pair to try it on";
+  static char fill[4096];
+  while (send(pair[0], fill, sizeof fill, SEND_FLAGS) > 0) {
+  }
+  int32_t fds[2] = {pair[0], pair[1]}, which[2] = {0, 0}, results[2];
+  void *data[1] = {fill};
+  size_t length[1] = {1};
+  ring_queue(ring, fds, data, length, which, 2, results);
+  int entered = ring_enter(ring, 2, 0);
+  ring_reap(ring, results);
+  close(pair[0]);
+  close(pair[1]);
+  if (entered != 2) return "sends were not taken";
+  if (results[0] == PENDING) return "a send to a full socket would wait for room";
+  if (results[1] == -EINVAL || results[1] == -EOPNOTSUPP) return "no IORING_OP_SEND (Linux 5.6)";
+  if (results[0] != -EAGAIN || results[1] != 1) return "sends did not complete as send(2) would";
+  return NULL;
 }
 
 static void ring_finalize(napi_env env, void *data, void *hint) {
@@ -222,9 +260,10 @@ static napi_value use_ring(napi_env env, napi_callback_info info) {
   void *current = NULL;
   if (napi_get_instance_data(env, &current) == napi_ok && current) return NULL;
   struct ring *ring = ring_open();
-  if (ring && napi_set_instance_data(env, ring, ring_finalize, NULL) == napi_ok) return NULL;
+  const char *problem = ring ? ring_check(ring) : strerror(errno);
+  if (!problem && napi_set_instance_data(env, ring, ring_finalize, NULL) == napi_ok) return NULL;
   char text[160];
-  snprintf(text, sizeof text, "io_uring: %s", ring ? "cannot keep it" : strerror(errno));
+  snprintf(text, sizeof text, "io_uring: %s", problem ? problem : "cannot keep it");
   if (ring) ring_close(ring);
   napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &why);
 #else
