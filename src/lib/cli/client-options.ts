@@ -1,4 +1,4 @@
-import {readFile} from 'node:fs/promises'
+import {readFile} from '../util/read-file.js'
 import type {ClientOptions} from '../client/target.js'
 import {reasonOf} from '../util/errors.js'
 import {promptPassword} from './password-prompt.js'

@@ -1,4 +1,4 @@
-import {readFile} from 'node:fs/promises'
+import {readFile} from '../util/read-file.js'
 import {Parser, type Interfaces} from '@oclif/core'
 import {parse as parseToml, TomlError} from 'smol-toml'
 import {messageOf, reasonOf} from '../util/errors.js'

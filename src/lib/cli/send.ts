@@ -1,4 +1,4 @@
-import {readFile} from 'node:fs/promises'
+import {readFile} from '../util/read-file.js'
 import type {PublisherStats} from '../client/pipelined-publisher.js'
 import type {FilePart, Published} from '../client/publish.js'
 import type {ClientOptions} from '../client/target.js'
