@@ -360,6 +360,15 @@ function patches(notes: string[]): EsbuildPlugin {
         const text = await readFile(args.path, 'utf8')
         return {contents: `module.exports = JSON.parse(${JSON.stringify(JSON.stringify(JSON.parse(text)))})`, loader: 'js'}
       })
+
+      // undici uses node:assert only as assert(value) on its own invariants:
+      // that much, without loading node:assert and its AssertionError (~2 ms
+      // of each start). A failure still throws, with the same code.
+      builder.onResolve({filter: /^node:assert$/}, (args) => (/[\\/]node_modules[\\/]undici[\\/]/.test(args.importer) ? {path: 'undici-assert', namespace: 'msgbus-shim'} : undefined))
+      builder.onLoad({filter: /^undici-assert$/, namespace: 'msgbus-shim'}, () => ({
+        contents: "module.exports = function assert (value, message) { if (!value) throw Object.assign(new Error(message ?? 'assertion failed in undici'), {code: 'ERR_ASSERTION'}) }",
+        loader: 'js',
+      }))
     },
   }
 }
