@@ -70,8 +70,8 @@ const NO_FAST_PATH = 'MSGBUS_NO_FAST_PATH'
 const LAZY_ONLY = ['undici']
 
 /**
- * Hooks of bundled plugins that never fire in msgbus, so they may be left
- * out: @oclif/plugin-plugins (not a dependency) is what fires them
+ * Hooks (of msgbus or a bundled plugin) that never fire in msgbus, so they
+ * may be left out, and the fast path may run without them: @oclif/plugin-plugins (not a dependency) is what fires them
  * (@oclif/plugin-autocomplete refreshes its cache there).
  */
 const NEVER_FIRED = new Set(['plugins:postinstall', 'plugins:postuninstall'])
@@ -152,10 +152,11 @@ export async function readCommands(root = ROOT): Promise<{commands: CommandEntry
   const rootPlugin = new Plugin({root, isRoot: true, ignoreManifest: true, errorOnManifestCreate: true})
   await rootPlugin.load()
   const plugins: Plugin[] = []
+  const firing = (plugin: Plugin) => Object.keys(plugin.hooks).filter((event) => !NEVER_FIRED.has(event))
   for (const name of (rootPlugin.pjson.oclif.plugins ?? []) as string[]) {
     const plugin = new Plugin({name, root, type: 'core', errorOnManifestCreate: true})
     await plugin.load()
-    const hooks = Object.keys(plugin.hooks).filter((event) => !NEVER_FIRED.has(event))
+    const hooks = firing(plugin)
     if (hooks.length > 0) throw new Error(`plugin ${name} has hooks (${hooks.join(', ')}), which scripts/build.ts cannot bundle`)
     plugins.push(plugin)
   }
@@ -165,7 +166,7 @@ export async function readCommands(root = ROOT): Promise<{commands: CommandEntry
   const commands = (
     await Promise.all([rootPlugin, ...plugins].flatMap((plugin) => Object.entries(plugin.manifest.commands).map(([id, cached]) => entryOf(id, cached, plugin))))
   ).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-  return {commands, plugins: plugins.map((p) => p.name), hooks: Object.keys(rootPlugin.hooks)}
+  return {commands, plugins: plugins.map((p) => p.name), hooks: firing(rootPlugin)}
 }
 
 /** A module specifier for `file`, relative to the folder `from`, in the .js form TypeScript sources use. */
