@@ -5,11 +5,11 @@
 // cannot show (no ids, a server that repeats itself).
 import assert from 'node:assert/strict'
 import {once} from 'node:events'
-import {createServer, type Server, type Socket} from 'node:net'
-import {subscribe, type GapInfo, type ReceivedMessage, type Subscription, type SubscriptionEvents} from '../src/lib/client/index.js'
+import {connect, createServer, type Server, type Socket} from 'node:net'
+import {ClientError, isRetryable, subscribe, type GapInfo, type ReceivedMessage, type Subscription, type SubscriptionEvents} from '../src/lib/client/index.js'
 import type {Position} from '../src/lib/protocol/index.js'
 import {Changes} from '../tools/wait.js'
-import {assertIncreasing, dropStreams, publish, publishEach, sleep, startBus, stopAll, streamsBesides, textMessage, until} from './support/harness.js'
+import {assertIncreasing, dropStreams, portOf, publish, publishEach, sleep, startBus, stopAll, streamsBesides, textMessage, until} from './support/harness.js'
 import {randomSource} from './support/random.js'
 
 type ConnectInfo = SubscriptionEvents['connect'][0]
@@ -81,6 +81,7 @@ class Reader {
 
 const controllers = new Set<AbortController>()
 const fakes = new Set<Server>()
+const proxied = new Set<Socket>()
 
 /** subscribe(), ended after the test. */
 function subscribed(target: string, options: Parameters<typeof subscribe>[1] = {}): Reader {
@@ -121,6 +122,36 @@ async function fakeBus(streams: Array<Array<[string, string]>>): Promise<{url: s
   return {url: `http://127.0.0.1:${(server.address() as {port: number}).port}`, heads}
 }
 
+/**
+ * A TCP proxy on 127.0.0.1 to the port `upstream`, except for the
+ * connections (counted from 0) that `silent` picks: those it accepts and
+ * reads, and never answers, as the cluster's primary does with a connection
+ * it handed to a worker that is dying.
+ */
+async function silentProxy(upstream: number, silent: (index: number) => boolean): Promise<{url: string; connections: () => number}> {
+  let connections = 0
+  const server = createServer((socket) => {
+    proxied.add(socket)
+    socket.on('error', () => {})
+    if (silent(connections++)) {
+      socket.resume()
+      return
+    }
+
+    const onward = connect(upstream, '127.0.0.1')
+    proxied.add(onward)
+    onward.on('error', () => {})
+    socket.pipe(onward).pipe(socket)
+    // The server's end of a stream is the client's, whether it closed or was reset.
+    onward.on('close', () => socket.end())
+    socket.on('close', () => onward.destroy())
+  })
+  fakes.add(server)
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return {url: `http://127.0.0.1:${(server.address() as {port: number}).port}`, connections: () => connections}
+}
+
 describe('subscribe(): resume, since, poll and gaps', function () {
   this.timeout(30_000)
 
@@ -129,6 +160,8 @@ describe('subscribe(): resume, since, poll and gaps', function () {
     controllers.clear()
     for (const server of fakes) server.close()
     fakes.clear()
+    for (const socket of proxied) socket.destroy()
+    proxied.clear()
     await stopAll()
   })
 
@@ -309,5 +342,57 @@ describe('subscribe(): resume, since, poll and gaps', function () {
     // Live from the newest message, the one it missed: it asked for nothing before.
     assert.equal(reader.connects[1].replayFrom, (await ids)[0])
     assert.equal(reader.connects[1].gap, undefined)
+  })
+
+  it('a connect whose response head never comes is given up after headersTimeoutMs and made again, resuming: nothing is lost', async () => {
+    const server = await startBus()
+    // The reconnect after the drop (the second connection) reaches no one.
+    const proxy = await silentProxy(portOf(server), (index) => index === 1)
+    const reader = subscribed('foo', {url: proxy.url, headersTimeoutMs: 1000})
+    const errors: string[] = []
+    reader.subscription.on('disconnect', ({error}) => error && errors.push(error.message))
+    await reader.until(() => reader.connects.length === 1, 'the first connection')
+    await publishEach(server, 'foo', numbered('a', 3))
+    await reader.untilMessages(3)
+    // Published while the subscriber is cut off, then waits on the silent connection: only a resume brings these.
+    await dropStreams(server, numbered('b', 3).map((body) => textMessage('foo', body))).ids
+    await reader.until(() => reader.connects.length === 2, 'the connection after the silent one')
+    await publishEach(server, 'foo', numbered('c', 3))
+    await reader.untilMessages(9)
+    assert.deepEqual(reader.bodies(), [...numbered('a', 3), ...numbered('b', 3), ...numbered('c', 3)])
+    assertIncreasing(reader.ids())
+    assert.equal(proxy.connections(), 3)
+    assert.ok(errors.includes(`${reader.subscription.target.display}: no response head within 1 s`), JSON.stringify(errors))
+    assert.deepEqual(reader.gaps, [])
+    assert.equal(reader.subscription.losses.events, 0)
+  })
+
+  it('a connect whose response head never comes, without reconnecting: a one-line error naming the URL and the timeout', async () => {
+    const proxy = await silentProxy(0, () => true)
+    const subscription = subscribe('foo', {url: proxy.url, reconnect: false, headersTimeoutMs: 1000})
+    const failure = await (async () => {
+      try {
+        for await (const message of subscription) assert.fail(`a message: ${message.body.toString()}`)
+      } catch (error) {
+        return error
+      }
+    })()
+    assert.ok(failure instanceof ClientError, String(failure))
+    assert.equal(failure.message, `${proxy.url}/msgbus/foo: no response head within 1 s`)
+    assert.equal(failure.code, 'ERR_MSGBUS_REQUEST_FAILED')
+    assert.ok(isRetryable(failure), 'a failure that can heal, like any failed connect')
+    assert.equal(proxy.connections(), 1)
+  })
+
+  it('the stream after its head has no timeout: one quiet for longer than headersTimeoutMs stays open', async () => {
+    const server = await startBus()
+    const reader = subscribed('quiet', {url: server.url(), headersTimeoutMs: 300})
+    await reader.until(() => reader.connects.length === 1, 'the connection')
+    await sleep(1200)
+    await publishEach(server, 'quiet', ['late'])
+    await reader.untilMessages(1)
+    assert.deepEqual(reader.bodies(), ['late'])
+    assert.equal(reader.disconnects, 0)
+    assert.equal(reader.connects.length, 1)
   })
 })

@@ -36,7 +36,28 @@ export interface SubscribeOptions extends ClientOptions, MultipartLimits {
   poll?: boolean
   /** Each reconnect asks for the messages after the last one yielded (`Last-Event-ID`), so none is lost while the server keeps them. Default true. */
   resume?: boolean
+  /**
+   * How long a connect waits for the response head (status and headers)
+   * once its request is sent; then it fails like any other connect: retried
+   * (resuming) when it reconnects, else thrown as `<url>: no response head
+   * within N s`. 0: no limit. It overrides the dispatcher's own
+   * headersTimeout; the stream after the head has no timeout at all.
+   * Default 10 s (SUBSCRIBE_HEADERS_TIMEOUT_MS).
+   */
+  headersTimeoutMs?: number
 }
+
+/**
+ * A msgbus server writes a subscription's head at once, before any message
+ * (a replay comes after it): a head that has not come in 10 s is a connection
+ * nobody will answer, such as one the cluster's primary accepted for a worker
+ * that is dying, and undici's own 300 s would hang the subscriber that long.
+ * 10 s is the server's own patience for a request's head (serve
+ * --header-timeout) and undici's for the TCP and TLS connect; a live server
+ * slower than that is overloaded, and a retry with backoff (resuming) costs
+ * no messages.
+ */
+export const SUBSCRIBE_HEADERS_TIMEOUT_MS = 10_000
 
 /** A gap event: messages asked for that will not come (see Gap). */
 export interface GapInfo extends Gap {
@@ -133,6 +154,10 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
     return this.last
   }
 
+  private get headersTimeoutMs(): number {
+    return this.options.headersTimeoutMs ?? SUBSCRIBE_HEADERS_TIMEOUT_MS
+  }
+
   /** Where the next connection resumes: after the last message yielded, else where the first stream began; undefined when it cannot resume. */
   get resumesAfter(): string | undefined {
     return (this.options.resume ?? true) ? (this.last ?? this.startedAfter) : undefined
@@ -158,7 +183,7 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
           }
         } catch (caught) {
           if (signal?.aborted) return
-          error = describeFailure(this.target, caught)
+          error = describeFailure(this.target, caught, {headersTimeoutMs: this.headersTimeoutMs})
           // After the server said why it closes the stream, its end is that close, not a failure.
           if (this.cutNotice() && isRetryable(error)) error = undefined
           else if (!reconnect || !isRetryable(error)) {
@@ -244,7 +269,10 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
     const {url, headers} = this.request()
     // Opened again with no position: what was published since the last one broke is gone, unseen.
     const unresumed = this.connected && headers['last-event-id'] === undefined && !url.searchParams.has('since')
-    const response = await request(url, {method: 'GET', headers, signal: this.options.signal, dispatcher})
+    // The stream is idle between messages by design (a multipart stream has no heartbeats) and is never
+    // idle-closed by the server: a body timeout (undici's 300 s) would only cut quiet subscriptions. A peer
+    // that is gone shows as the socket's end or error, or at last through TCP keep-alive (undici turns it on).
+    const response = await request(url, {method: 'GET', headers, signal: this.options.signal, dispatcher, headersTimeout: this.headersTimeoutMs, bodyTimeout: 0})
     if (response.statusCode !== 200) throw await statusError(this.target, response.statusCode, response.body)
     const contentType = response.headers['content-type']
     const boundary = boundaryOf(Array.isArray(contentType) ? contentType[0] : contentType)
