@@ -137,6 +137,15 @@ describe('the fast path of send and dump', function () {
       assert.equal((await both(['dump', 'foo', '-n', '1', '--timeout', '1', '--url', `http://127.0.0.1:${portOf(server)}`])).code, 1)
     })
 
+    it("on Node's limit on a response head (--max-http-header-size in NODE_OPTIONS), which the bundles read without loading node:http", async function () {
+      const server = await startBus()
+      const args = ['send', 'foo', '--url', `http://127.0.0.1:${portOf(server)}`]
+      const tight = {NODE_OPTIONS: '--max-http-header-size=50'}
+      const [fast, oclif] = await Promise.all([msgbus(args, {input: 'hi\n', env: tight}), msgbus(args, {input: 'hi\n', env: {...tight, MSGBUS_NO_FAST_PATH: '1'}})])
+      for (const result of [fast, oclif]) assert.deepEqual([result.code, /Headers Overflow/i.test(result.stderr)], [1, true], result.stderr)
+      assert.equal((await msgbus(args, {input: 'hi\n', env: {NODE_OPTIONS: '--max-http-header-size=4096'}})).code, 0)
+    })
+
     it('--version (dist/cli/fast---version.cjs): oclif\'s line', async function () {
       for (const args of [['--version'], ['--version', 'send']]) {
         const result = await both(args)
