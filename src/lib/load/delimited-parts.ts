@@ -1,10 +1,8 @@
+import {CR, DASH, LF} from '../protocol/bytes.js'
 import {HeldBytes} from './held-bytes.js'
 import {scanMarker} from './marker-scan.js'
 import type {MessageSink} from './stream-reader.js'
 
-const CR = 0x0d
-const LF = 0x0a
-const DASH = 0x2d
 
 /**
  * Reads a multipart stream without chunked transfer coding, as nginx's nchan

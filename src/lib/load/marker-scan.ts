@@ -1,7 +1,7 @@
+import {MARKER_BYTES as MARKER} from './marker.js'
 import {readNumbers, viewOf} from './msgbus-part.js'
 import {matches} from './stream-reader.js'
 
-const MARKER = Buffer.from('msgbus-load=')
 const M = MARKER[0]
 
 /**

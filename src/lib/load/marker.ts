@@ -15,11 +15,16 @@ export interface LoadMarker {
   sentMicros: number
 }
 
-const MARKER = /;\s*msgbus-load=(\d+)\.(\d+)\.(\d+)/
+/** The media type parameter that carries a load marker. */
+export const MARKER_NAME = 'msgbus-load'
+/** `msgbus-load=`, as the byte readers look for it. */
+export const MARKER_BYTES = Buffer.from(`${MARKER_NAME}=`)
+
+const MARKER = new RegExp(`;\\s*${MARKER_NAME}=(\\d+)\\.(\\d+)\\.(\\d+)`)
 
 /** `msgbus-load=<publisher>.<seq>.<sent µs>`: the marker as it travels, in a type parameter or (test-pub --marker body) at the start of a body. */
 export function markerText(marker: LoadMarker): string {
-  return `msgbus-load=${marker.publisher}.${marker.seq}.${marker.sentMicros}`
+  return `${MARKER_NAME}=${marker.publisher}.${marker.seq}.${marker.sentMicros}`
 }
 
 export function withMarker(type: string, marker: LoadMarker): string {

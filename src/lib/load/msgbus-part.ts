@@ -1,3 +1,6 @@
+import {CR, LF} from '../protocol/bytes.js'
+import {MARKER_NAME as MARKER_PARAMETER} from './marker.js'
+
 /**
  * The part msgbus writes, read four bytes at a time. test-sub reads one
  * part per message and connection, so this is where its CPU goes after the
@@ -8,8 +11,6 @@
  * says so, and the caller reads it byte by byte.
  */
 
-const CR = 0x0d
-const LF = 0x0a
 const CRLF = 0x0a0d // little-endian: CR then LF
 const EQUALS = 0x3d
 const DIGIT_0 = 0x30
@@ -49,7 +50,7 @@ const CONTENT_LENGTH = literal('\r\nContent-Length: ')
 const CONTENT_LOCATION = literal('\r\nContent-Location: ')
 const MESSAGE_ID = literal('\r\nMessage-ID: ')
 const FROM = literal('\r\nFrom: ')
-const MARKER_NAME = literal('msgbus-load')
+const MARKER_NAME = literal(MARKER_PARAMETER)
 
 /** A word with `byte` in each of its four bytes. */
 const spread = (byte: number): number => Math.imul(byte, 0x01010101)

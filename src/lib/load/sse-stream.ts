@@ -1,11 +1,10 @@
+import {CR, LF} from '../protocol/bytes.js'
 import {HeldBytes} from './held-bytes.js'
 import {scanMarker} from './marker-scan.js'
 import type {Part} from '../protocol/multipart-parser.js'
 import {readNumbers, viewOf} from './msgbus-part.js'
 import {matches, type MessageSink} from './stream-reader.js'
 
-const CR = 0x0d
-const LF = 0x0a
 const COLON = 0x3a
 const DATA = Buffer.from('data:')
 const EVENT = Buffer.from('event:')

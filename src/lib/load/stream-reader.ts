@@ -1,7 +1,8 @@
 import {ChunkedDecoder} from '../protocol/chunked-decoder.js'
 import {MultipartParser, type Part} from '../protocol/multipart-parser.js'
 import {isMessageId, parseMessageId} from '../bus/message-id.js'
-import {readMarker} from './marker.js'
+import {CR, LF} from '../protocol/bytes.js'
+import {MARKER_BYTES, readMarker} from './marker.js'
 import {HAS_ID, HAS_MARKER, Literal, MsgbusPart, NOT_MSGBUS, readNumbers, viewOf} from './msgbus-part.js'
 
 /** Where a subscription's messages go: every one counted, then its marker (if it has one) checked, then its id (if it has one) kept. */
@@ -14,9 +15,6 @@ export interface MessageSink {
   gap(): void
 }
 
-const CR = 0x0d
-const LF = 0x0a
-const MARKER = Buffer.from('msgbus-load=')
 const CONTENT_TYPE = Buffer.from('content-type:')
 const MESSAGE_ID = Buffer.from('message-id:')
 const MSGBUS_EVENT = Buffer.from('msgbus-event:')
@@ -167,7 +165,7 @@ export class SubscriptionStream {
     let i = start + CONTENT_TYPE.length
     let marker = -1
     for (; i < bodyEnd && data[i] !== CR && data[i] !== LF; i++) {
-      if (marker < 0 && data[i] === MARKER[0] && matches(data, i, MARKER)) marker = i
+      if (marker < 0 && data[i] === MARKER_BYTES[0] && matches(data, i, MARKER_BYTES)) marker = i
     }
 
     // The blank line that ends the headers; a bare LF (which may end them sooner) is the general path's.
@@ -218,7 +216,7 @@ export class SubscriptionStream {
     while (before > start && (data[before] === 0x20 || data[before] === 0x09)) before--
     if (data[before] !== 0x3b) return false
     // `<publisher>.<seq>.<sent>`.
-    return readNumbers(view, at + MARKER.length, data.length, 0x2e, this.fields) >= 0
+    return readNumbers(view, at + MARKER_BYTES.length, data.length, 0x2e, this.fields) >= 0
   }
 
   /** The library's decoder and parser, from the start of a chunk; `inPart`: a delimiter was read, the chunk begins a part. */

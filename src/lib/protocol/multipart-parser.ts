@@ -10,6 +10,7 @@
  * to limits, and an oversized one is an error, never an out-of-memory.
  */
 import {codedError} from '../util/errors.js'
+import {CR, DASH, LF} from './bytes.js'
 
 export interface Part {
   /** Header names lower-cased; repeated headers joined with ", ". */
@@ -44,11 +45,8 @@ const enum State {
   Closed,
 }
 
-const LF = 0x0a
 const CRLF_CRLF = Buffer.from('\r\n\r\n')
 const BARE_LF = /(?:^|[^\r])\n/
-const CR = 0x0d
-const DASH = 0x2d
 const SP = 0x20
 const HT = 0x09
 
