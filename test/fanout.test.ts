@@ -6,10 +6,19 @@ import {mkdtempSync, readFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {connect} from 'node:net'
+import diagnostics from 'node:diagnostics_channel'
+import {setFlagsFromString} from 'node:v8'
+import {runInNewContext} from 'node:vm'
 import {RawClient, ServeProcess, Subscription, dechunk, portOf, publish, sleep, splitParts, startBus, stopAll, until} from './support/harness.js'
 import {compareMessageIds, type BusServer} from '../src/lib/index.js'
 
 const B = 'fanoutboundary'
+
+/** A full garbage collection, without starting mocha with --expose-gc. */
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc')
+  ;(runInNewContext('gc') as () => void)()
+}
 
 /** Writes the POSTs back to back on one keep-alive connection and waits for every 204. */
 async function pipelinePublish(server: BusServer, channel: string, bodies: Buffer[], type = 'application/octet-stream'): Promise<string[]> {
@@ -359,6 +368,29 @@ describe('a connection that became a stream', () => {
       watcher.close()
     })
   }
+
+  it('keeps neither its request nor its response: while it lives and delivers, both can be collected', async () => {
+    const server = await startBus({boundary: B})
+    const held: Array<WeakRef<object>> = []
+    const hold = ({request, response}: {request: object; response: object}) => held.push(new WeakRef(request), new WeakRef(response))
+    diagnostics.subscribe('http.server.request.start', hold as (message: unknown) => void)
+    let subscription: Subscription
+    try {
+      subscription = await Subscription.open(server, '/msgbus/kept')
+    } finally {
+      diagnostics.unsubscribe('http.server.request.start', hold as (message: unknown) => void)
+    }
+
+    assert.equal(held.length, 2)
+    await until(async () => {
+      collectGarbage()
+      await sleep(20)
+      return held.every((ref) => ref.deref() === undefined)
+    }, 'the request and the response to be collected')
+    await publish(server, 'kept', 'still here')
+    assert.deepEqual((await subscription.waitParts(1)).map((part) => part.body.toString()), ['still here'])
+    subscription.close()
+  })
 
   it('a client that half-closes ends its subscription', async () => {
     const server = await startBus({boundary: B})

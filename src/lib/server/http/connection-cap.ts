@@ -32,7 +32,8 @@ export class ConnectionCap {
   /** Counts a new connection until it closes, and says what to do with it. */
   admit(socket: Socket): CapVerdict {
     this.open++
-    socket.once('close', this.release)
+    // on, not once: 'close' comes once anyway, and once() wraps the listener anew for every connection (about 110 bytes each).
+    socket.on('close', this.release)
     if (this.max === 0 || this.open <= this.max) return 'admit'
     if (this.refusedNow++ === 0) {
       this.logger.warn('limit', `${this.open - 1} connections open, the limit (${this.origin}): new connections get 503 until some close`)

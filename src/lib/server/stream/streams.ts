@@ -6,7 +6,7 @@ import type {Gap} from '../../protocol/gap.js'
 import type {StreamEncoder, StreamFormat} from '../../protocol/stream-encoder.js'
 import {plural} from '../../util/plural.js'
 import {channelLabel, peerOf} from '../http/peer.js'
-import {LogLevel, type Logger} from '../ops/log.js'
+import {LogLevel, type LogFields, type Logger} from '../ops/log.js'
 import type {SocketWriter} from './socket-writer.js'
 import {replay} from './replay.js'
 import {HttpSubscription} from './subscription.js'
@@ -129,20 +129,35 @@ export class Streams implements Iterable<HttpSubscription> {
       caughtUp()
     }
 
-    const described = `${subscription.peer} ${channelLabel(spec.channel)}${spec.details ? ` ${spec.details}` : ''}`
-    const fields = {peer: subscription.peer, channel: spec.channel, format: spec.encoder.format, details: spec.details}
-    const started = performance.now()
-    this.logger.log(LogLevel.Subscriptions, 'subscribe', described, fields)
-    socket.once('close', () => {
+    this.logger.log(LogLevel.Subscriptions, 'subscribe', ...this.logged(subscription, spec.details))
+    this.onClose(socket, subscription, spec.details, performance.now())
+    return true
+  }
+
+  /**
+   * Its own function, so that the listener's closure holds only these
+   * (start's closures share one context with the spec, the response head
+   * and all): an idle subscriber keeps the least memory.
+   */
+  private onClose(socket: Socket, subscription: HttpSubscription, details: string, started: number): void {
+    // on, not once: 'close' comes once anyway, and once() would wrap the listener (about 110 bytes more).
+    socket.on('close', () => {
       this.bus.unsubscribe(subscription)
       this.live.delete(subscription)
       this.closedDeliveries[subscription.encoder.format] += subscription.received
       if (this.logger.level < LogLevel.Subscriptions) return
       const seconds = Math.round((performance.now() - started) / 100) / 10
       const messages = subscription.received
+      const [described, fields] = this.logged(subscription, details)
       this.logger.log(LogLevel.Subscriptions, 'unsubscribe', `${described} after ${plural(messages, 'message')}, ${seconds} s`, {...fields, messages, seconds})
     })
-    return true
+  }
+
+  /** How the log names a subscription, in its text and its fields: made when logged, not kept. */
+  private logged(subscription: HttpSubscription, details: string): [string, LogFields] {
+    const {peer, channel} = subscription
+    const described = `${peer} ${channelLabel(channel)}${details ? ` ${details}` : ''}`
+    return [described, {peer, channel, format: subscription.encoder.format, details}]
   }
 
   /**

@@ -38,9 +38,18 @@ export function takeOver(socket: Socket, req: IncomingMessage, res: ServerRespon
     }
 
     res.detachSocket(socket)
-    socket.on('error', () => {})
-    socket.on('end', () => socket.end())
-    socket.on('data', () => socket.destroy())
-    socket.resume()
+    ownListeners(socket)
   })
+}
+
+/**
+ * The stream's own listeners, made here rather than in takeOver: closures
+ * made there would share its context, which holds the request and the
+ * response, and keep them for the life of the connection.
+ */
+function ownListeners(socket: Socket): void {
+  socket.on('error', () => {})
+  socket.on('end', () => socket.end())
+  socket.on('data', () => socket.destroy())
+  socket.resume()
 }
