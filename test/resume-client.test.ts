@@ -5,12 +5,13 @@
 // cannot show (no ids, a server that repeats itself).
 import assert from 'node:assert/strict'
 import {once} from 'node:events'
-import {connect, createServer, type Server, type Socket} from 'node:net'
+import {createServer, type Server, type Socket} from 'node:net'
 import {ClientError, isRetryable, subscribe, type GapInfo, type ReceivedMessage, type Subscription, type SubscriptionEvents} from '../src/lib/client/index.js'
 import type {Position} from '../src/lib/protocol/index.js'
 import {Changes} from '../tools/wait.js'
 import {assertIncreasing, dropStreams, portOf, publish, publishEach, sleep, startBus, stopAll, streamsBesides, textMessage, until} from './support/harness.js'
 import {randomSource} from './support/random.js'
+import {closeSilentProxies, silentProxy} from './support/silent-proxy.js'
 
 type ConnectInfo = SubscriptionEvents['connect'][0]
 
@@ -81,7 +82,6 @@ class Reader {
 
 const controllers = new Set<AbortController>()
 const fakes = new Set<Server>()
-const proxied = new Set<Socket>()
 
 /** subscribe(), ended after the test. */
 function subscribed(target: string, options: Parameters<typeof subscribe>[1] = {}): Reader {
@@ -122,36 +122,6 @@ async function fakeBus(streams: Array<Array<[string, string]>>): Promise<{url: s
   return {url: `http://127.0.0.1:${(server.address() as {port: number}).port}`, heads}
 }
 
-/**
- * A TCP proxy on 127.0.0.1 to the port `upstream`, except for the
- * connections (counted from 0) that `silent` picks: those it accepts and
- * reads, and never answers, as the cluster's primary does with a connection
- * it handed to a worker that is dying.
- */
-async function silentProxy(upstream: number, silent: (index: number) => boolean): Promise<{url: string; connections: () => number}> {
-  let connections = 0
-  const server = createServer((socket) => {
-    proxied.add(socket)
-    socket.on('error', () => {})
-    if (silent(connections++)) {
-      socket.resume()
-      return
-    }
-
-    const onward = connect(upstream, '127.0.0.1')
-    proxied.add(onward)
-    onward.on('error', () => {})
-    socket.pipe(onward).pipe(socket)
-    // The server's end of a stream is the client's, whether it closed or was reset.
-    onward.on('close', () => socket.end())
-    socket.on('close', () => onward.destroy())
-  })
-  fakes.add(server)
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  return {url: `http://127.0.0.1:${(server.address() as {port: number}).port}`, connections: () => connections}
-}
-
 describe('subscribe(): resume, since, poll and gaps', function () {
   this.timeout(30_000)
 
@@ -160,8 +130,7 @@ describe('subscribe(): resume, since, poll and gaps', function () {
     controllers.clear()
     for (const server of fakes) server.close()
     fakes.clear()
-    for (const socket of proxied) socket.destroy()
-    proxied.clear()
+    closeSilentProxies()
     await stopAll()
   })
 

@@ -1,7 +1,7 @@
 import {EventEmitter} from 'node:events'
 import {Client} from 'undici'
 import {ClientError, describeFailure, isRetryable, statusError} from './http.js'
-import {DEFAULT_TYPE, isSuccess, published, type PublishOptions, type Published} from './publish.js'
+import {answerTimeoutOf, DEFAULT_TYPE, isSuccess, published, type PublishOptions, type Published} from './publish.js'
 import {backoffDelay, retryAfterMs} from './retry.js'
 import {resolveTarget, type Target} from './target.js'
 
@@ -93,6 +93,8 @@ export class PipelinedPublisher extends EventEmitter<PublisherEvents> {
   private readonly headers: Record<string, string>
   private readonly pipelining: number
   private readonly maxBufferBytes: number
+  /** A connection whose answer has not come in this long is broken: what it had in flight is sent again on the next. */
+  private readonly answerTimeoutMs: number
   private retryForMs: number
   /** Not yet acknowledged, in order; done ones are dropped from the head. */
   private queue: Entry[] = []
@@ -131,6 +133,7 @@ export class PipelinedPublisher extends EventEmitter<PublisherEvents> {
     this.pipelining = options.pipelining ?? 32
     this.maxBufferBytes = options.maxBufferBytes ?? 8 * 1024 * 1024
     this.retryForMs = options.retryForMs ?? 0
+    this.answerTimeoutMs = answerTimeoutOf(options)
     options.signal?.addEventListener('abort', () => this.stop(new ClientError(`${this.target.display}: aborted`, undefined, {cause: options.signal?.reason})), {once: true})
   }
 
@@ -209,7 +212,7 @@ export class PipelinedPublisher extends EventEmitter<PublisherEvents> {
     // undici pipelines only requests marked idempotent and not blocking: a POST
     // is neither by default, so each would wait for the previous answer.
     connection.client
-      .request({path: this.path, method: 'POST', headers: this.headers, body: entry.body, idempotent: true, blocking: false})
+      .request({path: this.path, method: 'POST', headers: this.headers, body: entry.body, idempotent: true, blocking: false, headersTimeout: this.answerTimeoutMs})
       .then(
         async (response) => {
           // The server closes after this answer (as ours does after a 413): undici would send what is
@@ -240,7 +243,7 @@ export class PipelinedPublisher extends EventEmitter<PublisherEvents> {
         (caught: unknown) => {
           // What a break or a stop destroys fails too: that is expected.
           if (connection.broken || this.failure) return
-          const error = describeFailure(this.target, caught)
+          const error = describeFailure(this.target, caught, {answerTimeoutMs: this.answerTimeoutMs})
           if (isRetryable(error)) this.break(connection, error)
           else this.stop(error)
         },

@@ -10,6 +10,35 @@ export interface PublishOptions extends ClientOptions {
   type?: string
   signal?: AbortSignal
   dispatcher?: Dispatcher
+  /**
+   * How long a publish waits for the server's answer once its request is
+   * written; then it fails as `<url>: no answer within N s (the message may
+   * have been published)`, a failure that can heal (PipelinedPublisher sends
+   * it again). 0: no limit. Default 30 s (PUBLISH_ANSWER_TIMEOUT_MS).
+   */
+  answerTimeoutMs?: number
+}
+
+/**
+ * A msgbus server answers a publish once the message is queued: at once,
+ * unless more than 4 MiB already waits to be flushed to subscribers
+ * (FLUSH_BACKLOG), when it holds the answer until that is written, which on
+ * a healthy server takes well under a second. An answer that has not come in
+ * 30 s is a connection nobody will answer, such as one the cluster's primary
+ * accepted for a worker that is dying (undici's own 300 s would hang the
+ * sender, and `send --lines` with its lines held, that long); 30 s leaves a
+ * loaded server 30 times its worst healthy delay. It is undici's headers
+ * timeout (undici 7, client-h1.js): it fires only once the body is written,
+ * or while the write is stuck (the socket not draining) or others are
+ * pipelined behind it, and it is refreshed each time a chunk of the body
+ * fills the socket and when the body ends, so a long upload that keeps going
+ * does not trip it: it counts from the body's end.
+ */
+export const PUBLISH_ANSWER_TIMEOUT_MS = 30_000
+
+/** The request's headers timeout for `answerTimeoutMs`. */
+export function answerTimeoutOf(options: PublishOptions): number {
+  return options.answerTimeoutMs ?? PUBLISH_ANSWER_TIMEOUT_MS
 }
 
 /**
@@ -51,13 +80,14 @@ async function post(target: Target, headers: Record<string, string>, body: Dispa
   if (target.channel === '') throw new ClientError(`${target.display}: name a channel to publish to`, undefined, {code: 'ERR_MSGBUS_TARGET_INVALID'})
   if (target.authorization) headers.authorization = target.authorization
   const dispatcher = options.dispatcher ?? dispatcherFor(options)
+  const answerTimeoutMs = answerTimeoutOf(options)
   try {
-    const response = await request(target.url, {method: 'POST', headers, body, signal: options.signal, dispatcher})
+    const response = await request(target.url, {method: 'POST', headers, body, signal: options.signal, dispatcher, headersTimeout: answerTimeoutMs})
     if (!isSuccess(response.statusCode)) throw await statusError(target, response.statusCode, response.body)
     await response.body.dump()
     return published(response.headers, count)
   } catch (error) {
-    throw describeFailure(target, error)
+    throw describeFailure(target, error, {answerTimeoutMs})
   } finally {
     if (dispatcher && dispatcher !== options.dispatcher) await dispatcher.close()
   }
