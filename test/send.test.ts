@@ -6,6 +6,7 @@ import {createServer} from 'node:net'
 import type {BusServer} from '../src/lib/index.js'
 import {BIN, freePort, msgbus, MsgbusProcess, publish, run, ServeProcess, sleep, startBus, stopAll, type RunResult, tempFolder, until} from './support/harness.js'
 import {randomSource} from './support/random.js'
+import {closeSilentProxies, silentProxy} from './support/silent-proxy.js'
 import {makeCertificate} from './support/tls.js'
 import {CurlStream} from './support/curl-stream.js'
 
@@ -535,6 +536,17 @@ describe('msgbus send', function () {
       assertFailure(anonymous, new RegExp(`^msgbus send: ${guarded.url()}/msgbus/sec: 401 authentication required\\n$`))
       const wrong = await msgbus(['send', 'sec', '--url', guarded.url(), '-u', 'mallory:guess'], {input: 'x'})
       assertFailure(wrong, / 401 /)
+    })
+
+    it('a publish left unanswered (a connection accepted and never answered): one line naming the URL and the default 30 s, exit 1 @slow', async function () {
+      this.timeout(60_000)
+      const proxy = await silentProxy(0, () => true)
+      try {
+        const result = await msgbus(['send', 'x', '--url', proxy.url], {input: 'x', timeoutMs: 50_000})
+        assertFailure(result, new RegExp(`^msgbus send: ${proxy.url}/msgbus/x: no answer within 30 s \\(the message may have been published\\)\\n$`))
+      } finally {
+        closeSilentProxies()
+      }
     })
 
     it('a bad URL @slow', async () => {
