@@ -262,27 +262,31 @@ ${lazyModules.map((file) => `    import(${specifier(file, from)}),`).join('\n')}
 `
 }
 
+/** Edits to one file of a dependency: each `text` is replaced by its `by`. */
 interface Patch {
   /** The dependency's file. */
   file: RegExp
-  text: string
-  by: string
-  /** What is lost when the file has changed and the text is not found. */
+  edits: Array<{text: string; by: string}>
+  /** What is lost when the file has changed and a text is not found. */
   saves: string
+}
+
+/** A file of a package under node_modules, as esbuild's filter matches its path. */
+function dependencyFile(path: string): RegExp {
+  return new RegExp(`[\\\\/]node_modules[\\\\/]${path.split('/').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('[\\\\/]')}$`)
 }
 
 /**
  * Small edits to dependencies, made while bundling, for what they cost at
- * start-up for nothing msgbus uses. If a dependency changes, a patch that no
+ * start-up for nothing msgbus uses. If a dependency changes, an edit that no
  * longer applies is skipped, with a note: the bundle is then only slower.
  */
 const PATCHES: Patch[] = [
   {
     // The first localeCompare() sets up ICU's collation (~5 ms), here only to
     // sort a plugin's commands by id; the help sorts them again by itself.
-    file: /[\\/]node_modules[\\/]@oclif[\\/]core[\\/]lib[\\/]config[\\/]plugin\.js$/,
-    text: '.sort((a, b) => a.id.localeCompare(b.id))',
-    by: '.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))',
+    file: dependencyFile('@oclif/core/lib/config/plugin.js'),
+    edits: [{text: '.sort((a, b) => a.id.localeCompare(b.id))', by: '.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))'}],
     saves: "ICU's collation set-up (~5 ms)",
   },
   {
@@ -290,49 +294,41 @@ const PATCHES: Patch[] = [
     // globalThis.Headers when undici loads, and that getter loads Node's
     // internal copy of undici. The bundle's helpers check undici's Headers
     // only; msgbus does not use them.
-    file: /[\\/]node_modules[\\/]undici[\\/]lib[\\/]web[\\/]cookies[\\/]index\.js$/,
-    text: '[Headers, globalThis.Headers]',
-    by: '[Headers]',
+    file: dependencyFile('undici/lib/web/cookies/index.js'),
+    edits: [{text: '[Headers, globalThis.Headers]', by: '[Headers]'}],
     saves: "Node's internal undici (~10 ms)",
-  },
-  {
-    // The HTTP/2 client (and node:http2) is needed only when a TLS server
-    // negotiates h2, which undici does only when asked to (allowH2).
-    file: /[\\/]node_modules[\\/]undici[\\/]lib[\\/]dispatcher[\\/]client\.js$/,
-    text: "const connectH2 = require('./client-h2.js')",
-    by: "function connectH2 (client, socket) { return require('./client-h2.js')(client, socket) }",
-    saves: 'node:http2 (~5 ms)',
   },
   {
     // node:http (~5 ms of each start, with its client, server and parser
     // modules) is loaded for one class, compared with when a stream is
     // destroyed: only a stream of that name can be one, and then node:http
     // is loaded already.
-    file: /[\\/]node_modules[\\/]undici[\\/]lib[\\/]core[\\/]util\.js$/,
-    text: "const { IncomingMessage } = require('node:http')",
-    by: "const isIncomingMessage = (stream) => Object.getPrototypeOf(stream).constructor.name === 'IncomingMessage' && Object.getPrototypeOf(stream).constructor === require('node:http').IncomingMessage",
+    file: dependencyFile('undici/lib/core/util.js'),
+    edits: [
+      {
+        text: "const { IncomingMessage } = require('node:http')",
+        by: "const isIncomingMessage = (stream) => Object.getPrototypeOf(stream).constructor.name === 'IncomingMessage' && Object.getPrototypeOf(stream).constructor === require('node:http').IncomingMessage",
+      },
+      {text: 'Object.getPrototypeOf(stream).constructor === IncomingMessage', by: 'isIncomingMessage(stream)'},
+    ],
     saves: 'node:http (~5 ms)',
   },
   {
-    file: /[\\/]node_modules[\\/]undici[\\/]lib[\\/]core[\\/]util\.js$/,
-    text: 'Object.getPrototypeOf(stream).constructor === IncomingMessage',
-    by: 'isIncomingMessage(stream)',
-    saves: 'node:http (~5 ms)',
-  },
-  {
-    // And for Node's limit on a response head's size, read when a Client is
-    // made without one: the same figure, from where Node takes it (its
-    // option, on the command line or in NODE_OPTIONS; else 16 KiB).
-    file: /[\\/]node_modules[\\/]undici[\\/]lib[\\/]dispatcher[\\/]client\.js$/,
-    text: "const http = require('node:http')",
-    by: 'const http = {}',
-    saves: 'node:http (~5 ms)',
-  },
-  {
-    file: /[\\/]node_modules[\\/]undici[\\/]lib[\\/]dispatcher[\\/]client\.js$/,
-    text: 'const getDefaultNodeMaxHeaderSize = http &&',
-    by: "const getDefaultNodeMaxHeaderSize = () => Number(/--max-http-header-size[= ](\\d+)/.exec(`${process.execArgv.join(' ')} ${process.env.NODE_OPTIONS ?? ''}`)?.[1] ?? 16384)\nconst getDefaultNodeMaxHeaderSizeUnpatched = http &&",
-    saves: 'node:http (~5 ms)',
+    file: dependencyFile('undici/lib/dispatcher/client.js'),
+    edits: [
+      // The HTTP/2 client (and node:http2) is needed only when a TLS server
+      // negotiates h2, which undici does only when asked to (allowH2).
+      {text: "const connectH2 = require('./client-h2.js')", by: "function connectH2 (client, socket) { return require('./client-h2.js')(client, socket) }"},
+      // node:http again, for Node's limit on a response head's size, read
+      // when a Client is made without one: the same figure, from where Node
+      // takes it (its option, on the command line or in NODE_OPTIONS; else 16 KiB).
+      {text: "const http = require('node:http')", by: 'const http = {}'},
+      {
+        text: 'const getDefaultNodeMaxHeaderSize = http &&',
+        by: "const getDefaultNodeMaxHeaderSize = () => Number(/--max-http-header-size[= ](\\d+)/.exec(`${process.execArgv.join(' ')} ${process.env.NODE_OPTIONS ?? ''}`)?.[1] ?? 16384)\nconst getDefaultNodeMaxHeaderSizeUnpatched = http &&",
+      },
+    ],
+    saves: 'node:http2 and node:http (~10 ms)',
   },
 ]
 
@@ -340,14 +336,11 @@ function patches(notes: string[]): EsbuildPlugin {
   return {
     name: 'msgbus-patches',
     setup(builder) {
-      // One hook a file, with every patch of that file: esbuild takes the first hook's contents.
-      const files = new Map<string, Patch[]>()
-      for (const patch of PATCHES) files.set(patch.file.source, [...(files.get(patch.file.source) ?? []), patch])
-      for (const filePatches of files.values()) {
-        builder.onLoad({filter: filePatches[0]!.file}, async (args) => {
+      for (const patch of PATCHES) {
+        builder.onLoad({filter: patch.file}, async (args) => {
           let source = await readFile(args.path, 'utf8')
-          for (const patch of filePatches) {
-            if (source.includes(patch.text)) source = source.replace(patch.text, patch.by)
+          for (const {text, by} of patch.edits) {
+            if (source.includes(text)) source = source.replace(text, by)
             else notes.push(`${relative(ROOT, args.path)} has changed: not patched, start-up pays for ${patch.saves}`)
           }
 

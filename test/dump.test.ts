@@ -8,7 +8,7 @@ import {readFileSync} from 'node:fs'
 import {createServer, type Server, type Socket} from 'node:net'
 import {join} from 'node:path'
 import type {BusServer} from '../src/lib/index.js'
-import {BIN, curl, dropStreams, freePort, msgbus, MsgbusProcess, publish, publishEach, request, ROOT, ServeProcess, startBus, stopAll, streamsBesides, textMessage, type RunResult, tempFolder, until, writeInSlices} from './support/harness.js'
+import {BIN, curl, dropStreams, escapeRegExp, freePort, msgbus, MsgbusProcess, publish, publishEach, request, ROOT, ServeProcess, startBus, stopAll, streamsBesides, textMessage, type RunResult, tempFolder, until, writeInSlices} from './support/harness.js'
 import {randomSource} from './support/random.js'
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
@@ -55,10 +55,6 @@ async function pingUntilSubscribed(base: string, channel: string, timeoutMs = 50
     return Number(reply.headers['msgbus-subscribers']) > 0
   }, 'a subscriber', {timeoutMs, everyMs: 50})
   return pings
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 }
 
 /**

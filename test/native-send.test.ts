@@ -13,7 +13,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {connect as tlsConnect} from 'node:tls'
 import {NATIVE_SENDER} from '../src/lib/assets.js'
-import {dechunk, RawClient, ServeProcess, sleep, splitParts, until} from './support/harness.js'
+import {dechunk, escapeRegExp, RawClient, ServeProcess, sleep, splitParts, until} from './support/harness.js'
 import {randomSource} from './support/random.js'
 import {makeCertificate} from './support/tls.js'
 
@@ -101,12 +101,10 @@ const noRing = (() => {
   }
 })()
 
-const escaped = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-
 const modes = [
   noRing === undefined
     ? {name: 'the native sender, through an io_uring', env: {}, line: /writer native sender \(io_uring, /}
-    : {name: `the native sender (no io_uring here: ${noRing})`, env: {}, line: new RegExp(`writer native sender \\(send\\(2\\) a socket, many sockets a call: ${escaped(noRing)}\\)`)},
+    : {name: `the native sender (no io_uring here: ${noRing})`, env: {}, line: new RegExp(`writer native sender \\(send\\(2\\) a socket, many sockets a call: ${escapeRegExp(noRing)}\\)`)},
   {name: 'the native sender, a send(2) a socket', env: {MSGBUS_NATIVE_SEND: 'send'}, line: /writer native sender \(send\(2\) a socket, many sockets a call: MSGBUS_NATIVE_SEND=send\)/},
   {name: "Node's streams", env: {MSGBUS_NATIVE_SEND: '0'}, line: /writer Node streams \(native sender: MSGBUS_NATIVE_SEND=0\)/},
 ]

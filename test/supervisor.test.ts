@@ -5,7 +5,7 @@ import {spawn, type ChildProcess} from 'node:child_process'
 import {existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync} from 'node:fs'
 import {connect} from 'node:net'
 import {dirname, join} from 'node:path'
-import {BIN, ROOT, freePort, request, tempFolder, until} from './support/harness.js'
+import {BIN, ROOT, escapeRegExp, freePort, request, tempFolder, until} from './support/harness.js'
 
 /** The environment without what `npm test` adds: npm's variables would mark the server as started by npm. */
 function withoutNpm(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
@@ -169,7 +169,7 @@ describe('supervisors', function () {
       const output = collect(child)
       await until(() => /listen HTTP on/.test(output()), () => `serve to listen: ${output()}`, {timeoutMs: 10_000, everyMs: 100, stop: () => child.exitCode !== null && `exited (${child.exitCode})`})
       assert.match(output(), new RegExp(`listen HTTP on 127\\.0\\.0\\.1:${port}\\b`))
-      assert.match(output(), new RegExp(`history 0 messages from ${environment.MSGBUS_HISTORY_DIR.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`))
+      assert.match(output(), new RegExp(`history 0 messages from ${escapeRegExp(environment.MSGBUS_HISTORY_DIR)}`))
       const published = await request(`http://127.0.0.1:${port}/msgbus/x`, {method: 'POST', headers: {'Content-Type': 'text/plain'}, body: 'kept'})
       assert.equal(published.status, 204)
       assert.ok(readdirSync(environment.MSGBUS_HISTORY_DIR).length > 0, 'the history is written in the state directory')

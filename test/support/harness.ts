@@ -169,6 +169,11 @@ export async function writeInSlices(socket: Socket, bytes: Buffer, random: Rando
   }
 }
 
+/** `text` as a regular expression that matches it literally. */
+export function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+}
+
 /** Removes chunked transfer framing; returns the payload so far and whether the last chunk came. */
 export function dechunk(bytes: Buffer): {payload: Buffer; ended: boolean} {
   const parts: Buffer[] = []

@@ -114,22 +114,16 @@ export function isRetryable(error: ClientError): boolean {
  * Turns whatever undici or the socket threw into one line: `<url>: <reason>`,
  * with the error as its cause. A MsgbusError (a MultipartError from the
  * stream) means the answer was unreadable: ERR_MSGBUS_RESPONSE_INVALID.
- * The request's own headers timeout, when it is what fired, is named:
- * `headersTimeoutMs` as a response head that did not come (a subscribe),
- * `answerTimeoutMs` as an answer that did not come to a publish, which the
- * server may have taken all the same.
+ * `headersTimedOut`: the reason to give when the request's own headers
+ * timeout is what fired (what it means differs: a subscription's head that
+ * did not come, a publish's answer, which the server may have taken).
  */
-export function describeFailure(target: Target | string, error: unknown, {headersTimeoutMs, answerTimeoutMs}: {headersTimeoutMs?: number; answerTimeoutMs?: number} = {}): ClientError {
+export function describeFailure(target: Target | string, error: unknown, {headersTimedOut}: {headersTimedOut?: string} = {}): ClientError {
   if (error instanceof ClientError) return error
   const where = typeof target === 'string' ? target : target.display
   const cause = rootCause(error)
   const code = cause?.code
-  const reason =
-    code === 'UND_ERR_HEADERS_TIMEOUT' && answerTimeoutMs
-      ? `no answer within ${answerTimeoutMs / 1000} s (the message may have been published)`
-      : code === 'UND_ERR_HEADERS_TIMEOUT' && headersTimeoutMs
-        ? `no response head within ${headersTimeoutMs / 1000} s`
-        : ((code && REASONS[code]) ?? (cause?.message || String(error)))
+  const reason = (code === 'UND_ERR_HEADERS_TIMEOUT' && headersTimedOut) || (code && REASONS[code]) || cause?.message || String(error)
   return new ClientError(`${where}: ${reason}`, undefined, {cause: error, code: error instanceof MsgbusError ? 'ERR_MSGBUS_RESPONSE_INVALID' : 'ERR_MSGBUS_REQUEST_FAILED'})
 }
 

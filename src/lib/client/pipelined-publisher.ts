@@ -1,7 +1,7 @@
 import {EventEmitter} from 'node:events'
 import {Client} from 'undici'
 import {ClientError, describeFailure, isRetryable, statusError} from './http.js'
-import {answerTimeoutOf, DEFAULT_TYPE, isSuccess, published, type PublishOptions, type Published} from './publish.js'
+import {answerTimeoutOf, DEFAULT_TYPE, noAnswer, isSuccess, published, type PublishOptions, type Published} from './publish.js'
 import {backoffDelay, retryAfterMs} from './retry.js'
 import {resolveTarget, type Target} from './target.js'
 
@@ -243,7 +243,7 @@ export class PipelinedPublisher extends EventEmitter<PublisherEvents> {
         (caught: unknown) => {
           // What a break or a stop destroys fails too: that is expected.
           if (connection.broken || this.failure) return
-          const error = describeFailure(this.target, caught, {answerTimeoutMs: this.answerTimeoutMs})
+          const error = describeFailure(this.target, caught, noAnswer(this.answerTimeoutMs))
           if (isRetryable(error)) this.break(connection, error)
           else this.stop(error)
         },

@@ -41,6 +41,11 @@ export function answerTimeoutOf(options: PublishOptions): number {
   return options.answerTimeoutMs ?? PUBLISH_ANSWER_TIMEOUT_MS
 }
 
+/** describeFailure's reason when a publish's answer did not come in `ms`. */
+export function noAnswer(ms: number): {headersTimedOut: string} {
+  return {headersTimedOut: `no answer within ${ms / 1000} s (the message may have been published)`}
+}
+
 /**
  * What the server said of one published message. A server that names no id
  * (the 2007 msgbus answers a publish with a bare 204) leaves both undefined:
@@ -87,7 +92,7 @@ async function post(target: Target, headers: Record<string, string>, body: Dispa
     await response.body.dump()
     return published(response.headers, count)
   } catch (error) {
-    throw describeFailure(target, error, {answerTimeoutMs})
+    throw describeFailure(target, error, noAnswer(answerTimeoutMs))
   } finally {
     if (dispatcher && dispatcher !== options.dispatcher) await dispatcher.close()
   }

@@ -183,7 +183,7 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
           }
         } catch (caught) {
           if (signal?.aborted) return
-          error = describeFailure(this.target, caught, {headersTimeoutMs: this.headersTimeoutMs})
+          error = describeFailure(this.target, caught, {headersTimedOut: `no response head within ${this.headersTimeoutMs / 1000} s`})
           // After the server said why it closes the stream, its end is that close, not a failure.
           if (this.cutNotice() && isRetryable(error)) error = undefined
           else if (!reconnect || !isRetryable(error)) {

@@ -27,6 +27,21 @@ export function jsonLine(time: string, level: 'info' | 'warn', event: string, de
   return `${JSON.stringify(line)}\n`
 }
 
+/** Streams whose writes failed, and those watched for it (one listener a stream, however many loggers write to it). */
+const broken = new WeakSet<NodeJS.WritableStream>()
+const watched = new WeakSet<NodeJS.WritableStream>()
+
+/**
+ * A log that can no longer be written (`msgbus serve 2>&1 | head`, a closed
+ * terminal: EPIPE) must not stop the server: unhandled, that error would end
+ * the process. Its lines are lost from then on, with nowhere to say so.
+ */
+function watchForBreak(stream: NodeJS.WritableStream): void {
+  if (watched.has(stream)) return
+  watched.add(stream)
+  stream.on('error', () => broken.add(stream))
+}
+
 export interface StreamLoggerOptions {
   stream?: NodeJS.WritableStream
   format?: LogFormat
@@ -39,15 +54,9 @@ export interface StreamLoggerOptions {
 export function streamLogger(level: number, {stream = process.stderr, format = 'text'}: StreamLoggerOptions = {}): Logger {
   const colour = format === 'text' && stream === process.stderr && !process.env.NO_COLOR && chalkStderr.level > 0
   const c = chalkStderr
-  // A log that can no longer be written (`msgbus serve 2>&1 | head`, a closed
-  // terminal: EPIPE) must not stop the server: unhandled, that error would
-  // end the process. Its lines are lost from then on, with nowhere to say so.
-  let lost = false
-  stream.on('error', () => {
-    lost = true
-  })
+  watchForBreak(stream)
   const line = (severity: 'info' | 'warn', event: string, detail: string, fields?: LogFields): void => {
-    if (lost) return
+    if (broken.has(stream)) return
     const time = new Date().toISOString()
     if (format === 'json') {
       stream.write(jsonLine(time, severity, event, detail, fields))

@@ -36,8 +36,7 @@ function load(): NativeSenderState {
   try {
     const sender = createRequire(import.meta.url)(NATIVE_SENDER) as NativeSender
     if (typeof sender.sendMany !== 'function' || typeof sender.useRing !== 'function') return {why: `${NATIVE_SENDER} is not this version's (npm run build)`}
-    if (choice === NATIVE_SEND_NO_RING) return {sender, how: `send(2) a socket, many sockets a call: ${NATIVE_SEND_ENV}=${NATIVE_SEND_NO_RING}`}
-    const noRing = sender.useRing()
+    const noRing = choice === NATIVE_SEND_NO_RING ? `${NATIVE_SEND_ENV}=${NATIVE_SEND_NO_RING}` : sender.useRing()
     return {sender, how: noRing === undefined ? 'io_uring, one system call for many sockets' : `send(2) a socket, many sockets a call: ${noRing}`}
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
