@@ -12,7 +12,7 @@ import {connect, type Socket} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {connect as tlsConnect} from 'node:tls'
-import {NATIVE_SENDER} from '../src/lib/assets.js'
+import {NATIVE_MODULE} from '../src/lib/assets.js'
 import {dechunk, escapeRegExp, RawClient, ServeProcess, sleep, splitParts, until} from './support/harness.js'
 import {randomSource} from './support/random.js'
 import {makeCertificate} from './support/tls.js'
@@ -95,7 +95,7 @@ function bodiesOf(label: string, count: number, most = 48 * 1024): Buffer[] {
  */
 const noRing = (() => {
   try {
-    return (createRequire(import.meta.url)(NATIVE_SENDER) as {useRing(): string | undefined}).useRing()
+    return (createRequire(import.meta.url)(NATIVE_MODULE) as {useRing(): string | undefined}).useRing()
   } catch (error) {
     return `not loaded: ${(error as Error).message.split('\n')[0]}`
   }
@@ -115,7 +115,7 @@ describe('writes to subscribers', function () {
   afterEach(() => serve?.child.kill('SIGKILL'))
 
   it('the native sender is built by npm run build where there is a C compiler', () => {
-    assert.ok(existsSync(NATIVE_SENDER), `${NATIVE_SENDER}: scripts/test-tools.sh installs gcc, and npm run build compiles it`)
+    assert.ok(existsSync(NATIVE_MODULE), `${NATIVE_MODULE}: scripts/test-tools.sh installs gcc, and npm run build compiles it`)
   })
 
   for (const mode of modes) {

@@ -7,5 +7,9 @@ import {fileURLToPath} from 'node:url'
  */
 export const WEB_ROOT = fileURLToPath(new URL('../../web/', import.meta.url))
 
-/** The native sender, built by `npm run build` when a C compiler is there (scripts/build-native.ts); in dist/ for src/ and dist/ alike. */
-export const NATIVE_SENDER = fileURLToPath(new URL('../../dist/native/send-many.node', import.meta.url))
+/**
+ * The native module: the server's sender (src/native/send-many.c) and the
+ * load tools' reader (read-many.c), built by `npm run build` when a C
+ * compiler is there (scripts/build-native.ts); in dist/ for src/ and dist/ alike.
+ */
+export const NATIVE_MODULE = fileURLToPath(new URL('../../dist/native/msgbus.node', import.meta.url))

@@ -1,6 +1,7 @@
 import {connect as netConnect, isIPv4, type Socket} from 'node:net'
 import {connect as tlsConnect} from 'node:tls'
 import type {Target} from '../client/target.js'
+import {batchReader, type BatchReader} from './batch-reader.js'
 
 export interface ConnectOptions {
   ca?: string | Buffer
@@ -26,14 +27,18 @@ const SHARED_READ_BUFFER = Buffer.alloc(64 * 1024)
  * A raw TCP (or TLS) connection to the target's origin, with Nagle off.
  * `onData` gets what arrives, data[0, end); on plain TCP `data` is one
  * shared buffer, valid only during the call (no allocation per read, not
- * even a view), so copy whatever must outlive it.
+ * even a view), so copy whatever must outlive it. `batched`: on plain TCP,
+ * read by the process's native batch reader when it is built (test-sub's
+ * thousands of subscriptions), else by Node.
  */
-export function openSocket(target: Target, options: ConnectOptions & {host?: string; onData: (data: Buffer, end: number) => void}): Socket {
+export function openSocket(target: Target, options: ConnectOptions & {host?: string; batched?: boolean; onData: (data: Buffer, end: number) => void}): Socket {
   const {url} = target
   const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80))
   const host = options.host ?? url.hostname.replace(/^\[|\]$/g, '')
   const tls = url.protocol === 'https:'
   const {onData} = options
+  const batch = options.batched && !tls ? batchReader() : undefined
+  if (batch) return batchedSocket(batch, {host, port, localAddress: options.localAddress}, onData)
   const callback = (length: number): boolean => {
     onData(SHARED_READ_BUFFER, length)
     return true
@@ -46,6 +51,19 @@ export function openSocket(target: Target, options: ConnectOptions & {host?: str
   const socket = tlsConnect({socket: tcp, servername, ca: options.ca, rejectUnauthorized: !options.insecure})
   socket.on('data', (data: Buffer) => onData(data, data.length))
   return socket
+}
+
+/** A socket Node never reads: paused from the start, and handed to the batch reader once connected (or, if it cannot take it, to Node after all). */
+function batchedSocket(batch: BatchReader, at: {host: string; port: number; localAddress?: string}, onData: (data: Buffer, end: number) => void): Socket {
+  const tcp = netConnect(at)
+  tcp.setNoDelay(true)
+  tcp.pause()
+  tcp.once('connect', () => {
+    if (batch.add(tcp, (data, start, end) => onData(data.subarray(start, end), end - start))) return
+    tcp.on('data', (data: Buffer) => onData(data, data.length))
+    tcp.resume()
+  })
+  return tcp
 }
 
 /** The request target and Host header for a raw HTTP/1.1 request, and any other headers given. */

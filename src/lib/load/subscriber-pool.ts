@@ -128,7 +128,7 @@ export class SubscriberPool {
         if (rest.length > 0) stream.write(rest, rest.length)
       }
 
-      const socket = openSocket(this.target, {...this.options, ...loopbackSource(this.target, index), onData})
+      const socket = openSocket(this.target, {...this.options, ...loopbackSource(this.target, index), batched: true, onData})
       this.sockets.add(socket)
       const lastId = retryMs > 0 ? tally.lastId : undefined
       if (lastId !== undefined) tally.resumed(nowMicros())

@@ -1,6 +1,5 @@
-import {createRequire} from 'node:module'
 import type {Socket} from 'node:net'
-import {NATIVE_SENDER} from '../../assets.js'
+import {nativeFunctions} from '../../util/native-module.js'
 
 /** src/native/send-many.c: socket i is sent buffers[which[i]]; results[i] is the bytes taken or -errno. */
 export interface NativeSender {
@@ -32,16 +31,10 @@ export function nativeSender(): NativeSenderState {
 function load(): NativeSenderState {
   const choice = process.env[NATIVE_SEND_ENV]
   if (choice === NATIVE_SEND_OFF) return {why: `${NATIVE_SEND_ENV}=${NATIVE_SEND_OFF}`}
-  if (process.platform === 'win32') return {why: 'not on Windows'}
-  try {
-    const sender = createRequire(import.meta.url)(NATIVE_SENDER) as NativeSender
-    if (typeof sender.sendMany !== 'function' || typeof sender.useRing !== 'function') return {why: `${NATIVE_SENDER} is not this version's (npm run build)`}
-    const noRing = choice === NATIVE_SEND_NO_RING ? `${NATIVE_SEND_ENV}=${NATIVE_SEND_NO_RING}` : sender.useRing()
-    return {sender, how: noRing === undefined ? 'io_uring, one system call for many sockets' : `send(2) a socket, many sockets a call: ${noRing}`}
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code
-    return {why: code === 'MODULE_NOT_FOUND' ? 'not built (no C compiler at npm install?)' : `cannot load: ${(error as Error).message.split('\n')[0]}`}
-  }
+  const {functions: sender, why} = nativeFunctions<NativeSender>(['sendMany', 'useRing'])
+  if (!sender) return {why}
+  const noRing = choice === NATIVE_SEND_NO_RING ? `${NATIVE_SEND_ENV}=${NATIVE_SEND_NO_RING}` : sender.useRing()
+  return {sender, how: noRing === undefined ? 'io_uring, one system call for many sockets' : `send(2) a socket, many sockets a call: ${noRing}`}
 }
 
 /** What net.Socket keeps of its libuv handle; not public API, so read with care. */

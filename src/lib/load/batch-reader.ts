@@ -1,0 +1,113 @@
+import type {Socket} from 'node:net'
+import {getSystemErrorName} from 'node:util'
+import {nativeFunctions} from '../util/native-module.js'
+
+/** src/native/read-many.c. */
+interface NativeReader {
+  openReader(onReads: (count: number) => void, bytes: Buffer, info: Int32Array, ring: boolean): object
+  addSocket(reader: object, fd: number, id: number): number
+  forgetSocket(reader: object): void
+}
+
+/**
+ * How test-sub reads: unset, the native reader at its best (the ready
+ * sockets' reads in one io_uring_enter); `recv`, the native reader with one
+ * recv(2) a socket; `0`, every socket through Node.
+ */
+export const NATIVE_READ_ENV = 'MSGBUS_NATIVE_READ'
+export const NATIVE_READ_OFF = '0'
+export const NATIVE_READ_NO_RING = 'recv'
+
+/** Ready sockets read a round at most (read-many.c's MAX_READY), and the buffer they share: 4 KiB each when all are ready. */
+const MOST_READS = 1024
+const BUFFER_BYTES = 4 * 1024 * 1024
+
+/** Gets a socket's bytes: data[start, end), valid during the call only. */
+export type OnBytes = (data: Buffer, start: number, end: number) => void
+
+interface Entry {
+  socket: Socket
+  onBytes: OnBytes
+}
+
+/**
+ * Reads many plain TCP sockets with the native reader: the sockets ready at
+ * once are read together, one call into JavaScript for all of them, instead
+ * of a libuv read and a JavaScript call each (test-sub's cost a delivery:
+ * bench/README.md). Node never reads a socket handed over: the end of its
+ * stream and a read error destroy it here, and it leaves the reader when it
+ * closes.
+ */
+export class BatchReader {
+  private readonly bytes = Buffer.allocUnsafe(BUFFER_BYTES)
+  private readonly info = new Int32Array(3 * MOST_READS)
+  private readonly entries: Array<Entry | undefined> = []
+  private readonly freeIds: number[] = []
+  private readonly handle: object
+
+  /** `ring`: the reads of a round in one system call, where the kernel's io_uring reads as recv(2) would; else a recv(2) each. */
+  constructor(
+    private readonly native: NativeReader,
+    ring: boolean,
+  ) {
+    this.handle = native.openReader((count) => this.onReads(count), this.bytes, this.info, ring)
+  }
+
+  /**
+   * Reads `socket` (connected, paused so Node does not read it) from now on;
+   * false when it cannot (then the caller reads it through Node).
+   */
+  add(socket: Socket, onBytes: OnBytes): boolean {
+    const fd = (socket as unknown as {_handle?: {fd?: unknown} | null})._handle?.fd
+    if (typeof fd !== 'number' || fd < 0) return false
+    const id = this.freeIds.pop() ?? this.entries.length
+    if (this.native.addSocket(this.handle, fd, id) !== 0) {
+      if (id < this.entries.length) this.freeIds.push(id)
+      return false
+    }
+
+    this.entries[id] = {socket, onBytes}
+    socket.once('close', () => {
+      this.entries[id] = undefined
+      this.freeIds.push(id)
+      this.native.forgetSocket(this.handle)
+    })
+    return true
+  }
+
+  private onReads(count: number): void {
+    const {info, bytes} = this
+    for (let k = 0; k < 3 * count; k += 3) {
+      const entry = this.entries[info[k] as number]
+      // Destroyed earlier in this round: its bytes are no one's.
+      if (!entry || entry.socket.destroyed) continue
+      const start = info[k + 1] as number
+      const result = info[k + 2] as number
+      if (result > 0) entry.onBytes(bytes, start, start + result)
+      else if (result === 0) entry.socket.destroy()
+      else entry.socket.destroy(readError(result))
+    }
+  }
+}
+
+/** As Node reports a failed read: `read ECONNRESET`, with code, errno and syscall. */
+function readError(errno: number): Error {
+  const code = getSystemErrorName(errno)
+  return Object.assign(new Error(`read ${code}`), {code, errno, syscall: 'read'})
+}
+
+/** The native reader's functions, or why there are none. */
+export function nativeReader(): ReturnType<typeof nativeFunctions<NativeReader>> {
+  return nativeFunctions<NativeReader>(['openReader', 'addSocket', 'forgetSocket'])
+}
+
+let shared: BatchReader | undefined | null
+
+/** The process's batch reader, as MSGBUS_NATIVE_READ says; undefined when not built, or `0`. */
+export function batchReader(): BatchReader | undefined {
+  if (shared !== undefined) return shared ?? undefined
+  const choice = process.env[NATIVE_READ_ENV]
+  const {functions} = choice === NATIVE_READ_OFF ? {} : nativeReader()
+  shared = functions ? new BatchReader(functions, choice !== NATIVE_READ_NO_RING) : null
+  return shared ?? undefined
+}
