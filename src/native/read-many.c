@@ -66,8 +66,10 @@ static napi_value fail(napi_env env, const char *message) {
   return NULL;
 }
 
+/* A recv(2) for each read the ring did not do (all of them without a ring). */
 static void read_each(struct reader *r, int n, size_t slot) {
   for (int i = 0; i < n; i++) {
+    if (r->results[i] != PENDING) continue;
     ssize_t got;
     do got = recv((int)(uint32_t)r->ready[i].data.u64, r->bytes + (size_t)i * slot, slot, MSG_DONTWAIT);
     while (got < 0 && errno == EINTR);
@@ -75,34 +77,42 @@ static void read_each(struct reader *r, int n, size_t slot) {
   }
 }
 
-static void ring_queue_reads(struct ring *ring, struct reader *r, int from, int count, size_t slot) {
-  unsigned tail = *ring->sq_tail, mask = *ring->sq_mask;
-  for (int i = 0; i < count; i++) {
-    unsigned index = (tail + (unsigned)i) & mask;
-    struct io_uring_sqe *sqe = &ring->sqes[index];
-    memset(sqe, 0, sizeof *sqe);
-    sqe->opcode = IORING_OP_RECV;
-    sqe->fd = (int)(uint32_t)r->ready[from + i].data.u64;
-    sqe->addr = (uintptr_t)(r->bytes + (size_t)(from + i) * slot);
-    sqe->len = (uint32_t)slot;
-    /* Never parked until data comes (ring_check): a read is done when the call returns. */
-    sqe->msg_flags = MSG_DONTWAIT;
-    sqe->user_data = (uint64_t)(from + i);
-    ring->sq_array[index] = index;
-    r->results[from + i] = PENDING;
-  }
-  atomic_store_explicit((_Atomic unsigned *)ring->sq_tail, tail + (unsigned)count, memory_order_release);
+/* Read k of those the ring's tail will take: from fd into `into`, its result at results[k]. */
+static void queue_recv(struct ring *ring, unsigned k, int fd, char *into, size_t length, int32_t *results) {
+  unsigned index = (*ring->sq_tail + k) & *ring->sq_mask;
+  struct io_uring_sqe *sqe = &ring->sqes[index];
+  memset(sqe, 0, sizeof *sqe);
+  sqe->opcode = IORING_OP_RECV;
+  sqe->fd = fd;
+  sqe->addr = (uintptr_t)into;
+  sqe->len = (uint32_t)length;
+  /* Never parked until data comes (ring_check): a read is done when the call returns. */
+  sqe->msg_flags = MSG_DONTWAIT;
+  sqe->user_data = k;
+  ring->sq_array[index] = index;
+  results[k] = PENDING;
 }
 
-/* Reads through the ring; 0 when the kernel would not take them all (then the caller reads by recv(2) and drops the ring). */
+/* Hands the kernel the `count` reads queued. */
+static void queue_done(struct ring *ring, unsigned count) {
+  atomic_store_explicit((_Atomic unsigned *)ring->sq_tail, *ring->sq_tail + count, memory_order_release);
+}
+
+static void ring_queue_reads(struct ring *ring, struct reader *r, int from, int count, size_t slot) {
+  for (int i = 0; i < count; i++) queue_recv(ring, (unsigned)i, (int)(uint32_t)r->ready[from + i].data.u64, r->bytes + (size_t)(from + i) * slot, slot, r->results + from);
+  queue_done(ring, (unsigned)count);
+}
+
+/* Reads through the ring; 0 when the kernel would not take them all (the caller then drops the ring; the reads not done are still PENDING). */
 static int ring_read(struct reader *r, int n, size_t slot) {
   struct ring *ring = r->ring;
   for (int from = 0; from < n; from += (int)ring->entries) {
     int count = n - from < (int)ring->entries ? n - from : (int)ring->entries;
     ring_queue_reads(ring, r, from, count, slot);
     int entered = ring_enter(ring, (unsigned)count, (unsigned)count);
-    uint32_t reaped = ring_reap(ring, r->results);
-    while (entered == count && reaped < (uint32_t)count && ring_enter(ring, 0, (unsigned)count - reaped) >= 0) reaped += ring_reap(ring, r->results);
+    /* The chunk's user_data count from 0: its results from `from`. */
+    uint32_t reaped = ring_reap(ring, r->results + from);
+    while (entered == count && reaped < (uint32_t)count && ring_enter(ring, 0, (unsigned)count - reaped) >= 0) reaped += ring_reap(ring, r->results + from);
     if (entered != count || reaped != (uint32_t)count) return 0;
   }
   return 1;
@@ -120,21 +130,8 @@ static const char *ring_check(struct ring *ring) {
   char into[2][8];
   int32_t results[2];
   if (send(pair[1], "x", 1, MSG_DONTWAIT) != 1) return "no socket pair to try it on";
-  unsigned tail = *ring->sq_tail, mask = *ring->sq_mask;
-  for (int i = 0; i < 2; i++) {
-    unsigned index = (tail + (unsigned)i) & mask;
-    struct io_uring_sqe *sqe = &ring->sqes[index];
-    memset(sqe, 0, sizeof *sqe);
-    sqe->opcode = IORING_OP_RECV;
-    sqe->fd = pair[i];
-    sqe->addr = (uintptr_t)into[i];
-    sqe->len = sizeof into[i];
-    sqe->msg_flags = MSG_DONTWAIT;
-    sqe->user_data = (uint64_t)i;
-    ring->sq_array[index] = index;
-    results[i] = PENDING;
-  }
-  atomic_store_explicit((_Atomic unsigned *)ring->sq_tail, tail + 2, memory_order_release);
+  for (unsigned i = 0; i < 2; i++) queue_recv(ring, i, pair[i], into[i], sizeof into[i], results);
+  queue_done(ring, 2);
   int entered = ring_enter(ring, 2, 0);
   ring_reap(ring, results);
   close(pair[0]);
@@ -177,21 +174,13 @@ static void on_readable(uv_poll_t *poll, int status, int events) {
   if (n <= 0) return;
   size_t slot = r->bytes_length / (size_t)n;
   if (slot > MAX_SLOT) slot = MAX_SLOT;
-  if (!r->ring || !ring_read(r, n, slot)) {
-    if (r->ring) {
-      /* What the ring did not read is read by recv(2), and so is everything after. */
-      ring_close(r->ring);
-      r->ring = NULL;
-      for (int i = 0; i < n; i++) {
-        if (r->results[i] == PENDING) {
-          ssize_t got = recv((int)(uint32_t)r->ready[i].data.u64, r->bytes + (size_t)i * slot, slot, MSG_DONTWAIT);
-          r->results[i] = got < 0 ? -errno : (int32_t)got;
-        }
-      }
-    } else {
-      read_each(r, n, slot);
-    }
+  for (int i = 0; i < n; i++) r->results[i] = PENDING;
+  if (r->ring && !ring_read(r, n, slot)) {
+    /* The kernel would not take them all: the rest are read by recv(2), and so is everything after. */
+    ring_close(r->ring);
+    r->ring = NULL;
   }
+  read_each(r, n, slot);
   /* A socket with nothing after all (-EAGAIN) is not reported: epoll tells again when there is. */
   int count = 0;
   for (int i = 0; i < n; i++) {
