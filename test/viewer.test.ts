@@ -323,13 +323,14 @@ for (const name of ['chromium', 'firefox'] as BrowserName[]) {
     })
 
     chromiumOnly('3: keeps at most 500 cards and 64 MiB of bodies, and says how many it shows', async function () {
-      this.timeout(120000)
+      // Generous waits: 72 MiB through one browser's SSE parser took 30 s once with two full suites running beside it.
+      this.timeout(240000)
       const server = await startBus({maxMessageSize: 8 * 1024 * 1024})
       const page = await viewer(server, 'many')
       const sends: Array<Promise<void>> = []
       for (let i = 1; i <= 510; i++) sends.push(published(server, 'many', `message ${i}`))
       await Promise.all(sends)
-      await waitFor(page, `document.getElementById('count').textContent === '510'`, 20000)
+      await waitFor(page, `document.getElementById('count').textContent === '510'`, 60000)
       assert.equal(await cardCount(page), 500)
       assert.match(await js<string>(page, `document.getElementById('shown').textContent`), /^showing 500 of 510 \(10 older let go/)
 
@@ -337,8 +338,8 @@ for (const name of ['chromium', 'firefox'] as BrowserName[]) {
       await page.click('#clear')
       const big = Buffer.alloc(6 * 1024 * 1024, 0xab)
       for (let i = 0; i < 12; i++) await published(server, 'many', big, 'application/octet-stream')
-      await waitFor(page, `document.getElementById('count').textContent === '522'`, 30000)
-      await waitFor(page, `document.querySelectorAll('li.message').length === 10`, 5000)
+      await waitFor(page, `document.getElementById('count').textContent === '522'`, 120000)
+      await waitFor(page, `document.querySelectorAll('li.message').length === 10`, 20000)
       await screenshot(page, 'viewer-capped')
       assert.deepEqual(pageErrors, [])
     })
