@@ -56,9 +56,9 @@ async function stopOnceDelivered(sub: MsgbusProcess, port: number, delivered: ()
 }
 
 /** test-sub in the background against an in-process bus, once the server counts every subscription. */
-async function subscribed(server: BusServer, args: string[], connections: number): Promise<MsgbusProcess> {
+async function subscribed(server: BusServer, args: string[], connections: number, env: NodeJS.ProcessEnv = {}): Promise<MsgbusProcess> {
   const before = server.bus.subscriberCount
-  const sub = new MsgbusProcess(['test-sub', '--url', server.url(), '-n', String(connections), ...args])
+  const sub = new MsgbusProcess(['test-sub', '--url', server.url(), '-n', String(connections), ...args], env)
   await sub.until(() => server.bus.subscriberCount >= before + connections, `${connections} subscriptions`, 60_000)
   return sub
 }
@@ -306,6 +306,37 @@ describe('load tools: test-pub and test-sub', function () {
       assert.equal((await watcher.waitParts(30)).length, 30)
       assert.ok(watcher.parts().every((part) => part.headers['content-location'] === '/msgbus/c-1'))
     })
+
+    // The native batch reader is the default where it is built (test/batch-reader.test.ts tests it alone); these are its switches.
+    // Which way it read shows in read(2) calls (/proc/PID/io syscr): Node reads a socket with read(2), the native reader with an io_uring or recv(2), which that count leaves out.
+    for (const [how, env, node] of [
+      ['the native reader (the default)', {}, false],
+      ['MSGBUS_NATIVE_READ=recv: the native reader, a recv(2) a socket', {MSGBUS_NATIVE_READ: 'recv'}, false],
+      ['MSGBUS_NATIVE_READ=0: every socket through Node', {MSGBUS_NATIVE_READ: '0'}, true],
+    ] as const) {
+      it(`reads the same through ${how}: every message to every connection, bytes included @slow`, async () => {
+        const server = await startBus()
+        const sub = await subscribed(server, ['--json'], 50, env)
+        const readCalls = () => Number(/syscr: (\d+)/.exec(readFileSync(`/proc/${sub.child.pid}/io`, 'utf8'))![1])
+        const readsBefore = readCalls()
+        const before = server.counters().delivered
+        const pub = await msgbus(['test-pub', '--url', server.url(), '--connections', '2', '--count', '200', '--json'])
+        assert.equal(pub.code, 0, pub.stderr)
+        let reads = 0
+        const result = await stopOnceDelivered(sub, portOf(server), () => {
+          // Counted before test-sub stops: its end reads files of its own.
+          reads = readCalls() - readsBefore
+          return deliveredSince(server, before, 50 * 200)()
+        })
+        assert.equal(result.code, 0, result.stderr)
+        const report = documentOf<SubReport>(result)
+        assert.equal(report.received, 50 * 200)
+        assert.deepEqual([report.lost, report.duplicates, report.out_of_order, report.reconnects], [0, 0, 0, 0])
+        if (node) assert.ok(reads >= 50, `through Node: ${reads} read(2) calls for 10,000 messages on 50 sockets`)
+        else assert.ok(reads < 50, `natively: ${reads} read(2) calls for 10,000 messages on 50 sockets`)
+        assert.equal(report.bytes, 50 * defaultBodyBytes(200))
+      })
+    }
 
     it('against a server that frames every stream the 2007 way (serve --framing 2007): every message counted, bytes included @slow', async () => {
       const server = await startBus({framing: '2007'})
