@@ -1,6 +1,6 @@
 import type {Socket} from 'node:net'
 import {getSystemErrorName} from 'node:util'
-import {nativeFunctions} from '../util/native-module.js'
+import {nativeFunctions, plainSocketFd} from '../util/native-module.js'
 
 /** src/native/read-many.c. */
 interface NativeReader {
@@ -58,8 +58,8 @@ export class BatchReader {
    * false when it cannot (then the caller reads it through Node).
    */
   add(socket: Socket, onBytes: OnBytes): boolean {
-    const fd = (socket as unknown as {_handle?: {fd?: unknown} | null})._handle?.fd
-    if (typeof fd !== 'number' || fd < 0) return false
+    const fd = plainSocketFd(socket)
+    if (fd < 0) return false
     const id = this.freeIds.pop() ?? this.entries.length
     if (this.native.addSocket(this.handle, fd, id) !== 0) {
       if (id < this.entries.length) this.freeIds.push(id)

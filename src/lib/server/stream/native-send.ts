@@ -37,24 +37,6 @@ function load(): NativeSenderState {
   return {sender, how: noRing === undefined ? 'io_uring, one system call for many sockets' : `send(2) a socket, many sockets a call: ${noRing}`}
 }
 
-/** What net.Socket keeps of its libuv handle; not public API, so read with care. */
-interface HandleView {
-  _handle?: {fd?: unknown} | null
-  encrypted?: boolean
-}
-
-/**
- * The file descriptor the native sender may write to for this socket, or -1:
- * a plain TCP or Unix socket only. A TLS socket's handle reports the TCP
- * socket under it, and bytes sent there would skip the encryption.
- */
-export function sendableFd(socket: Socket): number {
-  const view = socket as unknown as HandleView
-  if (view.encrypted === true) return -1
-  const fd = view._handle?.fd
-  return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : -1
-}
-
 /** Sockets a call at most (a flush slice is fewer, FLUSH_SLICE): no more than send-many.c's MAX_BUFFERS, as no call has more buffers than sockets. */
 const BATCH = 64
 

@@ -1,6 +1,7 @@
 import type {Socket} from 'node:net'
 import {endAndLinger, LINGER_MS} from '../http/linger.js'
-import {NativeBatch, sendableFd, type NativeSender} from './native-send.js'
+import {plainSocketFd} from '../../util/native-module.js'
+import {NativeBatch, type NativeSender} from './native-send.js'
 
 export type SlowPolicy = 'disconnect' | 'drop'
 
@@ -214,7 +215,7 @@ export class SocketWriter {
     if (bytes <= JOIN_BYTES) {
       const joined = outbox.length === 1 ? (outbox[0] as Buffer) : Buffer.concat(outbox, bytes)
       // Past Node's stream only when nothing of it waits there, so the bytes keep their order.
-      const fd = this.batch !== undefined && socket.writableLength === 0 ? (target.fd ??= sendableFd(socket)) : -1
+      const fd = this.batch !== undefined && socket.writableLength === 0 ? (target.fd ??= plainSocketFd(socket)) : -1
       if (fd >= 0) (this.batch as NativeBatch).add(fd, socket, joined)
       else socket.write(joined)
     } else {
