@@ -289,6 +289,8 @@ function emptyOutcome(scenario: Scenario, server: ServerKind): Outcome {
 
 /** The server's start-up line `writer`, as last said in the bench's log. */
 let writerSaid: string | undefined
+/** How test-sub read (its report's `reads`), said once a run as the writer is. */
+let readsSaid: string | undefined
 
 /** `msgbus serve --port 0`, its port read from its `listen HTTP on ...` line. */
 async function startServer(runJs: string, lifetimeMs: number, serverArgs: string[], nodeArgs: string[]): Promise<BenchServer & {cli: Cli}> {
@@ -540,6 +542,7 @@ async function runScenario(runJs: string, scenario: Scenario, options: Options, 
     outcome.connected = sum(reports, (r) => r.connections.connected)
     outcome.failed = sum(reports, (r) => r.connections.failed)
     outcome.subCpu = sum(reports, (r) => r.cpu_s)
+    for (const {reads} of reports) if (reads !== undefined && reads !== readsSaid) log(`test-sub reads its subscriptions through: ${(readsSaid = reads)}`)
     outcome.subErrors = reports.flatMap((r) => r.errors ?? [])
     outcome.p99s = reports.map((r) => r.latency_ms.p99)
     const highest = (key: keyof Latency) => Math.max(...reports.map((r) => r.latency_ms[key]))

@@ -21,6 +21,8 @@
  *   leaves the set when the caller closes it (the kernel drops a closed file
  *   from every epoll set). No removal by fd number: by the time the caller
  *   hears its socket closed, the number may be another socket's.
+ * readerRing(reader): undefined while the reads go through an io_uring,
+ *   else why not (for test-sub's report).
  * forgetSocket(reader): a socket added is closed. While any is open the
  *   reader holds the process open, as a socket Node reads would. The reader
  *   lives as long as the object openReader returned.
@@ -55,6 +57,8 @@ struct reader {
   int epfd;
   unsigned watched;
   int closed;
+  /* Why reads are not going through a ring, when they are not. */
+  char no_ring[96];
   uv_poll_t poll;
   struct ring *ring;
   struct epoll_event ready[MAX_READY];
@@ -179,6 +183,7 @@ static void on_readable(uv_poll_t *poll, int status, int events) {
     /* The kernel would not take them all: the rest are read by recv(2), and so is everything after. */
     ring_close(r->ring);
     r->ring = NULL;
+    snprintf(r->no_ring, sizeof r->no_ring, "io_uring: the kernel would not take a round's reads");
   }
   read_each(r, n, slot);
   /* A socket with nothing after all (-EAGAIN) is not reported: epoll tells again when there is. */
@@ -268,10 +273,16 @@ static napi_value open_reader(napi_env env, napi_callback_info info) {
   napi_create_reference(env, argv[0], 1, &r->on_reads);
   napi_create_reference(env, argv[1], 1, &r->bytes_ref);
   napi_create_reference(env, argv[2], 1, &r->info_ref);
-  r->ring = use_ring ? ring_open(RING_ENTRIES) : NULL;
-  if (r->ring && ring_check(r->ring) != NULL) {
-    ring_close(r->ring);
-    r->ring = NULL;
+  if (use_ring) {
+    r->ring = ring_open(RING_ENTRIES);
+    const char *problem = r->ring ? ring_check(r->ring) : strerror(errno);
+    if (problem) {
+      snprintf(r->no_ring, sizeof r->no_ring, "io_uring: %s", problem);
+      if (r->ring) ring_close(r->ring);
+      r->ring = NULL;
+    }
+  } else {
+    snprintf(r->no_ring, sizeof r->no_ring, "not asked for");
   }
   uv_poll_start(&r->poll, UV_READABLE, on_readable);
   /* Holds the process open only while it watches a socket, as a socket read by Node would. */
@@ -311,11 +322,24 @@ static napi_value forget_socket(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* How the reader reads: undefined through its ring, else why not. */
+static napi_value reader_ring(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1) return fail(env, "readerRing: 1 argument");
+  struct reader *r = reader_of(env, argv[0]);
+  if (!r) return fail(env, "readerRing: not a reader");
+  if (r->ring) return NULL;
+  napi_value why;
+  napi_create_string_utf8(env, r->no_ring, NAPI_AUTO_LENGTH, &why);
+  return why;
+}
+
 napi_status read_many_register(napi_env env, napi_value exports) {
   const struct {
     const char *name;
     napi_callback callback;
-  } functions[] = {{"openReader", open_reader}, {"addSocket", add_socket}, {"forgetSocket", forget_socket}};
+  } functions[] = {{"openReader", open_reader}, {"addSocket", add_socket}, {"forgetSocket", forget_socket}, {"readerRing", reader_ring}};
   for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {
     napi_value fn;
     napi_status status = napi_create_function(env, functions[i].name, NAPI_AUTO_LENGTH, functions[i].callback, NULL, &fn);

@@ -48,6 +48,7 @@ export async function testSub(options: TestSubOptions): Promise<TestSubReport> {
   pool.stop()
   totals.add(pool.takeWindow())
   const report = subReport(totals, options.connections, connected, pool.failed, (performance.now() - started) / 1000, pool.reasons)
+  report.reads = pool.reads()
   options.output.write(`${options.json ? JSON.stringify(report) : subSummary(report)}\n`)
   return report
 }

@@ -7,6 +7,7 @@ interface NativeReader {
   openReader(onReads: (count: number) => void, bytes: Buffer, info: Int32Array, ring: boolean): object
   addSocket(reader: object, fd: number, id: number): number
   forgetSocket(reader: object): void
+  readerRing(reader: object): string | undefined
 }
 
 /**
@@ -75,6 +76,12 @@ export class BatchReader {
     return true
   }
 
+  /** How it reads, for test-sub's report: through an io_uring, or a recv(2) a socket and why. */
+  how(): string {
+    const noRing = this.native.readerRing(this.handle)
+    return noRing === undefined ? 'native reader, io_uring' : `native reader, recv(2) a socket (${noRing})`
+  }
+
   private onReads(count: number): void {
     const {info, bytes} = this
     for (let k = 0; k < 3 * count; k += 3) {
@@ -98,16 +105,27 @@ function readError(errno: number): Error {
 
 /** The native reader's functions, or why there are none. */
 export function nativeReader(): ReturnType<typeof nativeFunctions<NativeReader>> {
-  return nativeFunctions<NativeReader>(['openReader', 'addSocket', 'forgetSocket'])
+  return nativeFunctions<NativeReader>(['openReader', 'addSocket', 'forgetSocket', 'readerRing'])
 }
 
-let shared: BatchReader | undefined | null
+let shared: {reader: BatchReader; why?: undefined} | {reader?: undefined; why: string} | undefined
+
+function sharedReader(): NonNullable<typeof shared> {
+  if (shared) return shared
+  const choice = process.env[NATIVE_READ_ENV]
+  if (choice === NATIVE_READ_OFF) return (shared = {why: `${NATIVE_READ_ENV}=${NATIVE_READ_OFF}`})
+  const {functions, why} = nativeReader()
+  shared = functions ? {reader: new BatchReader(functions, choice !== NATIVE_READ_NO_RING)} : {why: `native reader: ${why}`}
+  return shared
+}
 
 /** The process's batch reader, as MSGBUS_NATIVE_READ says; undefined when not built, or `0`. */
 export function batchReader(): BatchReader | undefined {
-  if (shared !== undefined) return shared ?? undefined
-  const choice = process.env[NATIVE_READ_ENV]
-  const {functions} = choice === NATIVE_READ_OFF ? {} : nativeReader()
-  shared = functions ? new BatchReader(functions, choice !== NATIVE_READ_NO_RING) : null
-  return shared ?? undefined
+  return sharedReader().reader
+}
+
+/** How this process reads plain TCP subscriptions: the batch reader and how, or Node and why. */
+export function readsThrough(): string {
+  const {reader, why} = sharedReader()
+  return reader ? reader.how() : `Node (${why})`
 }

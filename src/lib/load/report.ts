@@ -20,6 +20,8 @@ export interface TestSubReport {
   duration_s: number
   /** From the first message received to the last: the publishing window, without the idle time before and after. */
   window_s: number
+  /** How test-sub read its subscriptions (the final report only): `native reader, io_uring`, `native reader, recv(2) a socket (why)`, `Node (why)`. */
+  reads?: string
   errors?: string[]
 }
 
@@ -99,7 +101,7 @@ export function subSummary(report: TestSubReport): string {
     `  rate: ${window}`,
     `  lost ${report.lost}, duplicates ${report.duplicates}, out of order ${report.out_of_order}, reconnects ${report.reconnects}, recovered ${report.recovered}, gaps ${report.gaps}`,
     `  latency ms: p50 ${l.p50} p90 ${l.p90} p99 ${l.p99} max ${l.max}`,
-    `  cpu: ${report.cpu_s} s`,
+    `  cpu: ${report.cpu_s} s${report.reads ? ` (reads: ${report.reads})` : ''}`,
   ].join('\n')
 }
 

@@ -2,6 +2,7 @@ import type {Socket} from 'node:net'
 import {numberedChannel, resolveTarget, type ClientOptions, type Target} from '../client/target.js'
 import type {Part} from '../protocol/multipart-parser.js'
 import {loopbackSource, openSocket, requestLine} from './connect.js'
+import {readsThrough} from './batch-reader.js'
 import {nowMicros} from './marker.js'
 import {parseHead} from './response-reader.js'
 import {streamReaderFor, type StreamReader} from './stream-choice.js'
@@ -62,6 +63,11 @@ export class SubscriberPool {
   private targetOf(index: number): Target {
     const channels = this.options.channels ?? 1
     return channels > 1 ? numberedChannel(this.target, index % channels) : this.target
+  }
+
+  /** How the subscriptions are read (test-sub's report): TLS ones always through Node. */
+  reads(): string {
+    return this.target.url.protocol === 'https:' ? 'Node (TLS)' : readsThrough()
   }
 
   /** Takes the counters of the interval just ended. */
