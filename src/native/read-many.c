@@ -312,24 +312,30 @@ static napi_value add_socket(napi_env env, napi_callback_info info) {
   return out;
 }
 
-static napi_value forget_socket(napi_env env, napi_callback_info info) {
+/* The one argument of `name`, a reader; NULL, with a TypeError thrown, when it is not. */
+static struct reader *only_reader(napi_env env, napi_callback_info info, const char *name) {
   size_t argc = 1;
   napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1) return fail(env, "forgetSocket: 1 argument");
-  struct reader *r = reader_of(env, argv[0]);
-  if (!r) return fail(env, "forgetSocket: not a reader");
-  if (!r->closed && r->watched > 0 && --r->watched == 0) uv_unref((uv_handle_t *)&r->poll);
+  struct reader *r = NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc == 1) r = reader_of(env, argv[0]);
+  if (!r) {
+    char message[64];
+    snprintf(message, sizeof message, "%s: a reader, and nothing else", name);
+    fail(env, message);
+  }
+  return r;
+}
+
+static napi_value forget_socket(napi_env env, napi_callback_info info) {
+  struct reader *r = only_reader(env, info, "forgetSocket");
+  if (r && !r->closed && r->watched > 0 && --r->watched == 0) uv_unref((uv_handle_t *)&r->poll);
   return NULL;
 }
 
 /* How the reader reads: undefined through its ring, else why not. */
 static napi_value reader_ring(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1) return fail(env, "readerRing: 1 argument");
-  struct reader *r = reader_of(env, argv[0]);
-  if (!r) return fail(env, "readerRing: not a reader");
-  if (r->ring) return NULL;
+  struct reader *r = only_reader(env, info, "readerRing");
+  if (!r || r->ring) return NULL;
   napi_value why;
   napi_create_string_utf8(env, r->no_ring, NAPI_AUTO_LENGTH, &why);
   return why;
