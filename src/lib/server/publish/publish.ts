@@ -79,15 +79,15 @@ function watchForStall(ctx: PublishContext, req: IncomingMessage): () => void {
  * store has logged it): its subscribers have it, the history does not. One
  * the bus's link could not publish is a 503.
  */
-async function accepted<T>(publishing: Promise<T>): Promise<T> {
-  try {
-    return await publishing
-  } catch (error) {
-    if (error instanceof MsgbusError && error.code === 'ERR_MSGBUS_HISTORY_FAILED') throw new HttpError(500, error.message, {}, false, {cause: error})
-    // Not published at all: the shared log is out of reach (a worker's primary, Redis); a publisher may try again.
-    if (error instanceof MsgbusError && error.code === 'ERR_MSGBUS_LINK_DOWN') throw new HttpError(503, error.message, {'Retry-After': '1'}, false, {cause: error})
-    throw error
-  }
+function accepted<T>(publishing: Promise<T>): Promise<T> {
+  return publishing.catch(asHttpError)
+}
+
+function asHttpError(error: unknown): never {
+  if (error instanceof MsgbusError && error.code === 'ERR_MSGBUS_HISTORY_FAILED') throw new HttpError(500, error.message, {}, false, {cause: error})
+  // Not published at all: the shared log is out of reach (a worker's primary, Redis); a publisher may try again.
+  if (error instanceof MsgbusError && error.code === 'ERR_MSGBUS_LINK_DOWN') throw new HttpError(503, error.message, {'Retry-After': '1'}, false, {cause: error})
+  throw error
 }
 
 /**
