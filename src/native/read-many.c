@@ -102,17 +102,13 @@ static void queue_done(struct ring *ring, unsigned count) {
   atomic_store_explicit((_Atomic unsigned *)ring->sq_tail, *ring->sq_tail + count, memory_order_release);
 }
 
-static void ring_queue_reads(struct ring *ring, struct reader *r, int from, int count, size_t slot) {
-  for (int i = 0; i < count; i++) queue_recv(ring, (unsigned)i, (int)(uint32_t)r->ready[from + i].data.u64, r->bytes + (size_t)(from + i) * slot, slot, r->results + from);
-  queue_done(ring, (unsigned)count);
-}
-
 /* Reads through the ring; 0 when the kernel would not take them all (the caller then drops the ring; the reads not done are still PENDING). */
 static int ring_read(struct reader *r, int n, size_t slot) {
   struct ring *ring = r->ring;
   for (int from = 0; from < n; from += (int)ring->entries) {
     int count = n - from < (int)ring->entries ? n - from : (int)ring->entries;
-    ring_queue_reads(ring, r, from, count, slot);
+    for (int i = 0; i < count; i++) queue_recv(ring, (unsigned)i, (int)(uint32_t)r->ready[from + i].data.u64, r->bytes + (size_t)(from + i) * slot, slot, r->results + from);
+    queue_done(ring, (unsigned)count);
     int entered = ring_enter(ring, (unsigned)count, (unsigned)count);
     /* The chunk's user_data count from 0: its results from `from`. */
     uint32_t reaped = ring_reap(ring, r->results + from);

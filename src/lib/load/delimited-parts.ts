@@ -3,7 +3,6 @@ import {HeldBytes} from './held-bytes.js'
 import {scanMarker} from './marker-scan.js'
 import type {MessageSink} from './stream-reader.js'
 
-
 /**
  * Reads a multipart stream without chunked transfer coding, as nginx's nchan
  * module sends `multipart/mixed` (bench --peer nchan): it opens with
