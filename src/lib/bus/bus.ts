@@ -1,5 +1,5 @@
 import {EventEmitter} from 'node:events'
-import type {Message, MessageInput, Subscriber} from './message.js'
+import {acceptedMessage, loggedMessage, type Message, type MessageInput, type Subscriber} from './message.js'
 import {SlicedFanOut} from './fan-out.js'
 import {SubscriberRegistry} from './registry.js'
 import {MessageLog} from '../history/message-log.js'
@@ -170,14 +170,13 @@ export class Bus extends EventEmitter<BusEvents> {
     const handed = new Array<number>(stored.length)
     let left = stored.length
     for (let i = 0; i < stored.length; i++) {
-      const message = stored[i] as Message
-      if (this.checked && !this.admits(message, this.log.newest)) {
+      if (this.checked && !this.admits(stored[i] as StoredMessage, this.log.newest)) {
         handed[i] = 0
         if (--left === 0) done?.(handed)
         continue
       }
 
-      ;(message as {serial: number}).serial = this.log.end
+      const message = loggedMessage(stored[i] as StoredMessage, this.log.end)
       this.log.append(message)
       this.fanOut(message, (count) => {
         handed[i] = count
@@ -313,5 +312,5 @@ export class Bus extends EventEmitter<BusEvents> {
 }
 
 function deliveryOf(input: MessageInput, {id, time, subscribers}: Appended): Delivery {
-  return {message: {...input, id, time}, subscribers}
+  return {message: acceptedMessage(input, id, time), subscribers}
 }

@@ -2,7 +2,7 @@ import {MsgbusError, reasonOf} from '../util/errors.js'
 import type {HistoryLimits} from '../history/message-log.js'
 import type {HistoryStore, Recovered, StoredMessage} from '../history/store.js'
 import {MessageIdGenerator} from './message-id.js'
-import type {MessageInput} from './message.js'
+import {acceptedMessage, type MessageInput} from './message.js'
 import type {Appended, BusLink, LinkSink} from './link.js'
 
 /** The id a new history begins after: its start time, so that no id issued before it (by an earlier run) is taken for one of its own. */
@@ -60,7 +60,7 @@ export class EmbeddedLink implements BusLink {
     const sink = this.sink
     if (!sink) return Promise.reject(new MsgbusError('ERR_MSGBUS_SERVER_STATE', 'the bus is not open'))
     const time = Date.now()
-    const messages: StoredMessage[] = inputs.map((input) => ({...input, id: this.ids.next(), time}))
+    const messages: StoredMessage[] = inputs.map((input) => acceptedMessage(input, this.ids.next(), time))
     const store = this.store
     const written = store ? messages.map((message) => store.append(message)) : undefined
     const delivered = new Promise<Appended[]>((resolve) =>

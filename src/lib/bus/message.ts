@@ -21,6 +21,31 @@ export interface Message extends MessageInput {
   readonly serial: number
 }
 
+/**
+ * The message an input becomes once the bus gave it an id and a time. Every
+ * one is built by this literal, never by a spread: in V8 `{...input, id}`
+ * gives each object a hidden class of its own, so every message kept a map
+ * of its own in the history and every property read of a message, in the
+ * fan-out and the framing, went megamorphic.
+ */
+export function acceptedMessage(input: MessageInput, id: string, time: number): Omit<Message, 'serial'> {
+  return {channel: input.channel, type: input.type, essence: input.essence, sender: input.sender, body: input.body, id, time}
+}
+
+/** The message as a log keeps it, in one shape whatever link or store it came from (see acceptedMessage). */
+export function loggedMessage(message: Omit<Message, 'serial'>, serial: number): Message {
+  return {
+    channel: message.channel,
+    type: message.type,
+    essence: message.essence,
+    sender: message.sender,
+    body: message.body,
+    id: message.id,
+    time: message.time,
+    serial,
+  }
+}
+
 /** One end of the fan-out: whatever the bus hands messages to. */
 export interface Subscriber {
   /** The channel subscribed to; '' is every channel. */

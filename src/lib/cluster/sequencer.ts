@@ -7,7 +7,7 @@
  * subscribers it reached: `Msgbus-Subscribers` is the sum over workers.
  */
 import {EmbeddedLink} from '../bus/embedded-link.js'
-import type {Message, MessageInput} from '../bus/message.js'
+import {loggedMessage, type Message, type MessageInput} from '../bus/message.js'
 import type {LinkSink} from '../bus/link.js'
 import {MessageLog} from '../history/message-log.js'
 import type {HistoryStore, StoredMessage} from '../history/store.js'
@@ -102,8 +102,7 @@ export class Sequencer {
   /** The link's commit: kept here, then handed to every open worker, whose counts add up to `done`'s. */
   private commit(messages: StoredMessage[], done?: (handed: number[]) => void): void {
     for (const message of messages) {
-      ;(message as unknown as {serial: number}).serial = this.log.end
-      this.log.append(message as Message)
+      this.log.append(loggedMessage(message, this.log.end))
       this.published++
       this.publishedBytes += message.body.length
     }

@@ -1,5 +1,5 @@
 import {compareMessageIds, parseMessageId} from '../bus/message-id.js'
-import type {Message} from '../bus/message.js'
+import {loggedMessage, type Message} from '../bus/message.js'
 import type {GapReason} from '../protocol/gap.js'
 import type {Position} from '../protocol/position.js'
 
@@ -138,7 +138,7 @@ export class MessageLog {
     this.newest = horizon
     const restored: Message[] = []
     for (const stored of messages) {
-      const message = {...stored, serial: this.end}
+      const message = loggedMessage(stored, this.end)
       this.append(message)
       restored.push(message)
     }
