@@ -224,7 +224,7 @@ export class PipelinedPublisher extends EventEmitter<PublisherEvents> {
             response.body.dump().catch(() => {})
             this.finish(entry, true)
             this.options.onPublished?.(result)
-            this.emit('published', {...result, index: entry.index})
+            this.emit('published', {id: result.id, subscribers: result.subscribers, index: entry.index})
             return
           }
 

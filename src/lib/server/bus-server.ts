@@ -14,6 +14,7 @@ import {channelLabel} from './http/peer.js'
 import {AccessControl, openAccess} from './access/acl.js'
 import {Gate} from './access/gate.js'
 import {BodyBudget} from './publish/body-budget.js'
+import {BodyStalls} from './publish/body-stalls.js'
 import {CorsPolicy} from './access/cors.js'
 import {FRAMING_POLICIES} from './stream/framing.js'
 import {startHeartbeat} from './stream/heartbeat.js'
@@ -75,6 +76,7 @@ interface Parts {
   /** `--acl`, to reload. */
   acl: AccessControl | undefined
   bodyBudget: BodyBudget
+  stalls: BodyStalls
   accessLog: AccessLog
 }
 
@@ -179,15 +181,16 @@ export class BusServer {
     const serverHeader = `msgbus/${VERSION}`
     const streams = new Streams(this.bus, writer, logger, options.maxPending)
     const bodyBudget = new BodyBudget(options.maxBodyMemory, largestBody, logger)
+    const stalls = new BodyStalls(options.bodyTimeout, logger)
     const connectionsPerIp = options.maxConnectionsPerIp > 0 ? new ConnectionLimit(options.maxConnectionsPerIp) : undefined
     const accessLog = new AccessLog(logger, options.accessLog)
     const admission = new Admission(this.connectionCap(), connectionsPerIp, serverHeader, this.answers, accessLog)
     const gate = new Gate(access, cors, options.rateLimit > 0 ? new RateLimiter(options.rateLimit) : undefined)
     const acl = access instanceof AccessControl ? access : undefined
-    this.parts = {writer, streams, admission, gate, logins, acl, bodyBudget, accessLog}
+    this.parts = {writer, streams, admission, gate, logins, acl, bodyBudget, stalls, accessLog}
     const handler = createRequestHandler({
       gate,
-      publisher: {bus: this.bus, limits: options, bodyBudget, logger, serverHeader, latency: this.publishLatency, flushed: () => writer.whenFlushed()},
+      publisher: {bus: this.bus, limits: options, bodyBudget, stalls, logger, serverHeader, latency: this.publishLatency, flushed: () => writer.whenFlushed()},
       subscriber: {
         bus: this.bus,
         encoders,
@@ -406,6 +409,7 @@ export class BusServer {
     this.stopStats()
     this.stopTrim()
     this.parts?.gate.close()
+    this.parts?.stalls.close()
     this.parts?.logins.close()
     this.parts?.accessLog.close()
     const closed = this.closeServers()

@@ -48,16 +48,22 @@ function errorBody(reason: string): string {
 /** Hears of an error sent on a response: the access log (access-log.ts). */
 export type RefusalObserver = (res: ServerResponse, status: number, reason: string) => void
 
-const observers = new WeakMap<ServerResponse, RefusalObserver>()
+const OBSERVER = Symbol('msgbus.refusalObserver')
+type Observed = ServerResponse & {[OBSERVER]?: RefusalObserver}
 
-/** Has `observer` hear of the error, if any, that is sent on `res`: whoever sends it, the router or a page. */
+/**
+ * Has `observer` hear of the error, if any, that is sent on `res`: whoever
+ * sends it, the router or a page. Kept on the response, not in a WeakMap: an
+ * entry a request kept the garbage collector's ephemeron work growing with
+ * the publish rate.
+ */
 export function observeRefusal(res: ServerResponse, observer: RefusalObserver): void {
-  observers.set(res, observer)
+  ;(res as Observed)[OBSERVER] = observer
 }
 
 /** Error bodies are one line of plain text, for curl users and logs alike. */
 export function sendError(res: ServerResponse, status: number, reason: string, headers: Record<string, string> = {}, closeAfter = false): void {
-  observers.get(res)?.(res, status, res.headersSent ? `${reason} (after the answer had begun: connection closed)` : reason)
+  (res as Observed)[OBSERVER]?.(res, status, res.headersSent ? `${reason} (after the answer had begun: connection closed)` : reason)
   if (res.headersSent) {
     res.destroy()
     return

@@ -120,7 +120,8 @@ export function readForm(req: IncomingMessage, limits: FormLimits, budget: BodyB
     parser.on('field', (_name, value, info) =>
       guard(() => {
         if (info.valueTruncated) throw tooLarge(limits.maxMessageSize, 'form part')
-        parts.push({...partType(info.mimeType, true), body: fieldBytes(value)})
+        const {full, essence} = partType(info.mimeType, true)
+        parts.push({full, essence, body: fieldBytes(value)})
       }),
     )
     parser.on('file', (_name, stream, info) => {
@@ -138,7 +139,7 @@ export function readForm(req: IncomingMessage, limits: FormLimits, budget: BodyB
       // A form cut off inside a file part: busboy errors the part's stream too (the parser's own error answers it).
       stream.on('error', (error: Error) => finish(undefined, malformed(error)))
       stream.on('end', () => {
-        if (type) parts[index] = {...type, body: Buffer.concat(chunks)}
+        if (type) parts[index] = {full: type.full, essence: type.essence, body: Buffer.concat(chunks)}
       })
     })
     parser.on('partsLimit', () => finish(undefined, new HttpError(413, `a form has at most ${MAX_FORM_PARTS} parts`, {}, true)))

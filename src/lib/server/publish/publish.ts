@@ -1,5 +1,4 @@
 import type {IncomingMessage, ServerResponse} from 'node:http'
-import type {Socket} from 'node:net'
 import type {Bus, Delivery} from '../../bus/bus.js'
 import {mediaTypeOrReason} from '../../protocol/media-type.js'
 import {declaredLength, readBody, tooLarge} from './body.js'
@@ -7,6 +6,7 @@ import {peerOf} from '../http/peer.js'
 import {readForm, type FormLimits} from './form.js'
 import {HttpError} from '../http/http-error.js'
 import type {BodyBudget} from './body-budget.js'
+import type {BodyStalls} from './body-stalls.js'
 import {LogLevel, type Logger} from '../ops/log.js'
 import {MsgbusError} from '../../util/errors.js'
 import type {LatencyBuckets} from '../ops/latency-buckets.js'
@@ -14,10 +14,9 @@ import type {LatencyBuckets} from '../ops/latency-buckets.js'
 /** What a publish needs: the bus, the limits on bodies, and where to log. */
 export interface PublishContext {
   readonly bus: Bus
-  readonly limits: FormLimits & {
-    /** Seconds a body may stall before the connection is dropped; 0 for never. */
-    readonly bodyTimeout: number
-  }
+  readonly limits: FormLimits
+  /** Drops a connection whose body stalls (`--body-timeout`). */
+  readonly stalls: BodyStalls
   /** Memory held by request bodies still arriving (`--max-body-memory`). */
   readonly bodyBudget: BodyBudget
   readonly logger: Logger
@@ -26,51 +25,6 @@ export interface PublishContext {
   readonly latency: LatencyBuckets
   /** Undefined, or a promise to wait for before answering: subscribers' sockets have much to catch up with (SocketWriter.whenFlushed). */
   readonly flushed: () => Promise<void> | undefined
-}
-
-/** Publishes of a connection whose bodies are watched now: pipelined ones overlap (one awaits its fan-out while the next body arrives). */
-const watched = new WeakMap<Socket, {count: number; stop: () => void}>()
-
-/**
- * Drops the connection when the body stops arriving for `--body-timeout`
- * seconds: the publish is then incomplete, and nothing of it is published.
- * One timer and one listener a connection, however many publishes are
- * pipelined on it, and it stops only when the last of them is done.
- * Returns the function that stops watching this one.
- */
-function watchForStall(ctx: PublishContext, req: IncomingMessage): () => void {
-  const socket = req.socket
-  const seconds = ctx.limits.bodyTimeout
-  if (seconds <= 0 || req.complete) return () => {}
-  let watch = watched.get(socket)
-  if (!watch) {
-    // Named now: once the client is gone the socket may no longer know its peer.
-    const peer = peerOf(socket)
-    const onStall = () => {
-      ctx.logger.warn('stall', `${peer}: no body byte for ${seconds} s, dropped`)
-      socket.destroy()
-    }
-
-    socket.setTimeout(seconds * 1000)
-    socket.on('timeout', onStall)
-    watch = {
-      count: 0,
-      stop: () => {
-        socket.off('timeout', onStall)
-        socket.setTimeout(0)
-        watched.delete(socket)
-      },
-    }
-    watched.set(socket, watch)
-  }
-
-  watch.count++
-  let stopped = false
-  return () => {
-    if (stopped) return
-    stopped = true
-    if (--watch.count === 0) watch.stop()
-  }
 }
 
 /**
@@ -116,7 +70,7 @@ export async function publish(
   if (expectsContinue) res.writeContinue()
 
   let deliveries: Delivery[]
-  const stopWatching = watchForStall(ctx, req)
+  const stopWatching = req.complete ? noop : ctx.stalls.watch(req.socket)
   try {
     if (isForm) {
       const parts = await readForm(req, ctx.limits, ctx.bodyBudget)
@@ -155,3 +109,5 @@ export async function publish(
     }
   }
 }
+
+function noop(): void {}
