@@ -28,20 +28,17 @@ export interface PublishContext {
 }
 
 /**
- * What the bus made of a publish; a message the history store could not write
- * (`--history-dir`: a full disk) is a 500 that says so, in one line (the
- * store has logged it): its subscribers have it, the history does not. One
- * the bus's link could not publish is a 503.
+ * What the bus made of a publish, as the answer: a message the history store
+ * could not write (`--history-dir`: a full disk) is a 500 that says so, in
+ * one line (the store has logged it): its subscribers have it, the history
+ * does not. One the bus's link could not publish is a 503. Anything else
+ * (the body's own refusals) as it is.
  */
-function accepted<T>(publishing: Promise<T>): Promise<T> {
-  return publishing.catch(asHttpError)
-}
-
-function asHttpError(error: unknown): never {
-  if (error instanceof MsgbusError && error.code === 'ERR_MSGBUS_HISTORY_FAILED') throw new HttpError(500, error.message, {}, false, {cause: error})
+function asHttpError(error: unknown): unknown {
+  if (error instanceof MsgbusError && error.code === 'ERR_MSGBUS_HISTORY_FAILED') return new HttpError(500, error.message, {}, false, {cause: error})
   // Not published at all: the shared log is out of reach (a worker's primary, Redis); a publisher may try again.
-  if (error instanceof MsgbusError && error.code === 'ERR_MSGBUS_LINK_DOWN') throw new HttpError(503, error.message, {'Retry-After': '1'}, false, {cause: error})
-  throw error
+  if (error instanceof MsgbusError && error.code === 'ERR_MSGBUS_LINK_DOWN') return new HttpError(503, error.message, {'Retry-After': '1'}, false, {cause: error})
+  return error
 }
 
 /**
@@ -76,13 +73,16 @@ export async function publish(
       const parts = await readForm(req, ctx.limits, ctx.bodyBudget)
       stopWatching()
       if (!parts) return
-      deliveries = await accepted(ctx.bus.publishAll(parts.map((part) => ({channel, type: part.full, essence: part.essence, sender, body: part.body}))))
+      deliveries = await ctx.bus.publishAll(parts.map((part) => ({channel, type: part.full, essence: part.essence, sender, body: part.body})))
     } else {
       const body = await readBody(req, limit, ctx.bodyBudget)
       stopWatching()
       if (!body) return
-      deliveries = [await accepted(ctx.bus.publish({channel, type: media.full, essence: media.essence, sender, body}))]
+      deliveries = [await ctx.bus.publish({channel, type: media.full, essence: media.essence, sender, body})]
     }
+  } catch (error) {
+    // A catch here rather than a .catch() on the publish: one promise fewer for every publish.
+    throw asHttpError(error)
   } finally {
     stopWatching()
   }
@@ -91,8 +91,8 @@ export async function publish(
   // outruns the sockets waits here, so what it has queued ahead stays bounded.
   const flushed = ctx.flushed()
   if (flushed) await flushed
+  // Server was set with the request (router.ts): naming it here again cost every publish one more setHeader.
   res.writeHead(204, {
-    Server: ctx.serverHeader,
     'Msgbus-Id': deliveries.map((d) => d.message.id).join(', '),
     'Msgbus-Subscribers': deliveries.map((d) => d.subscribers).join(', '),
   })
