@@ -5,12 +5,14 @@
 // decoding against a strict decoder written here, plus a live round trip of
 // channel names through a real server.
 import assert from 'node:assert/strict'
+import contentType from 'content-type'
 import fc from 'fast-check'
 import type {Message} from '../src/lib/bus/message.js'
 import {BUS_PREFIX, ChannelError, channelPath, decodeChannel, MAX_CHANNEL_BYTES} from '../src/lib/protocol/channel.js'
 import {ChunkedDecoder, ChunkedError} from '../src/lib/protocol/chunked-decoder.js'
 import {compileFilter} from '../src/lib/protocol/filter.js'
 import {MultipartError, MultipartParser, type MultipartLimits} from '../src/lib/protocol/multipart-parser.js'
+import {mediaTypeOrReason} from '../src/lib/protocol/media-type.js'
 import {compilePatternList} from '../src/lib/protocol/pattern.js'
 import {publish, startBus, stopAll, Subscription} from './support/harness.js'
 import {referenceParse, type ReferencePart} from './support/reference-multipart.js'
@@ -716,6 +718,69 @@ describe('properties', function () {
         ),
         {numRuns: 2000},
       )
+    })
+  })
+
+  describe('media types against content-type', () => {
+    /** content-type's verdict on a Content-Type value (as a publish trims it): its essence, or undefined when it throws. */
+    const referenceEssence = (value: string): string | undefined => {
+      try {
+        return contentType.parse(value.trim()).type
+      } catch {
+        return undefined
+      }
+    }
+
+    // Pieces of media types, valid and not: token characters, separators in and out of place,
+    // whitespace of several kinds, quoted strings with escapes, bytes past ASCII and past latin1.
+    const tokenArb = fc.string({unit: fc.constantFrom('a', 'Z', '0', '-', '+', '.', '!', '#', '~', '`', '|', '^', '_', '*', "'"), minLength: 1, maxLength: 6})
+    const oddArb = fc.constantFrom('', ' ', '  ', '\t', '\u000b', '\n', '\u00a0', '\u2028', ';', '=', '/', '"', '\\', ',', '(', '@', 'é', '\u0100', '\u0000', '\u007f', '😀')
+    const quotedArb = fc
+      .array(fc.oneof(fc.constantFrom('a', ' ', ';', '=', '\\"', '\\\\', '\u000b', 'é', '\u00ff', '\\é', '\t', '\u0100', '\u007f', '"', '\\'), tokenArb), {maxLength: 5})
+      .map((parts) => `"${parts.join('')}"`)
+    const spacesArb = fc.constantFrom('', '', ' ', '  ', '\t', ' \t')
+    /** Now and then something out of place; mostly nothing, so that a good share of values is valid. */
+    const flawArb = fc.oneof({arbitrary: fc.constant(''), weight: 12}, {arbitrary: oddArb, weight: 1})
+    const paramArb = fc
+      .tuple(spacesArb, tokenArb, spacesArb, spacesArb, fc.oneof({arbitrary: tokenArb, weight: 3}, {arbitrary: quotedArb, weight: 2}, {arbitrary: oddArb, weight: 1}), spacesArb, flawArb)
+      .map(([a, name, b, c, value, d, flaw]) => `;${a}${name}${b}=${c}${value}${d}${flaw}`)
+    const slashArb = fc.oneof({arbitrary: fc.constant('/'), weight: 12}, {arbitrary: fc.constantFrom('', '//', ' /', '/ '), weight: 1})
+    const typeArb = fc.tuple(spacesArb, tokenArb, slashArb, tokenArb, spacesArb).map(([a, t, slash, s, b]) => `${a}${t}${slash}${s}${b}`)
+    const valueArb = fc.oneof(
+      {arbitrary: fc.tuple(typeArb, fc.array(paramArb, {maxLength: 4}), flawArb).map(([type, params, tail]) => type + params.join('') + tail), weight: 4},
+      {arbitrary: fc.array(fc.oneof(tokenArb, oddArb, paramArb), {maxLength: 8}).map((parts) => parts.join('')), weight: 1},
+      {arbitrary: fc.string({unit: 'binary', maxLength: 30}), weight: 1},
+    )
+
+    it("mediaTypeOrReason accepts what content-type's parse accepts, with the same essence, and refuses the rest", () => {
+      let accepted = 0
+      let refused = 0
+      fc.assert(
+        fc.property(valueArb, (value) => {
+          const reference = referenceEssence(value)
+          const result = mediaTypeOrReason(value)
+          if (reference === undefined) {
+            refused++
+            assert.equal(typeof result, 'string', `${JSON.stringify(value)}: content-type refuses it`)
+          } else {
+            accepted++
+            assert.deepEqual(result, {full: value.trim(), essence: reference}, `${JSON.stringify(value)}: content-type reads ${reference}`)
+          }
+        }),
+        {numRuns: 3000},
+      )
+      // Both sides of the verdict were tried, or the comparison says little.
+      assert.ok(accepted > 300 && refused > 300, `accepted ${accepted}, refused ${refused}`)
+    })
+
+    it('a hostile value of 8,000 characters is judged at once (no backtracking)', () => {
+      for (const value of [`a/b; a="${'\\x'.repeat(4000)}`, `a/b;a=${'\\'.repeat(8000)}`, `a/b${' '.repeat(8000)}x`, `a/b${'; a=b '.repeat(1300)};`, `a/b${';a=""'.repeat(2000)}"`]) {
+        const started = performance.now()
+        assert.equal(typeof mediaTypeOrReason(value), 'string')
+        assert.equal(referenceEssence(value), undefined)
+        // Generous: a backtracking pattern takes seconds to years here, a linear one microseconds.
+        assert.ok(performance.now() - started < 1000, 'judged within a second')
+      }
     })
   })
 
