@@ -1,6 +1,7 @@
 /**
  * Compiles the native module (src/native: the server's sender, send-many.c,
- * and the load tools' reader, read-many.c) into dist/native/msgbus.node, run
+ * its answer cork, cork.c, and the load tools' reader, read-many.c) into
+ * dist/native/msgbus.node, run
  * by `npm run build` after tsc:
  *
  *   node --import tsx/esm scripts/build-native.ts
@@ -24,7 +25,7 @@ import {NATIVE_MODULE} from '../src/lib/assets.js'
 import {NATIVE_SEND_ENV, NATIVE_SEND_OFF} from '../src/lib/server/stream/native-send.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const SOURCES = ['send-many.c', 'read-many.c'].map((file) => join(ROOT, 'src', 'native', file))
+const SOURCES = ['send-many.c', 'read-many.c', 'cork.c'].map((file) => join(ROOT, 'src', 'native', file))
 const OUTPUT = NATIVE_MODULE
 
 /** Node's own headers, installed beside it (with libuv's uv.h), if they are. */

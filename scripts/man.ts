@@ -32,6 +32,7 @@ import {CLIENT_ENV, COMPAT_2007, EXIT_STATUS, EXIT_STATUS_DEFAULT} from './man-n
 import {serveOptionsSection, spliceSection} from './readme-options.js'
 import {NATIVE_SEND_ENV, NATIVE_SEND_NO_RING, NATIVE_SEND_OFF} from '../src/lib/server/stream/native-send.js'
 import {NATIVE_READ_ENV, NATIVE_READ_NO_RING, NATIVE_READ_OFF} from '../src/lib/load/batch-reader.js'
+import {NATIVE_CORK_ENV} from '../src/lib/server/http/answer-cork.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
@@ -416,6 +417,10 @@ const COMMAND_ENV: Record<string, Variable[]> = {
     {
       name: NATIVE_SEND_ENV,
     text: `How the server writes to subscribers. Unset, through the native sender where it was built (npm run build compiles it when there is a C compiler): many sockets a call, and on Linux all of a call's sends in one system call through an io_uring, else one send(2) each. Set to ${NATIVE_SEND_NO_RING}, one send(2) a socket (no io_uring). Set to ${NATIVE_SEND_OFF}, through Node's streams. Each costs more CPU a delivery than the one before and changes nothing else. The start-up line writer says which one is in use, and why when it is not the first.`,
+    },
+    {
+      name: NATIVE_CORK_ENV,
+      text: `How the server sends the answers of publishes pipelined on one connection. Unset, where the native module was built, the connection is corked (TCP_CORK) for the turn of the event loop in which its answers are written, and they leave together: fewer TCP segments, and the client woken once for them. Set to 0, each answer as Node writes it. A connection with one request at a time is never corked, nor a TLS one.`,
     },
   ],
   'test-sub': [

@@ -1,10 +1,28 @@
 // The error statuses of docs/protocol.md, each with its one-line reason, and the
 // request handling around them: methods, HEAD, limits, disconnects, pipelining.
 import assert from 'node:assert/strict'
+import {spawn} from 'node:child_process'
+import {once} from 'node:events'
 import type {BusServer} from '../src/lib/index.js'
 import {answers, assertError, basic, post, raw, SERVER, type Answer} from './support/answers.js'
 import {portOf, tempFolder, publish, RawClient, request, startBus, stopAll, Subscription, assertIncreasing, until, type Reply} from './support/harness.js'
 import {serverCaughtUp, unread} from './support/sockets.js'
+
+/** A client that writes its argument in one write, counts its reads until eight answers have come, and prints them. */
+const PIPELINED_CLIENT = `
+const socket = require('node:net').connect(Number(process.argv[1]), '127.0.0.1', () => socket.write(process.argv[2]))
+let reads = 0
+let text = ''
+socket.on('data', (chunk) => {
+  reads++
+  text += chunk.toString('latin1')
+  if ((text.match(/^HTTP\\/1\\.1 /gm) || []).length >= 8) {
+    process.stdout.write(JSON.stringify({reads, answers: text}))
+    socket.destroy()
+  }
+})
+setTimeout(() => { process.stdout.write(JSON.stringify({reads, answers: text})); process.exit(1) }, 10000).unref()
+`
 
 describe('errors and methods', function () {
   this.timeout(10000)
@@ -366,6 +384,43 @@ describe('errors and methods', function () {
       assert.equal(client.closed, false, 'the connection is kept alive')
       client.socket.write(message('four'))
       await client.until((t) => answers(t).length === 4, 3000, 'a fourth answer')
+      client.close()
+    })
+
+    it('eight POSTs in one write: the eight 204s reach the client together, in one read (the answers corked for the turn, answer-cork.ts)', async () => {
+      const server = await startBus()
+      // The client in a process of its own, reading as segments come: in this process it could read
+      // only once the server's turn is over, and would see one read however the answers were sent.
+      const client = spawn(process.execPath, ['-e', PIPELINED_CLIENT, String(portOf(server)), Array.from({length: 8}, (_, i) => message(`m${i}`)).join('')])
+      let output = ''
+      let errors = ''
+      client.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
+      client.stderr.on('data', (chunk: Buffer) => (errors += chunk.toString()))
+      const [code] = (await once(client, 'close')) as [number | null]
+      assert.equal(code, 0, `${output}${errors}`)
+      const {reads, answers: texts} = JSON.parse(output) as {reads: number; answers: string}
+      const list = answers(texts)
+      assert.deepEqual(list.map((a) => a.status), Array(8).fill(204), texts)
+      assertIncreasing(list.map((a) => a.headers['msgbus-id']))
+      // Without the cork each answer is a segment of its own, and such a client reads several times.
+      assert.equal(reads, 1, 'the eight answers in one read')
+    })
+
+    it('after a pipelined pair, one publish at a time on the connection is answered at once, never held', async () => {
+      const server = await startBus()
+      const client = await RawClient.open(portOf(server), message('one') + message('two'))
+      await client.until((t) => answers(t).length === 2, 5000, 'the pair answered')
+      // A socket left corked holds each answer 200 ms in the kernel; answered at once, a publish takes a few ms.
+      const times: number[] = []
+      for (let i = 1; i <= 7; i++) {
+        const started = Date.now()
+        client.socket.write(message(`alone ${i}`))
+        await client.until((t) => answers(t).length === 2 + i, 5000, `the answer to publish ${i}`)
+        times.push(Date.now() - started)
+      }
+      // The median, so that a busy moment of the machine is not taken for a held answer.
+      const median = [...times].sort((a, b) => a - b)[3]
+      assert.ok(median < 150, `answers took ${times.join(', ')} ms`)
       client.close()
     })
 

@@ -38,6 +38,7 @@
 #include <sys/socket.h>
 #include <node_api.h>
 #include "read-many.h"
+#include "cork.h"
 #ifdef __linux__
 #include <unistd.h>
 #include "ring.h"
@@ -235,5 +236,6 @@ NAPI_MODULE_INIT() {
   if (napi_create_function(env, "useRing", NAPI_AUTO_LENGTH, use_ring, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "useRing", fn) != napi_ok) return NULL;
   if (read_many_register(env, exports) != napi_ok) return NULL;
+  if (cork_register(env, exports) != napi_ok) return NULL;
   return exports;
 }

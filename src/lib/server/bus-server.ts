@@ -15,6 +15,7 @@ import {AccessControl, openAccess} from './access/acl.js'
 import {Gate} from './access/gate.js'
 import {BodyBudget} from './publish/body-budget.js'
 import {BodyStalls} from './publish/body-stalls.js'
+import {AnswerCork} from './http/answer-cork.js'
 import {CorsPolicy} from './access/cors.js'
 import {FRAMING_POLICIES} from './stream/framing.js'
 import {startHeartbeat} from './stream/heartbeat.js'
@@ -190,7 +191,7 @@ export class BusServer {
     this.parts = {writer, streams, admission, gate, logins, acl, bodyBudget, stalls, accessLog}
     const handler = createRequestHandler({
       gate,
-      publisher: {bus: this.bus, limits: options, bodyBudget, stalls, logger, serverHeader, latency: this.publishLatency, flushed: () => writer.whenFlushed()},
+      publisher: {bus: this.bus, limits: options, bodyBudget, stalls, answerCork: new AnswerCork(), logger, serverHeader, latency: this.publishLatency, flushed: () => writer.whenFlushed()},
       subscriber: {
         bus: this.bus,
         encoders,

@@ -8,6 +8,7 @@ import type {AccessLog} from '../ops/access-log.js'
 import type {Streams} from '../stream/streams.js'
 import type {Admission} from './admission.js'
 import {observeRefusal, rawErrorResponse, sendError} from './http-error.js'
+import {requestBegun, requestEnded} from './answer-cork.js'
 import {endAndLinger} from './linger.js'
 import {MsgbusError, messageOf} from '../../util/errors.js'
 
@@ -102,20 +103,25 @@ export function createListener(ctx: ListenerContext, handler: Handler, tls?: Sec
   // (http-error.ts sets it); a client gone before any answer has neither. A stream is counted
   // as it begins (streams.ts), its response is let go before it closes (takeover.ts). One
   // listener for all, so counting allocates nothing.
+  // A request counts as in flight on its connection until then too (answer-cork.ts).
   const countAnswer = function (this: ServerResponse): void {
+    requestEnded(this.req.socket)
     if (this.headersSent || this.statusCode !== 200) ctx.answers.count(this.statusCode)
   }
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    requestBegun(req.socket)
     res.on('close', countAnswer)
     handler(req, res)
   })
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    requestBegun(req.socket)
     res.on('close', countAnswer)
     handler(req, res, true)
   })
   // Without these Node answers by itself: a bare 417, and for CONNECT nothing but a closed connection.
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    requestBegun(req.socket)
     res.on('close', countAnswer)
     res.setHeader('Server', ctx.serverHeader)
     observeRefusal(res, ctx.accessLog.onRefusal)

@@ -7,6 +7,7 @@ import {readForm, type FormLimits} from './form.js'
 import {HttpError} from '../http/http-error.js'
 import type {BodyBudget} from './body-budget.js'
 import type {BodyStalls} from './body-stalls.js'
+import type {AnswerCork} from '../http/answer-cork.js'
 import {LogLevel, type Logger} from '../ops/log.js'
 import {MsgbusError} from '../../util/errors.js'
 import type {LatencyBuckets} from '../ops/latency-buckets.js'
@@ -17,6 +18,8 @@ export interface PublishContext {
   readonly limits: FormLimits
   /** Drops a connection whose body stalls (`--body-timeout`). */
   readonly stalls: BodyStalls
+  /** Sends the answers of pipelined publishes together. */
+  readonly answerCork: AnswerCork
   /** Memory held by request bodies still arriving (`--max-body-memory`). */
   readonly bodyBudget: BodyBudget
   readonly logger: Logger
@@ -91,6 +94,7 @@ export async function publish(
   // outruns the sockets waits here, so what it has queued ahead stays bounded.
   const flushed = ctx.flushed()
   if (flushed) await flushed
+  ctx.answerCork.beforeAnswer(req.socket)
   // Server was set with the request (router.ts): naming it here again cost every publish one more setHeader.
   res.writeHead(204, {
     'Msgbus-Id': deliveries.map((d) => d.message.id).join(', '),
