@@ -1,3 +1,4 @@
+import type {IncomingMessage} from 'node:http'
 import type {Socket} from 'node:net'
 import {peerOf} from '../http/peer.js'
 import type {Logger} from '../ops/log.js'
@@ -39,12 +40,14 @@ export class BodyStalls {
   }
 
   /**
-   * Watches the socket while a body arrives on it; returns the function that
-   * stops (idempotent). Pipelined publishes share the socket's watch, which
-   * ends when the last of them stops.
+   * Watches the request's connection while its body arrives (not at all when
+   * the body is already in); returns the function that stops (idempotent).
+   * Pipelined publishes share the connection's watch, which ends when the
+   * last of them stops.
    */
-  watch(socket: Socket): () => void {
-    if (this.seconds <= 0) return noop
+  watch(req: IncomingMessage): () => void {
+    if (this.seconds <= 0 || req.complete) return noop
+    const socket = req.socket
     let watch = this.watched.get(socket)
     if (watch) watch.count++
     else {
@@ -53,12 +56,13 @@ export class BodyStalls {
       this.timer ??= setInterval(this.sweep, this.everyMs).unref()
     }
 
-    const stopped = watch
-    let done = false
+    const mine = watch
+    let stopped = false
     return () => {
-      if (done) return
-      done = true
-      if (--stopped.count === 0 && this.watched.get(socket) === stopped) this.watched.delete(socket)
+      if (stopped) return
+      stopped = true
+      // A watch the sweep has ended (the connection dropped) is no longer in the map: nothing to remove.
+      if (--mine.count === 0 && this.watched.get(socket) === mine) this.watched.delete(socket)
     }
   }
 

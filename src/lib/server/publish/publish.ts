@@ -70,7 +70,7 @@ export async function publish(
   if (expectsContinue) res.writeContinue()
 
   let deliveries: Delivery[]
-  const stopWatching = req.complete ? noop : ctx.stalls.watch(req.socket)
+  const stopWatching = ctx.stalls.watch(req)
   try {
     if (isForm) {
       const parts = await readForm(req, ctx.limits, ctx.bodyBudget)
@@ -113,5 +113,3 @@ export async function publish(
     }
   }
 }
-
-function noop(): void {}
