@@ -170,13 +170,14 @@ export class Bus extends EventEmitter<BusEvents> {
     const handed = new Array<number>(stored.length)
     let left = stored.length
     for (let i = 0; i < stored.length; i++) {
-      if (this.checked && !this.admits(stored[i] as StoredMessage, this.log.newest)) {
+      const one = stored[i] as StoredMessage
+      if (this.checked && !this.admits(one, this.log.newest)) {
         handed[i] = 0
         if (--left === 0) done?.(handed)
         continue
       }
 
-      const message = loggedMessage(stored[i] as StoredMessage, this.log.end)
+      const message = loggedMessage(one, this.log.end)
       this.log.append(message)
       this.fanOut(message, (count) => {
         handed[i] = count

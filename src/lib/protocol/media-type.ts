@@ -1,4 +1,5 @@
 import contentType from 'content-type'
+import {HTTP_TOKEN} from './http-token.js'
 
 export interface MediaType {
   /** The type as the publisher gave it; it travels with the message unchanged. */
@@ -13,7 +14,6 @@ export interface MediaType {
  */
 export const MAX_MEDIA_NAME_CHARS = 127
 
-const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 const QUOTED = '"(?:[\\u000b\\u0020\\u0021\\u0023-\\u005b\\u005d-\\u007e\\u0080-\\u00ff]|\\\\[\\u000b\\u0020-\\u00ff])*"'
 
 /**
@@ -24,7 +24,7 @@ const QUOTED = '"(?:[\\u000b\\u0020\\u0021\\u0023-\\u005b\\u005d-\\u007e\\u0080-
  * can match the same characters, so it runs in linear time on any input.
  * test/properties.test.ts holds it to content-type's verdict and essence.
  */
-const MEDIA_TYPE = new RegExp(`^\\s*(${TOKEN}/${TOKEN})\\s*(?:; *${TOKEN} *= *(?:${QUOTED}|${TOKEN}) *)*$`)
+const MEDIA_TYPE = new RegExp(`^\\s*(${HTTP_TOKEN}/${HTTP_TOKEN})\\s*(?:; *${HTTP_TOKEN} *= *(?:${QUOTED}|${HTTP_TOKEN}) *)*$`)
 
 /**
  * Parses a Content-Type header value per RFC 9110 and RFC 6838: the media

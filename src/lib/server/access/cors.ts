@@ -1,4 +1,5 @@
 import type {IncomingMessage, ServerResponse} from 'node:http'
+import {HTTP_TOKEN} from '../../protocol/http-token.js'
 import {codedError} from '../../util/errors.js'
 
 const ALLOWED_METHODS = 'GET, HEAD, POST'
@@ -6,7 +7,7 @@ const ALLOWED_METHODS = 'GET, HEAD, POST'
 const DEFAULT_ALLOWED_HEADERS = 'Authorization, Content-Type, Last-Event-ID'
 /** The publish response's own headers, which a page's script may read. */
 const EXPOSED_HEADERS = 'Msgbus-Id, Msgbus-Subscribers, Msgbus-Replay-From, Msgbus-Gap'
-const TOKEN_LIST = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:\s*,\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*$/
+const TOKEN_LIST = new RegExp(`^${HTTP_TOKEN}(?:\\s*,\\s*${HTTP_TOKEN})*$`)
 
 /** An `--cors` value that is neither `*` nor an origin. */
 export class CorsOptionError extends codedError('ERR_MSGBUS_OPTION_INVALID') {}
