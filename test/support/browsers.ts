@@ -81,10 +81,27 @@ export function newProfile(browser: Browser): Promise<BrowserContext> {
   return browser.createBrowserContext(launched.get(browser) === 'chromium' ? {downloadBehavior: {policy: 'deny'}} : {})
 }
 
-/** Keeps what the page looks like now, to see what a failing (or passing) test saw. */
+/**
+ * Keeps what the page looks like now, to see what a failing (or passing) test
+ * saw. A picture is evidence, not an assertion: a page that a cross-site form
+ * has just moved to another renderer is detached for a moment ("Not attached
+ * to an active page"), so it tries once more and then only says so.
+ */
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(SCREENSHOTS, {recursive: true})
-  await page.screenshot({path: join(SCREENSHOTS, `${name}.png`) as `${string}.png`, fullPage: true})
+  const path = join(SCREENSHOTS, `${name}.png`) as `${string}.png`
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await page.screenshot({path, fullPage: true})
+      return
+    } catch (error) {
+      if (attempt === 2) {
+        process.stderr.write(`      (no screenshot ${name}: ${(error as Error).message})\n`)
+        return
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500))
+    }
+  }
 }
 
 function chunk(type: string, data: Buffer): Buffer {
