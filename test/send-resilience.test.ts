@@ -152,6 +152,59 @@ describe('msgbus send --lines across failures', function () {
     assert.deepEqual(subscriber.bodies, ['one', 'two', 'three'])
   })
 
+  // 200 short lines in one write below PIPE_BUF (4,096 bytes): the pipe hands them over whole, so the
+  // sender has read them all while its 1 KiB buffer holds a dozen and the rest wait in what it read.
+  const twoHundred = Array.from({length: 200}, (_, i) => `line ${String(i).padStart(3, '0')}`)
+  const oneWrite = `${twoHundred.join('\n')}\n`
+
+  it('interrupted with lines read but not yet handed over: SIGINT sends them within the grace, SIGTERM with the server away counts them all lost', async () => {
+    assert.ok(oneWrite.length < 4096)
+    const away = `http://127.0.0.1:${await freePort()}`
+    const stranded = new MsgbusProcess(['send', 'logs', '--lines', '--buffer', '1KiB', '--url', away], {}, {stdin: true})
+    // ...and the start of a line the interruption cuts short.
+    stranded.child.stdin!.write(`${oneWrite}half a li`)
+    await stranded.until(() => /buffer full/.test(stranded.stderr), 'the buffer to fill')
+    stranded.child.kill('SIGTERM')
+    const lost = await stranded.exit(15000)
+    assert.equal(lost.code, 1, lost.stderr)
+    assert.match(lost.stderr, /\nmsgbus send: stdin ended inside a line: its first 9 bytes not sent\n/)
+    assert.deepEqual(report(lost.stderr), {sent: 0, retried: 0, lost: 201})
+
+    // A server that takes the requests and answers none until let go: the sender's buffer stays full.
+    const {createServer} = await import('node:http')
+    const bodies: string[] = []
+    const waiting: Array<() => void> = []
+    let open = false
+    const server = createServer((request, response) => {
+      const chunks: Buffer[] = []
+      request.on('data', (chunk: Buffer) => chunks.push(chunk))
+      request.on('end', () => {
+        bodies.push(Buffer.concat(chunks).toString())
+        const answer = (): void => void response.writeHead(204).end()
+        if (open) answer()
+        else waiting.push(answer)
+      })
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const url = `http://127.0.0.1:${(server.address() as {port: number}).port}`
+      const sender = new MsgbusProcess(['send', 'logs', '--lines', '--buffer', '1KiB', '--url', url], {}, {stdin: true})
+      sender.child.stdin!.write(oneWrite)
+      await until(() => bodies.length >= 5, 'the first lines at the server')
+      sender.child.kill('SIGINT')
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      open = true
+      for (const answer of waiting.splice(0)) answer()
+      const done = await sender.exit(15000)
+      assert.equal(done.code, 0, done.stderr)
+      assert.deepEqual(report(done.stderr), {sent: 200, retried: 0, lost: 0})
+      assert.deepEqual(bodies, twoHundred)
+    } finally {
+      server.closeAllConnections()
+      server.close()
+    }
+  })
+
   it('a 503 for one line: that line is sent again and arrives; exit 0', async () => {
     const {createServer} = await import('node:http')
     const bodies: string[] = []

@@ -112,19 +112,23 @@ async function sendLines(options: SendOptions): Promise<boolean> {
   const stdin = options.stdin as NodeJS.ReadableStream & {destroy?: () => void}
   const interrupt = (): void => {
     interrupted = true
-    // Ends the reading below; the pipe's writer (tail -f) gets EPIPE.
+    // Ends the reading of stdin (the pipe's writer, tail -f, gets EPIPE), not the sending of what was read already.
     stdin.destroy?.()
-    publisher.close({giveUpAfterMs: INTERRUPT_GRACE_MS}).catch(() => {})
+    publisher.giveUpAfter(INTERRUPT_GRACE_MS)
   }
 
   // A stop for good (401, an unknown host) ends the reading too, even while stdin is quiet.
   publisher.on('stop', () => stdin.destroy?.())
   if (options.signal?.aborted) interrupt()
   else options.signal?.addEventListener('abort', interrupt, {once: true})
+  // Lines taken from stdin that the publisher never held (it had stopped): lost as surely as those it held.
+  let dropped = 0
+  let cut = 0
   try {
-    for await (const line of readLines(stdin as AsyncIterable<Buffer>)) {
-      if (interrupted) break
-      await publisher.send(line)
+    for await (const line of readLines(stdin as AsyncIterable<Buffer>, {onCut: (bytes) => (cut = bytes)})) {
+      if (publisher.error) dropped++
+      // A send that fails after it took the line: the stop counted it with what was held.
+      else await publisher.send(line).catch(() => {})
     }
   } catch (error) {
     // A stop (the publisher's failure, reported below) or an interruption ends the reading.
@@ -140,7 +144,12 @@ async function sendLines(options: SendOptions): Promise<boolean> {
   }
 
   if (publisher.error) warn(publisher.error.message)
-  const {stats} = publisher
+  if (cut > 0) {
+    warn(`stdin ended inside a line: its first ${plural(cut, 'byte')} not sent`)
+    dropped++
+  }
+
+  const stats = {...publisher.stats, lost: publisher.stats.lost + dropped}
   if (troubled || interrupted || stats.lost > 0 || stats.retried > 0 || status) warn(linesReport(stats))
   return stats.lost === 0 && !publisher.error
 }

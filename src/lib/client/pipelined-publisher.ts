@@ -168,12 +168,7 @@ export class PipelinedPublisher extends EventEmitter<PublisherEvents> {
    * ends retrying (for an interrupted sender): what is still held then is lost.
    */
   async close({giveUpAfterMs}: {giveUpAfterMs?: number} = {}): Promise<PublisherStats> {
-    if (giveUpAfterMs !== undefined && !this.failure) {
-      this.retryForMs = 0
-      if (this.downSince !== undefined && this.heldCount > 0) this.stop(this.lastError ?? new ClientError(`${this.target.display}: not reachable`))
-      else this.graceTimer = setTimeout(() => this.stop(new ClientError(`${this.target.display}: no answer in time`)), giveUpAfterMs)
-    }
-
+    if (giveUpAfterMs !== undefined) this.giveUpAfter(giveUpAfterMs)
     if (!this.failure && this.heldCount > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve))
     clearTimeout(this.graceTimer)
     const connection = this.connection
@@ -181,6 +176,19 @@ export class PipelinedPublisher extends EventEmitter<PublisherEvents> {
     if (connection && !connection.client.destroyed) await connection.client.close().catch(() => {})
     if (this.failure) throw this.failure
     return this.stats
+  }
+
+  /**
+   * For an interrupted sender: retries no more, and stops (what is held
+   * then is lost) at once if the server is away, else in `ms` unless
+   * everything is acknowledged by then. send() still takes messages
+   * meanwhile, so that what the caller had already read can go too.
+   */
+  giveUpAfter(ms: number): void {
+    if (this.failure || this.graceTimer !== undefined) return
+    this.retryForMs = 0
+    if (this.downSince !== undefined && this.heldCount > 0) this.stop(this.lastError ?? new ClientError(`${this.target.display}: not reachable`))
+    else this.graceTimer = setTimeout(() => this.stop(new ClientError(`${this.target.display}: no answer in time`)), ms)
   }
 
   /** Writes what is held to the connection, opening one if need be, as far as the pipeline allows. */
